@@ -1,0 +1,47 @@
+# Dockyard: `make dev` runs a local control plane with the operator and the examples;
+# `make test` runs every test. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: help install binaries crds dev test unit integration typecheck clean
+
+help:
+	@echo "make dev         local control plane + CRDs + operator + examples (Ctrl-C stops it)"
+	@echo "make test        install dependencies, build the control plane if needed, run all tests"
+	@echo "make unit        unit tests only (no cluster)"
+	@echo "make crds        regenerate crds/ from operator/dockyard/models"
+	@echo "make typecheck   mypy --strict on the operator"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+binaries:
+	bash hack/build-control-plane.sh >/dev/null
+
+crds: install
+	$(PY) -m dockyard.crdgen crds
+
+dev: install binaries
+	$(PY) hack/dev.py
+
+test: install binaries
+	$(PY) -m pytest tests
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+integration: install binaries
+	$(PY) -m pytest tests/integration
+
+typecheck: install
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) .dev .pytest_cache .mypy_cache

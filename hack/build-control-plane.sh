@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds the local control plane from the Go module proxy into ~/.cache/dockyard/<key>/bin:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (one wrapper module),
+# etcd and kwok. A stamp file records what was built; a matching stamp skips the build.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+command -v go >/dev/null 2>&1 || { echo "error: Go is not installed (the control plane is built from the Go module proxy; install Go >= 1.24)." >&2; exit 3; }
+
+key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
+cache="${DOCKYARD_CACHE:-$HOME/.cache/dockyard}"
+bin="$cache/$key/bin"
+stamp="$bin/.stamp"
+want_stamp="$key $(sha256sum "$0" | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ]; then
+  echo "$bin"
+  exit 0
+fi
+mkdir -p "$bin"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+log() { echo "[build-control-plane $(date +%H:%M:%S)] $*" >&2; }
+
+check_proxy() {
+  if ! go list -m -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" >/dev/null 2>&1; then
+    echo "error: the Go module proxy ($(go env GOPROXY)) did not serve k8s.io/kubernetes@${KUBERNETES_VERSION}; check network access to it." >&2
+    exit 3
+  fi
+}
+
+build_kubernetes() {
+  local work minor v
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  v="v0.${KUBERNETES_VERSION#v1.}"
+  local staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
+    cloud-provider cluster-bootstrap code-generator component-base component-helpers
+    controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
+    endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
+    kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission sample-apiserver
+    sample-cli-plugin sample-controller)
+  {
+    echo "module dockyard.local/k8sbuild"
+    echo
+    echo "go 1.24"
+    echo
+    echo "require k8s.io/kubernetes ${KUBERNETES_VERSION}"
+    echo
+    echo "tool ("
+    echo "	k8s.io/kubernetes/cmd/kube-apiserver"
+    echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+    echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+    echo "	k8s.io/kubernetes/cmd/kubectl"
+    echo ")"
+    echo
+    echo "replace ("
+    for m in "${staging[@]}"; do echo "	k8s.io/$m => k8s.io/$m $v"; done
+    echo ")"
+  } >"$work/go.mod"
+  log "resolving Kubernetes ${KUBERNETES_VERSION} modules"
+  (cd "$work" && go mod tidy >&2)
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    log "building $cmd (a cold build takes several minutes)"
+    (cd "$work" && go build -trimpath -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
+}
+
+build_etcd() {
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  printf 'module dockyard.local/etcdbuild\n\ngo 1.24\n\ntool go.etcd.io/etcd/server/v3\n' >"$work/go.mod"
+  log "building etcd ${ETCD_VERSION}"
+  (cd "$work" && go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >&2 && go mod tidy >&2 \
+    && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
+}
+
+build_kwok() {
+  log "building kwok ${KWOK_VERSION}"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+}
+
+check_proxy
+[ -x "$bin/etcd" ] || build_etcd
+[ -x "$bin/kwok" ] || build_kwok
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  [ -x "$bin/$c" ] || { build_kubernetes; break; }
+done
+echo "$want_stamp" >"$stamp"
+log "control plane binaries ready in $bin"
+echo "$bin"

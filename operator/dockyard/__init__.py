@@ -1,0 +1,1 @@
+"""Dockyard: container registries and image builds as Kubernetes resources."""

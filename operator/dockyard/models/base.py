@@ -1,0 +1,165 @@
+"""Building blocks shared by every kind's models.
+
+The models are the one source of truth for the API: `dockyard.crdgen` turns them into the CRDs in
+`crds/`, and handlers parse resource bodies with them. CEL rules that the API server enforces are
+attached with `cel(...)`; pydantic does not evaluate them, the API server does at admission.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "dockyard.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+
+
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; `message` is what the person applying sees."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def immutable(what: str) -> dict[str, str]:
+    return cel("self == oldSelf", f"{what} is immutable; delete and re-create the resource to change it")
+
+
+class ApiModel(BaseModel):
+    """Frozen, camelCase on the wire, snake_case in Python; unknown keys are ignored when parsing
+    (the API server has already pruned them)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        use_attribute_docstrings=False,
+    )
+
+
+def section(model: type[BaseModel], description: str, **extra: Any) -> Any:
+    """A nested object that is always present: `{}` by default so the API server fills in its
+    fields' defaults."""
+    return Field(default_factory=model, description=description, json_schema_extra={"default": {}, **extra})
+
+
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": True,
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+        }
+    ),
+]
+
+Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object in the same namespace."""
+
+    name: Name = Field(description="Name of the object, in the same namespace as this resource.")
+
+
+class SecretKeySelector(ApiModel):
+    """One key of a Secret in the same namespace."""
+
+    name: Name = Field(description="Name of the Secret, in the same namespace as this resource.")
+    key: str = Field(
+        description="Key within the Secret's data.", min_length=1, max_length=253, pattern=SECRET_KEY
+    )
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources for a container (same shape as a Pod's `resources`)."""
+
+    requests: dict[str, Quantity] | None = Field(
+        None, description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}.", max_length=8
+    )
+    limits: dict[str, Quantity] | None = Field(
+        None, description="Maximum resources, e.g. {cpu: '1', memory: 512Mi}.", max_length=8
+    )
+
+
+class Condition(ApiModel):
+    """The standard Kubernetes condition (metav1.Condition)."""
+
+    type: str = Field(description="Type of condition in CamelCase, e.g. Ready.", max_length=316)
+    status: Literal["True", "False", "Unknown"] = Field(description="Status of the condition.")
+    reason: str = Field(
+        description="Machine-readable CamelCase reason for the last transition.", max_length=1024
+    )
+    message: str = Field("", description="Human-readable details of the last transition.", max_length=32768)
+    observed_generation: int | None = Field(
+        None, description="metadata.generation the condition was computed from.", ge=0
+    )
+    last_transition_time: str = Field(
+        description="When the status last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+
+
+CONDITIONS_FIELD: Any = Field(
+    default_factory=list,
+    description="Current state as standard conditions; `Ready` summarises the resource.",
+    max_length=16,
+    json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+)
+OBSERVED_GENERATION_FIELD: Any = Field(
+    None, description="metadata.generation of the spec the status describes.", ge=0
+)
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    name: str
+    type: str
+    json_path: str
+    description: str
+    priority: int = 0
+    format: str | None = None
+
+
+def ready_column() -> PrinterColumn:
+    return PrinterColumn(
+        "Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Whether the resource is ready."
+    )
+
+
+def age_column() -> PrinterColumn:
+    return PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """Everything the CRD needs beyond the schema of spec and status."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    description: str
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    categories: tuple[str, ...] = ("dockyard",)
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"

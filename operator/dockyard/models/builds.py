@@ -1,0 +1,418 @@
+"""The BuildTask and BuildRun kinds: image builds with Kaniko, ACR Tasks style."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .base import (
+    CONDITIONS_FIELD,
+    OBSERVED_GENERATION_FIELD,
+    ApiModel,
+    Condition,
+    KindInfo,
+    LocalObjectReference,
+    PrinterColumn,
+    ResourceRequirements,
+    SecretKeySelector,
+    age_column,
+    cel,
+    immutable,
+    ready_column,
+    section,
+)
+
+RunStatus = Literal["Queued", "Started", "Running", "Succeeded", "Failed", "Canceled", "Error", "Timeout"]
+TriggerType = Literal["Manual", "Commit", "ImageUpdate", "Timer"]
+
+# minute hour day-of-month month day-of-week, each a list of values, ranges and steps, or names.
+CRON_PATTERN = r"^\s*([0-9*/,?A-Za-z-]+\s+){4}[0-9*/,?A-Za-z-]+\s*$"
+IMAGE_REF = r"^[^\s]+$"
+
+
+class GitSource(ApiModel):
+    """A git repository as build context."""
+
+    url: str = Field(
+        description="Clone URL, e.g. https://github.com/org/app.git.",
+        max_length=2048,
+        pattern=r"^(https?|ssh|git)://|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:",
+    )
+    revision: str = Field(
+        "main", description="Branch, tag or commit to build.", min_length=1, max_length=255
+    )
+    context_sub_path: str | None = Field(
+        None, description="Directory inside the repository used as build context.", max_length=1024
+    )
+    auth_secret_ref: LocalObjectReference | None = Field(
+        None, description="Secret with `username` and `password` (a token) for private repositories."
+    )
+
+
+class ArchiveSource(ApiModel):
+    """A tar.gz archive as build context."""
+
+    url: str = Field(
+        description="Where Kaniko fetches the archive: https://…/ctx.tar.gz, s3://bucket/ctx.tar.gz, "
+        "gs://bucket/ctx.tar.gz or an Azure blob URL.",
+        max_length=2048,
+        pattern=r"^(https?|s3|gs)://",
+    )
+
+
+class BuildSource(ApiModel):
+    """The build context. Set exactly one of git or archive."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("has(self.git) != has(self.archive)", "set exactly one build source: git or archive"),
+            ]
+        }
+    }
+
+    git: GitSource | None = Field(None, description="A git repository.")
+    archive: ArchiveSource | None = Field(None, description="A tar.gz archive.")
+
+
+class BuildArg(ApiModel):
+    """A `--build-arg` for the Dockerfile."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("has(self.value) != has(self.valueFrom)", "set exactly one of value or valueFrom for a build argument")
+            ]
+        }
+    }
+
+    name: str = Field(description="ARG name.", min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str | None = Field(None, description="Literal value.", max_length=4096)
+    value_from: SecretKeySelector | None = Field(None, description="Value read from a Secret.")
+
+
+class CacheSpec(ApiModel):
+    """Kaniko layer cache."""
+
+    enabled: bool = Field(True, description="Cache layers in a repository (`--cache`).")
+    repository: str | None = Field(
+        None, description="Cache repository; defaults to <image repository>/cache.", max_length=512
+    )
+
+
+class DockerBuild(ApiModel):
+    """A single Dockerfile build (ACR quick build)."""
+
+    dockerfile: str = Field(
+        "Dockerfile", description="Path of the Dockerfile relative to the context.", min_length=1, max_length=1024
+    )
+    images: list[Annotated[str, Field(max_length=512, pattern=IMAGE_REF)]] = Field(
+        default_factory=list,
+        description="Image names to push, relative to the registry unless they name a host, e.g. "
+        "`app:{{.Run.ID}}` or `app:latest`. Empty with noPush only.",
+        max_length=20,
+    )
+    build_args: list[BuildArg] = Field(
+        default_factory=list,
+        description="Build arguments.",
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    target: str | None = Field(None, description="Stage of a multi-stage Dockerfile to build.", max_length=128)
+    platform: str | None = Field(
+        None, description="Target platform, e.g. linux/arm64.", max_length=64, pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"
+    )
+    no_push: bool = Field(False, description="Build without pushing (a check).")
+    cache: CacheSpec | None = Field(None, description="Layer cache.")
+
+
+class Value(ApiModel):
+    """A task value, available as {{.Values.<name>}}."""
+
+    name: str = Field(description="Value name.", min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str = Field(description="Value.", max_length=4096)
+
+
+class BuildDefinition(ApiModel):
+    """What to build: a context and either a Dockerfile build or a multi-step task file."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.dockerBuild) != has(self.taskFile)",
+                    "set exactly one of dockerBuild (a single Dockerfile build) or taskFile (multi-step task YAML)",
+                ),
+                cel(
+                    "!has(self.dockerBuild) || self.dockerBuild.noPush || size(self.dockerBuild.images) > 0",
+                    "dockerBuild.images needs at least one image unless dockerBuild.noPush is true",
+                    field_path=".dockerBuild.images",
+                ),
+            ]
+        }
+    }
+
+    registry_ref: LocalObjectReference = Field(
+        description="The Registry that images are pushed to and that {{.Run.Registry}} names."
+    )
+    source: BuildSource = Field(description="The build context.")
+    docker_build: DockerBuild | None = Field(None, description="A single Dockerfile build.")
+    task_file: str | None = Field(
+        None,
+        description="Contents of an ACR multi-step task file (acr-task.yaml: version, steps with build, "
+        "push or cmd, when, env, …), run unchanged where the feature maps to Kubernetes.",
+        max_length=65536,
+    )
+    values: list[Value] = Field(
+        default_factory=list,
+        description="Values for {{.Values.x}} in images and the task file.",
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    timeout_seconds: int = Field(3600, description="Time limit of a run.", ge=300, le=28800)
+    resources: ResourceRequirements | None = Field(None, description="Resources of the build container.")
+    builder_image: str | None = Field(
+        None, description="Kaniko image; defaults to the operator's setting.", max_length=512
+    )
+
+
+class SourceCommitTrigger(ApiModel):
+    """Run when a commit lands on the source branch."""
+
+    enabled: bool = Field(True, description="Whether the trigger fires.")
+    mode: Literal["Poll", "Webhook"] = Field(
+        "Poll",
+        description="Poll the git remote, or receive GitHub/GitLab push webhooks verified by their signature.",
+    )
+    poll_interval_seconds: int = Field(300, description="Polling period (mode Poll).", ge=60, le=86400)
+    webhook_secret_ref: SecretKeySelector | None = Field(
+        None, description="Secret key with the shared secret of push webhooks (mode Webhook)."
+    )
+
+
+class BaseImageTrigger(ApiModel):
+    """Run when the final FROM image changes digest (needs one earlier run)."""
+
+    enabled: bool = Field(True, description="Whether the trigger fires.")
+    poll_interval_seconds: int = Field(
+        600,
+        description="Polling period for base images outside Dockyard (bases in a Dockyard registry "
+        "trigger on push).",
+        ge=60,
+        le=86400,
+    )
+
+
+class TimerTrigger(ApiModel):
+    """Run on a schedule."""
+
+    name: str = Field(description="Timer name, unique in the task.", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")
+    schedule: str = Field(
+        description="Cron schedule in UTC with 5 fields (minute hour day-of-month month day-of-week), "
+        "e.g. `0 */6 * * *`. At most one run a minute.",
+        max_length=128,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.matches('{CRON_PATTERN}')",
+                    "schedule must be a 5-field cron expression in UTC (minute hour day-of-month month "
+                    "day-of-week), e.g. '0 */6 * * *'",
+                )
+            ]
+        },
+    )
+    enabled: bool = Field(True, description="Whether the timer fires.")
+
+
+class Triggers(ApiModel):
+    """Automatic runs."""
+
+    source_commit: SourceCommitTrigger | None = Field(None, description="On a commit to the git source.")
+    base_image_update: BaseImageTrigger | None = Field(None, description="On a base image update.")
+    timers: list[TimerTrigger] = Field(
+        default_factory=list,
+        description="On schedules.",
+        max_length=10,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+class BuildTaskSpec(BuildDefinition):
+    """Desired state of a BuildTask."""
+
+    model_config = BuildDefinition.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                *BuildDefinition.model_config["json_schema_extra"]["x-kubernetes-validations"],  # type: ignore[index]
+                cel(
+                    "!has(self.triggers.sourceCommit) || has(self.source.git)",
+                    "triggers.sourceCommit needs a git source (source.git)",
+                    field_path=".triggers.sourceCommit",
+                ),
+            ]
+        }
+    }
+
+    enabled: bool = Field(True, description="Whether triggers create runs (manual runs always work).")
+    triggers: Triggers = section(Triggers, "What starts runs automatically.")
+    successful_runs_history_limit: int = Field(
+        10, description="Succeeded BuildRuns kept.", ge=0, le=1000
+    )
+    failed_runs_history_limit: int = Field(10, description="Failed BuildRuns kept.", ge=0, le=1000)
+    log_retention_days: int = Field(30, description="Days a run's logs are kept after its pod is gone.", ge=1, le=365)
+
+
+class RunReference(ApiModel):
+    """A BuildRun of this task."""
+
+    name: str = Field(description="BuildRun name.")
+    run_id: str | None = Field(None, description="Run ID.")
+    status: RunStatus | None = Field(None, description="Run status.")
+    trigger: TriggerType | None = Field(None, description="What started it.")
+    start_time: str | None = Field(None, description="When it started.")
+
+
+class TimerStatus(ApiModel):
+    """Schedule state of one timer."""
+
+    name: str = Field(description="Timer name.")
+    last_schedule_time: str | None = Field(None, description="When it last created a run.")
+    next_schedule_time: str | None = Field(None, description="When it fires next.")
+
+
+class BuildTaskStatus(ApiModel):
+    """Observed state of a BuildTask."""
+
+    last_run: RunReference | None = Field(None, description="The newest run.")
+    last_successful_run: RunReference | None = Field(None, description="The newest succeeded run.")
+    last_commit: str | None = Field(None, description="Commit of the source branch last seen.")
+    base_image_digest: str | None = Field(None, description="Digest of the base image last built on.")
+    timers: list[TimerStatus] = Field(default_factory=list, description="Timer schedule state.", max_length=10)
+    conditions: list[Condition] = CONDITIONS_FIELD
+    observed_generation: int | None = OBSERVED_GENERATION_FIELD
+
+
+class BuildRunSpec(ApiModel):
+    """Desired state of a BuildRun: a run of a BuildTask, or a one-off quick build."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("has(self.taskRef) != has(self.build)", "set exactly one of taskRef or build"),
+                cel(
+                    "!has(self.values) || has(self.taskRef)",
+                    "values override a task's values; with an inline build put them in build.values",
+                    field_path=".values",
+                ),
+            ]
+        }
+    }
+
+    task_ref: LocalObjectReference | None = Field(
+        None,
+        description="The BuildTask to run. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [immutable("taskRef")]},
+    )
+    build: BuildDefinition | None = Field(
+        None,
+        description="An inline build (ACR quick build/run). Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [immutable("build")]},
+    )
+    trigger: TriggerType = Field(
+        "Manual",
+        description="What started the run; the operator sets it on runs it creates. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [immutable("trigger")]},
+    )
+    values: list[Value] | None = Field(
+        None,
+        description="Values overriding the task's. Immutable.",
+        max_length=64,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "x-kubernetes-validations": [immutable("values")],
+        },
+    )
+    timeout_seconds: int | None = Field(
+        None, description="Time limit overriding the task's.", ge=300, le=28800
+    )
+    cancel: bool = Field(False, description="Set to true to cancel the run.")
+
+
+class OutputImage(ApiModel):
+    """An image the run pushed."""
+
+    registry: str = Field(description="Registry host.")
+    repository: str = Field(description="Repository.")
+    tag: str | None = Field(None, description="Tag.")
+    digest: str | None = Field(None, description="Manifest digest.")
+
+
+class StepStatus(ApiModel):
+    """One step of a multi-step run."""
+
+    id: str = Field(description="Step id.")
+    status: RunStatus = Field(description="Step status.")
+    start_time: str | None = Field(None, description="When it started.")
+    finish_time: str | None = Field(None, description="When it ended.")
+    exit_code: int | None = Field(None, description="Exit code of the step's container.")
+    message: str | None = Field(None, description="Why it failed.")
+
+
+class BuildRunStatus(ApiModel):
+    """Observed state of a BuildRun."""
+
+    run_id: str | None = Field(None, description="Short ID unique in the registry, e.g. ca12.")
+    status: RunStatus | None = Field(None, description="Run status.")
+    run_type: Literal["QuickBuild", "QuickRun", "AutoBuild", "AutoRun"] | None = Field(
+        None, description="Kind of run, as ACR names it."
+    )
+    task_name: str | None = Field(None, description="The task, when the run belongs to one.")
+    job_name: str | None = Field(None, description="The Job that runs the build.")
+    start_time: str | None = Field(None, description="When the run started.")
+    finish_time: str | None = Field(None, description="When the run ended.")
+    output_images: list[OutputImage] = Field(
+        default_factory=list, description="Images pushed.", max_length=20
+    )
+    steps: list[StepStatus] = Field(default_factory=list, description="Steps of a multi-step run.", max_length=64)
+    message: str | None = Field(None, description="Error message of a failed run.")
+    logs_config_map_name: str | None = Field(None, description="ConfigMap keeping the run's log.")
+    conditions: list[Condition] = CONDITIONS_FIELD
+    observed_generation: int | None = OBSERVED_GENERATION_FIELD
+
+
+BUILD_TASK = KindInfo(
+    kind="BuildTask",
+    plural="buildtasks",
+    short_names=("bt", "dytask"),
+    description="An image build with Kaniko, run on demand, on commit, on base image update or on a timer.",
+    spec=BuildTaskSpec,
+    status=BuildTaskStatus,
+    columns=(
+        PrinterColumn("Registry", "string", ".spec.registryRef.name", "Registry images are pushed to."),
+        PrinterColumn("Enabled", "boolean", ".spec.enabled", "Whether triggers create runs."),
+        PrinterColumn("Last Run", "string", ".status.lastRun.runId", "ID of the newest run."),
+        PrinterColumn("Last Status", "string", ".status.lastRun.status", "Status of the newest run."),
+        ready_column(),
+        age_column(),
+    ),
+)
+
+BUILD_RUN = KindInfo(
+    kind="BuildRun",
+    plural="buildruns",
+    short_names=("br", "dyrun"),
+    description="One run of a BuildTask, or a one-off quick build.",
+    spec=BuildRunSpec,
+    status=BuildRunStatus,
+    columns=(
+        PrinterColumn("Task", "string", ".spec.taskRef.name", "The task run."),
+        PrinterColumn("Run ID", "string", ".status.runId", "Run ID."),
+        PrinterColumn("Status", "string", ".status.status", "Run status."),
+        PrinterColumn("Trigger", "string", ".spec.trigger", "What started the run."),
+        PrinterColumn("Started", "date", ".status.startTime", "When the run started."),
+        PrinterColumn("Succeeded", "string", '.status.conditions[?(@.type=="Succeeded")].status', "Outcome.", priority=1),
+        age_column(),
+    ),
+)

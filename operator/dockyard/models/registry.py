@@ -1,0 +1,358 @@
+"""The Registry kind: one CNCF distribution registry with its storage, access and TLS."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .base import (
+    DNS_LABEL,
+    CONDITIONS_FIELD,
+    OBSERVED_GENERATION_FIELD,
+    ApiModel,
+    Condition,
+    KindInfo,
+    LocalObjectReference,
+    Name,
+    PrinterColumn,
+    ResourceRequirements,
+    age_column,
+    cel,
+    immutable,
+    ready_column,
+    section,
+)
+
+Sku = Literal["Basic", "Standard", "Premium"]
+
+
+class PersistentVolumeStorage(ApiModel):
+    """A PersistentVolumeClaim created for the registry."""
+
+    size: str | None = Field(
+        None,
+        description="Requested size, e.g. 100Gi. Defaults to the tier's included storage "
+        "(Basic 10Gi, Standard 100Gi, Premium 500Gi).",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$",
+        max_length=32,
+    )
+    storage_class_name: str | None = Field(
+        None,
+        description="StorageClass of the claim; empty uses the cluster's default class. Immutable.",
+        max_length=253,
+        json_schema_extra={"x-kubernetes-validations": [immutable("storageClassName")]},
+    )
+
+
+class S3Storage(ApiModel):
+    """An S3 or S3-compatible bucket (distribution's `s3` driver)."""
+
+    bucket: str = Field(description="Bucket name.", min_length=3, max_length=63)
+    region: str = Field(description="Region of the bucket, e.g. us-east-1.", min_length=1, max_length=64)
+    region_endpoint: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible service (MinIO, Ceph RGW…), e.g. https://minio.storage:9000.",
+        max_length=2048,
+        pattern=r"^https?://",
+    )
+    force_path_style: bool = Field(False, description="Address the bucket by path instead of by virtual host.")
+    root_directory: str | None = Field(None, description="Prefix inside the bucket.", max_length=1024)
+    credentials_secret_ref: LocalObjectReference | None = Field(
+        None,
+        description="Secret with keys `accesskey` and `secretkey`; without it the pod's own identity is used.",
+    )
+
+
+class AzureStorage(ApiModel):
+    """An Azure Blob Storage container (distribution's `azure` driver)."""
+
+    account_name: str = Field(description="Storage account name.", min_length=3, max_length=24)
+    container: str = Field(description="Blob container name.", min_length=3, max_length=63)
+    credentials_secret_ref: LocalObjectReference = Field(description="Secret with the key `accountkey`.")
+
+
+class GcsStorage(ApiModel):
+    """A Google Cloud Storage bucket (distribution's `gcs` driver)."""
+
+    bucket: str = Field(description="Bucket name.", min_length=3, max_length=222)
+    root_directory: str | None = Field(None, description="Prefix inside the bucket.", max_length=1024)
+    credentials_secret_ref: LocalObjectReference | None = Field(
+        None, description="Secret with the service-account JSON under the key `keyfile`."
+    )
+
+
+class StorageSpec(ApiModel):
+    """Where image data lives. Set at most one backend; none means a PersistentVolumeClaim."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "[has(self.persistentVolume), has(self.s3), has(self.azure), has(self.gcs)]"
+                    ".filter(x, x).size() <= 1",
+                    "set only one storage backend: persistentVolume, s3, azure or gcs",
+                ),
+                cel(
+                    "has(self.s3) == has(oldSelf.s3) && has(self.azure) == has(oldSelf.azure)"
+                    " && has(self.gcs) == has(oldSelf.gcs)",
+                    "the storage backend cannot be changed in place (the data would not follow); "
+                    "create a new Registry and import the images",
+                ),
+            ]
+        }
+    }
+
+    persistent_volume: PersistentVolumeStorage | None = Field(
+        None, description="A PersistentVolumeClaim (the default backend). Allows one replica only."
+    )
+    s3: S3Storage | None = Field(None, description="An S3-compatible bucket.")
+    azure: AzureStorage | None = Field(None, description="An Azure Blob Storage container.")
+    gcs: GcsStorage | None = Field(None, description="A Google Cloud Storage bucket.")
+    reclaim_policy: Literal["Retain", "Delete"] = Field(
+        "Retain",
+        description="What happens to the PersistentVolumeClaim when the Registry is deleted: Retain keeps "
+        "it (and the images) for a later Registry of the same name; Delete removes it. Object-store "
+        "buckets are never deleted.",
+    )
+    delete_enabled: bool = Field(
+        True,
+        description="Allow deleting manifests and blobs through the registry API (needed for delete "
+        "webhooks, purge and retention).",
+    )
+
+
+class AdminUserSpec(ApiModel):
+    """The ACR-style admin account: username = registry name, two passwords, full access."""
+
+    enabled: bool = Field(
+        False,
+        description="Create the admin user. Its credentials are kept in the Secret named in "
+        "status.credentials.adminSecretName. Annotate the Registry with "
+        "`dockyard.dev/regenerate-password: password` (or `password2`) to regenerate one password.",
+    )
+
+
+class IssuerReference(ApiModel):
+    """A cert-manager issuer."""
+
+    name: Name = Field(description="Name of the Issuer or ClusterIssuer.")
+    kind: Literal["Issuer", "ClusterIssuer"] = Field("Issuer", description="Issuer kind.")
+    group: str = Field("cert-manager.io", description="API group of the issuer.", max_length=253)
+
+
+class TlsSpec(ApiModel):
+    """HTTPS for the registry endpoint."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "self.mode == 'Secret' ? has(self.secretName) : !has(self.secretName)",
+                    "tls.secretName is required with tls.mode Secret and not allowed with other modes",
+                    field_path=".secretName",
+                ),
+                cel(
+                    "self.mode == 'CertManager' ? has(self.issuerRef) : !has(self.issuerRef)",
+                    "tls.issuerRef is required with tls.mode CertManager and not allowed with other modes",
+                    field_path=".issuerRef",
+                ),
+            ]
+        }
+    }
+
+    mode: Literal["SelfSigned", "Secret", "CertManager", "Disabled"] = Field(
+        "SelfSigned",
+        description="SelfSigned: the operator issues a CA and a serving certificate and publishes the CA "
+        "for clients. Secret: use the kubernetes.io/tls Secret in secretName. CertManager: request a "
+        "cert-manager Certificate from issuerRef. Disabled: plain HTTP (only for trusted networks).",
+    )
+    secret_name: Name | None = Field(
+        None, description="A kubernetes.io/tls Secret (tls.crt, tls.key, optional ca.crt); mode Secret only."
+    )
+    issuer_ref: IssuerReference | None = Field(None, description="The cert-manager issuer; mode CertManager only.")
+    minimum_version: Literal["tls1.2", "tls1.3"] = Field(
+        "tls1.2", description="Oldest TLS version the registry accepts."
+    )
+
+
+class IngressSpec(ApiModel):
+    """An Ingress that exposes the registry outside the cluster."""
+
+    host: str = Field(
+        description="External host name, e.g. registry.example.com; becomes the registry's external login server.",
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$",
+    )
+    class_name: str | None = Field(None, description="IngressClass to use.", max_length=253)
+    annotations: dict[str, str] | None = Field(
+        None, description="Extra annotations for the Ingress (e.g. proxy body size).", max_length=32
+    )
+
+
+class ExposureSpec(ApiModel):
+    """How clients reach the registry."""
+
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        "ClusterIP", description="Type of the registry's Service."
+    )
+    ingress: IngressSpec | None = Field(None, description="Expose the registry through an Ingress.")
+
+
+class IpRule(ApiModel):
+    """An address range allowed to reach the registry."""
+
+    value: str = Field(
+        description="An IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24.",
+        max_length=43,
+        json_schema_extra={
+            "x-kubernetes-validations": [cel("isCIDR(self)", "must be a CIDR such as 203.0.113.0/24")]
+        },
+    )
+    action: Literal["Allow"] = Field("Allow", description="Only Allow rules are supported (as in ACR).")
+
+
+class NetworkRuleSet(ApiModel):
+    """Who may connect to the registry pods (Premium); rendered as a NetworkPolicy."""
+
+    default_action: Literal["Allow", "Deny"] = Field(
+        "Allow", description="Action for traffic that matches no rule."
+    )
+    ip_rules: list[IpRule] = Field(
+        default_factory=list, description="Allowed address ranges (at most 200).", max_length=200
+    )
+    allowed_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] = Field(
+        default_factory=list,
+        description="Namespaces whose pods may always connect (the registry's own namespace always may).",
+        max_length=100,
+    )
+
+
+class RegistrySpec(ApiModel):
+    """Desired state of a Registry."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.anonymousPull || self.sku != 'Basic'",
+                    "anonymousPull requires the Standard or Premium tier (spec.sku is Basic)",
+                    field_path=".anonymousPull",
+                ),
+                cel(
+                    "!has(self.networkRuleSet) || self.sku == 'Premium'",
+                    "networkRuleSet requires the Premium tier",
+                    field_path=".networkRuleSet",
+                ),
+                cel(
+                    "self.publicNetworkAccess == 'Enabled' || self.sku == 'Premium'",
+                    "publicNetworkAccess Disabled requires the Premium tier",
+                    field_path=".publicNetworkAccess",
+                ),
+                cel(
+                    "!has(self.replicas) || self.replicas == 1 || has(self.storage.s3) "
+                    "|| has(self.storage.azure) || has(self.storage.gcs)",
+                    "replicas > 1 needs shared object storage (storage.s3, storage.azure or storage.gcs); "
+                    "a PersistentVolumeClaim can serve one replica",
+                    field_path=".replicas",
+                ),
+            ]
+        }
+    }
+
+    sku: Sku = Field(
+        "Standard",
+        description="Service tier. Sets the included storage, the webhook, token and replication limits "
+        "and which features are available (Basic < Standard < Premium). Can be changed in place; moving "
+        "down from Premium is refused while Replications exist.",
+    )
+    image: str | None = Field(
+        None,
+        description="Registry image; defaults to the operator's setting (registry:3).",
+        max_length=512,
+    )
+    replicas: int | None = Field(
+        None, description="Number of registry pods; defaults to 1 (2 on Premium with object storage).", ge=1, le=20
+    )
+    resources: ResourceRequirements | None = Field(
+        None, description="Resources of the registry container; defaults depend on the tier."
+    )
+    storage: StorageSpec = section(StorageSpec, "Where image data is stored.")
+    admin_user: AdminUserSpec = section(AdminUserSpec, "The admin user.")
+    anonymous_pull: bool = Field(
+        False, description="Allow pulls without credentials (Standard and Premium). Push always needs credentials."
+    )
+    tls: TlsSpec = section(TlsSpec, "HTTPS settings.")
+    exposure: ExposureSpec = section(ExposureSpec, "How the registry is reachable.")
+    public_network_access: Literal["Enabled", "Disabled"] = Field(
+        "Enabled",
+        description="Disabled admits only the registry's namespace and networkRuleSet.allowedNamespaces "
+        "(Premium).",
+    )
+    network_rule_set: NetworkRuleSet | None = Field(None, description="IP and namespace rules (Premium).")
+
+
+class LimitUsage(ApiModel):
+    """A count against the tier's limit."""
+
+    used: int = Field(0, description="How many exist.", ge=0)
+    limit: int = Field(0, description="How many the tier allows.", ge=0)
+
+
+class RegistryUsage(ApiModel):
+    """Consumption against the tier."""
+
+    storage_bytes: int | None = Field(None, description="Bytes stored, when measurable.", ge=0)
+    included_storage_bytes: int | None = Field(None, description="Storage included in the tier.", ge=0)
+    webhooks: LimitUsage | None = Field(None, description="Webhooks of this registry.")
+    replications: LimitUsage | None = Field(None, description="Replications of this registry.")
+    tokens: LimitUsage | None = Field(None, description="Tokens of this registry.")
+
+
+class RegistryCredentials(ApiModel):
+    """Secrets the operator maintains for clients."""
+
+    admin_secret_name: str | None = Field(
+        None, description="Secret with `username`, `password` and `password2` of the admin user."
+    )
+    pull_secret_name: str | None = Field(
+        None, description="kubernetes.io/dockerconfigjson Secret for imagePullSecrets."
+    )
+    ca_config_map_name: str | None = Field(
+        None, description="ConfigMap with the CA certificate (`ca.crt`) clients must trust."
+    )
+
+
+class RegistryStatus(ApiModel):
+    """Observed state of a Registry."""
+
+    phase: Literal["Pending", "Provisioning", "Ready", "Degraded", "Failed"] | None = Field(
+        None, description="Summary for people; use conditions in automation."
+    )
+    login_server: str | None = Field(None, description="In-cluster host:port clients log in to.")
+    external_login_server: str | None = Field(None, description="External host name, when exposed.")
+    image: str | None = Field(None, description="Registry image in use.")
+    replicas: int | None = Field(None, description="Desired registry pods.", ge=0)
+    ready_replicas: int | None = Field(None, description="Registry pods that are ready.", ge=0)
+    credentials: RegistryCredentials | None = Field(None, description="Secrets for clients.")
+    usage: RegistryUsage | None = Field(None, description="Usage against the tier's limits.")
+    conditions: list[Condition] = CONDITIONS_FIELD
+    observed_generation: int | None = OBSERVED_GENERATION_FIELD
+
+
+REGISTRY = KindInfo(
+    kind="Registry",
+    plural="registries",
+    short_names=("reg", "dyreg"),
+    description="A container registry (CNCF distribution) with storage, authentication, TLS and an "
+    "ACR-style service tier.",
+    spec=RegistrySpec,
+    status=RegistryStatus,
+    columns=(
+        PrinterColumn("SKU", "string", ".spec.sku", "Service tier."),
+        PrinterColumn("Login Server", "string", ".status.loginServer", "Host clients log in to."),
+        ready_column(),
+        PrinterColumn("Phase", "string", ".status.phase", "Summary of the state.", priority=1),
+        age_column(),
+    ),
+)

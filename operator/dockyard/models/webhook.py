@@ -1,0 +1,208 @@
+"""The Webhook kind: registry events delivered to an HTTP endpoint."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import (
+    CONDITIONS_FIELD,
+    OBSERVED_GENERATION_FIELD,
+    ApiModel,
+    Condition,
+    KindInfo,
+    LocalObjectReference,
+    PrinterColumn,
+    SecretKeySelector,
+    age_column,
+    cel,
+    immutable,
+    ready_column,
+    section,
+)
+
+WebhookAction = Literal["push", "delete", "quarantine", "chart_push", "chart_delete"]
+
+# repository[:tag|:*]; repository components are lowercase distribution names where `*` may stand
+# for any part of a name; empty means every repository.
+SCOPE_PATTERN = (
+    r"^([a-z0-9*]+([._-]+[a-z0-9*]+)*)(/[a-z0-9*]+([._-]+[a-z0-9*]+)*)*"
+    r"(:(\*|[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?$"
+)
+
+
+class HeaderValueSource(ApiModel):
+    """Where a header value comes from."""
+
+    secret_key_ref: SecretKeySelector = Field(description="A key of a Secret in the Webhook's namespace.")
+
+
+class CustomHeader(ApiModel):
+    """An HTTP header added to every delivery."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.value) != has(self.valueFrom)",
+                    "set exactly one of value or valueFrom for each custom header",
+                )
+            ]
+        }
+    }
+
+    name: str = Field(
+        description="Header name, e.g. Authorization.",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+    )
+    value: str | None = Field(None, description="Literal value (not secret).", max_length=4096)
+    value_from: HeaderValueSource | None = Field(
+        None, description="Value read from a Secret; use it for tokens. Never shown in status or logs."
+    )
+
+
+class DeliverySpec(ApiModel):
+    """How hard Dockyard tries to deliver one event."""
+
+    timeout_seconds: int = Field(10, description="Time allowed for one HTTP attempt.", ge=1, le=60)
+    max_attempts: int = Field(
+        10,
+        description="Attempts per event before it is recorded as failed; retries back off exponentially "
+        "with jitter (1s, 2s, 4s … capped at 5 minutes) and honour Retry-After.",
+        ge=1,
+        le=30,
+    )
+
+
+class WebhookSpec(ApiModel):
+    """Desired state of a Webhook."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.serviceUri) != has(self.serviceUriSecretRef)",
+                    "set exactly one of serviceUri or serviceUriSecretRef",
+                ),
+            ]
+        }
+    }
+
+    registry_ref: LocalObjectReference = Field(
+        description="The Registry whose events are sent. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [immutable("registryRef")]},
+    )
+    service_uri: str | None = Field(
+        None,
+        description="Endpoint that receives a POST per event, e.g. https://hooks.example.com/acr. Use "
+        "serviceUriSecretRef instead when the URL carries a token.",
+        max_length=2048,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",
+                    "serviceUri must be an absolute http:// or https:// URL",
+                )
+            ]
+        },
+    )
+    service_uri_secret_ref: SecretKeySelector | None = Field(
+        None, description="A Secret key holding the endpoint URL."
+    )
+    custom_headers: list[CustomHeader] = Field(
+        default_factory=list,
+        description="Headers added to every delivery.",
+        max_length=20,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    actions: list[WebhookAction] = Field(
+        description="Events that trigger a delivery.",
+        min_length=1,
+        max_length=5,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    scope: str = Field(
+        "",
+        description="Which events: `repo:tag` one tag, `repo:*` every tag of repo, `repo` the tag latest "
+        "of repo, empty every repository. `*` may stand for any part of a repository name, e.g. "
+        "`team-a/*:*`.",
+        max_length=256,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self == '' || self.matches('{SCOPE_PATTERN}')",
+                    "scope must be empty, 'repository', 'repository:tag' or 'repository:*' with a "
+                    "lowercase repository name (e.g. 'team/app:*'); '*' may stand for part of a name",
+                )
+            ]
+        },
+    )
+    enabled: bool = Field(True, description="Deliver events (false keeps the webhook but sends nothing).")
+    location: str | None = Field(
+        None,
+        description="Only events of the replica in this location (a Replication's location); "
+        "empty means the home registry.",
+        max_length=63,
+    )
+    signing_secret_ref: SecretKeySelector | None = Field(
+        None,
+        description="Secret key with the HMAC-SHA256 signing key; if unset the operator generates one "
+        "(see status.signingSecretName).",
+    )
+    delivery: DeliverySpec = section(DeliverySpec, "Retry and timeout policy.")
+
+
+class DeliveryRecord(ApiModel):
+    """One delivery of one event."""
+
+    id: str = Field(description="Delivery id (sent as the X-Dockyard-Delivery header).")
+    event_id: str = Field(description="Id of the event.")
+    action: str = Field(description="Event action, e.g. push.")
+    target: str | None = Field(None, description="repository[:tag|@digest] of the event.")
+    time: str = Field(description="When the last attempt finished (RFC 3339).")
+    http_status: int | None = Field(None, description="HTTP status of the last attempt.")
+    attempts: int = Field(description="Attempts made.", ge=0)
+    latency_ms: int | None = Field(None, description="Duration of the last attempt in milliseconds.", ge=0)
+    error: str | None = Field(None, description="Why the last attempt failed.")
+
+
+class DeliveryCounts(ApiModel):
+    """Totals since the webhook was created."""
+
+    delivered: int = Field(0, description="Events delivered.", ge=0)
+    failed: int = Field(0, description="Events that ran out of attempts.", ge=0)
+    pending: int = Field(0, description="Events waiting for (re)delivery.", ge=0)
+
+
+class WebhookStatus(ApiModel):
+    """Observed state of a Webhook."""
+
+    signing_secret_name: str | None = Field(None, description="Secret with the signing key (key `secret`).")
+    deliveries: DeliveryCounts | None = Field(None, description="Delivery totals.")
+    recent_deliveries: list[DeliveryRecord] = Field(
+        default_factory=list, description="The most recent deliveries, newest first.", max_length=20
+    )
+    last_ping: DeliveryRecord | None = Field(None, description="Result of the last ping.")
+    conditions: list[Condition] = CONDITIONS_FIELD
+    observed_generation: int | None = OBSERVED_GENERATION_FIELD
+
+
+WEBHOOK = KindInfo(
+    kind="Webhook",
+    plural="webhooks",
+    short_names=("wh", "dywh"),
+    description="Delivers a registry's push and delete events to an HTTP endpoint, signed and retried.",
+    spec=WebhookSpec,
+    status=WebhookStatus,
+    columns=(
+        PrinterColumn("Registry", "string", ".spec.registryRef.name", "The registry."),
+        PrinterColumn("Actions", "string", ".spec.actions", "Actions that trigger a delivery."),
+        PrinterColumn("Scope", "string", ".spec.scope", "Repository filter."),
+        PrinterColumn("Enabled", "boolean", ".spec.enabled", "Whether events are delivered."),
+        ready_column(),
+        age_column(),
+    ),
+)
