@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel
 
 from .models import KINDS, VERSION, KindInfo
-from .models.base import GROUP
+from .models.base import GROUP, defaults_of
 
 _DROPPED_KEYS = {"title", "$defs"}
 _LIST_KEYS = ("x-kubernetes-validations", "required")
@@ -104,10 +104,10 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
             "status": status_schema,
         },
     }
-    if spec_schema.get("required"):
-        root["required"] = ["spec"]
+    if info.spec_optional:
+        spec_schema["default"] = defaults_of(info.spec)
     else:
-        spec_schema["default"] = {}
+        root["required"] = ["spec"]
     columns = []
     for column in info.columns:
         entry: dict[str, Any] = {

@@ -94,7 +94,8 @@ def test_registry_columns_show_sku_login_server_and_ready() -> None:
 def test_defaults_live_in_the_schema() -> None:
     spec = _root(KINDS[0])["properties"]["spec"]
     assert spec["properties"]["sku"]["default"] == "Standard"
-    assert spec["properties"]["tls"]["default"] == {}
+    assert spec["properties"]["tls"]["default"] == {"mode": "SelfSigned", "minimumVersion": "tls1.2"}
+    assert spec["default"]["sku"] == "Standard"
     assert spec["properties"]["tls"]["properties"]["minimumVersion"]["default"] == "tls1.2"
     assert spec["properties"]["storage"]["properties"]["reclaimPolicy"]["default"] == "Retain"
 

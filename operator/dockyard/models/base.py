@@ -50,9 +50,13 @@ class ApiModel(BaseModel):
 
 
 def section(model: type[BaseModel], description: str, **extra: Any) -> Any:
-    """A nested object that is always present: `{}` by default so the API server fills in its
-    fields' defaults."""
-    return Field(default_factory=model, description=description, json_schema_extra={"default": {}, **extra})
+    """A nested object that is always present. Its schema default is the fully defaulted object,
+    because the API server checks a default against the CEL rules without filling nested defaults."""
+    return Field(default_factory=model, description=description, json_schema_extra={"default": defaults_of(model), **extra})
+
+
+def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
+    return model().model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 Quantity = Annotated[
@@ -155,6 +159,8 @@ class KindInfo:
     status: type[BaseModel]
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
     categories: tuple[str, ...] = ("dockyard",)
+    spec_optional: bool = False
+    """True when a resource without `spec` is meaningful (all defaults); the API server then fills it."""
 
     @property
     def singular(self) -> str:

@@ -145,7 +145,8 @@ class BuildDefinition(ApiModel):
                     "set exactly one of dockerBuild (a single Dockerfile build) or taskFile (multi-step task YAML)",
                 ),
                 cel(
-                    "!has(self.dockerBuild) || self.dockerBuild.noPush || size(self.dockerBuild.images) > 0",
+                    "!has(self.dockerBuild) || self.dockerBuild.noPush"
+                    " || (has(self.dockerBuild.images) && size(self.dockerBuild.images) > 0)",
                     "dockerBuild.images needs at least one image unless dockerBuild.noPush is true",
                     field_path=".dockerBuild.images",
                 ),
@@ -215,7 +216,7 @@ class TimerTrigger(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    f"self.matches('{CRON_PATTERN}')",
+                    f"self.matches(r'{CRON_PATTERN}')",
                     "schedule must be a 5-field cron expression in UTC (minute hour day-of-month month "
                     "day-of-week), e.g. '0 */6 * * *'",
                 )

@@ -348,6 +348,7 @@ REGISTRY = KindInfo(
     "ACR-style service tier.",
     spec=RegistrySpec,
     status=RegistryStatus,
+    spec_optional=True,
     columns=(
         PrinterColumn("SKU", "string", ".spec.sku", "Service tier."),
         PrinterColumn("Login Server", "string", ".status.loginServer", "Host clients log in to."),

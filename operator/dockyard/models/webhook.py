@@ -133,7 +133,7 @@ class WebhookSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    f"self == '' || self.matches('{SCOPE_PATTERN}')",
+                    f"self == '' || self.matches(r'{SCOPE_PATTERN}')",
                     "scope must be empty, 'repository', 'repository:tag' or 'repository:*' with a "
                     "lowercase repository name (e.g. 'team/app:*'); '*' may stand for part of a name",
                 )
