@@ -7,7 +7,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dockyard.auth.grants import Grant, Scope
-from dockyard.auth.policy import AuthPolicy, Credential, hash_password
+from dockyard.auth.policy import AuthPolicy, Credential, generate_password, password_digest
 from dockyard.auth.tokens import SigningKey, issue_token, libtrust_key_id
 from dockyard.pki import issue_signing_key
 
@@ -52,9 +52,14 @@ def test_libtrust_key_id_format() -> None:
 
 
 def test_policy_authenticates_either_password() -> None:
-    user = Credential(username="reg", password_hashes=(hash_password("one", 4), hash_password("two", 4)), grants=())
+    user = Credential(username="reg", password_digests=(password_digest("one"), password_digest("two")), grants=())
     policy = AuthPolicy(service="s", issuer="i", users=(user,))
     assert policy.authenticate("reg", "one") == user
     assert policy.authenticate("reg", "two") == user
     assert policy.authenticate("reg", "three") is None
     assert policy.authenticate("other", "one") is None
+
+
+def test_generated_passwords_are_long_and_distinct() -> None:
+    first, second = generate_password(), generate_password()
+    assert len(first) >= 40 and first != second

@@ -1,0 +1,225 @@
+"""The distribution `config.yml` of a Registry, and the names and addresses it is built around.
+
+The rendered config holds no secret: `http.secret` and object-store keys reach the container as
+environment variables from Secrets (`REGISTRY_HTTP_SECRET`, `REGISTRY_STORAGE_S3_ACCESSKEY`, …), so
+the config can live in a ConfigMap and be shown by `kubectl get -o yaml` safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ..models.registry import RegistrySpec
+from ..tiers import TIERS, Tier
+from .meta import Owner
+
+CONFIG_DIR = "/etc/distribution"
+CONFIG_PATH = f"{CONFIG_DIR}/config.yml"
+DATA_DIR = "/var/lib/registry"
+TLS_DIR = "/etc/distribution/tls"
+TOKEN_CERT_DIR = "/etc/distribution/token"
+GCS_KEY_DIR = "/etc/distribution/gcs"
+REGISTRY_PORT = 5000
+TOKEN_PORT = 5001
+DEBUG_PORT = 5002
+ISSUER = "dockyard"
+
+
+@dataclass(frozen=True)
+class RegistryNames:
+    """Names of a Registry's children, all derived from the Registry's name."""
+
+    registry: str
+
+    @property
+    def deployment(self) -> str:
+        return self.registry
+
+    @property
+    def service(self) -> str:
+        return self.registry
+
+    @property
+    def config(self) -> str:
+        return f"{self.registry}-config"
+
+    @property
+    def http_secret(self) -> str:
+        return f"{self.registry}-http-secret"
+
+    @property
+    def data(self) -> str:
+        return f"{self.registry}-data"
+
+    @property
+    def tls(self) -> str:
+        return f"{self.registry}-tls"
+
+    @property
+    def ca_secret(self) -> str:
+        return f"{self.registry}-ca"
+
+    @property
+    def ca_config_map(self) -> str:
+        return f"{self.registry}-ca"
+
+    @property
+    def token_signer(self) -> str:
+        return f"{self.registry}-token-signer"
+
+    @property
+    def auth(self) -> str:
+        return f"{self.registry}-auth"
+
+    @property
+    def admin(self) -> str:
+        return f"{self.registry}-admin"
+
+    @property
+    def pull(self) -> str:
+        return f"{self.registry}-pull"
+
+    @property
+    def ingress(self) -> str:
+        return self.registry
+
+
+@dataclass(frozen=True)
+class RegistryContext:
+    """Everything the builders need about one Registry, resolved by the caller."""
+
+    owner: Owner
+    spec: RegistrySpec
+    registry_image: str
+    token_image: str
+    tls_secret_name: str | None
+    """The kubernetes.io/tls Secret serving HTTPS (user's, cert-manager's or ours); None = plain HTTP."""
+
+    @property
+    def names(self) -> RegistryNames:
+        return RegistryNames(self.owner.name)
+
+    @property
+    def tier(self) -> Tier:
+        return TIERS[self.spec.sku]
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_secret_name is not None
+
+    @property
+    def service_host(self) -> str:
+        return f"{self.names.service}.{self.owner.namespace}.svc"
+
+    @property
+    def service_hosts(self) -> list[str]:
+        base = self.names.service
+        ns = self.owner.namespace
+        return [f"{base}.{ns}.svc", base, f"{base}.{ns}", f"{base}.{ns}.svc.cluster.local"]
+
+    @property
+    def external_host(self) -> str | None:
+        ingress = self.spec.exposure.ingress
+        return ingress.host if ingress else None
+
+    @property
+    def login_server(self) -> str:
+        return f"{self.service_host}:{REGISTRY_PORT}"
+
+    @property
+    def token_service(self) -> str:
+        """The `service` of the token protocol: what clients name and tokens are issued for."""
+        return self.external_host or self.login_server
+
+    @property
+    def token_realm(self) -> str:
+        if self.external_host:
+            return f"https://{self.external_host}/token"
+        scheme = "https" if self.tls_enabled else "http"
+        return f"{scheme}://{self.service_host}:{TOKEN_PORT}/token"
+
+    @property
+    def replicas(self) -> int:
+        if self.spec.replicas is not None:
+            return self.spec.replicas
+        return self.tier.default_replicas if self.uses_object_storage else 1
+
+    @property
+    def uses_object_storage(self) -> bool:
+        storage = self.spec.storage
+        return bool(storage.s3 or storage.azure or storage.gcs)
+
+
+def _storage(ctx: RegistryContext) -> dict[str, Any]:
+    storage = ctx.spec.storage
+    section: dict[str, Any]
+    if storage.s3:
+        s3 = storage.s3
+        driver: dict[str, Any] = {"bucket": s3.bucket, "region": s3.region, "forcepathstyle": s3.force_path_style}
+        if s3.region_endpoint:
+            driver["regionendpoint"] = s3.region_endpoint
+        if s3.root_directory:
+            driver["rootdirectory"] = s3.root_directory
+        section = {"s3": driver}
+    elif storage.azure:
+        section = {"azure": {"accountname": storage.azure.account_name, "container": storage.azure.container}}
+    elif storage.gcs:
+        gcs: dict[str, Any] = {"bucket": storage.gcs.bucket}
+        if storage.gcs.root_directory:
+            gcs["rootdirectory"] = storage.gcs.root_directory
+        if storage.gcs.credentials_secret_ref:
+            gcs["keyfile"] = f"{GCS_KEY_DIR}/keyfile"
+        section = {"gcs": gcs}
+    else:
+        section = {"filesystem": {"rootdirectory": DATA_DIR}}
+    section["delete"] = {"enabled": storage.delete_enabled}
+    section["maintenance"] = {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}}
+    if ctx.uses_object_storage:
+        section["redirect"] = {"disable": True}
+    return section
+
+
+def build_registry_config(ctx: RegistryContext) -> dict[str, Any]:
+    http: dict[str, Any] = {
+        "addr": f":{REGISTRY_PORT}",
+        "headers": {"X-Content-Type-Options": ["nosniff"]},
+        "debug": {"addr": f":{DEBUG_PORT}", "prometheus": {"enabled": True, "path": "/metrics"}},
+    }
+    if ctx.external_host:
+        http["host"] = f"https://{ctx.external_host}"
+    if ctx.tls_enabled:
+        http["tls"] = {
+            "certificate": f"{TLS_DIR}/tls.crt",
+            "key": f"{TLS_DIR}/tls.key",
+            "minimumtls": ctx.spec.tls.minimum_version,
+        }
+    return {
+        "version": 0.1,
+        "log": {"level": "info", "formatter": "json", "fields": {"service": "registry", "registry": ctx.owner.name}},
+        "storage": _storage(ctx),
+        "http": http,
+        "auth": {
+            "token": {
+                "realm": ctx.token_realm,
+                "service": ctx.token_service,
+                "issuer": ISSUER,
+                "rootcertbundle": f"{TOKEN_CERT_DIR}/tls.crt",
+            }
+        },
+        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    }
+
+
+def render_config(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=True)
+
+
+def content_hash(*parts: Any) -> str:
+    """A short stable hash of JSON-able inputs, for pod-template annotations."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,237 @@
+"""The Deployment, Service, PersistentVolumeClaim, Ingress and ConfigMap that run a Registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .meta import labels, metadata, selector_labels
+from .registry_config import (
+    CONFIG_DIR,
+    CONFIG_PATH,
+    DATA_DIR,
+    DEBUG_PORT,
+    GCS_KEY_DIR,
+    REGISTRY_PORT,
+    TLS_DIR,
+    TOKEN_CERT_DIR,
+    TOKEN_PORT,
+    RegistryContext,
+)
+
+COMPONENT = "registry"
+CONFIG_HASH_ANNOTATION = "dockyard.dev/config-hash"
+AUTH_DIR = "/etc/dockyard/auth"
+SIGNER_DIR = "/etc/dockyard/signer"
+TOKEN_TLS_DIR = "/etc/dockyard/tls"
+
+TIER_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "Basic": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    "Standard": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    "Premium": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+}
+TOKEN_RESOURCES = {"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "128Mi"}}
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def build_config_map(ctx: RegistryContext, config_text: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(ctx.owner, ctx.names.config, COMPONENT),
+        "data": {"config.yml": config_text},
+    }
+
+
+def build_pvc(ctx: RegistryContext) -> dict[str, Any]:
+    pv = ctx.spec.storage.persistent_volume
+    size = (pv.size if pv and pv.size else None) or ctx.tier.included_storage
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if pv and pv.storage_class_name:
+        spec["storageClassName"] = pv.storage_class_name
+    owned = ctx.spec.storage.reclaim_policy == "Delete"
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata(ctx.owner, ctx.names.data, "data", owned=owned),
+        "spec": spec,
+    }
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _storage_env_and_volumes(ctx: RegistryContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    storage = ctx.spec.storage
+    env: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if storage.s3 and storage.s3.credentials_secret_ref:
+        ref = storage.s3.credentials_secret_ref.name
+        env += [
+            _secret_env("REGISTRY_STORAGE_S3_ACCESSKEY", ref, "accesskey"),
+            _secret_env("REGISTRY_STORAGE_S3_SECRETKEY", ref, "secretkey"),
+        ]
+    elif storage.azure:
+        env.append(_secret_env("REGISTRY_STORAGE_AZURE_ACCOUNTKEY", storage.azure.credentials_secret_ref.name, "accountkey"))
+    elif storage.gcs and storage.gcs.credentials_secret_ref:
+        volumes.append({"name": "gcs", "secret": {"secretName": storage.gcs.credentials_secret_ref.name}})
+        mounts.append({"name": "gcs", "mountPath": GCS_KEY_DIR, "readOnly": True})
+    elif not ctx.uses_object_storage:
+        volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": ctx.names.data}})
+        mounts.append({"name": "data", "mountPath": DATA_DIR})
+    return env, volumes, mounts
+
+
+def _registry_container(ctx: RegistryContext) -> dict[str, Any]:
+    env, _, storage_mounts = _storage_env_and_volumes(ctx)
+    mounts = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "token-signer", "mountPath": TOKEN_CERT_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        *storage_mounts,
+    ]
+    if ctx.tls_enabled:
+        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+    health = {"httpGet": {"path": "/debug/health", "port": "debug"}}
+    resources = ctx.spec.resources.model_dump(exclude_none=True) if ctx.spec.resources else TIER_RESOURCES[ctx.spec.sku]
+    return {
+        "name": "registry",
+        "image": ctx.registry_image,
+        "command": ["registry"],
+        "args": ["serve", CONFIG_PATH],
+        "ports": [
+            {"name": "registry", "containerPort": REGISTRY_PORT, "protocol": "TCP"},
+            {"name": "debug", "containerPort": DEBUG_PORT, "protocol": "TCP"},
+        ],
+        "env": [_secret_env("REGISTRY_HTTP_SECRET", ctx.names.http_secret, "secret"), *env],
+        "volumeMounts": mounts,
+        "readinessProbe": {**health, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {**health, "periodSeconds": 10, "failureThreshold": 6},
+        "resources": resources,
+        "securityContext": RESTRICTED,
+    }
+
+
+def _token_container(ctx: RegistryContext) -> dict[str, Any]:
+    args = [
+        "--policy", f"{AUTH_DIR}/policy.json",
+        "--signing-key", f"{SIGNER_DIR}/tls.key",
+        "--signing-cert", f"{SIGNER_DIR}/tls.crt",
+        "--port", str(TOKEN_PORT),
+    ]
+    mounts = [
+        {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+        {"name": "token-signer", "mountPath": SIGNER_DIR, "readOnly": True},
+    ]
+    scheme = "HTTP"
+    if ctx.tls_enabled:
+        args += ["--tls-cert", f"{TOKEN_TLS_DIR}/tls.crt", "--tls-key", f"{TOKEN_TLS_DIR}/tls.key",
+                 "--tls-min-version", ctx.spec.tls.minimum_version]
+        mounts.append({"name": "tls", "mountPath": TOKEN_TLS_DIR, "readOnly": True})
+        scheme = "HTTPS"
+    probe = {"httpGet": {"path": "/healthz", "port": "token", "scheme": scheme}}
+    return {
+        "name": "token",
+        "image": ctx.token_image,
+        "command": ["python", "-m", "dockyard.auth"],
+        "args": args,
+        "ports": [{"name": "token", "containerPort": TOKEN_PORT, "protocol": "TCP"}],
+        "volumeMounts": mounts,
+        "readinessProbe": {**probe, "periodSeconds": 5},
+        "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
+        "resources": TOKEN_RESOURCES,
+        "securityContext": RESTRICTED,
+    }
+
+
+def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
+    _, storage_volumes, _ = _storage_env_and_volumes(ctx)
+    volumes = [
+        {"name": "config", "configMap": {"name": ctx.names.config}},
+        {"name": "auth", "secret": {"secretName": ctx.names.auth}},
+        {"name": "token-signer", "secret": {"secretName": ctx.names.token_signer}},
+        {"name": "tmp", "emptyDir": {}},
+        *storage_volumes,
+    ]
+    if ctx.tls_secret_name:
+        volumes.append({"name": "tls", "secret": {"secretName": ctx.tls_secret_name}})
+    # A ReadWriteOnce volume cannot be attached to an old and a new pod at once.
+    strategy = {"type": "RollingUpdate"} if ctx.uses_object_storage else {"type": "Recreate"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(ctx.owner, ctx.names.deployment, COMPONENT),
+        "spec": {
+            "replicas": ctx.replicas,
+            "strategy": strategy,
+            "selector": {"matchLabels": selector_labels(ctx.owner, COMPONENT)},
+            "template": {
+                "metadata": {
+                    "labels": labels(ctx.owner, COMPONENT),
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1000,
+                        "runAsGroup": 1000,
+                        "fsGroup": 1000,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_registry_container(ctx), _token_container(ctx)],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def build_service(ctx: RegistryContext) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(ctx.owner, ctx.names.service, COMPONENT),
+        "spec": {
+            "type": ctx.spec.exposure.service_type,
+            "selector": selector_labels(ctx.owner, COMPONENT),
+            "ports": [
+                {"name": "registry", "port": REGISTRY_PORT, "targetPort": "registry", "protocol": "TCP"},
+                {"name": "token", "port": TOKEN_PORT, "targetPort": "token", "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def build_ingress(ctx: RegistryContext) -> dict[str, Any] | None:
+    ingress = ctx.spec.exposure.ingress
+    if ingress is None:
+        return None
+
+    def path(prefix: str, port: str) -> dict[str, Any]:
+        backend = {"service": {"name": ctx.names.service, "port": {"name": port}}}
+        return {"path": prefix, "pathType": "Prefix", "backend": backend}
+
+    annotations = dict(ingress.annotations or {})
+    if ctx.tls_enabled:
+        annotations.setdefault("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS")
+    spec: dict[str, Any] = {
+        "rules": [{"host": ingress.host, "http": {"paths": [path("/token", "token"), path("/", "registry")]}}],
+    }
+    if ingress.class_name:
+        spec["ingressClassName"] = ingress.class_name
+    if ctx.tls_secret_name:
+        spec["tls"] = [{"hosts": [ingress.host], "secretName": ctx.tls_secret_name}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata(ctx.owner, ctx.names.ingress, COMPONENT, annotations=annotations or None),
+        "spec": spec,
+    }
