@@ -89,6 +89,15 @@ class RegistryNames:
         return self.registry
 
 
+def tls_secret_name(spec: RegistrySpec, names: RegistryNames) -> str | None:
+    """The Secret that serves HTTPS: the user's, or the one cert-manager or the operator fills."""
+    if spec.tls.mode == "Disabled":
+        return None
+    if spec.tls.mode == "Secret":
+        return spec.tls.secret_name
+    return names.tls
+
+
 @dataclass(frozen=True)
 class RegistryContext:
     """Everything the builders need about one Registry, resolved by the caller."""
@@ -126,6 +135,10 @@ class RegistryContext:
     def external_host(self) -> str | None:
         ingress = self.spec.exposure.ingress
         return ingress.host if ingress else None
+
+    @property
+    def tls_hosts(self) -> list[str]:
+        return self.service_hosts + ([self.external_host] if self.external_host else [])
 
     @property
     def login_server(self) -> str:

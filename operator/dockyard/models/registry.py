@@ -296,7 +296,7 @@ class LimitUsage(ApiModel):
     """A count against the tier's limit."""
 
     used: int = Field(0, description="How many exist.", ge=0)
-    limit: int = Field(0, description="How many the tier allows.", ge=0)
+    limit: int | None = Field(None, description="How many the tier allows; absent when unlimited.", ge=0)
 
 
 class RegistryUsage(ApiModel):

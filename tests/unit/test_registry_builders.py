@@ -1,0 +1,160 @@
+"""Golden-file tests of the Registry builders. `UPDATE_GOLDEN=1 make unit` rewrites the files;
+review the diff like code."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dockyard.auth.policy import AuthPolicy, password_digest
+from dockyard.builders.meta import Owner
+from dockyard.builders.registry_config import (
+    RegistryContext,
+    RegistryNames,
+    build_registry_config,
+    content_hash,
+    render_config,
+    tls_secret_name,
+)
+from dockyard.builders.registry_secrets import build_admin_secret, build_auth_policy, build_pull_secret
+from dockyard.builders.registry_workload import build_deployment, build_ingress, build_pvc, build_service
+from dockyard.models import RegistrySpec
+
+GOLDEN = Path(__file__).parent / "golden"
+OWNER = Owner("dockyard.dev/v1alpha1", "Registry", "contoso", "team-a", "8b7c6d5e-0000-4000-8000-000000000001")
+
+SPECS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "standard-admin-anonymous": {"sku": "Standard", "adminUser": {"enabled": True}, "anonymousPull": True},
+    "premium-s3-ingress": {
+        "sku": "Premium",
+        "replicas": 3,
+        "storage": {"s3": {"bucket": "images", "region": "us-east-1", "regionEndpoint": "http://minio:9000",
+                           "forcePathStyle": True, "credentialsSecretRef": {"name": "s3-creds"}}},
+        "exposure": {"ingress": {"host": "registry.example.com", "className": "nginx"}},
+        "tls": {"mode": "Secret", "secretName": "wildcard-tls", "minimumVersion": "tls1.3"},
+    },
+    "basic-plain-http-delete-volume": {
+        "sku": "Basic",
+        "tls": {"mode": "Disabled"},
+        "storage": {"persistentVolume": {"size": "5Gi", "storageClassName": "fast"}, "reclaimPolicy": "Delete"},
+    },
+}
+
+
+def _ctx(name: str) -> RegistryContext:
+    spec = RegistrySpec.model_validate(SPECS[name])
+    return RegistryContext(OWNER, spec, "registry:3", "ghcr.io/dockyard/dockyard:0.1.0", tls_secret_name(spec, RegistryNames(OWNER.name)))
+
+
+def _render(ctx: RegistryContext) -> str:
+    config = render_config(build_registry_config(ctx))
+    documents = [
+        {"config.yml": config},
+        build_deployment(ctx, content_hash(config)),
+        build_service(ctx),
+        build_pvc(ctx) if not ctx.uses_object_storage else None,
+        build_ingress(ctx),
+    ]
+    return yaml.safe_dump_all([d for d in documents if d is not None], sort_keys=False)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_golden(name: str) -> None:
+    rendered = _render(_ctx(name))
+    path = GOLDEN / f"registry-{name}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(rendered)
+    assert path.exists(), f"missing {path.name}: run UPDATE_GOLDEN=1 make unit"
+    assert rendered == path.read_text()
+
+
+def test_config_holds_no_secret_and_secrets_come_from_env() -> None:
+    ctx = _ctx("premium-s3-ingress")
+    config = build_registry_config(ctx)
+    assert "secret" not in config["http"]
+    assert "accesskey" not in config["storage"]["s3"] and "secretkey" not in config["storage"]["s3"]
+    env = {e["name"]: e for e in build_deployment(ctx, "h")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["REGISTRY_HTTP_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "contoso-http-secret", "key": "secret"}
+    assert env["REGISTRY_STORAGE_S3_SECRETKEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": "secretkey"}
+
+
+def test_token_auth_points_at_the_sidecar() -> None:
+    auth = build_registry_config(_ctx("default"))["auth"]["token"]
+    assert auth == {
+        "realm": "https://contoso.team-a.svc:5001/token",
+        "service": "contoso.team-a.svc:5000",
+        "issuer": "dockyard",
+        "rootcertbundle": "/etc/distribution/token/tls.crt",
+    }
+    external = build_registry_config(_ctx("premium-s3-ingress"))
+    assert external["auth"]["token"]["realm"] == "https://registry.example.com/token"
+    assert external["http"]["host"] == "https://registry.example.com"
+
+
+def test_tls_minimum_version_and_plain_http() -> None:
+    assert build_registry_config(_ctx("premium-s3-ingress"))["http"]["tls"]["minimumtls"] == "tls1.3"
+    assert build_registry_config(_ctx("default"))["http"]["tls"]["minimumtls"] == "tls1.2"
+    plain = build_registry_config(_ctx("basic-plain-http-delete-volume"))
+    assert "tls" not in plain["http"]
+    assert plain["auth"]["token"]["realm"].startswith("http://")
+
+
+def test_pod_is_hardened() -> None:
+    pod = build_deployment(_ctx("default"), "h")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"]:
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["readinessProbe"] and container["livenessProbe"] and container["resources"]
+
+
+def test_config_hash_changes_roll_the_pods() -> None:
+    ctx = _ctx("default")
+    first = build_deployment(ctx, content_hash("a"))["spec"]["template"]["metadata"]["annotations"]
+    second = build_deployment(ctx, content_hash("b"))["spec"]["template"]["metadata"]["annotations"]
+    assert first != second
+
+
+def test_volume_is_owned_only_when_reclaim_policy_is_delete() -> None:
+    assert "ownerReferences" not in build_pvc(_ctx("default"))["metadata"]
+    assert build_pvc(_ctx("default"))["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    deleting = build_pvc(_ctx("basic-plain-http-delete-volume"))
+    assert deleting["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+    assert deleting["spec"]["storageClassName"] == "fast"
+
+
+def test_object_storage_rolls_pods_one_by_one_pvc_recreates() -> None:
+    assert build_deployment(_ctx("premium-s3-ingress"), "h")["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert build_deployment(_ctx("premium-s3-ingress"), "h")["spec"]["replicas"] == 3
+    assert build_deployment(_ctx("default"), "h")["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_auth_policy_admin_and_anonymous() -> None:
+    ctx = _ctx("standard-admin-anonymous")
+    policy = build_auth_policy(ctx, ("p1", "p2"))
+    assert policy.users[0].username == "contoso"
+    assert policy.users[0].password_digests == (password_digest("p1"), password_digest("p2"))
+    assert [g.actions for g in policy.anonymous] == [("pull",)]
+    assert AuthPolicy.model_validate_json(policy.model_dump_json()) == policy
+    assert build_auth_policy(ctx, None).users == ()
+    assert build_auth_policy(_ctx("default"), ("p1", "p2")).anonymous == ()
+
+
+def test_admin_and_pull_secrets() -> None:
+    ctx = _ctx("standard-admin-anonymous")
+    admin = build_admin_secret(ctx, "one", "two")
+    decoded = {k: base64.b64decode(v).decode() for k, v in admin["data"].items()}
+    assert decoded == {"username": "contoso", "password": "one", "password2": "two"}
+    pull = build_pull_secret(ctx, "one")
+    assert pull["type"] == "kubernetes.io/dockerconfigjson"
+    config = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))
+    entry = config["auths"]["contoso.team-a.svc:5000"]
+    assert base64.b64decode(entry["auth"]).decode() == "contoso:one"
