@@ -56,13 +56,13 @@ def _ctx(name: str) -> RegistryContext:
 def _render(ctx: RegistryContext) -> str:
     config = render_config(build_registry_config(ctx))
     documents = [
-        {"config.yml": config},
         build_deployment(ctx, content_hash(config)),
         build_service(ctx),
         build_pvc(ctx) if not ctx.uses_object_storage else None,
         build_ingress(ctx),
     ]
-    return yaml.safe_dump_all([d for d in documents if d is not None], sort_keys=False)
+    manifests = yaml.safe_dump_all([d for d in documents if d is not None], sort_keys=False)
+    return f"# config.yml\n{config}---\n{manifests}"
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
