@@ -7,8 +7,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-command -v go >/dev/null 2>&1 || { echo "error: Go is not installed (the control plane is built from the Go module proxy; install Go >= 1.24)." >&2; exit 3; }
-
 key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 cache="${DOCKYARD_CACHE:-$HOME/.cache/dockyard}"
 bin="$cache/$key/bin"
@@ -83,12 +81,19 @@ build_kwok() {
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
 }
 
-check_proxy
-[ -x "$bin/etcd" ] || build_etcd
-[ -x "$bin/kwok" ] || build_kwok
-for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  [ -x "$bin/$c" ] || { build_kubernetes; break; }
+missing=()
+for c in etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  [ -x "$bin/$c" ] || missing+=("$c")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v go >/dev/null 2>&1 || { echo "error: Go is not installed (the control plane is built from the Go module proxy; install Go >= 1.24)." >&2; exit 3; }
+  check_proxy
+  [ -x "$bin/etcd" ] || build_etcd
+  [ -x "$bin/kwok" ] || build_kwok
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    [ -x "$bin/$c" ] || { build_kubernetes; break; }
+  done
+fi
 echo "$want_stamp" >"$stamp"
 log "control plane binaries ready in $bin"
 echo "$bin"

@@ -38,6 +38,9 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "default" and value is None:
             continue
+        if key == "const":  # not part of Kubernetes' structural schema subset
+            out["enum"] = [value]
+            continue
         if key in ("properties", "additionalProperties") and isinstance(value, dict):
             out[key] = (
                 {name: _convert(sub, defs) for name, sub in value.items()}

@@ -1,0 +1,22 @@
+"""kwok Stage definitions that play the kubelet for the cluster's fake node.
+
+A Job's pod ends `Succeeded` (exit code 0) unless its pod carries EXIT_CODE_ANNOTATION with a
+non-zero value, which makes it `Failed`. TERMINATION_MESSAGE_ANNOTATION becomes the containers'
+termination `message` (what a container writes to /dev/termination-log), and
+RUN_DURATION_ANNOTATION (a Go duration such as "5s") is how long the pod stays Running first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DIRECTORY = Path(__file__).resolve().parent
+EXIT_CODE_ANNOTATION = "kwok.dockyard.dev/exit-code"
+TERMINATION_MESSAGE_ANNOTATION = "kwok.dockyard.dev/termination-message"
+RUN_DURATION_ANNOTATION = "kwok.dockyard.dev/run-duration"
+NODE_ANNOTATION = "kwok.x-k8s.io/node"
+NODE_ANNOTATION_VALUE = "fake"
+
+
+def stage_files() -> list[Path]:
+    return sorted(DIRECTORY.glob("*.yaml"))

@@ -1,0 +1,50 @@
+"""`python -m dockyard`: run the operator as configured by `DOCKYARD_*` variables.
+
+The same as `kopf run --standalone -m dockyard.main --liveness <endpoint>` with `-A` or
+`--namespace`, with the settings read once here and handed to the startup handler in `memo`.
+Exits 0 after SIGTERM/SIGINT once kopf has stopped; 2 if the settings are invalid.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import kopf
+from pydantic import ValidationError
+
+import dockyard.main  # noqa: F401
+from dockyard.settings import MEMO_KEY, OperatorSettings, load_settings
+
+_LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+
+
+def configure_logging(config: OperatorSettings) -> None:
+    verbose = config.log_level == "debug"
+    kopf.configure(log_format=_LOG_FORMATS[config.log_format], verbose=verbose, quiet=config.log_level == "warning")
+    if not verbose:
+        # Kubernetes probes every few seconds; three INFO lines per probe would drown the log.
+        for name in ("kopf.activities.probe", "aiohttp.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main() -> int:
+    try:
+        config = load_settings()
+    except ValidationError as error:
+        print(f"dockyard: invalid settings\n{error}", file=sys.stderr)
+        return 2
+    configure_logging(config)
+
+    kopf.run(
+        standalone=True,
+        clusterwide=not config.namespace,
+        namespaces=[config.namespace] if config.namespace else [],
+        liveness_endpoint=config.liveness_endpoint,
+        memo=kopf.Memo({MEMO_KEY: config}),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Status conditions with `metav1.Condition` semantics: the one writer of `status.conditions`.
+
+Guarantees, for every kind:
+- at most one condition per `type`; other conditions keep their order, a new type is appended;
+- `lastTransitionTime` changes only when `status` changes; `reason`, `message` and
+  `observedGeneration` always carry the latest values;
+- times are RFC 3339 in UTC with whole seconds and a `Z`, the form the API server stores;
+- `type` and `reason` are validated (reasons are CamelCase) before anything is written, so a bad
+  constant fails in unit tests rather than as a rejected status patch;
+- everything is pure: inputs are never mutated and the clock is an argument;
+- `status_patch` returns `{}` when nothing would change, so merging it into kopf's patch issues no
+  write and a reconcile that finds everything in order leaves the object untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+MAX_MESSAGE_LENGTH: Final = 32768
+_TYPE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+)
+_CAMEL_CASE = re.compile(r"^[A-Z][a-zA-Z0-9]*$")
+_STATUSES: Final = ("True", "False", "Unknown")
+
+
+class ConditionType:
+    """Condition types shared by the kinds; `kubectl wait --for=condition=<type>` uses these."""
+
+    READY: Final = "Ready"
+    """The resource does what its spec asks for at `observedGeneration`."""
+    SUCCEEDED: Final = "Succeeded"
+    """Runs only: `True` once the run finished successfully, `False` once it failed for good."""
+
+
+class Reason:
+    """Why a condition has its status. Alerts and scripts match on these, so they never change."""
+
+    RECONCILED: Final = "Reconciled"
+    """`Ready=True`: every child object exists and matches the spec at `observedGeneration`."""
+    PROGRESSING: Final = "Progressing"
+    """`Ready=False`: the spec is accepted and children are being created or rolled out."""
+    INVALID_SPEC: Final = "InvalidSpec"
+    """`Ready=False`: the spec cannot be acted on; the message names the field. Nothing is retried
+    until the spec changes."""
+    QUOTA_EXCEEDED: Final = "QuotaExceeded"
+    """`Ready=False`: the registry's tier limit for a resource type is reached; the message says
+    which, in ACR's wording. Raising the tier or removing resources clears it."""
+    DEPENDENCY_NOT_READY: Final = "DependencyNotReady"
+    """`Ready=False`: a referenced object (a Registry, a Secret, …) is missing or not ready; the
+    operator retries on its own."""
+    RECONCILE_FAILED: Final = "ReconcileFailed"
+    """`Ready=False`: an unexpected error (API server, network) interrupted reconciliation; the
+    message carries it and the operator retries with backoff."""
+
+
+def find_condition(conditions: Iterable[Mapping[str, Any]] | None, type: str) -> dict[str, Any] | None:
+    """A copy of the condition of this type, or None."""
+    for condition in conditions or ():
+        if condition.get("type") == type:
+            return dict(condition)
+    return None
+
+
+def would_change(
+    conditions: Iterable[Mapping[str, Any]] | None,
+    *,
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    observed_generation: int,
+) -> bool:
+    """Whether `set_condition` with these values would alter the conditions."""
+    _validate(type=type, status=status, reason=reason, observed_generation=observed_generation)
+    current = find_condition(conditions, type)
+    if current is None or not current.get("lastTransitionTime"):
+        return True
+    return any(current.get(key) != value for key, value in _fields(status, reason, message, observed_generation).items())
+
+
+def set_condition(
+    conditions: Iterable[Mapping[str, Any]] | None,
+    *,
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    observed_generation: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """A new list of conditions with this one set; `now` is its transition time if status flips."""
+    _validate(type=type, status=status, reason=reason, observed_generation=observed_generation)
+    updated = {"type": type, **_fields(status, reason, message, observed_generation)}
+    result: list[dict[str, Any]] = []
+    found = False
+    for condition in conditions or ():
+        if condition.get("type") != type:
+            result.append(dict(condition))
+            continue
+        if found:
+            continue
+        found = True
+        unchanged = condition.get("status") == status and condition.get("lastTransitionTime")
+        updated["lastTransitionTime"] = condition["lastTransitionTime"] if unchanged else format_time(now)
+        result.append(updated)
+    if not found:
+        updated["lastTransitionTime"] = format_time(now)
+        result.append(updated)
+    return result
+
+
+def status_patch(
+    current: Mapping[str, Any] | None,
+    *,
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    observed_generation: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The fields to merge into `.status` (conditions and top-level `observedGeneration`), or `{}`.
+
+    `current` is the object's current `.status`. The conditions list is complete, because a merge
+    patch replaces lists whole.
+    """
+    current = current or {}
+    conditions = current.get("conditions")
+    changed = would_change(
+        conditions, type=type, status=status, reason=reason, message=message, observed_generation=observed_generation
+    )
+    if not changed and current.get("observedGeneration") == observed_generation:
+        return {}
+    return {
+        "observedGeneration": observed_generation,
+        "conditions": set_condition(
+            conditions,
+            type=type,
+            status=status,
+            reason=reason,
+            message=message,
+            observed_generation=observed_generation,
+            now=now,
+        ),
+    }
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with whole seconds, e.g. `2025-01-31T12:00:00Z`."""
+    if moment.tzinfo is None:
+        raise ValueError("condition times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fields(status: str, reason: str, message: str, observed_generation: int) -> dict[str, Any]:
+    if len(message) > MAX_MESSAGE_LENGTH:
+        message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
+    return {"status": status, "reason": reason, "message": message, "observedGeneration": observed_generation}
+
+
+def _validate(*, type: str, status: str, reason: str, observed_generation: int) -> None:
+    if len(type) > 316 or not _TYPE.match(type):
+        raise ValueError(f"condition type {type!r} is not a valid metav1.Condition type")
+    if status not in _STATUSES:
+        raise ValueError(f"condition status {status!r} is not one of {', '.join(_STATUSES)}")
+    if len(reason) > 1024 or not _CAMEL_CASE.match(reason):
+        raise ValueError(f"condition reason {reason!r} is not CamelCase")
+    if observed_generation < 0:
+        raise ValueError(f"observedGeneration {observed_generation} is negative")

@@ -1,0 +1,97 @@
+"""The operator process: kopf settings, metrics endpoint, liveness probe; importing this module
+registers every handler with kopf (`kopf run -m dockyard.main`, or `python -m dockyard`).
+
+After startup:
+- the Dockyard settings and metrics are in kopf's `memo` (`settings_from`, `metrics_from`);
+- kopf keeps its state under `dockyard.dev/`: the finalizer `dockyard.dev/finalizer`, handler
+  progress and the last-handled spec in annotations, never in `status` (status is for users);
+- the operator runs standalone: one replica, no peering objects;
+- only warnings and errors from handlers become Kubernetes Events; notable transitions are posted
+  explicitly by the handlers;
+- metrics are served on the configured port until cleanup, which releases it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import kopf
+from prometheus_client import CollectorRegistry
+
+import dockyard.handlers  # noqa: F401
+from dockyard import metrics
+from dockyard.models import GROUP
+from dockyard.settings import MEMO_KEY as SETTINGS_KEY
+from dockyard.settings import OperatorSettings, load_settings, settings_from
+
+FINALIZER = f"{GROUP}/finalizer"
+_STARTED_AT = "started_at"
+_METRICS_SERVER = "metrics_server"
+
+
+def _installed_version() -> str:
+    try:
+        return version("dockyard")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+VERSION = _installed_version()
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSettings) -> None:
+    """Apply Dockyard's choices to kopf's settings object."""
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    kopf_settings.watching.server_timeout = config.watch_server_timeout
+    kopf_settings.watching.client_timeout = config.watch_client_timeout
+    kopf_settings.watching.connect_timeout = config.api_connect_timeout
+    kopf_settings.networking.request_timeout = config.api_request_timeout
+    kopf_settings.networking.connect_timeout = config.api_connect_timeout
+    # kopf would turn every INFO line of every handler into an Event; that buries the few that matter.
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.posting.reporting_component = "dockyard"
+    kopf_settings.posting.reporting_instance = socket.gethostname()
+    kopf_settings.peering.standalone = True
+    kopf_settings.peering.mandatory = False
+
+
+@kopf.on.startup()
+def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    if SETTINGS_KEY not in memo:
+        memo[SETTINGS_KEY] = load_settings()
+    config = settings_from(memo)
+    configure_kopf(settings, config)
+    operator_metrics = metrics.register_metrics(CollectorRegistry(), version=VERSION)
+    memo[metrics.MEMO_KEY] = operator_metrics
+    memo[_STARTED_AT] = time.monotonic()
+    server = metrics.serve_metrics(operator_metrics.registry, config.metrics_host, config.metrics_port)
+    memo[_METRICS_SERVER] = server
+    logger.info(
+        f"Dockyard {VERSION}: watching {config.namespace or 'all namespaces'}, "
+        f"metrics on {config.metrics_host}:{server.port}"
+    )
+
+
+@kopf.on.cleanup()
+def stop(memo: kopf.Memo, **_: Any) -> None:
+    server = memo.pop(_METRICS_SERVER, None)
+    if isinstance(server, metrics.MetricsServer):
+        server.stop()
+
+
+@kopf.on.probe(id="version")
+def report_version(**_: Any) -> str:
+    return VERSION
+
+
+@kopf.on.probe(id="uptimeSeconds")
+def report_uptime(memo: kopf.Memo, **_: Any) -> float:
+    return round(time.monotonic() - float(memo.get(_STARTED_AT, time.monotonic())), 1)

@@ -1,0 +1,51 @@
+"""Fixtures for tests against the local control plane (see hack/localcluster)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes.client
+import kubernetes.config
+import pytest
+
+from localcluster import LocalCluster, LocalClusterError, ensure_binaries
+
+
+@pytest.fixture(scope="session")
+def bin_dir() -> Path:
+    """The control-plane binaries, built on first use (a cold build takes 10-25 minutes)."""
+    try:
+        return ensure_binaries()
+    except LocalClusterError as error:
+        pytest.fail(f"cannot build the local control plane: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cluster(bin_dir: Path) -> Iterator[LocalCluster]:
+    """One control plane for the whole session; give each test its own `namespace`."""
+    with LocalCluster(bin_dir, startup_timeout=180) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
+    client = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, deleted (without waiting) afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
