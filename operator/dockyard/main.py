@@ -23,7 +23,7 @@ import kopf
 from prometheus_client import CollectorRegistry
 
 import dockyard.handlers  # noqa: F401
-from dockyard import metrics
+from dockyard import kube, metrics
 from dockyard.models import GROUP
 from dockyard.settings import MEMO_KEY as SETTINGS_KEY
 from dockyard.settings import OperatorSettings, load_settings, settings_from
@@ -71,6 +71,7 @@ def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger,
     configure_kopf(settings, config)
     operator_metrics = metrics.register_metrics(CollectorRegistry(), version=VERSION)
     memo[metrics.MEMO_KEY] = operator_metrics
+    memo[kube.MEMO_KEY] = kube.Kube(kube.load_api_client(), registry=operator_metrics.registry)
     memo[_STARTED_AT] = time.monotonic()
     server = metrics.serve_metrics(operator_metrics.registry, config.metrics_host, config.metrics_port)
     memo[_METRICS_SERVER] = server

@@ -50,6 +50,12 @@ class OperatorSettings(BaseSettings):
     kaniko_image: str = Field(default="ghcr.io/osscontainertools/kaniko:v1.25.0", min_length=1)
     """The maintained community fork: the original GoogleContainerTools/kaniko is archived."""
 
+    operator_image: str = Field(default="ghcr.io/dockyard-dev/dockyard:0.1.0", min_length=1)
+    """The Dockyard image (this repository's Dockerfile); registry pods run its token service."""
+
+    drift_interval_seconds: Seconds = 60
+    """How often every resource is reconciled again to repair hand edits and deleted children."""
+
     watch_server_timeout: int = Field(default=60, gt=0)
     """Seconds the API server keeps a watch open before it ends it cleanly (`timeoutSeconds`, an
     integer in the API)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ import kubernetes.config
 import pytest
 
 from localcluster import LocalCluster, LocalClusterError, ensure_binaries
+
+# kopf declares timers when dockyard.main is imported (at collection); tests want drift repair soon.
+os.environ.setdefault("DOCKYARD_DRIFT_INTERVAL_SECONDS", "3")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ watch on the registry Deployments that folds their readiness into the parent's s
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import kopf
@@ -16,10 +15,10 @@ from ..metrics import metrics_from
 from ..models import GROUP, VERSION
 from ..models.registry import RegistrySpec
 from ..registries import NotReady, RegistryReconciler, desired_status
-from ..settings import settings_from
+from ..settings import load_settings, settings_from
 
-# Timers are declared at import; the interval is the one setting read here.
-DRIFT_INTERVAL = float(os.environ.get("DOCKYARD_DRIFT_INTERVAL_SECONDS", "60"))
+# kopf declares timers at import, before startup puts the settings into memo.
+DRIFT_INTERVAL = load_settings().drift_interval_seconds
 KIND = "Registry"
 
 

@@ -1,0 +1,230 @@
+"""The Registry reconcile on the real control plane: children with owner references, Ready once
+kwok's pods are ready, no writes when nothing changed, rollouts on config changes, repair of a
+child deleted by hand, Ready=False with a reason for what only the operator can judge, and
+garbage collection on delete."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import kopf
+import kubernetes.client
+import kubernetes.config.kube_config
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+
+pytestmark = pytest.mark.integration
+
+WRITE_VERBS = ("create", "apply", "patch", "delete")
+# kwok plays the nodes but provisions no volumes, so registries that must become Ready use an object
+# store (nothing is contacted: kwok does not run containers).
+S3 = {"s3": {"bucket": "images", "region": "us-east-1"}}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _until(check: Callable[[], Any], what: str, deadline_s: float = 60) -> Any:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any) -> Iterator[str]:
+    """The operator running against the test cluster; yields its metrics URL."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    patch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig))
+    patch.setattr(kubernetes.client.Configuration, "_default", kubernetes.client.Configuration._default)
+    port = _free_port()
+    patch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
+    patch.setenv("DOCKYARD_METRICS_PORT", str(port))
+    args = ["run", "--standalone", "-A", "-m", "dockyard.main"]
+    try:
+        with KopfRunner(args, settings=kopf.OperatorSettings(), timeout=60) as runner:
+            url = f"http://127.0.0.1:{port}/metrics"
+            _until(lambda: _get(url), "the operator's metrics endpoint")
+            yield url
+        assert runner.exception is None, runner.output
+    finally:
+        patch.undo()
+
+
+def _get(url: str) -> str | None:
+    try:
+        return httpx.get(url, timeout=2).text
+    except httpx.TransportError:
+        return None
+
+
+def _metric_sum(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+def _writes(url: str) -> float:
+    text = _get(url) or ""
+    return sum(_metric_sum(text, "dockyard_kube_requests_total", verb=verb) for verb in WRITE_VERBS)
+
+
+def _registry(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "registry", name, "-n", namespace, "-o", "json").stdout)
+
+
+def _ready(cluster: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    body = _registry(cluster, namespace, name)
+    for condition in body.get("status", {}).get("conditions", []):
+        if condition["type"] == "Ready" and condition["status"] == "True":
+            return body
+    return None
+
+
+def _apply(cluster: Any, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    manifest = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Registry", "metadata": {"name": name}, "spec": spec}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: Any) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", "crds")
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard")
+
+
+def test_registry_becomes_ready_with_owned_children(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "contoso", {"sku": "Standard", "adminUser": {"enabled": True}, "storage": S3})
+    body = _until(lambda: _ready(cluster, namespace, "contoso"), "Registry contoso Ready=True", 90)
+    status = body["status"]
+    assert status["loginServer"] == f"contoso.{namespace}.svc:5000"
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    assert status["credentials"] == {
+        "adminSecretName": "contoso-admin", "pullSecretName": "contoso-pull", "caConfigMapName": "contoso-ca",
+    }
+    cluster.kubectl("wait", "--for=condition=Ready", "--timeout=5s", "registry/contoso", "-n", namespace)
+    uid = body["metadata"]["uid"]
+    for kind, name in [
+        ("deployment", "contoso"), ("service", "contoso"), ("configmap", "contoso-config"),
+        ("configmap", "contoso-ca"), ("secret", "contoso-http-secret"), ("secret", "contoso-tls"),
+        ("secret", "contoso-token-signer"), ("secret", "contoso-auth"), ("secret", "contoso-admin"),
+        ("secret", "contoso-pull"),
+    ]:
+        child = json.loads(cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+        assert [ref["uid"] for ref in child["metadata"]["ownerReferences"]] == [uid], f"{kind}/{name}"
+    pull = json.loads(cluster.kubectl("get", "secret", "contoso-pull", "-n", namespace, "-o", "json").stdout)
+    assert pull["type"] == "kubernetes.io/dockerconfigjson"
+    config = cluster.kubectl("get", "configmap", "contoso-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yml}").stdout
+    assert "secret" not in yaml.safe_load(config)["http"]
+
+
+def test_unchanged_registry_causes_no_writes(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "quiet", {"sku": "Basic", "storage": S3})
+    _until(lambda: _ready(cluster, namespace, "quiet"), "Registry quiet Ready=True", 90)
+    reconciles = lambda: _metric_sum(_get(operator) or "", "dockyard_reconcile_total", kind="Registry")  # noqa: E731
+    settled = _until(lambda: (w := _writes(operator)) == _writes(operator) and w, "writes to settle")
+    before_reconciles, before_writes = reconciles(), _writes(operator)
+    assert before_writes == settled
+    _until(lambda: reconciles() >= before_reconciles + 2, "two drift reconciles", 30)
+    assert _writes(operator) == before_writes
+
+
+def test_spec_change_rolls_the_pods(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "rolling", {"sku": "Standard", "storage": S3})
+    _until(lambda: _ready(cluster, namespace, "rolling"), "Registry rolling Ready=True", 90)
+    jsonpath = "jsonpath={.spec.template.metadata.annotations.dockyard\\.dev/config-hash}"
+    before = cluster.kubectl("get", "deployment", "rolling", "-n", namespace, "-o", jsonpath).stdout
+    _apply(cluster, namespace, "rolling", {"sku": "Standard", "storage": S3, "tls": {"minimumVersion": "tls1.3"}})
+    after = _until(
+        lambda: (h := cluster.kubectl("get", "deployment", "rolling", "-n", namespace, "-o", jsonpath).stdout) != before and h,
+        "a new config hash",
+    )
+    assert after and after != before
+    config = cluster.kubectl("get", "configmap", "rolling-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yml}").stdout
+    assert yaml.safe_load(config)["http"]["tls"]["minimumtls"] == "tls1.3"
+    body = _until(
+        lambda: (b := _ready(cluster, namespace, "rolling")) and b["status"]["observedGeneration"] == b["metadata"]["generation"] and b,
+        "Ready at the new generation",
+        90,
+    )
+    assert body["metadata"]["generation"] == 2
+
+
+def test_child_deleted_by_hand_is_restored(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "drift", {"sku": "Basic", "storage": S3})
+    _until(lambda: _ready(cluster, namespace, "drift"), "Registry drift Ready=True", 90)
+    uid = cluster.kubectl("get", "service", "drift", "-n", namespace, "-o", "jsonpath={.metadata.uid}").stdout
+    cluster.kubectl("delete", "service", "drift", "-n", namespace)
+    restored = _until(
+        lambda: (r := cluster.kubectl("get", "service", "drift", "-n", namespace, "-o", "jsonpath={.metadata.uid}", check=False)).returncode == 0
+        and r.stdout not in ("", uid) and r.stdout,
+        "the Service to be re-created",
+        30,
+    )
+    assert restored != uid
+
+
+def test_missing_tls_secret_is_ready_false_with_a_reason(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "notls", {"tls": {"mode": "Secret", "secretName": "absent"}})
+
+    def condition() -> dict[str, Any] | None:
+        for c in _registry(cluster, namespace, "notls").get("status", {}).get("conditions", []):
+            if c["type"] == "Ready":
+                return c
+        return None
+
+    ready = _until(condition, "a Ready condition")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "DependencyNotReady"
+    assert "absent" in ready["message"]
+
+
+def test_data_volume_is_kept_or_deleted_as_the_spec_says(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "keep", {"sku": "Basic"})
+    _apply(cluster, namespace, "drop", {"sku": "Basic", "storage": {"reclaimPolicy": "Delete", "persistentVolume": {"size": "1Gi"}}})
+
+    def pvc(name: str) -> dict[str, Any] | None:
+        result = cluster.kubectl("get", "pvc", f"{name}-data", "-n", namespace, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    kept = _until(lambda: pvc("keep"), "PVC keep-data")
+    dropped = _until(lambda: pvc("drop"), "PVC drop-data")
+    assert "ownerReferences" not in kept["metadata"]
+    assert kept["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert dropped["metadata"]["ownerReferences"][0]["name"] == "drop"
+    assert dropped["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    cluster.kubectl("delete", "registry", "keep", "drop", "-n", namespace, "--timeout=30s")
+    _until(lambda: pvc("drop") is None, "PVC drop-data to be garbage-collected")
+    assert pvc("keep") is not None
+
+
+def test_deleting_the_registry_removes_its_children(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "gone", {"sku": "Basic", "storage": S3})
+    _until(lambda: _ready(cluster, namespace, "gone"), "Registry gone Ready=True", 90)
+    cluster.kubectl("delete", "registry", "gone", "-n", namespace, "--timeout=30s")
+
+    def children() -> list[str]:
+        out = cluster.kubectl("get", "deployment,service,configmap,secret,pvc", "-n", namespace,
+                              "-l", "app.kubernetes.io/instance=gone", "-o", "name").stdout
+        return out.split()
+
+    _until(lambda: not children(), "garbage collection of the children", 60)
