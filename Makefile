@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help install binaries crds dev test unit integration typecheck clean
+.PHONY: help install tools binaries crds dev test unit integration typecheck bench clean
 
 help:
 	@echo "make dev         local control plane + CRDs + operator + examples (Ctrl-C stops it)"
@@ -22,6 +22,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The real registry (CNCF distribution 2.8) and a real client, from Debian.
+tools:
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || { \
+	  echo "installing docker-registry and skopeo from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo >/dev/null; }
+
 binaries:
 	bash hack/build-control-plane.sh >/dev/null
 
@@ -31,17 +37,20 @@ crds: install
 dev: install binaries
 	$(PY) hack/dev.py
 
-test: install binaries
+test: install tools binaries
 	$(PY) -m pytest tests
 
 unit: install
 	$(PY) -m pytest tests/unit
 
-integration: install binaries
+integration: install tools binaries
 	$(PY) -m pytest tests/integration
 
 typecheck: install
 	$(PY) -m mypy
+
+bench: install binaries
+	$(PY) hack/bench_registry.py
 
 clean:
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache
