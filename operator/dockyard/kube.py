@@ -12,6 +12,7 @@ them to `kopf.TemporaryError`.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -144,6 +145,29 @@ class Kube:
             )
         except NotFoundError:
             pass
+
+    def post_event(self, involved: dict[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        """An Event about a resource; callers keep secrets out of `message`."""
+        self._count("create", "Event")
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
+                "namespace": meta["namespace"], "uid": meta["uid"],
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._resource("v1", "Event").create(body=body, namespace=meta["namespace"])
 
 
 def kube_from(memo: Mapping[str, object]) -> Kube:

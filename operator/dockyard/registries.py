@@ -253,4 +253,14 @@ def desired_status(
         observed_generation=generation,
         now=now,
     )
+    rolling = reason == conditions.Reason.PROGRESSING
+    status["conditions"] = conditions.set_condition(
+        status["conditions"],
+        type="Progressing",
+        status="True" if rolling else "False",
+        reason=conditions.Reason.PROGRESSING if rolling else reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )
     return status

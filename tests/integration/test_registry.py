@@ -135,17 +135,60 @@ def test_registry_becomes_ready_with_owned_children(cluster: Any, crds: None, op
     assert pull["type"] == "kubernetes.io/dockerconfigjson"
     config = cluster.kubectl("get", "configmap", "contoso-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yml}").stdout
     assert "secret" not in yaml.safe_load(config)["http"]
+    progressing = [c for c in status["conditions"] if c["type"] == "Progressing"]
+    assert progressing and progressing[0]["status"] == "False"
+
+    def ready_event() -> bool:
+        out = cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=contoso", "-o", "json")
+        return any(e["reason"] == "Ready" and "contoso" in e["message"] for e in json.loads(out.stdout)["items"])
+
+    assert _until(ready_event, "an Event with reason Ready", 20)
 
 
-def test_unchanged_registry_causes_no_writes(cluster: Any, crds: None, operator: str, namespace: str) -> None:
-    _apply(cluster, namespace, "quiet", {"sku": "Basic", "storage": S3})
-    _until(lambda: _ready(cluster, namespace, "quiet"), "Registry quiet Ready=True", 90)
-    reconciles = lambda: _metric_sum(_get(operator) or "", "dockyard_reconcile_total", kind="Registry")  # noqa: E731
-    settled = _until(lambda: (w := _writes(operator)) == _writes(operator) and w, "writes to settle")
-    before_reconciles, before_writes = reconciles(), _writes(operator)
-    assert before_writes == settled
-    _until(lambda: reconciles() >= before_reconciles + 2, "two drift reconciles", 30)
-    assert _writes(operator) == before_writes
+def test_usage_counts_webhooks_against_the_tier(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "counted", {"sku": "Basic", "storage": S3})
+    hook = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Webhook", "metadata": {"name": "hook"},
+            "spec": {"registryRef": {"name": "counted"}, "serviceUri": "https://hooks.example.com/x", "actions": ["push"]}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(hook))
+    usage = _until(
+        lambda: (u := _registry(cluster, namespace, "counted").get("status", {}).get("usage", {})).get("webhooks", {}).get("used") == 1 and u,
+        "usage.webhooks.used == 1",
+    )
+    assert usage["webhooks"] == {"used": 1, "limit": 2}
+
+
+def test_moving_down_from_premium_with_replications_is_refused(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "geo", {"sku": "Premium", "storage": S3})
+    _until(lambda: _ready(cluster, namespace, "geo"), "Registry geo Ready=True", 90)
+    replication = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Replication", "metadata": {"name": "geo-west"},
+                   "spec": {"registryRef": {"name": "geo"}, "location": "westeurope"}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(replication))
+    _apply(cluster, namespace, "geo", {"sku": "Standard", "storage": S3})
+
+    def blocked() -> dict[str, Any] | None:
+        for c in _registry(cluster, namespace, "geo").get("status", {}).get("conditions", []):
+            if c["type"] == "Ready" and c["reason"] == "TierChangeBlocked":
+                return c
+        return None
+
+    condition = _until(blocked, "Ready=False TierChangeBlocked")
+    assert condition["status"] == "False" and "Replication" in condition["message"]
+    replicas = cluster.kubectl("get", "deployment", "geo", "-n", namespace, "-o", "jsonpath={.spec.replicas}").stdout
+    assert replicas == "2"  # still the Premium default: nothing was applied
+
+
+def test_cert_manager_mode_without_cert_manager_says_so(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+    _apply(cluster, namespace, "cm", {"tls": {"mode": "CertManager", "issuerRef": {"name": "letsencrypt"}}})
+
+    def condition() -> dict[str, Any] | None:
+        for c in _registry(cluster, namespace, "cm").get("status", {}).get("conditions", []):
+            if c["type"] == "Ready":
+                return c
+        return None
+
+    ready = _until(condition, "a Ready condition")
+    assert (ready["status"], ready["reason"]) == ("False", "DependencyNotReady")
+    assert "cert-manager" in ready["message"]
 
 
 def test_spec_change_rolls_the_pods(cluster: Any, crds: None, operator: str, namespace: str) -> None:

@@ -56,7 +56,7 @@ def _reconcile(body: kopf.Body | dict[str, Any], memo: kopf.Memo, logger: kopf.L
         if outcome.changed:
             logger.info(f"updated: {', '.join(outcome.changed)}")
         if outcome.ready and not was_ready:
-            kopf.info(body, reason="Ready", message=f"registry is ready at {outcome.status['loginServer']}")
+            kube.post_event(body, "Normal", "Ready", f"registry is ready at {outcome.status['loginServer']}")
 
 
 def _write_status(kube: Kube, body: dict[str, Any], status: dict[str, Any]) -> None:
