@@ -44,6 +44,15 @@ def _wait_for_probe(url: str, operator: subprocess.Popen[bytes], deadline_s: flo
     raise LocalClusterError(f"the operator did not answer its liveness probe at {url}")
 
 
+def _volumes(count: int) -> str:
+    template = (
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: dev-volume-{i}}}\n"
+        "spec: {{capacity: {{storage: 500Gi}}, accessModes: [ReadWriteOnce], "
+        "persistentVolumeReclaimPolicy: Delete, hostPath: {{path: /tmp/dockyard-dev/{i}}}}}\n"
+    )
+    return "---\n".join(template.format(i=i) for i in range(count))
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -77,7 +86,11 @@ def _run(cluster: LocalCluster, bin_dir: Path) -> int:
     try:
         _wait_for_probe(f"http://127.0.0.1:{port}/healthz", operator, 60)
         cluster.kubectl("create", "namespace", NAMESPACE)
+        # kwok plays the nodes but provisions no volumes: static volumes for the registries' claims
+        cluster.kubectl("apply", "-f", "-", input=_volumes(4))
         cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples"))
+        waited = cluster.kubectl("wait", "--for=condition=Ready", "registry", "--all", "-n", NAMESPACE, "--timeout=120s", check=False)
+        print(waited.stdout or waited.stderr)
         print(cluster.kubectl("get", "dockyard", "-n", NAMESPACE).stdout)
         print(
             "Dockyard is running against a local control plane.\n"
