@@ -37,7 +37,7 @@ crds: install
 dev: install binaries
 	$(PY) hack/dev.py
 
-test: install tools binaries
+test: install tools binaries typecheck
 	$(PY) -m pytest tests
 
 unit: install

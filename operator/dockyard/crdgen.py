@@ -23,7 +23,8 @@ _LIST_KEYS = ("x-kubernetes-validations", "required")
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
-    return _convert(raw, raw.get("$defs", {}))
+    schema: dict[str, Any] = _convert(raw, raw.get("$defs", {}))
+    return schema
 
 
 def _convert(node: Any, defs: dict[str, Any]) -> Any:

@@ -46,15 +46,16 @@ def contains(actual: Any, desired: Any) -> bool:
 def load_api_client() -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
         return client.ApiClient()
     except config.ConfigException:
-        return config.new_client_from_config()
+        api: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
+        return api
 
 
 class Kube:
     def __init__(self, api_client: client.ApiClient, registry: CollectorRegistry | None = None) -> None:
-        self._dynamic = DynamicClient(api_client)
+        self._dynamic = DynamicClient(api_client)  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
         self.requests = Counter(
             "dockyard_kube_requests",

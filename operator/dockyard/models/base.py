@@ -22,7 +22,7 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """One `x-kubernetes-validations` entry; `message` is what the person applying sees."""
     entry = {"rule": rule, "message": message}
     if field_path:
@@ -32,7 +32,7 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     return entry
 
 
-def immutable(what: str) -> dict[str, str]:
+def immutable(what: str) -> dict[str, Any]:
     return cel("self == oldSelf", f"{what} is immutable; delete and re-create the resource to change it")
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .base import (
     CONDITIONS_FIELD,
@@ -64,13 +64,13 @@ class ArchiveSource(ApiModel):
 class BuildSource(ApiModel):
     """The build context. Set exactly one of git or archive."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel("has(self.git) != has(self.archive)", "set exactly one build source: git or archive"),
             ]
         }
-    }
+    )
 
     git: GitSource | None = Field(None, description="A git repository.")
     archive: ArchiveSource | None = Field(None, description="A tar.gz archive.")
@@ -79,13 +79,13 @@ class BuildSource(ApiModel):
 class BuildArg(ApiModel):
     """A `--build-arg` for the Dockerfile."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel("has(self.value) != has(self.valueFrom)", "set exactly one of value or valueFrom for a build argument")
             ]
         }
-    }
+    )
 
     name: str = Field(description="ARG name.", min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     value: str | None = Field(None, description="Literal value.", max_length=4096)
@@ -134,25 +134,28 @@ class Value(ApiModel):
     value: str = Field(description="Value.", max_length=4096)
 
 
+_DEFINITION_RULES: list[Any] = [
+    cel(
+        "has(self.dockerBuild) != has(self.taskFile)",
+        "set exactly one of dockerBuild (a single Dockerfile build) or taskFile (multi-step task YAML)",
+    ),
+    cel(
+        "!has(self.dockerBuild) || self.dockerBuild.noPush"
+        " || (has(self.dockerBuild.images) && size(self.dockerBuild.images) > 0)",
+        "dockerBuild.images needs at least one image unless dockerBuild.noPush is true",
+        field_path=".dockerBuild.images",
+    ),
+]
+
+
 class BuildDefinition(ApiModel):
     """What to build: a context and either a Dockerfile build or a multi-step task file."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel(
-                    "has(self.dockerBuild) != has(self.taskFile)",
-                    "set exactly one of dockerBuild (a single Dockerfile build) or taskFile (multi-step task YAML)",
-                ),
-                cel(
-                    "!has(self.dockerBuild) || self.dockerBuild.noPush"
-                    " || (has(self.dockerBuild.images) && size(self.dockerBuild.images) > 0)",
-                    "dockerBuild.images needs at least one image unless dockerBuild.noPush is true",
-                    field_path=".dockerBuild.images",
-                ),
-            ]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": _DEFINITION_RULES
         }
-    }
+    )
 
     registry_ref: LocalObjectReference = Field(
         description="The Registry that images are pushed to and that {{.Run.Registry}} names."
@@ -242,10 +245,10 @@ class Triggers(ApiModel):
 class BuildTaskSpec(BuildDefinition):
     """Desired state of a BuildTask."""
 
-    model_config = BuildDefinition.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
-                *BuildDefinition.model_config["json_schema_extra"]["x-kubernetes-validations"],  # type: ignore[index]
+                *_DEFINITION_RULES,
                 cel(
                     "!has(self.triggers.sourceCommit) || has(self.source.git)",
                     "triggers.sourceCommit needs a git source (source.git)",
@@ -253,7 +256,7 @@ class BuildTaskSpec(BuildDefinition):
                 ),
             ]
         }
-    }
+    )
 
     enabled: bool = Field(True, description="Whether triggers create runs (manual runs always work).")
     triggers: Triggers = section(Triggers, "What starts runs automatically.")
@@ -297,8 +300,8 @@ class BuildTaskStatus(ApiModel):
 class BuildRunSpec(ApiModel):
     """Desired state of a BuildRun: a run of a BuildTask, or a one-off quick build."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel("has(self.taskRef) != has(self.build)", "set exactly one of taskRef or build"),
                 cel(
@@ -308,7 +311,7 @@ class BuildRunSpec(ApiModel):
                 ),
             ]
         }
-    }
+    )
 
     task_ref: LocalObjectReference | None = Field(
         None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .base import (
     DNS_LABEL,
@@ -85,8 +85,8 @@ class GcsStorage(ApiModel):
 class StorageSpec(ApiModel):
     """Where image data lives. Set at most one backend; none means a PersistentVolumeClaim."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
                     "[has(self.persistentVolume), has(self.s3), has(self.azure), has(self.gcs)]"
@@ -101,7 +101,7 @@ class StorageSpec(ApiModel):
                 ),
             ]
         }
-    }
+    )
 
     persistent_volume: PersistentVolumeStorage | None = Field(
         None, description="A PersistentVolumeClaim (the default backend). Allows one replica only."
@@ -144,8 +144,8 @@ class IssuerReference(ApiModel):
 class TlsSpec(ApiModel):
     """HTTPS for the registry endpoint."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
                     "self.mode == 'Secret' ? has(self.secretName) : !has(self.secretName)",
@@ -159,7 +159,7 @@ class TlsSpec(ApiModel):
                 ),
             ]
         }
-    }
+    )
 
     mode: Literal["SelfSigned", "Secret", "CertManager", "Disabled"] = Field(
         "SelfSigned",
@@ -231,8 +231,8 @@ class NetworkRuleSet(ApiModel):
 class RegistrySpec(ApiModel):
     """Desired state of a Registry."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
                     "!self.anonymousPull || self.sku != 'Basic'",
@@ -258,7 +258,7 @@ class RegistrySpec(ApiModel):
                 ),
             ]
         }
-    }
+    )
 
     sku: Sku = Field(
         "Standard",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .base import (
     CONDITIONS_FIELD,
@@ -41,8 +41,8 @@ class HeaderValueSource(ApiModel):
 class CustomHeader(ApiModel):
     """An HTTP header added to every delivery."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
                     "has(self.value) != has(self.valueFrom)",
@@ -50,7 +50,7 @@ class CustomHeader(ApiModel):
                 )
             ]
         }
-    }
+    )
 
     name: str = Field(
         description="Header name, e.g. Authorization.",
@@ -80,8 +80,8 @@ class DeliverySpec(ApiModel):
 class WebhookSpec(ApiModel):
     """Desired state of a Webhook."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
                     "has(self.serviceUri) != has(self.serviceUriSecretRef)",
@@ -89,7 +89,7 @@ class WebhookSpec(ApiModel):
                 ),
             ]
         }
-    }
+    )
 
     registry_ref: LocalObjectReference = Field(
         description="The Registry whose events are sent. Immutable.",
