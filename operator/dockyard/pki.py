@@ -96,21 +96,8 @@ def issue_serving_cert(ca: KeyPair, hosts: list[str], now: datetime | None = Non
 
 def issue_signing_key(common_name: str, now: datetime | None = None) -> KeyPair:
     """A self-signed certificate whose key signs tokens; the certificate is the registry's
-    `rootcertbundle`."""
-    now = now or datetime.now(UTC)
-    key = _new_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+    `rootcertbundle`, so it is a (path-length 0) root like a CA's."""
+    return issue_ca(common_name, now)
 
 
 def certificate_covers(cert_pem: bytes, hosts: list[str], now: datetime | None = None) -> bool:

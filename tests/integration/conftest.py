@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import time
 import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import kopf
 import kubernetes.client
+import kubernetes.config.kube_config
 import kubernetes.config
 import pytest
+from kopf.testing import KopfRunner
 
 from localcluster import LocalCluster, LocalClusterError, ensure_binaries
 
@@ -53,3 +60,33 @@ def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@contextlib.contextmanager
+def running_operator(cluster: LocalCluster, *scope: str) -> Iterator[str]:
+    """The operator in this process (kopf's KopfRunner) against the test cluster, watching `scope`
+    (`-A` or `-n NAME`); yields its metrics URL. kopf logs in through the kubernetes client, which
+    reads $KUBECONFIG once when imported, so its default location is patched too."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    patch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig))
+    patch.setattr(kubernetes.client.Configuration, "_default", kubernetes.client.Configuration._default)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    patch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
+    patch.setenv("DOCKYARD_METRICS_PORT", str(port))
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        with KopfRunner(["run", "--standalone", *scope, "-m", "dockyard.main"], settings=kopf.OperatorSettings(), timeout=60) as runner:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(url, timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            yield url
+        assert runner.exception is None, runner.output
+    finally:
+        patch.undo()

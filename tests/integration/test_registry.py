@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import kopf
-import kubernetes.client
-import kubernetes.config.kube_config
 import pytest
 import yaml
-from kopf.testing import KopfRunner
+from conftest import running_operator
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +22,6 @@ WRITE_VERBS = ("create", "apply", "patch", "delete")
 # kwok plays the nodes but provisions no volumes, so registries that must become Ready use an object
 # store (nothing is contacted: kwok does not run containers).
 S3 = {"s3": {"bucket": "images", "region": "us-east-1"}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _until(check: Callable[[], Any], what: str, deadline_s: float = 60) -> Any:
@@ -47,22 +37,8 @@ def _until(check: Callable[[], Any], what: str, deadline_s: float = 60) -> Any:
 @pytest.fixture(scope="module")
 def operator(cluster: Any) -> Iterator[str]:
     """The operator running against the test cluster; yields its metrics URL."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("KUBECONFIG", str(cluster.kubeconfig))
-    patch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig))
-    patch.setattr(kubernetes.client.Configuration, "_default", kubernetes.client.Configuration._default)
-    port = _free_port()
-    patch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
-    patch.setenv("DOCKYARD_METRICS_PORT", str(port))
-    args = ["run", "--standalone", "-A", "-m", "dockyard.main"]
-    try:
-        with KopfRunner(args, settings=kopf.OperatorSettings(), timeout=60) as runner:
-            url = f"http://127.0.0.1:{port}/metrics"
-            _until(lambda: _get(url), "the operator's metrics endpoint")
-            yield url
-        assert runner.exception is None, runner.output
-    finally:
-        patch.undo()
+    with running_operator(cluster, "-A") as url:
+        yield url
 
 
 def _get(url: str) -> str | None:
