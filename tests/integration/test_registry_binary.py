@@ -236,3 +236,16 @@ def test_tls_refuses_1_1_and_serves_1_2_with_the_published_ca(local_registry: Lo
         assert _handshake(port, local_registry.workdir / "published-ca.crt", host, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
         with pytest.raises(ssl.SSLError, match="(?i)version|alert|EOF"):
             _handshake(port, local_registry.workdir / "published-ca.crt", host, ssl.TLSVersion.TLSv1_1)
+
+
+def test_disabling_the_admin_user_removes_its_access(local_registry: LocalRegistry, cluster: Any, namespace: str) -> None:
+    admin = _secret(cluster, namespace, "real-admin")
+    assert admin is not None
+    assert local_registry.push(f"real:{admin['password']}", "v1").returncode == 0
+    _apply(cluster, namespace, "real", {"sku": "Standard", "adminUser": {"enabled": False}})
+    _until(lambda: _secret(cluster, namespace, "real-admin") is None, "the admin Secret to be deleted")
+    _until(lambda: _secret(cluster, namespace, "real-pull") is None, "the pull Secret to be deleted")
+    _until(lambda: '"users":[]' in (_secret(cluster, namespace, "real-auth") or {}).get("policy.json", ""), "a policy without users")
+    local_registry.refresh_policy()
+    refused = local_registry.pull(f"real:{admin['password']}", "v1")
+    assert refused.returncode != 0 and "unauthorized" in refused.stderr.lower()
