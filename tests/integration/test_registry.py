@@ -16,9 +16,10 @@ import pytest
 import yaml
 from conftest import running_operator
 
+from dockyard.kube import WRITE_VERBS
+
 pytestmark = pytest.mark.integration
 
-WRITE_VERBS = ("create", "apply", "patch", "delete")
 # kwok plays the nodes but provisions no volumes, so registries that must become Ready use an object
 # store (nothing is contacted: kwok does not run containers).
 S3 = {"s3": {"bucket": "images", "region": "us-east-1"}}
@@ -67,6 +68,13 @@ def _writes(url: str) -> float:
 
 def _registry(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
     return json.loads(cluster.kubectl("get", "registry", name, "-n", namespace, "-o", "json").stdout)
+
+
+def _ready_condition(cluster: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    for condition in _registry(cluster, namespace, name).get("status", {}).get("conditions", []):
+        if condition["type"] == "Ready":
+            return dict(condition)
+    return None
 
 
 def _ready(cluster: Any, namespace: str, name: str) -> dict[str, Any] | None:
@@ -155,14 +163,7 @@ def test_moving_down_from_premium_with_replications_is_refused(cluster: Any, crd
 
 def test_cert_manager_mode_without_cert_manager_says_so(cluster: Any, crds: None, operator: str, namespace: str) -> None:
     _apply(cluster, namespace, "cm", {"tls": {"mode": "CertManager", "issuerRef": {"name": "letsencrypt"}}})
-
-    def condition() -> dict[str, Any] | None:
-        for c in _registry(cluster, namespace, "cm").get("status", {}).get("conditions", []):
-            if c["type"] == "Ready":
-                return c
-        return None
-
-    ready = _until(condition, "a Ready condition")
+    ready = _until(lambda: _ready_condition(cluster, namespace, "cm"), "a Ready condition")
     assert (ready["status"], ready["reason"]) == ("False", "DependencyNotReady")
     assert "cert-manager" in ready["message"]
 
@@ -204,14 +205,7 @@ def test_child_deleted_by_hand_is_restored(cluster: Any, crds: None, operator: s
 
 def test_missing_tls_secret_is_ready_false_with_a_reason(cluster: Any, crds: None, operator: str, namespace: str) -> None:
     _apply(cluster, namespace, "notls", {"tls": {"mode": "Secret", "secretName": "absent"}})
-
-    def condition() -> dict[str, Any] | None:
-        for c in _registry(cluster, namespace, "notls").get("status", {}).get("conditions", []):
-            if c["type"] == "Ready":
-                return c
-        return None
-
-    ready = _until(condition, "a Ready condition")
+    ready = _until(lambda: _ready_condition(cluster, namespace, "notls"), "a Ready condition")
     assert ready["status"] == "False"
     assert ready["reason"] == "DependencyNotReady"
     assert "absent" in ready["message"]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from conftest import running_operator
 
-from test_registry import S3, WRITE_VERBS, _apply, _get, _metric_sum, _ready, _until, crds  # noqa: F401
+from dockyard.kube import WRITE_VERBS
+from test_registry import S3, _apply, _get, _metric_sum, _ready, _until, crds  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
