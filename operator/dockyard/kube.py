@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 from kubernetes import client, config
@@ -101,21 +101,20 @@ class Kube:
         self._apply(desired)
         return "created" if current is None else "updated"
 
-    def create_if_missing(self, desired: dict[str, Any]) -> dict[str, Any]:
-        """Create an object whose content must never be regenerated (generated secrets); return
-        what is stored, whoever created it."""
-        meta = desired["metadata"]
-        current = self.get(desired["apiVersion"], desired["kind"], meta.get("namespace"), meta["name"])
+    def create_if_missing(self, api_version: str, kind: str, namespace: str, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Create an object whose content must never be regenerated (generated secrets); `build`
+        runs only when it does not exist yet. Returns what is stored, whoever created it."""
+        current = self.get(api_version, kind, namespace, name)
         if current is not None:
             return current
-        self._count("create", desired["kind"])
+        self._count("create", kind)
         try:
-            created = self._resource(desired["apiVersion"], desired["kind"]).create(body=desired, namespace=meta.get("namespace"))
+            created = self._resource(api_version, kind).create(body=build(), namespace=namespace)
             return dict(created.to_dict())
         except ApiException as error:
             if error.status != 409:
                 raise
-        stored = self.get(desired["apiVersion"], desired["kind"], meta.get("namespace"), meta["name"])
+        stored = self.get(api_version, kind, namespace, name)
         assert stored is not None
         return stored
 

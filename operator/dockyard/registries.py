@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,8 +92,8 @@ class RegistryReconciler:
             tls_secret_name=tls_secret_name(spec, RegistryNames(owner.name)),
         )
         tls_fingerprint = self._ensure_tls(ctx, outcome)
-        self.kube.create_if_missing(build_tls_secret(ctx, ctx.names.token_signer, issue_signing_key(f"{owner.name} token signer")))
-        self.kube.create_if_missing(build_http_secret(ctx, secrets.token_urlsafe(32)))
+        self._secret_once(ctx, ctx.names.token_signer, lambda: build_tls_secret(ctx, ctx.names.token_signer, issue_signing_key(f"{owner.name} token signer")))
+        self._secret_once(ctx, ctx.names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32)))
         admin_passwords = self._ensure_admin(ctx, body, outcome)
         self._note(outcome, "auth", self.kube.ensure(build_auth_secret(ctx, build_auth_policy(ctx, admin_passwords))))
         config_text = render_config(build_registry_config(ctx))
@@ -110,6 +111,10 @@ class RegistryReconciler:
             outcome.changed.append("ingress")
         outcome.status, outcome.ready = self._observe(ctx, admin_passwords is not None)
         return outcome
+
+    def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A Secret of generated values: generated and created once, read back afterwards."""
+        return self.kube.create_if_missing("v1", "Secret", ctx.owner.namespace, name, build)
 
     @staticmethod
     def _note(outcome: Outcome, what: str, result: str) -> None:
@@ -143,7 +148,7 @@ class RegistryReconciler:
             if stored is None or "tls.crt" not in stored.get("data", {}):
                 raise NotReady("DependencyNotReady", f"waiting for TLS Secret {ctx.tls_secret_name} (tls.crt, tls.key)")
             return content_hash(stored["data"].get("tls.crt"))
-        ca_secret = self.kube.create_if_missing(build_tls_secret(ctx, names.ca_secret, issue_ca(f"{ctx.owner.name} registry CA")))
+        ca_secret = self._secret_once(ctx, names.ca_secret, lambda: build_tls_secret(ctx, names.ca_secret, issue_ca(f"{ctx.owner.name} registry CA")))
         ca = KeyPair(_decode(ca_secret, "tls.key").encode(), _decode(ca_secret, "tls.crt").encode())
         stored = self.kube.get("v1", "Secret", ns, names.tls)
         reusable = (
@@ -186,7 +191,7 @@ class RegistryReconciler:
                     self.kube.delete("v1", "Secret", ns, name)
                     outcome.changed.append(name)
             return None
-        stored = self.kube.create_if_missing(build_admin_secret(ctx, generate_password(), generate_password()))
+        stored = self._secret_once(ctx, ctx.names.admin, lambda: build_admin_secret(ctx, generate_password(), generate_password()))
         passwords = {key: _decode(stored, key) for key in ("password", "password2")}
         request = body["metadata"].get("annotations", {}).get(REGENERATE_ANNOTATION, "")
         handled = stored["metadata"].get("annotations", {}).get(HANDLED_REGENERATION_ANNOTATION, "")
