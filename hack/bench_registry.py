@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +111,7 @@ def main() -> int:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard")
         env = cluster.env() | {"DOCKYARD_HEALTH_PORT": str(_free_port()), "DOCKYARD_METRICS_PORT": str(_free_port()), "DOCKYARD_LOG_FORMAT": "plain",
+                               "DOCKYARD_EVENTS_PORT": "0", "DOCKYARD_STATE_DIR": tempfile.mkdtemp(prefix="dockyard-bench-"),
                                "DOCKYARD_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT / "operator")}
         operator = subprocess.Popen([sys.executable, "-m", "dockyard"], env=env)
         api = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))

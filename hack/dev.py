@@ -22,6 +22,7 @@ from localcluster import LocalCluster, LocalClusterError, ensure_binaries  # noq
 
 NAMESPACE = "dockyard-examples"
 KUBECONFIG = ROOT / ".dev" / "kubeconfig"
+STATE_DIR = ROOT / ".dev" / "state"
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -82,7 +83,15 @@ def _run(cluster: LocalCluster, bin_dir: Path) -> int:
         "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard"
     )
     port = os.environ.get("DOCKYARD_HEALTH_PORT", "8080")
-    operator = subprocess.Popen([sys.executable, "-m", "dockyard"], env=cluster.env() | {"DOCKYARD_HEALTH_PORT": port})
+    events_port = os.environ.get("DOCKYARD_EVENTS_PORT", "8090")
+    env = cluster.env() | {
+        "DOCKYARD_HEALTH_PORT": port,
+        "DOCKYARD_EVENTS_HOST": "127.0.0.1",
+        "DOCKYARD_EVENTS_PORT": events_port,
+        "DOCKYARD_EVENTS_URL": f"http://127.0.0.1:{events_port}",
+        "DOCKYARD_STATE_DIR": str(STATE_DIR),
+    }
+    operator = subprocess.Popen([sys.executable, "-m", "dockyard"], env=env)
     try:
         _wait_for_probe(f"http://127.0.0.1:{port}/healthz", operator, 60)
         cluster.kubectl("create", "namespace", NAMESPACE)

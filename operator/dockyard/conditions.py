@@ -54,6 +54,12 @@ class Reason:
     DEPENDENCY_NOT_READY: Final = "DependencyNotReady"
     """`Ready=False`: a referenced object (a Registry, a Secret, …) is missing or not ready; the
     operator retries on its own."""
+    RECEIVER_FAILING: Final = "ReceiverFailing"
+    """Webhooks, `Ready=False`: the last attempts to reach the receiver failed (message: how many,
+    and the last HTTP status or error); events keep queueing and are retried. Clears on the next
+    successful delivery."""
+    DISABLED: Final = "Disabled"
+    """Webhooks, `Ready=True`: the webhook is valid but `enabled: false`, so no event is sent."""
     RECONCILE_FAILED: Final = "ReconcileFailed"
     """`Ready=False`: an unexpected error (API server, network) interrupted reconciliation; the
     message carries it and the operator retries with backoff."""

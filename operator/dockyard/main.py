@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -27,6 +28,8 @@ from dockyard import kube, metrics
 from dockyard.models import GROUP
 from dockyard.settings import MEMO_KEY as SETTINGS_KEY
 from dockyard.settings import OperatorSettings, load_settings, settings_from
+from dockyard.webhooks.service import MEMO_KEY as WEBHOOKS_KEY
+from dockyard.webhooks.service import WebhookService
 
 FINALIZER = f"{GROUP}/finalizer"
 _STARTED_AT = "started_at"
@@ -64,25 +67,36 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
 
 
 @kopf.on.startup()
-def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     if SETTINGS_KEY not in memo:
         memo[SETTINGS_KEY] = load_settings()
     config = settings_from(memo)
     configure_kopf(settings, config)
     operator_metrics = metrics.register_metrics(CollectorRegistry(), version=VERSION)
     memo[metrics.MEMO_KEY] = operator_metrics
-    memo[kube.MEMO_KEY] = kube.Kube(kube.load_api_client(), registry=operator_metrics.registry)
+    api = kube.Kube(kube.load_api_client(), registry=operator_metrics.registry)
+    memo[kube.MEMO_KEY] = api
     memo[_STARTED_AT] = time.monotonic()
+    webhooks = WebhookService(
+        api, Path(config.state_dir), operator_metrics.registry,
+        history_days=config.delivery_history_days, user_agent=f"Dockyard-Webhook/{VERSION}",
+        concurrency=config.delivery_concurrency,
+    )
+    await webhooks.start(config.events_host, config.events_port)
+    memo[WEBHOOKS_KEY] = webhooks
     server = metrics.serve_metrics(operator_metrics.registry, config.metrics_host, config.metrics_port)
     memo[_METRICS_SERVER] = server
     logger.info(
         f"Dockyard {VERSION}: watching {config.namespace or 'all namespaces'}, "
-        f"metrics on {config.metrics_host}:{server.port}"
+        f"metrics on {config.metrics_host}:{server.port}, event intake on {config.events_host}:{webhooks.port}"
     )
 
 
 @kopf.on.cleanup()
-def stop(memo: kopf.Memo, **_: Any) -> None:
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    webhooks = memo.pop(WEBHOOKS_KEY, None)
+    if isinstance(webhooks, WebhookService):
+        await webhooks.stop()
     server = memo.pop(_METRICS_SERVER, None)
     if isinstance(server, metrics.MetricsServer):
         server.stop()

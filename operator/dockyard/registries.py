@@ -31,6 +31,7 @@ from .builders.registry_secrets import (
     build_auth_policy,
     build_auth_secret,
     build_ca_config_map,
+    build_events_secret,
     build_http_secret,
     build_pull_secret,
     build_tls_secret,
@@ -75,10 +76,11 @@ def owner_of(body: dict[str, Any]) -> Owner:
 
 
 class RegistryReconciler:
-    def __init__(self, kube: Kube, registry_image: str, token_image: str) -> None:
+    def __init__(self, kube: Kube, registry_image: str, token_image: str, events_url: str) -> None:
         self.kube = kube
         self.registry_image = registry_image
         self.token_image = token_image
+        self.events_url = events_url
 
     def reconcile(self, body: dict[str, Any], spec: RegistrySpec) -> Outcome:
         owner = owner_of(body)
@@ -90,10 +92,12 @@ class RegistryReconciler:
             registry_image=spec.image or self.registry_image,
             token_image=self.token_image,
             tls_secret_name=tls_secret_name(spec, RegistryNames(owner.name)),
+            events_url=self.events_url,
         )
         tls_fingerprint = self._ensure_tls(ctx, outcome)
         self._secret_once(ctx, ctx.names.token_signer, lambda: build_tls_secret(ctx, ctx.names.token_signer, issue_signing_key(f"{owner.name} token signer")))
         self._secret_once(ctx, ctx.names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32)))
+        self._secret_once(ctx, ctx.names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32)))
         admin_passwords = self._ensure_admin(ctx, body, outcome)
         self._note(outcome, "auth", self.kube.ensure(build_auth_secret(ctx, build_auth_policy(ctx, admin_passwords))))
         config_text = render_config(build_registry_config(ctx))

@@ -53,6 +53,21 @@ class OperatorSettings(BaseSettings):
     operator_image: str = Field(default="ghcr.io/dockyard-dev/dockyard:0.1.0", min_length=1)
     """The Dockyard image (this repository's Dockerfile); registry pods run its token service."""
 
+    events_host: str = "0.0.0.0"
+    events_port: Annotated[int, Field(ge=0, le=65535)] = 8090
+    """The event intake registries post notifications to (0 picks a free port, for tests)."""
+    events_url: str = Field(default="http://dockyard-events.dockyard-system.svc:8090", pattern=r"^https?://")
+    """How registry pods reach the event intake: the operator's Service, rendered into every
+    registry's notification endpoint."""
+
+    state_dir: str = "/var/lib/dockyard"
+    """Where the webhook delivery queue lives (SQLite); mount a PersistentVolume here so accepted
+    events survive the pod."""
+    delivery_history_days: Annotated[float, Field(gt=0)] = 7
+    """How long finished deliveries are kept for status and inspection."""
+    delivery_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    """Webhook HTTP attempts in flight at once (at most 4 per webhook)."""
+
     drift_interval_seconds: Seconds = 60
     """How often every resource is reconciled again to repair hand edits and deleted children."""
 

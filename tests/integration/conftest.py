@@ -8,6 +8,7 @@ import socket
 import time
 import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,20 +63,35 @@ def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator
         cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.contextmanager
-def running_operator(cluster: LocalCluster, *scope: str) -> Iterator[str]:
+def running_operator(
+    cluster: LocalCluster, *scope: str, state_dir: Path | None = None, events_port: int | None = None
+) -> Iterator[str]:
     """The operator in this process (kopf's KopfRunner) against the test cluster, watching `scope`
-    (`-A` or `-n NAME`); yields its metrics URL. kopf logs in through the kubernetes client, which
-    reads $KUBECONFIG once when imported, so its default location is patched too."""
+    (`-A` or `-n NAME`); yields its metrics URL. Its event intake listens on `events_port` (a free
+    one if None) and registries are configured to post there; its delivery queue lives in
+    `state_dir` (a fresh temporary one if None; pass the same one to a restarted operator). kopf logs
+    in through the kubernetes client, which reads $KUBECONFIG once when imported, so its default
+    location is patched too."""
     patch = pytest.MonkeyPatch()
     patch.setenv("KUBECONFIG", str(cluster.kubeconfig))
     patch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig))
     patch.setattr(kubernetes.client.Configuration, "_default", kubernetes.client.Configuration._default)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
+    events_port = events_port or free_port()
+    temporary = tempfile.TemporaryDirectory(prefix="dockyard-state-") if state_dir is None else None
     patch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
     patch.setenv("DOCKYARD_METRICS_PORT", str(port))
+    patch.setenv("DOCKYARD_EVENTS_HOST", "127.0.0.1")
+    patch.setenv("DOCKYARD_EVENTS_PORT", str(events_port))
+    patch.setenv("DOCKYARD_EVENTS_URL", f"http://127.0.0.1:{events_port}")
+    patch.setenv("DOCKYARD_STATE_DIR", str(state_dir or temporary.name))  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         with KopfRunner(["run", "--standalone", *scope, "-m", "dockyard.main"], settings=kopf.OperatorSettings(), timeout=60) as runner:
@@ -90,3 +106,5 @@ def running_operator(cluster: LocalCluster, *scope: str) -> Iterator[str]:
         assert runner.exception is None, runner.output
     finally:
         patch.undo()
+        if temporary is not None:
+            temporary.cleanup()

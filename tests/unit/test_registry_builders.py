@@ -50,7 +50,7 @@ SPECS: dict[str, dict[str, Any]] = {
 
 def _ctx(name: str) -> RegistryContext:
     spec = RegistrySpec.model_validate(SPECS[name])
-    return RegistryContext(OWNER, spec, "registry:3", "ghcr.io/dockyard/dockyard:0.1.0", tls_secret_name(spec, RegistryNames(OWNER.name)))
+    return RegistryContext(OWNER, spec, "registry:3", "ghcr.io/dockyard/dockyard:0.1.0", tls_secret_name(spec, RegistryNames(OWNER.name)), "http://dockyard-events.dockyard-system.svc:8090")
 
 
 def _render(ctx: RegistryContext) -> str:

@@ -77,6 +77,11 @@ class RegistryNames:
         return f"{self.registry}-auth"
 
     @property
+    def events(self) -> str:
+        """The token this registry presents to the operator's event intake."""
+        return f"{self.registry}-events"
+
+    @property
     def admin(self) -> str:
         return f"{self.registry}-admin"
 
@@ -108,6 +113,8 @@ class RegistryContext:
     token_image: str
     tls_secret_name: str | None
     """The kubernetes.io/tls Secret serving HTTPS (user's, cert-manager's or ours); None = plain HTTP."""
+    events_url: str
+    """Base URL of the operator's event intake, as registry pods reach it."""
 
     @property
     def names(self) -> RegistryNames:
@@ -226,6 +233,29 @@ def build_registry_config(ctx: RegistryContext) -> dict[str, Any]:
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
+
+
+EVENTS_TOKEN_ENV = "DOCKYARD_EVENTS_TOKEN"
+BLOB_MEDIA_TYPE = "application/octet-stream"
+
+
+def build_notification_endpoints(ctx: RegistryContext) -> list[dict[str, Any]]:
+    """distribution's `notifications.endpoints`: every event to the operator's intake, which keeps
+    them durably and fans them out to the Webhooks. The token is left as `$(DOCKYARD_EVENTS_TOKEN)`
+    for Kubernetes to expand from the events Secret, so no secret is in the pod spec or ConfigMap.
+    Blob events (`application/octet-stream`) are dropped at the source; 3.x also drops pulls."""
+    return [
+        {
+            "name": "dockyard",
+            "url": f"{ctx.events_url.rstrip('/')}/events/{ctx.owner.namespace}/{ctx.owner.name}",
+            "headers": {"Authorization": [f"Bearer $({EVENTS_TOKEN_ENV})"]},
+            "timeout": "5s",
+            "threshold": 3,
+            "backoff": "2s",
+            "ignoredmediatypes": [BLOB_MEDIA_TYPE],
+            "ignore": {"actions": ["pull", "mount"]},
+        }
+    ]
 
 
 def render_config(config: dict[str, Any]) -> str:

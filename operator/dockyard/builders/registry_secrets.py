@@ -30,6 +30,10 @@ def build_http_secret(ctx: RegistryContext, secret: str) -> dict[str, Any]:
     return _secret(ctx, ctx.names.http_secret, {"secret": secret})
 
 
+def build_events_secret(ctx: RegistryContext, token: str) -> dict[str, Any]:
+    return _secret(ctx, ctx.names.events, {"token": token})
+
+
 def build_admin_secret(ctx: RegistryContext, password: str, password2: str) -> dict[str, Any]:
     return _secret(ctx, ctx.names.admin, {"username": ctx.owner.name, "password": password, "password2": password2})
 

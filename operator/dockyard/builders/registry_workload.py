@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from .meta import labels, metadata, selector_labels
 from .registry_config import (
     CONFIG_DIR,
     CONFIG_PATH,
     DATA_DIR,
     DEBUG_PORT,
+    EVENTS_TOKEN_ENV,
     GCS_KEY_DIR,
     REGISTRY_PORT,
     TLS_DIR,
     TOKEN_CERT_DIR,
     TOKEN_PORT,
     RegistryContext,
+    build_notification_endpoints,
 )
 
 COMPONENT = "registry"
@@ -109,7 +113,13 @@ def _registry_container(ctx: RegistryContext) -> dict[str, Any]:
             {"name": "registry", "containerPort": REGISTRY_PORT, "protocol": "TCP"},
             {"name": "debug", "containerPort": DEBUG_PORT, "protocol": "TCP"},
         ],
-        "env": [_secret_env("REGISTRY_HTTP_SECRET", ctx.names.http_secret, "secret"), *env],
+        "env": [
+            _secret_env("REGISTRY_HTTP_SECRET", ctx.names.http_secret, "secret"),
+            *env,
+            _secret_env(EVENTS_TOKEN_ENV, ctx.names.events, "token"),
+            # distribution reads a whole config section from a REGISTRY_<SECTION>_<KEY> variable as YAML.
+            {"name": "REGISTRY_NOTIFICATIONS_ENDPOINTS", "value": yaml.safe_dump(build_notification_endpoints(ctx), sort_keys=True)},
+        ],
         "volumeMounts": mounts,
         "readinessProbe": {**health, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**health, "periodSeconds": 10, "failureThreshold": 6},

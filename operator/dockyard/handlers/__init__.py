@@ -3,4 +3,4 @@
 Importing this package registers every handler with kopf.
 """
 
-from . import registry  # noqa: F401
+from . import registry, webhook  # noqa: F401

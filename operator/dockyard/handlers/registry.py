@@ -34,7 +34,7 @@ def _reconcile(body: kopf.Body | dict[str, Any], memo: kopf.Memo, logger: kopf.L
         except ValidationError as error:
             _write_status(kube, body, desired_status(current, generation, {}, False, conditions.Reason.INVALID_SPEC, str(error)))
             raise kopf.PermanentError(f"invalid spec: {error}") from error
-        reconciler = RegistryReconciler(kube, settings.registry_image, settings.operator_image)
+        reconciler = RegistryReconciler(kube, settings.registry_image, settings.operator_image, settings.events_url)
         try:
             outcome = reconciler.reconcile(body, spec)
         except NotReady as problem:

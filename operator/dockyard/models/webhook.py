@@ -69,9 +69,10 @@ class DeliverySpec(ApiModel):
 
     timeout_seconds: int = Field(10, description="Time allowed for one HTTP attempt.", ge=1, le=60)
     max_attempts: int = Field(
-        10,
-        description="Attempts per event before it is recorded as failed; retries back off exponentially "
-        "with jitter (1s, 2s, 4s … capped at 5 minutes) and honour Retry-After.",
+        15,
+        description="Attempts per event before it is recorded as failed. Connection errors, timeouts, 408, "
+        "429 and 5xx are retried after 1s, 2s, 4s … capped at 5 minutes, each times a random 0.5-1, or "
+        "after Retry-After when longer; 15 attempts span 17 to 34 minutes. Other statuses fail at once.",
         ge=1,
         le=30,
     )
@@ -161,8 +162,12 @@ class DeliveryRecord(ApiModel):
     id: str = Field(description="Delivery id (sent as the X-Dockyard-Delivery header).")
     event_id: str = Field(description="Id of the event.")
     action: str = Field(description="Event action, e.g. push.")
+    state: Literal["pending", "delivered", "failed"] = Field(
+        description="pending: waiting for its next attempt; delivered: the receiver answered 2xx; failed: "
+        "out of attempts, or refused with a status that is not retried."
+    )
     target: str | None = Field(None, description="repository[:tag|@digest] of the event.")
-    time: str = Field(description="When the last attempt finished (RFC 3339).")
+    time: str = Field(description="When the last attempt was made, or the event was accepted (RFC 3339).")
     http_status: int | None = Field(None, description="HTTP status of the last attempt.")
     attempts: int = Field(description="Attempts made.", ge=0)
     latency_ms: int | None = Field(None, description="Duration of the last attempt in milliseconds.", ge=0)
@@ -185,7 +190,9 @@ class WebhookStatus(ApiModel):
     recent_deliveries: list[DeliveryRecord] = Field(
         default_factory=list, description="The most recent deliveries, newest first.", max_length=20
     )
-    last_ping: DeliveryRecord | None = Field(None, description="Result of the last ping.")
+    last_ping: DeliveryRecord | None = Field(
+        None, description="Result of the last ping (requested with the dockyard.dev/ping annotation)."
+    )
     conditions: list[Condition] = CONDITIONS_FIELD
     observed_generation: int | None = OBSERVED_GENERATION_FIELD
 

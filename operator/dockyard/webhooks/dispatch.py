@@ -1,0 +1,181 @@
+"""The delivery loop: pending deliveries out of the store, one signed POST each, outcome back in.
+
+Stages: `due` (store) → `_attempt` (resolve the target, sign, POST) → `retry.verdict` → store. At most
+`concurrency` attempts run at once, and at most `per_webhook` for one webhook, so a slow or dead
+receiver with a long backlog cannot take every slot from the others. Deliveries of one webhook are
+concurrent: receivers get no ordering guarantee (ACR gives none either) and order by `timestamp`. An attempt interrupted by shutdown is not recorded and is made again by
+the next process (at least once). One long-lived httpx client; redirects are not followed.
+
+Errors: the receiver's failures are outcomes, never exceptions. Store errors (disk) propagate and
+stop the loop, which the service logs and restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from . import retry, signing
+from .directory import WebhookDirectory, WebhookEntry
+from .metrics import WebhookMetrics
+from .store import Delivery, DeliveryStore, State
+
+logger = logging.getLogger(__name__)
+
+DISABLED_RECHECK_SECONDS = 30.0
+IDLE_WAIT_SECONDS = 5.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: DeliveryStore,
+        directory: WebhookDirectory,
+        load_namespace: Callable[[str], Awaitable[None]],
+        metrics: WebhookMetrics,
+        on_change: Callable[[str], None],
+        *,
+        user_agent: str,
+        concurrency: int = 32,
+        per_webhook: int = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.load_namespace = load_namespace
+        self.metrics = metrics
+        self.on_change = on_change
+        self.user_agent = user_agent
+        self.concurrency = concurrency
+        self.per_webhook = per_webhook
+        self.client = httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._inflight_by_webhook: dict[str, int] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due deliveries now; call from the event loop's thread."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            free = self.concurrency - len(self._inflight)
+            if free > 0:
+                window = free + 8 * self.per_webhook
+                due = await asyncio.to_thread(self.store.due, time.time(), window, tuple(self._inflight))
+                for delivery in due:
+                    uid = delivery.webhook_uid
+                    if len(self._inflight) >= self.concurrency or self._inflight_by_webhook.get(uid, 0) >= self.per_webhook:
+                        continue
+                    task = asyncio.create_task(self._attempt(delivery), name=f"delivery {delivery.id}")
+                    self._inflight[delivery.id] = task
+                    self._inflight_by_webhook[uid] = self._inflight_by_webhook.get(uid, 0) + 1
+                    task.add_done_callback(functools.partial(self._done, delivery.id, uid))
+            try:
+                await asyncio.wait_for(self._wake.wait(), await self._idle_timeout())
+            except TimeoutError:
+                pass
+
+    def _done(self, key: str, uid: str, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(key, None)
+        left = self._inflight_by_webhook.get(uid, 1) - 1
+        if left > 0:
+            self._inflight_by_webhook[uid] = left
+        else:
+            self._inflight_by_webhook.pop(uid, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("delivery %s: %r", key, task.exception())
+        self._wake.set()
+
+    async def _idle_timeout(self) -> float:
+        next_at = await asyncio.to_thread(self.store.next_due_at)
+        if next_at is None:
+            return IDLE_WAIT_SECONDS
+        delta = next_at - time.time()
+        # Due but not started: all slots busy or all due ones in flight; a finishing attempt wakes us.
+        return 1.0 if delta <= 0 else min(delta, IDLE_WAIT_SECONDS)
+
+    async def close(self) -> None:
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.client.aclose()
+
+    async def _entry(self, delivery: Delivery) -> WebhookEntry | None:
+        entry = self.directory.get(delivery.webhook_uid)
+        if entry is None and not self.directory.is_loaded(delivery.namespace):
+            await self.load_namespace(delivery.namespace)
+            entry = self.directory.get(delivery.webhook_uid)
+        return entry
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        entry = await self._entry(delivery)
+        if entry is None:
+            # Loaded and still unknown: the Webhook was deleted while nobody watched.
+            canceled = await asyncio.to_thread(self.store.cancel_webhook, delivery.webhook_uid)
+            self.metrics.deliveries.labels(outcome="canceled").inc(canceled)
+            return
+        if not entry.filter.enabled and not delivery.ping:
+            await asyncio.to_thread(self.store.postpone, delivery.id, time.time() + DISABLED_RECHECK_SECONDS)
+            return
+        attempt = delivery.attempts + 1
+        started, status, retry_after, error = time.time(), None, None, None
+        if not entry.filter.enabled:
+            error = "the webhook is disabled"
+            result = "unresolved"
+        elif entry.target is None:
+            error = entry.problem.message if entry.problem else "the webhook's target is not resolved"
+            result = "unresolved"
+        else:
+            target = entry.target
+            headers = dict(target.headers)
+            headers.update(
+                {
+                    "Content-Type": "application/json",
+                    "User-Agent": self.user_agent,
+                    signing.DELIVERY_HEADER: delivery.id,
+                    signing.EVENT_HEADER: delivery.action,
+                    signing.ATTEMPT_HEADER: str(attempt),
+                    signing.SIGNATURE_HEADER: signing.sign(target.signing_key, delivery.body),
+                }
+            )
+            try:
+                response = await self.client.post(target.url, content=delivery.body, headers=headers, timeout=entry.timeout_seconds)
+                status, retry_after = response.status_code, response.headers.get("Retry-After")
+                result = "success" if 200 <= status < 300 else "http_error"
+                if 300 <= status < 400:
+                    error = "redirects are not followed"
+            except httpx.TimeoutException:
+                error, result = f"timed out after {entry.timeout_seconds:g}s", "timeout"
+            except httpx.HTTPError as failure:
+                error, result = target.redact(f"{type(failure).__name__}: {failure}"), "connection_error"
+        finished = time.time()
+        elapsed = finished - started
+        self.metrics.attempts.labels(result=result).inc()
+        if result != "unresolved":
+            self.metrics.attempt_duration.observe(elapsed)
+        verdict = retry.verdict(status, attempt, 1 if delivery.ping else delivery.max_attempts)
+        state: State = "pending" if verdict == "retry" else verdict
+        next_at = finished + retry.next_delay(attempt, retry_after) if verdict == "retry" else None
+        await asyncio.to_thread(
+            self.store.record_attempt,
+            delivery.id,
+            state=state,
+            attempted_at=finished,
+            http_status=status,
+            latency_ms=None if result == "unresolved" else int(elapsed * 1000),
+            error=error,
+            next_attempt_at=next_at,
+        )
+        if state != "pending":
+            self.metrics.deliveries.labels(outcome=state).inc()
+        if state == "delivered":
+            self.metrics.delivery_latency.observe(max(0.0, finished - delivery.accepted_at))
+        self.on_change(delivery.webhook_uid)

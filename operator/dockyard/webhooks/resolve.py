@@ -1,0 +1,158 @@
+"""From a Webhook resource to a `WebhookEntry`: its filter, its quota position and its target with
+the Secret values it references (service URI, header values, signing key).
+
+The tier's webhook limit counts the Webhooks of one Registry in creation order (then by name): the
+first `limit` receive events, the rest get `Ready=False` with reason `QuotaExceeded` and receive
+nothing until one of the earlier ones is deleted or the tier is raised.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import conditions
+from ..builders.meta import Owner, metadata
+from ..kube import Kube
+from ..models import API_VERSION
+from ..models.webhook import WebhookSpec
+from ..tiers import TIERS, quota_exceeded_message
+from .directory import Problem, Target, WebhookEntry
+from .scope import EventFilter
+
+SIGNING_KEY = "secret"
+
+
+def signing_secret_name(webhook: str) -> str:
+    return f"{webhook}-signing"
+
+
+def build_signing_secret(owner: Owner, key: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(owner, signing_secret_name(owner.name), "webhook-signing"),
+        "type": "Opaque",
+        "data": {SIGNING_KEY: base64.b64encode(key.encode()).decode()},
+    }
+
+
+def owner_of(body: Mapping[str, Any]) -> Owner:
+    meta = body["metadata"]
+    return Owner(API_VERSION, "Webhook", meta["name"], meta["namespace"], meta["uid"])
+
+
+def quota_position(body: Mapping[str, Any], siblings: Sequence[Mapping[str, Any]]) -> int:
+    """0-based rank of the webhook among its registry's webhooks, oldest first."""
+
+    def key(item: Mapping[str, Any]) -> tuple[str, str]:
+        meta = item["metadata"]
+        return (str(meta.get("creationTimestamp") or ""), str(meta["name"]))
+
+    mine = key(body)
+    return sum(1 for other in siblings if key(other) < mine and other["metadata"]["uid"] != body["metadata"]["uid"])
+
+
+class SecretsMissing(Exception):
+    pass
+
+
+class WebhookResolver:
+    """Reads what a Webhook references. Kubernetes errors propagate (`ApiException`)."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self._secrets: dict[str, dict[str, Any] | None] = {}
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        cache_key = f"{namespace}/{name}"
+        if cache_key not in self._secrets:
+            self._secrets[cache_key] = self.kube.get("v1", "Secret", namespace, name)
+        secret = self._secrets[cache_key]
+        data = (secret or {}).get("data") or {}
+        if key not in data:
+            what = f"Secret {name}" if secret is None else f"key {key} of Secret {name}"
+            raise SecretsMissing(f"{what} not found")
+        return base64.b64decode(data[key]).decode()
+
+    def target(self, namespace: str, name: str, spec: WebhookSpec) -> Target:
+        if spec.service_uri_secret_ref is not None:
+            ref = spec.service_uri_secret_ref
+            url = self._secret_value(namespace, ref.name, ref.key).strip()
+        else:
+            assert spec.service_uri is not None
+            url = spec.service_uri
+        headers = []
+        for header in spec.custom_headers:
+            if header.value_from is not None:
+                ref = header.value_from.secret_key_ref
+                headers.append((header.name, self._secret_value(namespace, ref.name, ref.key)))
+            else:
+                headers.append((header.name, header.value or ""))
+        signing = spec.signing_secret_ref
+        key = (
+            self._secret_value(namespace, signing.name, signing.key)
+            if signing is not None
+            else self._secret_value(namespace, signing_secret_name(name), SIGNING_KEY)
+        )
+        return Target(url=url, headers=tuple(headers), signing_key=key.encode())
+
+    def entry(
+        self,
+        body: Mapping[str, Any],
+        spec: WebhookSpec,
+        registry: Mapping[str, Any] | None,
+        siblings: Sequence[Mapping[str, Any]],
+    ) -> WebhookEntry:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        problem: Problem | None = None
+        receives = True
+        if registry is None:
+            problem = Problem(conditions.Reason.DEPENDENCY_NOT_READY, f"Registry {spec.registry_ref.name} not found")
+            receives = False
+        else:
+            sku = (registry.get("spec") or {}).get("sku", "Basic")
+            limit = TIERS[sku].webhooks if sku in TIERS else TIERS["Basic"].webhooks
+            position = quota_position(body, siblings)
+            if position >= limit:
+                problem = Problem(
+                    conditions.Reason.QUOTA_EXCEEDED,
+                    f"{quota_exceeded_message('webhooks', sku)}: registry {spec.registry_ref.name} allows {limit} "
+                    f"webhooks and this one is number {position + 1}; it receives no events",
+                )
+                receives = False
+        target: Target | None = None
+        try:
+            target = self.target(namespace, name, spec)
+        except SecretsMissing as missing:
+            problem = problem or Problem(conditions.Reason.DEPENDENCY_NOT_READY, str(missing))
+        return WebhookEntry(
+            uid=meta["uid"],
+            namespace=namespace,
+            name=name,
+            registry=spec.registry_ref.name,
+            filter=EventFilter(frozenset(spec.actions), spec.scope, spec.enabled, spec.location),
+            max_attempts=spec.delivery.max_attempts,
+            timeout_seconds=float(spec.delivery.timeout_seconds),
+            target=target,
+            problem=problem,
+            receives_events=receives,
+        )
+
+    def load(self, namespace: str) -> list[WebhookEntry]:
+        """Entries for every valid Webhook in a namespace (one LIST of Webhooks, one of Registries)."""
+        webhooks = self.kube.list(API_VERSION, "Webhook", namespace)
+        registries = {r["metadata"]["name"]: r for r in self.kube.list(API_VERSION, "Registry", namespace)}
+        entries = []
+        for body in webhooks:
+            try:
+                spec = WebhookSpec.model_validate(body.get("spec") or {})
+            except ValidationError:
+                continue
+            siblings = [w for w in webhooks if (w.get("spec") or {}).get("registryRef", {}).get("name") == spec.registry_ref.name]
+            entries.append(self.entry(body, spec, registries.get(spec.registry_ref.name), siblings))
+        return entries

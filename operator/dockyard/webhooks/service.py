@@ -1,0 +1,145 @@
+"""The webhook pipeline inside the operator process: store, directory, intake server, dispatcher,
+and the loop that writes changed delivery counts back to each Webhook's status.
+
+Started by the operator's startup handler on kopf's event loop, stopped by cleanup. Handler threads
+talk to it only through thread-safe parts (store, directory) and `changed`/`wake`, which hop onto
+the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from ..kube import Kube
+from .directory import WebhookDirectory
+from .dispatch import Dispatcher
+from .intake import Intake, RegistryTokens
+from .metrics import register_webhook_metrics
+from .resolve import WebhookResolver
+from .store import DeliveryStore
+
+logger = logging.getLogger(__name__)
+
+MEMO_KEY: Final = "webhooks"
+STORE_FILE: Final = "deliveries.sqlite"
+STATUS_FLUSH_SECONDS: Final = 1.0
+PRUNE_SECONDS: Final = 600.0
+
+
+class WebhookService:
+    def __init__(self, kube: Kube, state_dir: Path, registry: CollectorRegistry, *, history_days: float, user_agent: str, concurrency: int) -> None:
+        self.kube = kube
+        self.store = DeliveryStore(state_dir / STORE_FILE, history_days=history_days)
+        self.directory = WebhookDirectory()
+        self.metrics = register_webhook_metrics(registry, self.store.pending_count)
+        self.dispatcher = Dispatcher(
+            self.store, self.directory, self.load_namespace, self.metrics, self.changed,
+            user_agent=user_agent, concurrency=concurrency,
+        )
+        self.intake = Intake(self.store, self.directory, RegistryTokens(kube), self.load_namespace, self.metrics, self._enqueued)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._load_lock = asyncio.Lock()
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._runner = web.AppRunner(self.intake.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        self._tasks = [
+            asyncio.create_task(self._supervise("dispatcher", self.dispatcher.run)),
+            asyncio.create_task(self._supervise("status writer", self._flush_status)),
+            asyncio.create_task(self._supervise("history pruning", self._prune)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dispatcher.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await asyncio.to_thread(self._flush_once)
+        self.store.close()
+
+    async def _supervise(self, name: str, loop: object) -> None:
+        while True:
+            try:
+                await loop()  # type: ignore[operator]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("webhook %s failed; restarting it in 5s", name)
+                await asyncio.sleep(5)
+
+    async def load_namespace(self, namespace: str) -> None:
+        async with self._load_lock:
+            if self.directory.is_loaded(namespace):
+                return
+            entries = await asyncio.to_thread(WebhookResolver(self.kube).load, namespace)
+            self.directory.load(namespace, entries)
+
+    def _enqueued(self, uids: list[str]) -> None:
+        self.dispatcher.wake()
+        with self._dirty_lock:
+            self._dirty.update(uids)
+
+    def changed(self, uid: str) -> None:
+        """A delivery of this webhook moved: its status is rewritten within STATUS_FLUSH_SECONDS."""
+        with self._dirty_lock:
+            self._dirty.add(uid)
+
+    def wake(self) -> None:
+        """Thread-safe: make the dispatcher look for due deliveries now."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.dispatcher.wake)
+
+    async def _flush_status(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_FLUSH_SECONDS)
+            if self._dirty:
+                await asyncio.to_thread(self._flush_once)
+
+    def _flush_once(self) -> None:
+        from .reconcile import publish_status  # reconcile needs WebhookService: import late
+
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        for uid in dirty:
+            entry = self.directory.get(uid)
+            if entry is None:
+                continue
+            try:
+                publish_status(self.kube, self, entry.namespace, entry.name)
+            except Exception as error:
+                logger.warning("status of webhook %s/%s not written: %r", entry.namespace, entry.name, error)
+                self.changed(uid)
+
+    async def _prune(self) -> None:
+        while True:
+            await asyncio.to_thread(self.store.prune)
+            await asyncio.sleep(PRUNE_SECONDS)
+
+
+def webhooks_from(memo: Mapping[str, object]) -> WebhookService:
+    service = memo.get(MEMO_KEY)
+    if not isinstance(service, WebhookService):
+        raise LookupError("the webhook service is not in memo: the startup handler has not run")
+    return service

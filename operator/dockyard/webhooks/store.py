@@ -1,0 +1,289 @@
+"""The delivery queue and history, in one SQLite file.
+
+Guarantee: `enqueue` returns only after the deliveries are committed with `synchronous=FULL`, and
+the intake answers the registry 2xx only after that, so an event the registry was told is accepted
+survives an operator crash or restart (as long as the file does: mount a PersistentVolume at the
+state directory). Until then distribution keeps the envelope in its own memory queue and retries.
+
+A delivery is identified by (webhook uid, event id): a registry re-posting an envelope it was not
+sure about, or a ping requested twice, adds nothing. A delivery stays `pending` until it is
+`delivered`, `failed` (out of attempts or refused) or `canceled` (its Webhook was deleted);
+finished rows are kept for `history_days` and totals per webhook for as long as the webhook exists.
+An attempt in flight when the process stops is not recorded, so it is made again after the restart:
+receivers can see the same delivery id twice (at least once, not exactly once).
+
+Thread-safe: one connection behind a lock; callers are the event loop (intake, dispatch) and kopf's
+handler threads (status, ping).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+State = Literal["pending", "delivered", "failed", "canceled"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    webhook_uid TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    accepted_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    last_attempt_at REAL,
+    http_status INTEGER,
+    latency_ms INTEGER,
+    error TEXT,
+    ping INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries (webhook_uid, last_attempt_at);
+CREATE TABLE IF NOT EXISTS totals (
+    webhook_uid TEXT PRIMARY KEY,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    failing_attempts INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+_COLUMNS = (
+    "id, webhook_uid, namespace, webhook, event_id, action, target, body, state, attempts, max_attempts, "
+    "accepted_at, next_attempt_at, last_attempt_at, http_status, latency_ms, error, ping"
+)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    webhook_uid: str
+    namespace: str
+    webhook: str
+    event_id: str
+    action: str
+    target: str | None
+    body: bytes
+    max_attempts: int
+    ping: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    webhook_uid: str
+    namespace: str
+    webhook: str
+    event_id: str
+    action: str
+    target: str | None
+    body: bytes
+    state: State
+    attempts: int
+    max_attempts: int
+    accepted_at: float
+    next_attempt_at: float
+    last_attempt_at: float | None
+    http_status: int | None
+    latency_ms: int | None
+    error: str | None
+    ping: bool
+
+
+@dataclass(frozen=True)
+class Totals:
+    delivered: int = 0
+    failed: int = 0
+    pending: int = 0
+    failing_attempts: int = 0
+    """Failed attempts since the last successful one: how long the receiver has been failing."""
+
+
+def _delivery(row: tuple[object, ...]) -> Delivery:
+    values = list(row)
+    values[-1] = bool(values[-1])
+    return Delivery(*values)  # type: ignore[arg-type]
+
+
+class DeliveryStore:
+    def __init__(self, path: Path | str, history_days: float = 7.0) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self.history_seconds = history_days * 86400
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def enqueue(self, deliveries: Iterable[NewDelivery], now: float | None = None) -> int:
+        """Commit new deliveries, due at once; returns how many were new (duplicates are ignored)."""
+        now = time.time() if now is None else now
+        rows = [
+            (d.id, d.webhook_uid, d.namespace, d.webhook, d.event_id, d.action, d.target, d.body, d.max_attempts, now, now, int(d.ping))
+            for d in deliveries
+        ]
+        if not rows:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO deliveries (id, webhook_uid, namespace, webhook, event_id, action, target, body, "
+                    "max_attempts, accepted_at, next_attempt_at, ping) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                added = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return added
+
+    def due(self, now: float, limit: int, exclude: Iterable[str] = ()) -> list[Delivery]:
+        skip = set(exclude)
+        with self._lock:
+            cursor = self._db.execute(
+                f"SELECT {_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at LIMIT ?",
+                (now, limit + len(skip)),
+            )
+            rows = [_delivery(row) for row in cursor.fetchall()]
+        return [row for row in rows if row.id not in skip][:limit]
+
+    def next_due_at(self) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+        return None if row is None else _delivery(row)
+
+    def record_attempt(
+        self,
+        delivery_id: str,
+        *,
+        state: State,
+        attempted_at: float,
+        http_status: int | None,
+        latency_ms: int | None,
+        error: str | None,
+        next_attempt_at: float | None = None,
+    ) -> None:
+        """One attempt made: `state` pending (will retry at `next_attempt_at`), delivered or failed."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT webhook_uid, state FROM deliveries WHERE id = ?", (delivery_id,)
+                ).fetchone()
+                if row is None or row[1] != "pending":
+                    self._db.execute("COMMIT")
+                    return
+                uid = row[0]
+                self._db.execute(
+                    "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, http_status = ?, "
+                    "latency_ms = ?, error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
+                    (state, attempted_at, http_status, latency_ms, error, next_attempt_at, delivery_id),
+                )
+                self._db.execute("INSERT OR IGNORE INTO totals (webhook_uid) VALUES (?)", (uid,))
+                if state == "delivered":
+                    self._db.execute(
+                        "UPDATE totals SET delivered = delivered + 1, failing_attempts = 0 WHERE webhook_uid = ?", (uid,)
+                    )
+                else:
+                    failed = 1 if state == "failed" else 0
+                    self._db.execute(
+                        "UPDATE totals SET failed = failed + ?, failing_attempts = failing_attempts + 1 WHERE webhook_uid = ?",
+                        (failed, uid),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def postpone(self, delivery_id: str, until: float) -> None:
+        """Not attempted now (webhook disabled or not known yet); no attempt is counted."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending'", (until, delivery_id)
+            )
+
+    def release(self, webhook_uid: str, now: float | None = None) -> None:
+        """Make every pending delivery of the webhook due now (it was re-enabled)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE webhook_uid = ? AND state = 'pending' AND next_attempt_at > ?",
+                (now, webhook_uid, now),
+            )
+
+    def cancel_webhook(self, webhook_uid: str) -> int:
+        """The webhook is gone: its pending deliveries will never be made, its totals are dropped."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE deliveries SET state = 'canceled' WHERE webhook_uid = ? AND state = 'pending'", (webhook_uid,)
+            )
+            self._db.execute("DELETE FROM totals WHERE webhook_uid = ?", (webhook_uid,))
+            return cursor.rowcount
+
+    def totals(self, webhook_uid: str) -> Totals:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT delivered, failed, failing_attempts FROM totals WHERE webhook_uid = ?", (webhook_uid,)
+            ).fetchone()
+            pending = self._db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE webhook_uid = ? AND state = 'pending' AND ping = 0", (webhook_uid,)
+            ).fetchone()[0]
+        delivered, failed, failing = row if row else (0, 0, 0)
+        return Totals(delivered=delivered, failed=failed, pending=pending, failing_attempts=failing)
+
+    def recent(self, webhook_uid: str, limit: int, *, ping: bool = False) -> list[Delivery]:
+        """Newest first: deliveries attempted at least once (by their last attempt), then waiting ones."""
+        with self._lock:
+            cursor = self._db.execute(
+                f"SELECT {_COLUMNS} FROM deliveries WHERE webhook_uid = ? AND ping = ? AND state != 'canceled' "
+                "ORDER BY COALESCE(last_attempt_at, accepted_at) DESC, rowid DESC LIMIT ?",
+                (webhook_uid, int(ping), limit),
+            )
+            return [_delivery(row) for row in cursor.fetchall()]
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'").fetchone()[0])
+
+    def webhooks_with_pending(self) -> list[tuple[str, str, str]]:
+        """(uid, namespace, name) of every webhook that still has deliveries to make."""
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT DISTINCT webhook_uid, namespace, webhook FROM deliveries WHERE state = 'pending'"
+            )
+            return [(str(a), str(b), str(c)) for a, b, c in cursor.fetchall()]
+
+    def prune(self, now: float | None = None) -> int:
+        """Drop finished deliveries older than the history window."""
+        cutoff = (time.time() if now is None else now) - self.history_seconds
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM deliveries WHERE state != 'pending' AND COALESCE(last_attempt_at, accepted_at) < ?", (cutoff,)
+            )
+            return cursor.rowcount
