@@ -62,6 +62,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.posting.reporting_component = "dockyard"
     kopf_settings.posting.reporting_instance = socket.gethostname()
+    # httpx logs every request's URL at INFO; webhook URLs can carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     kopf_settings.peering.standalone = True
     kopf_settings.peering.mandatory = False
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -85,6 +86,25 @@ class LocalRegistry:
         self.port, self.token_port = _port(), _port()
         self.processes: list[subprocess.Popen[bytes]] = []
 
+    def container_env(self) -> dict[str, str]:
+        """The registry container's environment as the kubelet would build it: Secret references
+        read, `$(NAME)` references to earlier variables expanded."""
+        deployment = _until(
+            lambda: (r := self.cluster.kubectl("get", "deployment", self.name, "-n", self.namespace, "-o", "json", check=False))
+            .returncode == 0 and json.loads(r.stdout),
+            "the registry Deployment",
+        )
+        container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "registry")
+        env: dict[str, str] = {}
+        for var in container.get("env", []):
+            if "valueFrom" in var:
+                ref = var["valueFrom"]["secretKeyRef"]
+                secret = _until(lambda r=ref: _secret(self.cluster, self.namespace, r["name"]), f"Secret {ref['name']}")
+                env[var["name"]] = secret[ref["key"]]
+            else:
+                env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var.get("value", ""))
+        return env
+
     def files(self) -> dict[str, Any]:
         return {
             "config": _configmap(self.cluster, self.namespace, f"{self.name}-config"),
@@ -112,7 +132,7 @@ class LocalRegistry:
         config["auth"]["token"]["rootcertbundle"] = str(work / "signer.crt")
         config["auth"]["token"]["realm"] = f"https://127.0.0.1:{self.token_port}/token"
         (work / "config.yml").write_text(yaml.safe_dump(config))
-        env = os.environ | {"REGISTRY_HTTP_SECRET": files["http"]["secret"], "PYTHONPATH": str(ROOT / "operator")}
+        env = os.environ | self.container_env() | {"PYTHONPATH": str(ROOT / "operator")}
         log = open(work / "processes.log", "ab")
         self.processes.append(subprocess.Popen(["docker-registry", "serve", str(work / "config.yml")], env=env, stdout=log, stderr=log))
         self.processes.append(subprocess.Popen(
@@ -138,10 +158,13 @@ class LocalRegistry:
     def skopeo(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=60)
 
-    def push(self, creds: str | None, tag: str) -> subprocess.CompletedProcess[str]:
+    def push(self, creds: str | None, tag: str, repository: str = "team/app") -> subprocess.CompletedProcess[str]:
         auth = ["--dest-creds", creds] if creds else ["--dest-no-creds"]
         return self.skopeo("copy", "--dest-tls-verify=false", *auth, f"oci:{self.workdir / 'image'}:v1",
-                           f"docker://127.0.0.1:{self.port}/team/app:{tag}")
+                           f"docker://127.0.0.1:{self.port}/{repository}:{tag}")
+
+    def delete(self, creds: str, tag: str, repository: str = "team/app") -> subprocess.CompletedProcess[str]:
+        return self.skopeo("delete", "--tls-verify=false", "--creds", creds, f"docker://127.0.0.1:{self.port}/{repository}:{tag}")
 
     def pull(self, creds: str | None, tag: str) -> subprocess.CompletedProcess[str]:
         auth = ["--creds", creds] if creds else ["--no-creds"]

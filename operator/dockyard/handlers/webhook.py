@@ -59,10 +59,12 @@ def repair_webhook_drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _reconcile(body, memo)
 
 
-@kopf.on.event(GROUP, VERSION, "webhooks")
-def webhook_deleted(body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    if type != "DELETED":
-        return
+def _is_deletion(type: str | None, **_: Any) -> bool:
+    return type == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, "webhooks", when=_is_deletion)
+def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     service = webhooks_from(memo)
     uid = body["metadata"]["uid"]
     service.directory.remove(uid)
