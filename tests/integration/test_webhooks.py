@@ -11,7 +11,7 @@ import http.server
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,9 @@ import pytest
 import yaml
 from conftest import free_port, running_operator
 from test_registry import _apply, _until, crds  # noqa: F401  (fixture)
-from test_registry_binary import LocalRegistry, _oci_image, _secret
+from realregistry import LocalRegistry
+from realregistry import read_secret as _secret
+from realregistry import write_oci_image as _oci_image
 
 from dockyard.webhooks import signing
 
