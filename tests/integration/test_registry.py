@@ -52,10 +52,10 @@ def _get(url: str) -> str | None:
 def _metric_sum(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
-        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
         if not match:
             continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
         if all(found.get(k) == v for k, v in labels.items()):
             total += float(match.group(2))
     return total

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from conftest import free_port, running_operator
-from test_registry import _apply, _until, crds  # noqa: F401  (fixture)
+from test_registry import _apply, _metric_sum, _until, crds  # noqa: F401  (fixture)
 from realregistry import LocalRegistry
 from realregistry import read_secret as _secret
 from realregistry import write_oci_image as _oci_image
@@ -263,7 +264,7 @@ def test_scope_action_and_enabled_select_what_each_webhook_receives(stack: Stack
 
 
 def test_receiver_outage_is_retried_until_delivered(stack: Stack, cluster: Any, namespace: str) -> None:
-    with receiving() as receiver, stack.operator():
+    with receiving() as receiver, stack.operator() as metrics_url:
         stack.start_registry()
         _webhook(cluster, namespace, "flaky", {
             "serviceUri": receiver.url("/flaky"), "actions": ["push"], "delivery": {"timeoutSeconds": 1, "maxAttempts": 10},
@@ -289,6 +290,17 @@ def test_receiver_outage_is_retried_until_delivered(stack: Stack, cluster: Any, 
         assert record["attempts"] == 5 and record["httpStatus"] == 200 and record["state"] == "delivered"
         ready = _until(lambda: (c := _ready(cluster, namespace, "flaky")) and c["status"] == "True" and c, "Ready again")
         assert ready["reason"] == "Reconciled"
+        events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=flaky", "-o", "json").stdout)
+        assert {(e["type"], e["reason"]) for e in events["items"]} >= {("Warning", "ReceiverFailing"), ("Normal", "Reconciled")}
+
+        metrics = httpx.get(metrics_url).text
+        assert _metric_sum(metrics, "dockyard_webhook_attempts_total", result="timeout") == 1
+        assert _metric_sum(metrics, "dockyard_webhook_attempts_total", result="http_error") == 3
+        assert _metric_sum(metrics, "dockyard_webhook_attempts_total", result="success") == 1
+        assert _metric_sum(metrics, "dockyard_webhook_deliveries_total", outcome="delivered") == 1
+        assert _metric_sum(metrics, "dockyard_webhook_delivery_latency_seconds_count") == 1
+        assert _metric_sum(metrics, "dockyard_webhook_envelopes_total", outcome="accepted") >= 1
+        assert _metric_sum(metrics, "dockyard_webhook_queue_depth") == 0
 
 
 def test_operator_restart_loses_no_pending_or_incoming_event(stack: Stack, cluster: Any, namespace: str) -> None:
@@ -307,6 +319,22 @@ def test_operator_restart_loses_no_pending_or_incoming_event(stack: Stack, clust
         with stack.operator():
             delivered = _until(lambda: len(receiver.delivered("/durable")) == 4 and receiver.delivered("/durable"), "all four delivered", 90)
             assert sorted(e["target"]["tag"] for e in delivered) == ["v1", "v2", "v3", "v4"]
+
+
+def test_intake_takes_a_registrys_events_only_with_its_own_token(stack: Stack, cluster: Any, namespace: str) -> None:
+    with stack.operator():
+        for name in ("hub", "other"):
+            _apply(cluster, namespace, name, {"sku": "Standard"})
+        hub = _until(lambda: _secret(cluster, namespace, "hub-events"), "hub's events token")["token"]
+        other = _until(lambda: _secret(cluster, namespace, "other-events"), "other's events token")["token"]
+        url = f"http://127.0.0.1:{stack.events_port}/events/{namespace}/hub"
+        envelope = {"events": []}
+        assert httpx.post(url, json=envelope).status_code == 401
+        assert httpx.post(url, json=envelope, headers={"Authorization": f"Bearer {other}"}).status_code == 401
+        assert httpx.post(url, json=envelope, headers={"Authorization": f"Bearer {hub}"}).status_code == 200
+        assert httpx.post(url, content=b"[1, 2]", headers={"Authorization": f"Bearer {hub}"}).status_code == 400
+        elsewhere = f"http://127.0.0.1:{stack.events_port}/events/default/hub"
+        assert httpx.post(elsewhere, json=envelope, headers={"Authorization": f"Bearer {hub}"}).status_code == 401
 
 
 def test_tier_limit_refuses_one_webhook_too_many(stack: Stack, cluster: Any, namespace: str) -> None:
@@ -331,7 +359,8 @@ def test_tier_limit_refuses_one_webhook_too_many(stack: Stack, cluster: Any, nam
 def test_ping_annotation_sends_a_ping_and_records_it(stack: Stack, cluster: Any, namespace: str) -> None:
     with receiving() as receiver, stack.operator():
         stack.start_registry()
-        _webhook(cluster, namespace, "pinged", {"serviceUri": receiver.url("/ping"), "actions": ["push"]})
+        cluster.kubectl("create", "secret", "generic", "hook-url", "-n", namespace, f"--from-literal=url={receiver.url('/ping')}")
+        _webhook(cluster, namespace, "pinged", {"serviceUriSecretRef": {"name": "hook-url", "key": "url"}, "actions": ["push"]})
         _until(lambda: (c := _ready(cluster, namespace, "pinged")) and c["status"] == "True", "webhook Ready")
         cluster.kubectl("annotate", "webhook", "pinged", "-n", namespace, "dockyard.dev/ping=1")
         pings = _until(lambda: receiver.delivered("/ping"), "the ping", 30)

@@ -210,6 +210,9 @@ WEBHOOK = KindInfo(
         PrinterColumn("Scope", "string", ".spec.scope", "Repository filter."),
         PrinterColumn("Enabled", "boolean", ".spec.enabled", "Whether events are delivered."),
         ready_column(),
+        PrinterColumn("Delivered", "integer", ".status.deliveries.delivered", "Events delivered."),
+        PrinterColumn("Pending", "integer", ".status.deliveries.pending", "Events waiting for (re)delivery."),
+        PrinterColumn("Failed", "integer", ".status.deliveries.failed", "Events that ran out of attempts.", priority=1),
         age_column(),
     ),
 )

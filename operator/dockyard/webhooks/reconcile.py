@@ -1,6 +1,9 @@
 """Reconciling one Webhook: its signing Secret, its directory entry (filter, quota, target), a
 requested ping, and its status.
 
+A flip of `Ready` is also posted as an Event (Warning with the reason when it turns False, Normal
+when it recovers), built from the status message, which holds no secret.
+
 Idempotent: the signing key is generated only when its Secret is missing, a ping is keyed by the
 annotation's value (asking twice with the same value sends one ping), and status is written only
 when it changes.
@@ -14,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from ..conditions import ConditionType, find_condition
 from ..kube import Kube, contains
 from ..models import API_VERSION
 from ..models.webhook import WebhookSpec
@@ -90,5 +94,10 @@ def publish_status(kube: Kube, service: WebhookService, namespace: str, name: st
         pings[0] if pings else None,
         None if spec.get("signingSecretRef") else signing_secret_name(name),
     )
-    if not contains(current, status):
-        kube.patch_status(API_VERSION, KIND, namespace, name, status)
+    if contains(current, status):
+        return
+    kube.patch_status(API_VERSION, KIND, namespace, name, status)
+    before = find_condition(current.get("conditions"), ConditionType.READY)
+    after = find_condition(status["conditions"], ConditionType.READY)
+    if after is not None and (before or {}).get("status") != after["status"] and (before or after["status"] == "False"):
+        kube.post_event(body, "Normal" if after["status"] == "True" else "Warning", after["reason"], after["message"])
