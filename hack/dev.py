@@ -98,8 +98,9 @@ def _run(cluster: LocalCluster, bin_dir: Path) -> int:
         # kwok plays the nodes but provisions no volumes: static volumes for the registries' claims
         cluster.kubectl("apply", "-f", "-", input=_volumes(4))
         cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples"))
-        waited = cluster.kubectl("wait", "--for=condition=Ready", "registry", "--all", "-n", NAMESPACE, "--timeout=120s", check=False)
-        print(waited.stdout or waited.stderr)
+        for kind in ("registry", "webhook"):
+            waited = cluster.kubectl("wait", "--for=condition=Ready", kind, "--all", "-n", NAMESPACE, "--timeout=120s", check=False)
+            print(waited.stdout or waited.stderr)
         print(cluster.kubectl("get", "dockyard", "-n", NAMESPACE).stdout)
         print(
             "Dockyard is running against a local control plane.\n"

@@ -77,8 +77,9 @@ class Dispatcher:
                     self._inflight[delivery.id] = task
                     self._inflight_by_webhook[uid] = self._inflight_by_webhook.get(uid, 0) + 1
                     task.add_done_callback(functools.partial(self._done, delivery.id, uid))
+            timeout = await self._idle_timeout()
             try:
-                await asyncio.wait_for(self._wake.wait(), await self._idle_timeout())
+                await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
 
@@ -156,6 +157,10 @@ class Dispatcher:
                 error, result = f"timed out after {entry.timeout_seconds:g}s", "timeout"
             except httpx.HTTPError as failure:
                 error, result = target.redact(f"{type(failure).__name__}: {failure}"), "connection_error"
+            except (httpx.InvalidURL, ValueError) as failure:
+                # The message would quote the offending URL or header value: keep only the kind.
+                error = f"the request cannot be built ({type(failure).__name__}): check the URL and header values"
+                result = "unresolved"
         finished = time.time()
         elapsed = finished - started
         self.metrics.attempts.labels(result=result).inc()

@@ -67,7 +67,7 @@ class WebhookResolver:
         self.kube = kube
         self._secrets: dict[str, dict[str, Any] | None] = {}
 
-    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+    def _secret_bytes(self, namespace: str, name: str, key: str) -> bytes:
         cache_key = f"{namespace}/{name}"
         if cache_key not in self._secrets:
             self._secrets[cache_key] = self.kube.get("v1", "Secret", namespace, name)
@@ -76,7 +76,13 @@ class WebhookResolver:
         if key not in data:
             what = f"Secret {name}" if secret is None else f"key {key} of Secret {name}"
             raise SecretsMissing(f"{what} not found")
-        return base64.b64decode(data[key]).decode()
+        return base64.b64decode(data[key])
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            return self._secret_bytes(namespace, name, key).decode()
+        except UnicodeDecodeError as error:
+            raise SecretsMissing(f"key {key} of Secret {name} is not UTF-8 text") from error
 
     def target(self, namespace: str, name: str, spec: WebhookSpec) -> Target:
         if spec.service_uri_secret_ref is not None:
@@ -94,11 +100,11 @@ class WebhookResolver:
                 headers.append((header.name, header.value or ""))
         signing = spec.signing_secret_ref
         key = (
-            self._secret_value(namespace, signing.name, signing.key)
+            self._secret_bytes(namespace, signing.name, signing.key)
             if signing is not None
-            else self._secret_value(namespace, signing_secret_name(name), SIGNING_KEY)
+            else self._secret_bytes(namespace, signing_secret_name(name), SIGNING_KEY)
         )
-        return Target(url=url, headers=tuple(headers), signing_key=key.encode())
+        return Target(url=url, headers=tuple(headers), signing_key=key)
 
     def entry(
         self,

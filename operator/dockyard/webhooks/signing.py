@@ -26,4 +26,4 @@ def verify(key: bytes, body: bytes, header: str | None) -> bool:
     """What a receiver does: recompute and compare in constant time."""
     if not header or not header.startswith(PREFIX):
         return False
-    return hmac.compare_digest(sign(key, body), header.strip())
+    return hmac.compare_digest(sign(key, body).encode(), header.strip().encode())

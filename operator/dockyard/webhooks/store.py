@@ -194,24 +194,26 @@ class DeliveryStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute(
-                    "SELECT webhook_uid, state FROM deliveries WHERE id = ?", (delivery_id,)
+                    "SELECT webhook_uid, state, ping FROM deliveries WHERE id = ?", (delivery_id,)
                 ).fetchone()
                 if row is None or row[1] != "pending":
                     self._db.execute("COMMIT")
                     return
-                uid = row[0]
+                uid, ping = row[0], bool(row[2])
                 self._db.execute(
                     "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, http_status = ?, "
                     "latency_ms = ?, error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
                     (state, attempted_at, http_status, latency_ms, error, next_attempt_at, delivery_id),
                 )
                 self._db.execute("INSERT OR IGNORE INTO totals (webhook_uid) VALUES (?)", (uid,))
+                # Pings tell whether the receiver answers, but they are not events: not in the counts.
                 if state == "delivered":
                     self._db.execute(
-                        "UPDATE totals SET delivered = delivered + 1, failing_attempts = 0 WHERE webhook_uid = ?", (uid,)
+                        "UPDATE totals SET delivered = delivered + ?, failing_attempts = 0 WHERE webhook_uid = ?",
+                        (0 if ping else 1, uid),
                     )
                 else:
-                    failed = 1 if state == "failed" else 0
+                    failed = 1 if state == "failed" and not ping else 0
                     self._db.execute(
                         "UPDATE totals SET failed = failed + ?, failing_attempts = failing_attempts + 1 WHERE webhook_uid = ?",
                         (failed, uid),
