@@ -15,7 +15,10 @@ ENV PATH=/opt/dockyard/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DOCKYARD_LOG_FORMAT=json
+# The webhook delivery queue; mount a PersistentVolume here so accepted events survive the pod.
+RUN mkdir -p /var/lib/dockyard && chown 10001:10001 /var/lib/dockyard
+VOLUME /var/lib/dockyard
 USER 10001:10001
-# 8080: liveness probe (/healthz); 9090: Prometheus metrics.
-EXPOSE 8080 9090
+# 8080: liveness probe (/healthz); 9090: Prometheus metrics; 8090: the registries' event intake.
+EXPOSE 8080 9090 8090
 ENTRYPOINT ["python", "-m", "dockyard"]

@@ -9,6 +9,9 @@ import contextlib
 import hashlib
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ import pytest
 import yaml
 from conftest import free_port, running_operator
 from test_registry import _apply, _metric_sum, _until, crds  # noqa: F401  (fixture)
-from realregistry import LocalRegistry
+from realregistry import ROOT, LocalRegistry
 from realregistry import read_secret as _secret
 from realregistry import write_oci_image as _oci_image
 
@@ -232,6 +235,25 @@ def test_push_and_delete_arrive_signed_and_acr_shaped(stack: Stack, cluster: Any
         assert body["status"]["signingSecretName"] == "all-signing"
         shown = json.dumps(body["status"]) + cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
         assert "s3cr3t" not in shown
+
+        def cli(*args: str) -> str:
+            run = subprocess.run(
+                [sys.executable, "-m", "dockyard.webhooks", "--state-dir", str(stack.state_dir), *args],
+                capture_output=True, text=True, timeout=30, env=os.environ | {"PYTHONPATH": str(ROOT / "operator")},
+            )
+            assert run.returncode == 0, run.stderr
+            return run.stdout
+
+        listed = [json.loads(line) for line in cli("deliveries", f"{namespace}/all", "--body").splitlines()]
+        assert [(d["action"], d["state"]) for d in listed] == [("delete", "delivered"), ("push", "delivered")]
+        assert listed[1]["body"] == event and "s3cr3t" not in json.dumps(listed)
+        push_id = listed[1]["id"]
+        assert "1 of 1 deliveries queued again" in cli("redeliver", push_id)
+        replayed = _until(
+            lambda: [r for r in receiver.on("/all?code=s3cr3t-query") if r.headers[signing.DELIVERY_HEADER.lower()] == push_id][1:],
+            "the push to be delivered again", 30,
+        )
+        assert replayed[0].body == request.body
     assert "s3cr3t" not in caplog.text, "no secret in the operator's logs"
 
 

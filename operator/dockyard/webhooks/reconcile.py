@@ -45,7 +45,9 @@ def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any],
         w for w in kube.list(API_VERSION, KIND, namespace)
         if (w.get("spec") or {}).get("registryRef", {}).get("name") == spec.registry_ref.name
     ]
-    entry = WebhookResolver(kube).entry(body, spec, registry, siblings)
+    resolver = WebhookResolver(kube)
+    locations = resolver.replica_locations(namespace, spec.registry_ref.name) if spec.location else frozenset()
+    entry = resolver.entry(body, spec, registry, siblings, locations)
     previous = service.directory.get(uid)
     service.directory.put(entry)
     if entry.filter.enabled and previous is not None and not previous.filter.enabled:

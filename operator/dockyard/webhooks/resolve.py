@@ -112,6 +112,7 @@ class WebhookResolver:
         spec: WebhookSpec,
         registry: Mapping[str, Any] | None,
         siblings: Sequence[Mapping[str, Any]],
+        replica_locations: frozenset[str] = frozenset(),
     ) -> WebhookEntry:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -131,6 +132,12 @@ class WebhookResolver:
                     f"webhooks and this one is number {position + 1}; it receives no events",
                 )
                 receives = False
+            elif spec.location and spec.location not in replica_locations:
+                problem = Problem(
+                    conditions.Reason.DEPENDENCY_NOT_READY,
+                    f"Registry {spec.registry_ref.name} has no Replication in location {spec.location}; "
+                    "this webhook receives only that replica's events",
+                )
         target: Target | None = None
         try:
             target = self.target(namespace, name, spec)
@@ -149,10 +156,18 @@ class WebhookResolver:
             receives_events=receives,
         )
 
+    def replica_locations(self, namespace: str, registry: str) -> frozenset[str]:
+        return frozenset(
+            str((r.get("spec") or {}).get("location"))
+            for r in self.kube.list(API_VERSION, "Replication", namespace)
+            if (r.get("spec") or {}).get("registryRef", {}).get("name") == registry
+        )
+
     def load(self, namespace: str) -> list[WebhookEntry]:
         """Entries for every valid Webhook in a namespace (one LIST of Webhooks, one of Registries)."""
         webhooks = self.kube.list(API_VERSION, "Webhook", namespace)
         registries = {r["metadata"]["name"]: r for r in self.kube.list(API_VERSION, "Registry", namespace)}
+        needs_replicas = any((w.get("spec") or {}).get("location") for w in webhooks)
         entries = []
         for body in webhooks:
             try:
@@ -160,5 +175,6 @@ class WebhookResolver:
             except ValidationError:
                 continue
             siblings = [w for w in webhooks if (w.get("spec") or {}).get("registryRef", {}).get("name") == spec.registry_ref.name]
-            entries.append(self.entry(body, spec, registries.get(spec.registry_ref.name), siblings))
+            locations = self.replica_locations(namespace, spec.registry_ref.name) if needs_replicas else frozenset()
+            entries.append(self.entry(body, spec, registries.get(spec.registry_ref.name), siblings, locations))
         return entries

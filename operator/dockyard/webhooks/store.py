@@ -269,6 +269,31 @@ class DeliveryStore:
             )
             return [_delivery(row) for row in cursor.fetchall()]
 
+    def of_webhook(self, namespace: str, webhook: str, state: State | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries of a webhook by name (all its incarnations), newest first."""
+        query = f"SELECT {_COLUMNS} FROM deliveries WHERE namespace = ? AND webhook = ?"
+        args: list[object] = [namespace, webhook]
+        if state is not None:
+            query += " AND state = ?"
+            args.append(state)
+        query += " ORDER BY COALESCE(last_attempt_at, accepted_at) DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            return [_delivery(row) for row in self._db.execute(query, args).fetchall()]
+
+    def requeue(self, delivery_ids: Iterable[str], now: float | None = None) -> int:
+        """Make finished deliveries pending again with a fresh set of attempts (a replay); the
+        receiver sees the same delivery id and body. Canceled ones (webhook deleted) stay."""
+        now = time.time() if now is None else now
+        ids = list(delivery_ids)
+        with self._lock:
+            cursor = self._db.executemany(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ? "
+                "WHERE id = ? AND state IN ('delivered', 'failed')",
+                [(now, i) for i in ids],
+            )
+            return cursor.rowcount
+
     def pending_count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'").fetchone()[0])
