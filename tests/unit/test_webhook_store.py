@@ -267,3 +267,30 @@ def test_in_memory_store_works() -> None:
         assert store.pending_count() == 1
     finally:
         store.close()
+
+
+def test_requeue_replays_finished_deliveries_only(store: DeliveryStore) -> None:
+    store.enqueue([new("ok"), new("bad", max_attempts=1), new("waiting")], now=T0)
+    attempt(store, "ok", "delivered", T0 + 1, status=200)
+    attempt(store, "bad", "failed", T0 + 1, status=500)
+    assert store.requeue(["ok", "bad", "waiting", "unknown"], now=T0 + 10) == 2
+    for id in ("ok", "bad"):
+        delivery = store.get(id)
+        assert delivery is not None
+        assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == ("pending", 0, T0 + 10)
+    assert [d.id for d in store.due(T0 + 10, 10)] == ["waiting", "ok", "bad"]
+
+
+def test_canceled_deliveries_are_not_replayed(store: DeliveryStore) -> None:
+    store.enqueue([new("d1")], now=T0)
+    store.cancel_webhook("uid-a")
+    assert store.requeue(["d1"], now=T0 + 1) == 0
+
+
+def test_of_webhook_lists_by_name_newest_first_and_filters_by_state(store: DeliveryStore) -> None:
+    store.enqueue([new("d1"), new("d2"), new("other", uid="uid-b")], now=T0)
+    attempt(store, "d1", "delivered", T0 + 5, status=200)
+    attempt(store, "d2", "failed", T0 + 9, status=410)
+    assert [d.id for d in store.of_webhook("team", "hook-uid-a")] == ["d2", "d1"]
+    assert [d.id for d in store.of_webhook("team", "hook-uid-a", "failed")] == ["d2"]
+    assert store.of_webhook("elsewhere", "hook-uid-a") == []
