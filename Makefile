@@ -51,6 +51,7 @@ typecheck: install
 
 bench: install binaries
 	$(PY) hack/bench_registry.py
+	$(PY) hack/bench_webhooks.py
 
 clean:
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache
