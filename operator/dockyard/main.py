@@ -3,8 +3,10 @@ registers every handler with kopf (`kopf run -m dockyard.main`, or `python -m do
 
 After startup:
 - the Dockyard settings and metrics are in kopf's `memo` (`settings_from`, `metrics_from`);
-- kopf keeps its state under `dockyard.dev/`: the finalizer `dockyard.dev/finalizer`, handler
-  progress and the last-handled spec in annotations, never in `status` (status is for users);
+- kopf keeps its state in annotations under `kopf.dockyard.dev/` (handler progress, the last-handled
+  spec) and uses the finalizer `dockyard.dev/finalizer`; never `status` (status is for users). Not
+  `dockyard.dev/` itself: kopf leaves every annotation under its own prefix out of the diffs it
+  compares, so user-facing annotations such as `dockyard.dev/ping` would trigger no update;
 - the operator runs standalone: one replica, no peering objects;
 - only warnings and errors from handlers become Kubernetes Events; notable transitions are posted
   explicitly by the handlers;
@@ -32,6 +34,7 @@ from dockyard.webhooks.service import MEMO_KEY as WEBHOOKS_KEY
 from dockyard.webhooks.service import WebhookService
 
 FINALIZER = f"{GROUP}/finalizer"
+KOPF_PREFIX = f"kopf.{GROUP}"
 _STARTED_AT = "started_at"
 _METRICS_SERVER = "metrics_server"
 
@@ -49,9 +52,9 @@ VERSION = _installed_version()
 def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSettings) -> None:
     """Apply Dockyard's choices to kopf's settings object."""
     kopf_settings.persistence.finalizer = FINALIZER
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     kopf_settings.watching.server_timeout = config.watch_server_timeout
     kopf_settings.watching.client_timeout = config.watch_client_timeout

@@ -97,14 +97,15 @@ class RegistryReconciler:
         tls_fingerprint = self._ensure_tls(ctx, outcome)
         self._secret_once(ctx, ctx.names.token_signer, lambda: build_tls_secret(ctx, ctx.names.token_signer, issue_signing_key(f"{owner.name} token signer")))
         self._secret_once(ctx, ctx.names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32)))
-        self._secret_once(ctx, ctx.names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32)))
+        events = self._secret_once(ctx, ctx.names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32)))
         admin_passwords = self._ensure_admin(ctx, body, outcome)
         self._note(outcome, "auth", self.kube.ensure(build_auth_secret(ctx, build_auth_policy(ctx, admin_passwords))))
         config_text = render_config(build_registry_config(ctx))
         self._note(outcome, "config", self.kube.ensure(build_config_map(ctx, config_text)))
         if not ctx.uses_object_storage:
             self._note(outcome, "data", self.kube.ensure(build_pvc(ctx)))
-        config_hash = content_hash(config_text, tls_fingerprint)
+        # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
+        config_hash = content_hash(config_text, tls_fingerprint, (events.get("data") or {}).get("token"))
         self._note(outcome, "deployment", self.kube.ensure(build_deployment(ctx, config_hash)))
         self._note(outcome, "service", self.kube.ensure(build_service(ctx)))
         ingress = build_ingress(ctx)

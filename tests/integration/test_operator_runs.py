@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,7 +47,7 @@ def _wait_for(url: str, exited: Callable[[], bool], deadline_s: float = 30) -> h
 
 
 @pytest.fixture
-def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[int]:
     """The environment of an operator pointed at the test cluster, with its metrics on a free port."""
     for name in list(os.environ):
         if name.startswith("DOCKYARD_") or name.startswith("KUBERNETES_SERVICE_"):
@@ -59,6 +60,8 @@ def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]
     port = _free_port()
     monkeypatch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
     monkeypatch.setenv("DOCKYARD_METRICS_PORT", str(port))
+    monkeypatch.setenv("DOCKYARD_EVENTS_PORT", "0")
+    monkeypatch.setenv("DOCKYARD_STATE_DIR", str(tmp_path / "state"))
     yield port
 
 
@@ -90,7 +93,7 @@ def test_operator_answers_probe_serves_metrics_and_stops_cleanly(cluster: Any, m
 
 
 def test_python_m_dockyard_watches_one_namespace_logs_json_and_exits_0_on_sigterm(
-    cluster: Any, namespace: str
+    cluster: Any, namespace: str, tmp_path: Path
 ) -> None:
     health_port, metrics_port = _free_port(), _free_port()
     env = {k: v for k, v in cluster.env().items() if not k.startswith("DOCKYARD_")} | {
@@ -100,6 +103,8 @@ def test_python_m_dockyard_watches_one_namespace_logs_json_and_exits_0_on_sigter
         "DOCKYARD_METRICS_HOST": "127.0.0.1",
         "DOCKYARD_METRICS_PORT": str(metrics_port),
         "DOCKYARD_LOG_FORMAT": "json",
+        "DOCKYARD_EVENTS_PORT": "0",
+        "DOCKYARD_STATE_DIR": str(tmp_path / "state"),
     }
     operator = subprocess.Popen(
         [sys.executable, "-m", "dockyard"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -267,7 +267,7 @@ def test_ping_of_a_disabled_webhook_fails_without_a_request(harness: Harness) ->
 
 
 def test_unknown_webhook_is_looked_up_before_anything_is_decided(harness: Harness) -> None:
-    harness.directory.remove(UID)
+    harness.directory = WebhookDirectory()  # the webhook is not known yet
     harness.enqueue()
 
     async def scenario(dispatcher: Dispatcher) -> None:
@@ -279,7 +279,7 @@ def test_unknown_webhook_is_looked_up_before_anything_is_decided(harness: Harnes
 
 
 def test_webhook_missing_after_its_namespace_is_loaded_cancels_its_deliveries(harness: Harness) -> None:
-    harness.directory.remove(UID)
+    harness.directory = WebhookDirectory()  # the webhook is not known yet
     harness.directory.put(entry(uid="uid-other"))
     harness.enqueue("d1")
     harness.enqueue("d2")
@@ -298,7 +298,7 @@ def test_webhook_missing_after_its_namespace_is_loaded_cancels_its_deliveries(ha
 
 
 def test_namespace_is_loaded_once(harness: Harness) -> None:
-    harness.directory.remove(UID)
+    harness.directory = WebhookDirectory()  # the webhook is not known yet
     harness.directory.load("team", [])
     harness.enqueue()
     attempt_once(harness, answer(200))

@@ -294,3 +294,19 @@ def test_of_webhook_lists_by_name_newest_first_and_filters_by_state(store: Deliv
     assert [d.id for d in store.of_webhook("team", "hook-uid-a")] == ["d2", "d1"]
     assert [d.id for d in store.of_webhook("team", "hook-uid-a", "failed")] == ["d2"]
     assert store.of_webhook("elsewhere", "hook-uid-a") == []
+
+
+def test_a_backlog_of_one_webhook_leaves_room_for_the_others(store: DeliveryStore) -> None:
+    store.enqueue([new(f"a{i:03}", uid="uid-a") for i in range(200)], now=T0)
+    store.enqueue([new("b1", uid="uid-b")], now=T0 + 1)
+    due = store.due(T0 + 2, 10, per_webhook=4)
+    assert [d.id for d in due] == ["a000", "a001", "a002", "a003", "b1"]
+    in_flight = ["a000", "a001", "a002", "a003"]
+    assert [d.id for d in store.due(T0 + 2, 10, in_flight, per_webhook=4)] == ["b1"]
+
+
+def test_postpone_webhook_moves_all_its_pending_deliveries(store: DeliveryStore) -> None:
+    store.enqueue([new("d1"), new("d2"), new("p1", ping=True), new("other", uid="uid-b")], now=T0)
+    store.postpone_webhook("uid-a", T0 + 30)
+    assert [d.id for d in store.due(T0 + 1, 10)] == ["p1", "other"]
+    assert {d.id for d in store.due(T0 + 30, 10)} == {"d1", "d2", "p1", "other"}

@@ -1,5 +1,7 @@
 """Webhook handlers: one reconcile on create, update (spec or the ping annotation), resume and a
-drift timer; a deleted Webhook is forgotten and its pending deliveries canceled."""
+drift timer. A deleted Webhook is forgotten and its pending deliveries canceled; a Registry that
+appears, disappears or changes tier, or a sibling's deletion, re-reconciles the registry's Webhooks
+at once (quota positions move), instead of at the next drift tick."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ..metrics import metrics_from
 from ..models import API_VERSION, GROUP, VERSION
 from ..models.webhook import WebhookSpec
 from ..settings import load_settings
-from ..webhooks.reconcile import reconcile_webhook
+from ..webhooks.reconcile import RegistryMissing, reconcile_registry_webhooks, reconcile_webhook
 from ..webhooks.service import webhooks_from
 
 DRIFT_INTERVAL = load_settings().drift_interval_seconds
@@ -43,6 +45,8 @@ def _reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
             raise kopf.PermanentError(f"invalid spec: {error}") from error
         try:
             reconcile_webhook(kube, service, data, spec)
+        except RegistryMissing as missing:
+            raise kopf.TemporaryError(str(missing), delay=15) from missing
         except ApiException as error:
             raise kopf.TemporaryError(f"Kubernetes API error {error.status} {error.reason}", delay=10) from error
 
@@ -66,9 +70,34 @@ def _is_deletion(type: str | None, **_: Any) -> bool:
 @kopf.on.event(GROUP, VERSION, "webhooks", when=_is_deletion)
 def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     service = webhooks_from(memo)
-    uid = body["metadata"]["uid"]
-    service.directory.remove(uid)
-    canceled = service.store.cancel_webhook(uid)
-    service.metrics.deliveries.labels(outcome="canceled").inc(canceled)
+    meta, spec = body["metadata"], body.get("spec") or {}
+    canceled = service.forget(meta["uid"])
     if canceled:
         logger.info(f"webhook deleted: {canceled} pending deliveries canceled")
+    registry = spec.get("registryRef", {}).get("name")
+    waiting = [
+        e for e in service.directory.for_registry(meta["namespace"], registry or "")
+        if e.problem is not None and e.problem.reason == conditions.Reason.QUOTA_EXCEEDED
+    ]
+    if registry and waiting:
+        reconcile_registry_webhooks(kube_from(memo), service, meta["namespace"], registry)
+
+
+@kopf.on.event(GROUP, VERSION, "registries")
+def registry_changed_for_webhooks(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Only a new, deleted or re-tiered Registry matters to its Webhooks; status updates do not."""
+    service = webhooks_from(memo)
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
+    seen = service.registries_seen
+    now = (meta["uid"], str((body.get("spec") or {}).get("sku")))
+    if type == "DELETED":
+        seen.pop(key, None)
+    elif seen.get(key) == now:
+        return
+    else:
+        known = key in seen
+        seen[key] = now
+        if type is None or (type == "MODIFIED" and not known):
+            return  # the initial listing: every Webhook is resumed anyway
+    reconcile_registry_webhooks(kube_from(memo), service, *key)

@@ -167,6 +167,7 @@ class DeliveryRecord(ApiModel):
         "out of attempts, or refused with a status that is not retried."
     )
     target: str | None = Field(None, description="repository[:tag|@digest] of the event.")
+    request: str | None = Field(None, description="Pings only: the dockyard.dev/ping value that asked for it.")
     time: str = Field(description="When the last attempt was made, or the event was accepted (RFC 3339).")
     http_status: int | None = Field(None, description="HTTP status of the last attempt.")
     attempts: int = Field(description="Attempts made.", ge=0)

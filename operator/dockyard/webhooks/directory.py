@@ -9,9 +9,13 @@ ones already resumed. Thread-safe.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
+from ..models.webhook import WebhookSpec
 from .scope import EventFilter
+
+TOMBSTONE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Target:
         """`text` with every secret value of this target replaced by `***`."""
         for secret in (self.url, *(value for _, value in self.headers)):
             if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
+                for form in (secret, repr(secret)[1:-1], repr(secret.encode())[2:-1]):
+                    text = text.replace(form, "***")
         return text
 
 
@@ -51,21 +56,32 @@ class WebhookEntry:
     problem: Problem | None = None
     receives_events: bool = True
     """False when the registry is missing or the webhook is beyond the tier's webhook quota."""
+    generation: int = 0
+    """metadata.generation of the spec this entry was resolved from."""
+    spec: WebhookSpec | None = None
 
 
 class WebhookDirectory:
+    """Deleted webhooks leave a tombstone for an hour, so a listing or a handler that read the
+    object just before its deletion cannot bring it back."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, WebhookEntry] = {}
         self._loaded: set[str] = set()
+        self._removed: dict[str, float] = {}
 
     def put(self, entry: WebhookEntry) -> None:
         with self._lock:
-            self._entries[entry.uid] = entry
+            if entry.uid not in self._removed:
+                self._entries[entry.uid] = entry
 
     def remove(self, uid: str) -> None:
         with self._lock:
             self._entries.pop(uid, None)
+            now = time.monotonic()
+            self._removed = {k: t for k, t in self._removed.items() if now - t < TOMBSTONE_SECONDS}
+            self._removed[uid] = now
 
     def get(self, uid: str) -> WebhookEntry | None:
         with self._lock:
@@ -86,5 +102,6 @@ class WebhookDirectory:
             if namespace in self._loaded:
                 return
             for entry in entries:
-                self._entries.setdefault(entry.uid, entry)
+                if entry.uid not in self._removed:
+                    self._entries.setdefault(entry.uid, entry)
             self._loaded.add(namespace)

@@ -6,6 +6,8 @@ itself. The envelope's user-facing events (`events.py`) are matched against that
 Webhooks and the resulting deliveries committed to the store before the answer:
 - 200: committed (or nothing selected); distribution drops the envelope;
 - 400: not an envelope; 401: wrong or missing token (distribution retries; fix the Secret);
+  the token is in the registry pod's environment and distribution logs its endpoint headers at
+  start-up, so whoever may read that pod's logs could post events for that registry;
 - 503: the Kubernetes API or the store failed; distribution keeps the envelope and retries.
 Duplicate envelopes (distribution retrying after a lost answer) add nothing: a delivery is keyed by
 webhook and event id. `GET /healthz` answers 200 while the server runs.
@@ -18,6 +20,7 @@ import base64
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,6 +40,8 @@ logger = logging.getLogger(__name__)
 TOKEN_KEY = "token"
 TOKEN_REFRESH_SECONDS = 2.0
 MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
+MAX_CACHED_TOKENS = 10_000
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def delivery_id(webhook_uid: str, event_id: str) -> str:
@@ -46,7 +51,9 @@ def delivery_id(webhook_uid: str, event_id: str) -> str:
 
 class RegistryTokens:
     """The events token of each registry, read from its Secret and cached; a token that does not
-    match triggers one re-read at most every TOKEN_REFRESH_SECONDS (a regenerated Secret)."""
+    match triggers one re-read at most every TOKEN_REFRESH_SECONDS (a regenerated Secret). Names
+    that cannot be a namespace or a Registry are refused without a lookup, and the cache is bounded,
+    so unauthenticated callers cannot grow it without limit."""
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
@@ -58,15 +65,19 @@ class RegistryTokens:
         return base64.b64decode(value).decode() if value else None
 
     async def verify(self, namespace: str, registry: str, presented: str) -> bool:
+        if not (_DNS_LABEL.match(namespace) and _DNS_LABEL.match(registry)) or not presented:
+            return False
         key = (namespace, registry)
         token, read_at = self._tokens.get(key, (None, 0.0))
-        if token is not None and hmac.compare_digest(token, presented):
+        if token is not None and hmac.compare_digest(token.encode(), presented.encode()):
             return True
         if time.monotonic() - read_at < TOKEN_REFRESH_SECONDS:
             return False
         token = await asyncio.to_thread(self._read, namespace, registry)
+        if len(self._tokens) >= MAX_CACHED_TOKENS:
+            self._tokens = {k: v for k, v in self._tokens.items() if v[0] is not None}
         self._tokens[key] = (token, time.monotonic())
-        return token is not None and hmac.compare_digest(token, presented)
+        return token is not None and hmac.compare_digest(token.encode(), presented.encode())
 
 
 class Intake:

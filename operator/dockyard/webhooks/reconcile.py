@@ -1,12 +1,11 @@
 """Reconciling one Webhook: its signing Secret, its directory entry (filter, quota, target), a
 requested ping, and its status.
 
-A flip of `Ready` is also posted as an Event (Warning with the reason when it turns False, Normal
-when it recovers), built from the status message, which holds no secret.
-
-Idempotent: the signing key is generated only when its Secret is missing, a ping is keyed by the
-annotation's value (asking twice with the same value sends one ping), and status is written only
-when it changes.
+Idempotent: the signing key is generated only when its Secret is missing, a ping is sent once per
+value of the `dockyard.dev/ping` annotation (the value answered is kept in `status.lastPing.request`),
+and status is written only when it changes. A flip of `Ready` is also posted as an Event (Warning
+with the reason when it turns False, Normal when it recovers), built from the status message, which
+holds no secret.
 """
 
 from __future__ import annotations
@@ -32,6 +31,10 @@ PING_ANNOTATION = "dockyard.dev/ping"
 KIND = "Webhook"
 
 
+class RegistryMissing(Exception):
+    """The referenced Registry does not exist (yet); status says so, the caller retries soon."""
+
+
 def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any], spec: WebhookSpec) -> WebhookEntry:
     meta = body["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -52,12 +55,31 @@ def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any],
     service.directory.put(entry)
     if entry.filter.enabled and previous is not None and not previous.filter.enabled:
         service.store.release(uid)
-    ping = (meta.get("annotations") or {}).get(PING_ANNOTATION, "").strip()
-    if ping:
-        enqueue_ping(service, entry, ping)
+    request = (meta.get("annotations") or {}).get(PING_ANNOTATION, "").strip()
+    answered = ((body.get("status") or {}).get("lastPing") or {}).get("request")
+    if request and request != answered:
+        enqueue_ping(service, entry, request)
     service.wake()
     publish_status(kube, service, namespace, name, body)
+    if registry is None:
+        raise RegistryMissing(f"Registry {spec.registry_ref.name} not found")
     return entry
+
+
+def reconcile_registry_webhooks(kube: Kube, service: WebhookService, namespace: str, registry: str) -> int:
+    """Reconcile every Webhook of a registry (its tier, existence or a sibling changed, which moves
+    quota positions); returns how many."""
+    count = 0
+    for body in kube.list(API_VERSION, KIND, namespace):
+        if (body.get("spec") or {}).get("registryRef", {}).get("name") != registry or body["metadata"].get("deletionTimestamp"):
+            continue
+        try:
+            spec = WebhookSpec.model_validate(body.get("spec") or {})
+            reconcile_webhook(kube, service, body, spec)
+        except (ValueError, RegistryMissing):
+            pass
+        count += 1
+    return count
 
 
 def enqueue_ping(service: WebhookService, entry: WebhookEntry, request: str) -> bool:
@@ -67,7 +89,7 @@ def enqueue_ping(service: WebhookService, entry: WebhookEntry, request: str) -> 
         [
             NewDelivery(
                 id=event_id, webhook_uid=entry.uid, namespace=entry.namespace, webhook=entry.name,
-                event_id=event_id, action="ping", target=None, body=encode(ping_payload(event_id, now)),
+                event_id=event_id, action="ping", target=request, body=encode(ping_payload(event_id, now)),
                 max_attempts=1, ping=True,
             )
         ],
@@ -76,20 +98,26 @@ def enqueue_ping(service: WebhookService, entry: WebhookEntry, request: str) -> 
     return added > 0
 
 
-def publish_status(kube: Kube, service: WebhookService, namespace: str, name: str, body: dict[str, Any] | None = None) -> None:
-    """Write the Webhook's status from the store and directory, if it changed."""
+def publish_status(
+    kube: Kube, service: WebhookService, namespace: str, name: str, body: dict[str, Any] | None = None, *, uid: str | None = None
+) -> bool:
+    """Write the Webhook's status from the store and directory, if it changed. False when the
+    Webhook (with this `uid`, if given) no longer exists."""
     body = body or kube.get(API_VERSION, KIND, namespace, name)
-    if body is None:
-        return
+    if body is None or (uid is not None and body["metadata"]["uid"] != uid):
+        return False
     meta = body["metadata"]
     uid = meta["uid"]
-    spec = body.get("spec") or {}
     entry = service.directory.get(uid)
+    if entry is None or entry.generation != int(meta.get("generation", 1)):
+        # The handler has not resolved this spec yet; it writes the status when it has.
+        return True
+    spec = body.get("spec") or {}
     pings = service.store.recent(uid, 1, ping=True)
     current = dict(body.get("status") or {})
     status = build_webhook_status(
         current,
-        int(meta.get("generation", 1)),
+        entry.generation,
         entry,
         service.store.totals(uid),
         service.store.recent(uid, RECENT_DELIVERIES),
@@ -97,9 +125,10 @@ def publish_status(kube: Kube, service: WebhookService, namespace: str, name: st
         None if spec.get("signingSecretRef") else signing_secret_name(name),
     )
     if contains(current, status):
-        return
+        return True
     kube.patch_status(API_VERSION, KIND, namespace, name, status)
     before = find_condition(current.get("conditions"), ConditionType.READY)
     after = find_condition(status["conditions"], ConditionType.READY)
     if after is not None and (before or {}).get("status") != after["status"] and (before or after["status"] == "False"):
         kube.post_event(body, "Normal" if after["status"] == "True" else "Warning", after["reason"], after["message"])
+    return True

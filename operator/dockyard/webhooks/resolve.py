@@ -9,6 +9,7 @@ nothing until one of the earlier ones is deleted or the tier is raised.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from .directory import Problem, Target, WebhookEntry
 from .scope import EventFilter
 
 SIGNING_KEY = "secret"
+_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f]+$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 
 
 def signing_secret_name(webhook: str) -> str:
@@ -88,6 +91,8 @@ class WebhookResolver:
         if spec.service_uri_secret_ref is not None:
             ref = spec.service_uri_secret_ref
             url = self._secret_value(namespace, ref.name, ref.key).strip()
+            if not _URL.match(url):
+                raise SecretsMissing(f"key {ref.key} of Secret {ref.name} is not an http:// or https:// URL")
         else:
             assert spec.service_uri is not None
             url = spec.service_uri
@@ -95,7 +100,11 @@ class WebhookResolver:
         for header in spec.custom_headers:
             if header.value_from is not None:
                 ref = header.value_from.secret_key_ref
-                headers.append((header.name, self._secret_value(namespace, ref.name, ref.key)))
+                # `kubectl create secret --from-file` keeps the file's final newline: not part of the value.
+                value = self._secret_value(namespace, ref.name, ref.key).strip()
+                if not _HEADER_VALUE.match(value):
+                    raise SecretsMissing(f"key {ref.key} of Secret {ref.name} holds characters an HTTP header cannot carry")
+                headers.append((header.name, value))
             else:
                 headers.append((header.name, header.value or ""))
         signing = spec.signing_secret_ref
@@ -135,9 +144,10 @@ class WebhookResolver:
             elif spec.location and spec.location not in replica_locations:
                 problem = Problem(
                     conditions.Reason.DEPENDENCY_NOT_READY,
-                    f"Registry {spec.registry_ref.name} has no Replication in location {spec.location}; "
+                    f"Registry {spec.registry_ref.name} has no ready Replication in location {spec.location}; "
                     "this webhook receives only that replica's events",
                 )
+                receives = False
         target: Target | None = None
         try:
             target = self.target(namespace, name, spec)
@@ -154,13 +164,17 @@ class WebhookResolver:
             target=target,
             problem=problem,
             receives_events=receives,
+            generation=int(meta.get("generation", 1)),
+            spec=spec,
         )
 
     def replica_locations(self, namespace: str, registry: str) -> frozenset[str]:
+        """Locations where the registry has a Ready replica."""
         return frozenset(
             str((r.get("spec") or {}).get("location"))
             for r in self.kube.list(API_VERSION, "Replication", namespace)
             if (r.get("spec") or {}).get("registryRef", {}).get("name") == registry
+            and (conditions.find_condition((r.get("status") or {}).get("conditions"), "Ready") or {}).get("status") == "True"
         )
 
     def load(self, namespace: str) -> list[WebhookEntry]:

@@ -9,9 +9,10 @@ the loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -20,7 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from ..kube import Kube
-from .directory import WebhookDirectory
+from .directory import WebhookDirectory, WebhookEntry
 from .dispatch import Dispatcher
 from .intake import Intake, RegistryTokens
 from .metrics import register_webhook_metrics
@@ -31,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 MEMO_KEY: Final = "webhooks"
 STORE_FILE: Final = "deliveries.sqlite"
-STATUS_FLUSH_SECONDS: Final = 1.0
+STATUS_FLUSH_SECONDS: Final = 2.0
 PRUNE_SECONDS: Final = 600.0
+LOAD_RETRY_SECONDS: Final = 10.0
 
 
 class WebhookService:
@@ -43,7 +45,7 @@ class WebhookService:
         self.metrics = register_webhook_metrics(registry, self.store.pending_count)
         self.dispatcher = Dispatcher(
             self.store, self.directory, self.load_namespace, self.metrics, self.changed,
-            user_agent=user_agent, concurrency=concurrency,
+            user_agent=user_agent, concurrency=concurrency, refresh=self.refresh,
         )
         self.intake = Intake(self.store, self.directory, RegistryTokens(kube), self.load_namespace, self.metrics, self._enqueued)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,6 +54,10 @@ class WebhookService:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._load_lock = asyncio.Lock()
+        self._load_failed_at: dict[str, float] = {}
+        self._flush_lock = threading.Lock()
+        self.registries_seen: dict[tuple[str, str], tuple[str, str]] = {}
+        """(namespace, name) → (uid, sku) of each Registry, to tell a tier change from a status update."""
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
@@ -76,6 +82,7 @@ class WebhookService:
         await self.dispatcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        # Waits for a flush still running in its thread (a cancelled task does not stop it).
         await asyncio.to_thread(self._flush_once)
         self.store.close()
 
@@ -90,11 +97,34 @@ class WebhookService:
                 await asyncio.sleep(5)
 
     async def load_namespace(self, namespace: str) -> None:
+        """List a namespace's Webhooks once; after a failure, callers get `LookupError` without a
+        new request for LOAD_RETRY_SECONDS (the API server is not hammered while it is down)."""
         async with self._load_lock:
             if self.directory.is_loaded(namespace):
                 return
-            entries = await asyncio.to_thread(WebhookResolver(self.kube).load, namespace)
+            if time.monotonic() - self._load_failed_at.get(namespace, -LOAD_RETRY_SECONDS) < LOAD_RETRY_SECONDS:
+                raise LookupError(f"the Webhooks of namespace {namespace} cannot be listed now")
+            try:
+                entries = await asyncio.to_thread(WebhookResolver(self.kube).load, namespace)
+            except Exception:
+                self._load_failed_at[namespace] = time.monotonic()
+                raise
+            self._load_failed_at.pop(namespace, None)
             self.directory.load(namespace, entries)
+
+    async def refresh(self, entry: WebhookEntry) -> WebhookEntry | None:
+        """Re-read the Secrets of a webhook; the new entry if its target changed, else None."""
+        if entry.spec is None:
+            return None
+        try:
+            target = await asyncio.to_thread(WebhookResolver(self.kube).target, entry.namespace, entry.name, entry.spec)
+        except Exception:
+            return None
+        if target == entry.target:
+            return None
+        fresh = dataclasses.replace(entry, target=target)
+        self.directory.put(fresh)
+        return fresh
 
     def _enqueued(self, uids: list[str]) -> None:
         self.dispatcher.wake()
@@ -120,17 +150,28 @@ class WebhookService:
     def _flush_once(self) -> None:
         from .reconcile import publish_status  # reconcile needs WebhookService: import late
 
-        with self._dirty_lock:
-            dirty, self._dirty = self._dirty, set()
-        for uid in dirty:
-            entry = self.directory.get(uid)
-            if entry is None:
-                continue
-            try:
-                publish_status(self.kube, self, entry.namespace, entry.name)
-            except Exception as error:
-                logger.warning("status of webhook %s/%s not written: %r", entry.namespace, entry.name, error)
-                self.changed(uid)
+        with self._flush_lock:
+            with self._dirty_lock:
+                dirty, self._dirty = self._dirty, set()
+            for uid in dirty:
+                entry = self.directory.get(uid)
+                if entry is None:
+                    continue
+                try:
+                    exists = publish_status(self.kube, self, entry.namespace, entry.name, uid=uid)
+                except Exception as error:
+                    logger.warning("status of webhook %s/%s not written: %s", entry.namespace, entry.name, type(error).__name__)
+                    self.changed(uid)
+                    continue
+                if not exists:
+                    self.forget(uid)
+
+    def forget(self, uid: str) -> int:
+        """The Webhook is gone: drop its entry, cancel its pending deliveries."""
+        self.directory.remove(uid)
+        canceled = self.store.cancel_webhook(uid)
+        self.metrics.deliveries.labels(outcome="canceled").inc(canceled)
+        return canceled
 
     async def _prune(self) -> None:
         while True:

@@ -37,7 +37,7 @@ def delivery_record(delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
     }
     if delivery.target:
-        record["target"] = delivery.target
+        record["request" if delivery.ping else "target"] = delivery.target
     if delivery.http_status is not None:
         record["httpStatus"] = delivery.http_status
     if delivery.latency_ms is not None:

@@ -12,6 +12,9 @@ finished rows are kept for `history_days` and totals per webhook for as long as 
 An attempt in flight when the process stops is not recorded, so it is made again after the restart:
 receivers can see the same delivery id twice (at least once, not exactly once).
 
+Attempt outcomes are committed with `synchronous=NORMAL` (WAL): durable across a process crash, and
+after a power loss at worst an attempt is forgotten and made again, which at-least-once allows.
+
 Thread-safe: one connection behind a lock; callers are the event loop (intake, dispatch) and kopf's
 handler threads (status, ping).
 """
@@ -47,10 +50,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     http_status INTEGER,
     latency_ms INTEGER,
     error TEXT,
-    ping INTEGER NOT NULL DEFAULT 0
+    ping INTEGER NOT NULL DEFAULT 0,
+    sort_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries (webhook_uid, last_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries (webhook_uid, ping, sort_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (webhook_uid, state);
+CREATE INDEX IF NOT EXISTS deliveries_by_name ON deliveries (namespace, webhook, sort_at);
 CREATE TABLE IF NOT EXISTS totals (
     webhook_uid TEXT PRIMARY KEY,
     delivered INTEGER NOT NULL DEFAULT 0,
@@ -136,18 +142,19 @@ class DeliveryStore:
         """Commit new deliveries, due at once; returns how many were new (duplicates are ignored)."""
         now = time.time() if now is None else now
         rows = [
-            (d.id, d.webhook_uid, d.namespace, d.webhook, d.event_id, d.action, d.target, d.body, d.max_attempts, now, now, int(d.ping))
+            (d.id, d.webhook_uid, d.namespace, d.webhook, d.event_id, d.action, d.target, d.body, d.max_attempts, now, now, int(d.ping), now)
             for d in deliveries
         ]
         if not rows:
             return 0
         with self._lock:
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 before = self._db.total_changes
                 self._db.executemany(
                     "INSERT OR IGNORE INTO deliveries (id, webhook_uid, namespace, webhook, event_id, action, target, body, "
-                    "max_attempts, accepted_at, next_attempt_at, ping) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "max_attempts, accepted_at, next_attempt_at, ping, sort_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
                 added = self._db.total_changes - before
@@ -157,13 +164,18 @@ class DeliveryStore:
                 raise
         return added
 
-    def due(self, now: float, limit: int, exclude: Iterable[str] = ()) -> list[Delivery]:
+    def due(self, now: float, limit: int, exclude: Iterable[str] = (), per_webhook: int | None = None) -> list[Delivery]:
+        """Due deliveries, oldest first, leaving out `exclude` (in flight). With `per_webhook`, only
+        each webhook's `per_webhook` oldest due ones are considered (in flight ones included), so a
+        webhook with a long backlog cannot fill the result."""
         skip = set(exclude)
+        rank = per_webhook if per_webhook is not None else -1
         with self._lock:
             cursor = self._db.execute(
-                f"SELECT {_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? "
-                "ORDER BY next_attempt_at LIMIT ?",
-                (now, limit + len(skip)),
+                f"SELECT {_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY webhook_uid ORDER BY next_attempt_at, rowid) "
+                "AS rank FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?) "
+                "WHERE ? < 0 OR rank <= ? ORDER BY next_attempt_at LIMIT ?",
+                (now, rank, rank, limit + len(skip)),
             )
             rows = [_delivery(row) for row in cursor.fetchall()]
         return [row for row in rows if row.id not in skip][:limit]
@@ -191,6 +203,7 @@ class DeliveryStore:
     ) -> None:
         """One attempt made: `state` pending (will retry at `next_attempt_at`), delivered or failed."""
         with self._lock:
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute(
@@ -201,9 +214,9 @@ class DeliveryStore:
                     return
                 uid, ping = row[0], bool(row[2])
                 self._db.execute(
-                    "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, http_status = ?, "
+                    "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, sort_at = ?, http_status = ?, "
                     "latency_ms = ?, error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
-                    (state, attempted_at, http_status, latency_ms, error, next_attempt_at, delivery_id),
+                    (state, attempted_at, attempted_at, http_status, latency_ms, error, next_attempt_at, delivery_id),
                 )
                 self._db.execute("INSERT OR IGNORE INTO totals (webhook_uid) VALUES (?)", (uid,))
                 # Pings tell whether the receiver answers, but they are not events: not in the counts.
@@ -224,10 +237,19 @@ class DeliveryStore:
                 raise
 
     def postpone(self, delivery_id: str, until: float) -> None:
-        """Not attempted now (webhook disabled or not known yet); no attempt is counted."""
+        """Not attempted now (its webhook cannot be looked up); no attempt is counted."""
         with self._lock:
             self._db.execute(
                 "UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending'", (until, delivery_id)
+            )
+
+    def postpone_webhook(self, webhook_uid: str, until: float) -> None:
+        """None of the webhook's deliveries is attempted before `until` (it is disabled)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET next_attempt_at = MAX(next_attempt_at, ?) WHERE webhook_uid = ? AND state = 'pending' "
+                "AND ping = 0",
+                (until, webhook_uid),
             )
 
     def release(self, webhook_uid: str, now: float | None = None) -> None:
@@ -264,7 +286,7 @@ class DeliveryStore:
         with self._lock:
             cursor = self._db.execute(
                 f"SELECT {_COLUMNS} FROM deliveries WHERE webhook_uid = ? AND ping = ? AND state != 'canceled' "
-                "ORDER BY COALESCE(last_attempt_at, accepted_at) DESC, rowid DESC LIMIT ?",
+                "ORDER BY sort_at DESC, rowid DESC LIMIT ?",
                 (webhook_uid, int(ping), limit),
             )
             return [_delivery(row) for row in cursor.fetchall()]
@@ -276,7 +298,7 @@ class DeliveryStore:
         if state is not None:
             query += " AND state = ?"
             args.append(state)
-        query += " ORDER BY COALESCE(last_attempt_at, accepted_at) DESC, rowid DESC LIMIT ?"
+        query += " ORDER BY sort_at DESC, rowid DESC LIMIT ?"
         args.append(limit)
         with self._lock:
             return [_delivery(row) for row in self._db.execute(query, args).fetchall()]
@@ -311,6 +333,6 @@ class DeliveryStore:
         cutoff = (time.time() if now is None else now) - self.history_seconds
         with self._lock:
             cursor = self._db.execute(
-                "DELETE FROM deliveries WHERE state != 'pending' AND COALESCE(last_attempt_at, accepted_at) < ?", (cutoff,)
+                "DELETE FROM deliveries WHERE state != 'pending' AND sort_at < ?", (cutoff,)
             )
             return cursor.rowcount
