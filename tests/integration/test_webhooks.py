@@ -378,6 +378,24 @@ def test_tier_limit_refuses_one_webhook_too_many(stack: Stack, cluster: Any, nam
         _until(lambda: (c := _ready(cluster, namespace, "third")) and c["status"] == "True", "third allowed once first is gone", 30)
 
 
+def test_webhook_waits_for_its_registry_and_follows_its_tier(stack: Stack, cluster: Any, namespace: str) -> None:
+    with stack.operator():
+        for name in ("early", "second", "third"):
+            _webhook(cluster, namespace, name, {"serviceUri": "http://127.0.0.1:9/", "actions": ["push"]})
+            time.sleep(1.1)
+        waiting = _until(lambda: (c := _ready(cluster, namespace, "early")) and c["status"] == "False" and c, "early waiting")
+        assert waiting["reason"] == "DependencyNotReady" and waiting["message"] == "Registry hub not found"
+        _apply(cluster, namespace, "hub", {"sku": "Basic"})
+        _until(lambda: (c := _ready(cluster, namespace, "early")) and c["status"] == "True", "Ready once the registry exists")
+        over = _until(lambda: (c := _ready(cluster, namespace, "third")) and c["reason"] == "QuotaExceeded" and c, "third over quota")
+        assert over["status"] == "False"
+        _apply(cluster, namespace, "hub", {"sku": "Standard"})
+        _until(lambda: (c := _ready(cluster, namespace, "third")) and c["status"] == "True", "third allowed on Standard")
+        cluster.kubectl("delete", "registry", "hub", "-n", namespace)
+        gone = _until(lambda: (c := _ready(cluster, namespace, "early")) and c["status"] == "False" and c, "registry gone")
+        assert gone["reason"] == "DependencyNotReady"
+
+
 def test_ping_annotation_sends_a_ping_and_records_it(stack: Stack, cluster: Any, namespace: str) -> None:
     with receiving() as receiver, stack.operator():
         stack.start_registry()

@@ -350,3 +350,59 @@ def test_malformed_url_is_an_outcome_not_an_exception(harness: Harness) -> None:
     assert delivery.state in ("pending", "failed")
     assert delivery.error is not None and bad not in delivery.error
 
+
+
+def test_refused_credentials_are_reread_once_and_the_attempt_made_again(harness: Harness) -> None:
+    harness.enqueue()
+    rotated = entry(target=Target(url=URL, headers=(("Authorization", "Bearer rotated"),), signing_key=KEY))
+    refreshed: list[str] = []
+
+    async def refresh(stale: WebhookEntry) -> WebhookEntry | None:
+        refreshed.append(stale.uid)
+        harness.directory.put(rotated)
+        return rotated
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200 if request.headers["Authorization"] == "Bearer rotated" else 401)
+
+    async def scenario(dispatcher: Dispatcher) -> None:
+        dispatcher.refresh = refresh
+        await dispatcher._attempt(harness.get("delivery-1"))
+
+    harness.run(receiver, scenario)
+    delivery = harness.get("delivery-1")
+    assert refreshed == [UID]
+    assert [r.headers["Authorization"] for r in harness.requests] == [HEADER_TOKEN, "Bearer rotated"]
+    assert (delivery.state, delivery.attempts, delivery.http_status) == ("delivered", 1, 200)
+
+
+def test_refused_credentials_that_did_not_change_fail_the_delivery(harness: Harness) -> None:
+    harness.enqueue()
+
+    async def unchanged(_: WebhookEntry) -> WebhookEntry | None:
+        return None
+
+    async def scenario(dispatcher: Dispatcher) -> None:
+        dispatcher.refresh = unchanged
+        await dispatcher._attempt(harness.get("delivery-1"))
+
+    harness.run(answer(403), scenario)
+    assert len(harness.requests) == 1
+    assert (harness.get("delivery-1").state, harness.get("delivery-1").http_status) == ("failed", 403)
+
+
+def test_lookup_failure_postpones_without_counting_an_attempt(harness: Harness) -> None:
+    harness.directory = WebhookDirectory()
+    harness.enqueue()
+
+    def broken(namespace: str) -> None:
+        raise LookupError("the API server is down")
+
+    async def scenario(dispatcher: Dispatcher) -> None:
+        await dispatcher._attempt(harness.get("delivery-1"))
+
+    harness.run(answer(200), scenario, load=broken)
+    delivery = harness.get("delivery-1")
+    assert harness.requests == []
+    assert (delivery.state, delivery.attempts) == ("pending", 0)
+    assert delivery.next_attempt_at > delivery.accepted_at + 5

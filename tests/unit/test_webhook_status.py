@@ -393,3 +393,28 @@ def test_header_secret_that_is_not_text_is_dependency_not_ready() -> None:
     result = resolve(body, kube)
     assert result.target is None
     assert result.problem == Problem("DependencyNotReady", "key value of Secret tok is not UTF-8 text")
+
+
+def test_header_value_from_a_file_loses_its_final_newline() -> None:
+    body = webhook("hook", "2026-01-01T00:00:00Z",
+                   customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}])
+    result = resolve(body, FakeKube(SIGNING | {"tok": {"value": "Bearer abc\n"}}))
+    assert result.target is not None and result.target.headers == (("Authorization", "Bearer abc"),)
+
+
+def test_header_value_with_a_line_break_inside_is_refused_without_quoting_it() -> None:
+    body = webhook("hook", "2026-01-01T00:00:00Z",
+                   customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}])
+    result = resolve(body, FakeKube(SIGNING | {"tok": {"value": "Bearer abc\r\nX-Evil: 1"}}))
+    assert result.target is None and result.problem is not None
+    assert result.problem.reason == "DependencyNotReady" and "abc" not in result.problem.message
+
+
+def test_service_uri_from_a_secret_must_be_an_http_url() -> None:
+    body = webhook("hook", "2026-01-01T00:00:00Z", serviceUriSecretRef={"name": "url", "key": "u"})
+    body["spec"].pop("serviceUri", None)
+    result = resolve(body, FakeKube(SIGNING | {"url": {"u": "ftp://example.com/x?token=zzz"}}))
+    assert result.target is None and result.problem is not None
+    assert "is not an http:// or https:// URL" in result.problem.message and "zzz" not in result.problem.message
+    result = resolve(body, FakeKube(SIGNING | {"url": {"u": " https://example.com/x?token=zzz\n"}}))
+    assert result.target is not None and result.target.url == "https://example.com/x?token=zzz"
