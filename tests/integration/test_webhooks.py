@@ -53,6 +53,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
+    arrived: int = 0
+    """Requests whose body has been read, answered or not."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
@@ -80,6 +82,7 @@ def receiving() -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with receiver.lock:
+                receiver.arrived += 1
                 status = receiver.answers.pop(0) if receiver.answers else 200
                 delay = receiver.delays.pop(0) if receiver.delays else 0.0
             time.sleep(delay)
@@ -157,6 +160,26 @@ class Stack:
         self.registry = LocalRegistry(self.cluster, self.namespace, "hub", self.workdir)
         self.registry.start()
         return self.registry
+
+    @contextlib.contextmanager
+    def operator_process(self) -> Iterator[subprocess.Popen[bytes]]:
+        """The operator as its own process (`python -m dockyard`), for tests that kill it."""
+        env = {k: v for k, v in self.cluster.env().items() if not k.startswith("DOCKYARD_")} | {
+            "DOCKYARD_NAMESPACE": self.namespace, "DOCKYARD_HEALTH_HOST": "127.0.0.1", "DOCKYARD_HEALTH_PORT": str(free_port()),
+            "DOCKYARD_METRICS_HOST": "127.0.0.1", "DOCKYARD_METRICS_PORT": str(free_port()),
+            "DOCKYARD_EVENTS_HOST": "127.0.0.1", "DOCKYARD_EVENTS_PORT": str(self.events_port),
+            "DOCKYARD_EVENTS_URL": f"http://127.0.0.1:{self.events_port}", "DOCKYARD_STATE_DIR": str(self.state_dir),
+            "DOCKYARD_DRIFT_INTERVAL_SECONDS": "3", "PYTHONPATH": str(ROOT / "operator"),
+        }
+        log = open(self.workdir / "operator.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "dockyard"], env=env, stdout=log, stderr=log)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            log.close()
 
     @property
     def creds(self) -> str:
@@ -357,6 +380,28 @@ def test_intake_takes_a_registrys_events_only_with_its_own_token(stack: Stack, c
         assert httpx.post(url, content=b"[1, 2]", headers={"Authorization": f"Bearer {hub}"}).status_code == 400
         elsewhere = f"http://127.0.0.1:{stack.events_port}/events/default/hub"
         assert httpx.post(elsewhere, json=envelope, headers={"Authorization": f"Bearer {hub}"}).status_code == 401
+
+
+def test_operator_killed_mid_delivery_loses_nothing(stack: Stack, cluster: Any, namespace: str) -> None:
+    with receiving() as receiver:
+        with stack.operator_process() as first:
+            stack.start_registry()
+            _webhook(cluster, namespace, "durable", {"serviceUri": receiver.url("/killed"), "actions": ["push"],
+                                                       "delivery": {"timeoutSeconds": 30}})
+            _until(lambda: (c := _ready(cluster, namespace, "durable")) and c["status"] == "True", "webhook Ready", 60)
+            receiver.delays = [5.0] * 2  # both first attempts hang while the operator is killed
+            stack.push("v1")
+            stack.push("v2")
+            _until(lambda: receiver.arrived == 2, "both attempts in flight", 30)
+            first.kill()  # SIGKILL: no cleanup, attempts in flight are not recorded
+            first.wait()
+        stack.push("v3")  # while no operator runs
+        with stack.operator_process():
+            delivered = _until(lambda: len(receiver.delivered("/killed")) == 3 and receiver.delivered("/killed"), "all three delivered", 60)
+        assert sorted(e["target"]["tag"] for e in delivered) == ["v1", "v2", "v3"]
+        late = _until(lambda: (x := [r for r in receiver.on("/killed") if r.headers["x-answered"] == "late"]) and len(x) == 2 and x,
+                      "the cut-short attempts to be logged by the receiver", 10)
+        assert sorted(r.event["target"]["tag"] for r in late) == ["v1", "v2"], "the attempts cut short by the kill"
 
 
 def test_tier_limit_refuses_one_webhook_too_many(stack: Stack, cluster: Any, namespace: str) -> None:
