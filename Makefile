@@ -30,6 +30,7 @@ tools:
 
 binaries:
 	bash hack/build-control-plane.sh >/dev/null
+	bash hack/build-helm.sh >/dev/null
 
 crds: install
 	$(PY) -m dockyard.crdgen crds

@@ -162,9 +162,11 @@ class Stack:
         return self.registry
 
     @contextlib.contextmanager
-    def operator_process(self) -> Iterator[subprocess.Popen[bytes]]:
-        """The operator as its own process (`python -m dockyard`), for tests that kill it."""
+    def operator_process(self, kubeconfig: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+        """The operator as its own process (`python -m dockyard`), for tests that kill it or give it
+        other credentials; it logs to `operator.log` in the work directory."""
         env = {k: v for k, v in self.cluster.env().items() if not k.startswith("DOCKYARD_")} | {
+            "KUBECONFIG": str(kubeconfig or self.cluster.kubeconfig),
             "DOCKYARD_NAMESPACE": self.namespace, "DOCKYARD_HEALTH_HOST": "127.0.0.1", "DOCKYARD_HEALTH_PORT": str(free_port()),
             "DOCKYARD_METRICS_HOST": "127.0.0.1", "DOCKYARD_METRICS_PORT": str(free_port()),
             "DOCKYARD_EVENTS_HOST": "127.0.0.1", "DOCKYARD_EVENTS_PORT": str(self.events_port),
