@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 from conftest import running_operator
+from realregistry import until
 
 from dockyard.kube import WRITE_VERBS
 
@@ -26,13 +27,10 @@ S3 = {"s3": {"bucket": "images", "region": "us-east-1"}}
 
 
 def _until(check: Callable[[], Any], what: str, deadline_s: float = 60) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
+    try:
+        return until(check, what, deadline_s)
+    except TimeoutError as timeout:
+        pytest.fail(str(timeout))
 
 
 @pytest.fixture(scope="module")
