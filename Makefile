@@ -30,7 +30,7 @@ tools:
 
 binaries:
 	bash hack/build-control-plane.sh >/dev/null
-	bash hack/build-helm.sh >/dev/null
+	bash hack/build-tools.sh >/dev/null
 
 crds: install
 	$(PY) -m dockyard.crdgen crds

@@ -1,4 +1,5 @@
-"""The real registry binary (Debian's docker-registry, CNCF distribution 2.8) and the real token
+"""The real registry binary (Debian's docker-registry, CNCF distribution 2.8, or distribution 3.x built
+by hack/build-tools.sh: the version of the default `registry:3` image) and the real token
 service, run as local processes with exactly what the operator rendered for one Registry: its
 ConfigMap, its Secrets and its container environment (Secret references read, `$(NAME)` expanded).
 Only paths, listen addresses and the token realm change. Used by integration tests and benchmarks.
@@ -85,9 +86,10 @@ def write_oci_image(path: Path) -> None:
 
 
 class LocalRegistry:
-    """docker-registry + token service running what the operator rendered for one Registry."""
+    """A registry binary + token service running what the operator rendered for one Registry."""
 
-    def __init__(self, cluster: Any, namespace: str, name: str, workdir: Path) -> None:
+    def __init__(self, cluster: Any, namespace: str, name: str, workdir: Path, binary: str = "docker-registry") -> None:
+        self.binary = binary
         self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
         self.port, self.token_port = free_port(), free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -140,7 +142,7 @@ class LocalRegistry:
         (work / "config.yml").write_text(yaml.safe_dump(config))
         env = os.environ | self.container_env() | {"PYTHONPATH": str(ROOT / "operator")}
         log = open(work / "processes.log", "ab")
-        self.processes.append(subprocess.Popen(["docker-registry", "serve", str(work / "config.yml")], env=env, stdout=log, stderr=log))
+        self.processes.append(subprocess.Popen([self.binary, "serve", str(work / "config.yml")], env=env, stdout=log, stderr=log))
         self.processes.append(subprocess.Popen(
             [sys.executable, "-m", "dockyard.auth", "--policy", str(work / "policy.json"),
              "--signing-key", str(work / "signer.key"), "--signing-cert", str(work / "signer.crt"),

@@ -8,6 +8,7 @@ import socket
 import time
 import re
 import secrets
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,21 @@ def bin_dir() -> Path:
         return ensure_binaries()
     except LocalClusterError as error:
         pytest.fail(f"cannot build the local control plane: {error}", pytrace=False)
+
+
+def build_tool(name: str) -> Path:
+    """A tool from hack/build-tools.sh (built from the Go module proxy on first use, then cached)."""
+    script = Path(__file__).resolve().parents[2] / "hack" / "build-tools.sh"
+    built = subprocess.run(["bash", str(script), name], capture_output=True, text=True, timeout=1800)
+    if built.returncode != 0:
+        pytest.fail(f"cannot build {name}: {built.stderr.strip()}", pytrace=False)
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def distribution_v3() -> Path:
+    """CNCF distribution 3.x, the version of the operator's default image `registry:3`."""
+    return build_tool("registry")
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import build_tool
 from realregistry import ROOT
 from test_registry import _apply, _until, crds  # noqa: F401  (fixture)
 from test_webhooks import Stack, _ready, _webhook
@@ -23,10 +24,7 @@ CHART = ROOT / "helm" / "dockyard"
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    built = subprocess.run(["bash", str(ROOT / "hack" / "build-helm.sh")], capture_output=True, text=True, timeout=1800)
-    if built.returncode != 0:
-        pytest.fail(f"cannot build helm: {built.stderr.strip()}", pytrace=False)
-    return Path(built.stdout.strip().splitlines()[-1])
+    return build_tool("helm")
 
 
 def _render(helm: Path, namespace: str, *values: str) -> list[dict[str, Any]]:

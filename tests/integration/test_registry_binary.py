@@ -1,6 +1,7 @@
 """The operator's rendered config run by the real registry binary (Debian's docker-registry,
-CNCF distribution 2.8) beside the real token service, driven by skopeo. Only paths and listen
-addresses are changed for local processes; everything else is what the operator rendered."""
+CNCF distribution 2.8, and distribution 3.x built from the module proxy) beside the real token
+service, driven by skopeo. Only paths and listen addresses are changed for local processes;
+everything else is what the operator rendered."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ from test_registry import _apply, _until, crds, operator  # noqa: F401  (fixture
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def local_registry(cluster: Any, crds: None, operator: str, namespace: str, tmp_path: Path) -> Iterator[LocalRegistry]:
+@pytest.fixture(params=["2.8", "3.x"])
+def local_registry(
+    cluster: Any, crds: None, operator: str, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[LocalRegistry]:
+    """The Registry `real` run by distribution 2.8 (Debian) and by 3.x (the default image's version)."""
     _oci_image(tmp_path / "image")
-    registry = LocalRegistry(cluster, namespace, "real", tmp_path)
+    binary = "docker-registry" if request.param == "2.8" else str(request.getfixturevalue("distribution_v3"))
+    registry = LocalRegistry(cluster, namespace, "real", tmp_path, binary)
     _apply(cluster, namespace, "real", {"sku": "Standard", "adminUser": {"enabled": True}})
     registry.start()
     try:

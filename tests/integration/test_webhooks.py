@@ -149,6 +149,7 @@ class Stack:
     state_dir: Path
     events_port: int
     registry: LocalRegistry | None = None
+    binary: str = "docker-registry"
 
     @contextlib.contextmanager
     def operator(self) -> Iterator[str]:
@@ -157,7 +158,7 @@ class Stack:
 
     def start_registry(self, sku: str = "Standard") -> LocalRegistry:
         _apply(self.cluster, self.namespace, "hub", {"sku": sku, "adminUser": {"enabled": True}})
-        self.registry = LocalRegistry(self.cluster, self.namespace, "hub", self.workdir)
+        self.registry = LocalRegistry(self.cluster, self.namespace, "hub", self.workdir, self.binary)
         self.registry.start()
         return self.registry
 
@@ -210,7 +211,12 @@ def stack(cluster: Any, crds: None, namespace: str, tmp_path: Path) -> Iterator[
             built.registry.stop()
 
 
-def test_push_and_delete_arrive_signed_and_acr_shaped(stack: Stack, cluster: Any, namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("distribution", ["2.8", "3.x"])
+def test_push_and_delete_arrive_signed_and_acr_shaped(
+    stack: Stack, cluster: Any, namespace: str, caplog: pytest.LogCaptureFixture, distribution: str, request: pytest.FixtureRequest
+) -> None:
+    if distribution == "3.x":
+        stack.binary = str(request.getfixturevalue("distribution_v3"))
     cluster.kubectl("create", "secret", "generic", "hook-auth", "-n", namespace, "--from-literal=token=Bearer s3cr3t-header-value")
     with receiving() as receiver, stack.operator():
         stack.start_registry()

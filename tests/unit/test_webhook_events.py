@@ -229,3 +229,11 @@ def test_encode_round_trips_the_payload() -> None:
     assert isinstance(body, bytes)
     assert b" " not in body
     assert json.loads(body) == acr_payload(event)
+
+
+def test_delete_from_distribution_3_carries_no_size() -> None:
+    envelope = {"events": [{"id": "d3", "timestamp": "2026-11-29T10:00:00Z", "action": "delete",
+                            "target": {"digest": "sha256:" + "a" * 64, "repository": "team/app", "size": 0},
+                            "request": {"id": "r", "host": "h", "method": "DELETE", "useragent": "skopeo"}}]}
+    [event] = events_from_envelope(envelope)
+    assert acr_payload(event)["target"] == {"digest": "sha256:" + "a" * 64, "repository": "team/app"}

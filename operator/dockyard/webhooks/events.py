@@ -9,7 +9,8 @@ or repository deleted. So:
   repository); the per-tag deletes distribution adds for the same request are dropped;
 - `pull` and `mount` are dropped.
 Distribution 2.8 reports a blob deleted through the API exactly like a manifest delete (repository
-and digest, nothing else), so such a rare request shows up as a `delete` too.
+and digest, nothing else), so such a rare request shows up as a `delete` too. Both 2.8 (envelope
+media type `…events.v1+json`) and 3.x (`…events.v2+json`) are read the same way.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def events_from_envelope(envelope: Any) -> list[RegistryEvent]:
         if action is None:
             continue
         target, request = raw.get("target") or {}, raw.get("request") or {}
+        # A delete names what is gone; distribution 3.x adds `"size": 0`, which describes nothing.
+        sized = action == "push"
         events.append(
             RegistryEvent(
                 id=str(raw["id"]),
@@ -99,8 +102,8 @@ def events_from_envelope(envelope: Any) -> list[RegistryEvent]:
                 tag=target.get("tag") or None,
                 digest=target.get("digest") or None,
                 media_type=target.get("mediaType") or None,
-                size=target.get("size"),
-                length=target.get("length"),
+                size=target.get("size") if sized else None,
+                length=target.get("length") if sized else None,
                 request_id=request.get("id"),
                 request_host=request.get("host"),
                 request_method=request.get("method"),

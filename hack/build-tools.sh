@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds test tools from the Go module proxy into ~/.cache/dockyard/tools/<tool>-<version>/ and
+# prints each binary's path, one per line; a present binary skips its build.
+#   helm      the Helm client (chart tests)                    ~4 min cold on 2 cores
+#   registry  CNCF distribution 3.x, the registry:3 default    ~2 min cold
+# Usage: build-tools.sh [helm] [registry]   (no argument: all)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache="${DOCKYARD_CACHE:-$HOME/.cache/dockyard}/tools"
+
+build() {  # name version package ldflags
+  local dir="$cache/$1-$2"
+  if [ ! -x "$dir/$1" ]; then
+    command -v go >/dev/null 2>&1 || { echo "error: Go is not installed ($1 is built from the Go module proxy; install Go >= 1.24)." >&2; exit 3; }
+    mkdir -p "$dir"
+    echo "[build-tools $(date +%H:%M:%S)] building $1 $2" >&2
+    GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod GOBIN="$dir" go install -trimpath -ldflags "-s -w $4" "$3@$2"
+  fi
+  echo "$dir/$1"
+}
+
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(helm registry)
+for tool in "${tools[@]}"; do
+  case "$tool" in
+    helm) build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" ;;
+    registry) build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry \
+      "-X github.com/distribution/distribution/v3/version.version=${DISTRIBUTION_VERSION}" ;;
+    *) echo "error: unknown tool $tool (helm, registry)" >&2; exit 2 ;;
+  esac
+done
