@@ -24,6 +24,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -96,6 +97,12 @@ class Intake:
         self.load_namespace = load_namespace
         self.metrics = metrics
         self.on_enqueued = on_enqueued
+        # Its own thread: a registry waits for this commit, so it must not queue behind the
+        # dispatcher's and status writer's work in the loop's shared pool.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-intake")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_ENVELOPE_BYTES)
@@ -127,7 +134,7 @@ class Intake:
             if events and not self.directory.is_loaded(namespace):
                 await self.load_namespace(namespace)
             deliveries = self._fan_out(namespace, registry, events)
-            await asyncio.to_thread(self.store.enqueue, deliveries)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.enqueue, deliveries)
         except Exception as error:
             logger.warning("events of %s/%s not accepted, the registry will retry: %r", namespace, registry, error)
             return self._refuse("unavailable", 503, "cannot accept events now")

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
@@ -56,6 +57,7 @@ class WebhookService:
         self._load_lock = asyncio.Lock()
         self._load_failed_at: dict[str, float] = {}
         self._flush_lock = threading.Lock()
+        self._status_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-status")
         self.registries_seen: dict[tuple[str, str], tuple[str, str]] = {}
         """(namespace, name) → (uid, sku) of each Registry, to tell a tier change from a status update."""
         self.port = 0
@@ -84,6 +86,8 @@ class WebhookService:
             await self._runner.cleanup()
         # Waits for a flush still running in its thread (a cancelled task does not stop it).
         await asyncio.to_thread(self._flush_once)
+        self._status_executor.shutdown(wait=True)
+        self.intake.close()
         self.store.close()
 
     async def _supervise(self, name: str, loop: object) -> None:
@@ -142,10 +146,11 @@ class WebhookService:
             self._loop.call_soon_threadsafe(self.dispatcher.wake)
 
     async def _flush_status(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(STATUS_FLUSH_SECONDS)
             if self._dirty:
-                await asyncio.to_thread(self._flush_once)
+                await loop.run_in_executor(self._status_executor, self._flush_once)
 
     def _flush_once(self) -> None:
         from .reconcile import publish_status  # reconcile needs WebhookService: import late
