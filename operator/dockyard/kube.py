@@ -31,9 +31,12 @@ Outcome = Literal["created", "updated", "unchanged"]
 
 def contains(actual: Any, desired: Any) -> bool:
     """Whether `actual` already holds every value `desired` sets (fields the API server adds,
-    such as defaults, are ignored)."""
+    such as defaults, are ignored). A key whose desired value is None must be absent: in a merge
+    patch None deletes the key."""
     if isinstance(desired, dict):
-        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
+        return isinstance(actual, dict) and all(
+            actual.get(k) is None if v is None else (k in actual and contains(actual[k], v)) for k, v in desired.items()
+        )
     if isinstance(desired, list):
         return (
             isinstance(actual, list)

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -231,14 +232,33 @@ def test_connection_error_is_retried_and_redacted(harness: Harness) -> None:
     assert harness.metric("dockyard_webhook_attempts_total", result="connection_error") == 1
 
 
-def test_unresolved_target_is_retried_with_the_problem_as_error(harness: Harness) -> None:
+def test_unresolved_target_waits_without_using_an_attempt(harness: Harness) -> None:
     harness.directory.put(entry(problem=Problem("DependencyNotReady", "Secret hook-url not found")))
     harness.enqueue()
     delivery = attempt_once(harness, answer(200))
     assert harness.requests == []
-    assert (delivery.state, delivery.attempts, delivery.error) == ("pending", 1, "Secret hook-url not found")
-    assert delivery.latency_ms is None
-    assert harness.metric("dockyard_webhook_attempts_total", result="unresolved") == 1
+    assert (delivery.state, delivery.attempts) == ("pending", 0)
+    assert delivery.next_attempt_at > delivery.accepted_at + 5
+
+
+def test_a_store_that_cannot_write_holds_the_delivery_back(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.webhooks import dispatch
+
+    harness.enqueue()
+    monkeypatch.setattr(dispatch, "STORE_RETRY_SECONDS", 0.2)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(harness.store, "record_attempt", full)
+
+    async def scenario(dispatcher: Dispatcher) -> None:
+        runner = asyncio.create_task(dispatcher.run())
+        await asyncio.sleep(1.0)
+        runner.cancel()
+
+    harness.run(answer(200), scenario)
+    assert 1 <= len(harness.requests) <= 6, "at most one send per STORE_RETRY_SECONDS, not a tight loop"
 
 
 def test_disabled_webhook_postpones_without_an_attempt(harness: Harness) -> None:

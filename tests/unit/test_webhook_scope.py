@@ -127,3 +127,25 @@ def test_location_filter_selects_only_that_replica() -> None:
 
 def test_empty_location_is_the_home_registry() -> None:
     assert EventFilter(frozenset({"push"}), "", enabled=True, location="").selects(event())
+
+
+def test_glob_agrees_with_a_regex_on_many_small_cases() -> None:
+    import itertools
+    import re
+
+    from dockyard.webhooks.scope import glob_match
+
+    alphabet = "ab/"
+    patterns = {"".join(p) for n in range(0, 5) for p in itertools.product(alphabet + "*", repeat=n)}
+    texts = ["".join(t) for n in range(0, 6) for t in itertools.product(alphabet, repeat=n)]
+    for pattern in patterns:
+        regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+        parts = tuple(pattern.split("*"))
+        for text in texts:
+            assert glob_match(parts, text) == bool(regex.fullmatch(text)), (pattern, text)
+
+
+def test_a_scope_built_to_backtrack_is_still_answered() -> None:
+    scope = parse_scope("*a*a*a*a*a*a*a*a*a*a*a*a*b:*")
+    assert not scope.matches("a" * 5000, "v1")
+    assert scope.matches("a" * 5000 + "b", "v1")

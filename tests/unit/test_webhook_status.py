@@ -73,7 +73,8 @@ def test_ready_and_reconciled_normally() -> None:
 
 
 def test_no_signing_secret_name_when_the_user_brings_one() -> None:
-    assert "signingSecretName" not in status(entry(), signing=None)
+    # None: the merge patch removes a name left from when the operator generated the key
+    assert status(entry(), signing=None)["signingSecretName"] is None
 
 
 def test_not_resolved_yet_is_progressing() -> None:
@@ -163,8 +164,17 @@ def test_last_ping_is_reported() -> None:
     ping = delivery("p1", ping=True, state="failed", http_status=401)
     assert status(entry(), last_ping=ping)["lastPing"] == {
         "id": "p1", "eventId": "event-p1", "action": "ping", "state": "failed", "time": "2026-11-29T09:00:01Z",
-        "attempts": 1, "httpStatus": 401, "latencyMs": 42,
+        "attempts": 1, "httpStatus": 401, "latencyMs": 42, "target": None, "request": None, "error": None,
     }
+
+
+def test_a_new_ping_clears_what_the_last_one_reported() -> None:
+    from dockyard.kube import contains
+
+    old = {"lastPing": {"id": "p1", "state": "delivered", "httpStatus": 200, "latencyMs": 12}}
+    new = status(entry(), last_ping=delivery("p2", ping=True, state="failed", http_status=None, error="ConnectError"))
+    assert new["lastPing"]["httpStatus"] is None and new["lastPing"]["latencyMs"] == 42
+    assert not contains(old, {"lastPing": new["lastPing"]})
     assert "lastPing" not in status(entry())
 
 

@@ -19,6 +19,7 @@ from ..models import API_VERSION, GROUP, VERSION
 from ..models.webhook import WebhookSpec
 from ..settings import load_settings
 from ..webhooks.reconcile import RegistryMissing, reconcile_registry_webhooks, reconcile_webhook
+from ..webhooks.resolve import effective_webhook_limit
 from ..webhooks.service import webhooks_from
 
 DRIFT_INTERVAL = load_settings().drift_interval_seconds
@@ -85,12 +86,13 @@ def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
 
 @kopf.on.event(GROUP, VERSION, "registries")
 def registry_changed_for_webhooks(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Only a new, deleted or re-tiered Registry matters to its Webhooks; status updates do not."""
+    """Only a new or deleted Registry, or a change of its effective webhook limit, matters to its
+    Webhooks; other updates do not."""
     service = webhooks_from(memo)
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
     seen = service.registries_seen
-    now = (meta["uid"], str((body.get("spec") or {}).get("sku")))
+    now = (meta["uid"], str(effective_webhook_limit(body)))
     if type == "DELETED":
         seen.pop(key, None)
     elif seen.get(key) == now:

@@ -8,6 +8,7 @@ ones already resumed. Thread-safe.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -72,9 +73,22 @@ class WebhookDirectory:
         self._removed: dict[str, float] = {}
 
     def put(self, entry: WebhookEntry) -> None:
+        """Store `entry` unless its webhook was deleted or a newer generation is already known
+        (handlers of different objects reconcile the same webhook concurrently)."""
         with self._lock:
-            if entry.uid not in self._removed:
+            current = self._entries.get(entry.uid)
+            if entry.uid not in self._removed and (current is None or current.generation <= entry.generation):
                 self._entries[entry.uid] = entry
+
+    def replace_target(self, uid: str, generation: int, target: Target) -> WebhookEntry | None:
+        """The entry with a re-read target, if it is still the one of `generation`."""
+        with self._lock:
+            current = self._entries.get(uid)
+            if current is None or current.generation != generation:
+                return None
+            fresh = dataclasses.replace(current, target=target)
+            self._entries[uid] = fresh
+            return fresh
 
     def remove(self, uid: str) -> None:
         with self._lock:

@@ -9,8 +9,10 @@ receiver with a long backlog cannot take every slot from the others. Deliveries 
 concurrent: receivers get no ordering guarantee (ACR gives none either) and order by `timestamp`. An attempt interrupted by shutdown is not recorded and is made again by
 the next process (at least once). One long-lived httpx client; redirects are not followed.
 
-Errors: the receiver's failures are outcomes, never exceptions. Store errors (disk) propagate and
-stop the loop, which the service logs and restarts.
+Errors: the receiver's failures are outcomes, never exceptions. A delivery whose webhook cannot be
+looked up (API server down) or whose Secrets are missing waits without using an attempt. When the
+store cannot record an outcome (disk full), the delivery is held back STORE_RETRY_SECONDS and then
+sent again; errors in the loop itself are logged and the service restarts it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 DISABLED_RECHECK_SECONDS = 30.0
 LOOKUP_RETRY_SECONDS = 10.0
+STORE_RETRY_SECONDS = 30.0
 IDLE_WAIT_SECONDS = 5.0
 MAX_RESPONSE_BYTES = 64 * 1024
 REFRESH_STATUSES = frozenset({401, 403})
@@ -140,6 +143,10 @@ class Dispatcher:
         if not entry.filter.enabled and not delivery.ping:
             await asyncio.to_thread(self.store.postpone_webhook, entry.uid, time.time() + DISABLED_RECHECK_SECONDS)
             return
+        if entry.target is None and not delivery.ping:
+            # A referenced Secret is missing or unusable (status says which): wait for it, no attempt counted.
+            await asyncio.to_thread(self.store.postpone, delivery.id, time.time() + LOOKUP_RETRY_SECONDS)
+            return
         attempt = delivery.attempts + 1
         outcome = await self._send(entry, delivery, attempt)
         if outcome.status in REFRESH_STATUSES and self.refresh is not None:
@@ -154,16 +161,23 @@ class Dispatcher:
         state: State = "pending" if verdict == "retry" else verdict
         finished = time.time()
         next_at = finished + retry.next_delay(attempt, outcome.retry_after) if verdict == "retry" else None
-        await asyncio.to_thread(
-            self.store.record_attempt,
-            delivery.id,
-            state=state,
-            attempted_at=finished,
-            http_status=outcome.status,
-            latency_ms=None if outcome.result == "unresolved" else int(outcome.elapsed * 1000),
-            error=outcome.error,
-            next_attempt_at=next_at,
-        )
+        try:
+            await asyncio.to_thread(
+                self.store.record_attempt,
+                delivery.id,
+                state=state,
+                attempted_at=finished,
+                http_status=outcome.status,
+                latency_ms=None if outcome.result == "unresolved" else int(outcome.elapsed * 1000),
+                error=outcome.error,
+                next_attempt_at=next_at,
+            )
+        except Exception as error:
+            # The store cannot write (disk full?): the delivery stays pending and will be sent again,
+            # but not before STORE_RETRY_SECONDS: it stays "in flight" while this task sleeps.
+            logger.error("delivery %s: outcome not recorded (%s); retrying in %ss", delivery.id, type(error).__name__, STORE_RETRY_SECONDS)
+            await asyncio.sleep(STORE_RETRY_SECONDS)
+            return
         if state != "pending":
             self.metrics.deliveries.labels(outcome=state).inc()
         if state == "delivered":

@@ -56,8 +56,10 @@ class RegistryTokens:
     that cannot be a namespace or a Registry are refused without a lookup, and the cache is bounded,
     so unauthenticated callers cannot grow it without limit."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, known: Callable[[str, str], bool] = lambda namespace, registry: True) -> None:
         self.kube = kube
+        self.known = known
+        """Whether a registry of that name is being watched; others are refused without a lookup."""
         self._tokens: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     def _read(self, namespace: str, registry: str) -> str | None:
@@ -67,6 +69,8 @@ class RegistryTokens:
 
     async def verify(self, namespace: str, registry: str, presented: str) -> bool:
         if not (_DNS_LABEL.match(namespace) and _DNS_LABEL.match(registry)) or not presented:
+            return False
+        if not self.known(namespace, registry):
             return False
         key = (namespace, registry)
         token, read_at = self._tokens.get(key, (None, 0.0))

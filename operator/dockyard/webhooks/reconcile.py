@@ -60,7 +60,7 @@ def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any],
     if request and request != answered:
         enqueue_ping(service, entry, request)
     service.wake()
-    publish_status(kube, service, namespace, name, body)
+    publish_status(kube, service, namespace, name, uid=uid)
     if registry is None:
         raise RegistryMissing(f"Registry {spec.registry_ref.name} not found")
     return entry
@@ -103,7 +103,15 @@ def publish_status(
 ) -> bool:
     """Write the Webhook's status from the store and directory, if it changed. False when the
     Webhook (with this `uid`, if given) no longer exists."""
-    body = body or kube.get(API_VERSION, KIND, namespace, name)
+    with service.status_lock:
+        return _publish_status(kube, service, namespace, name, body, uid)
+
+
+def _publish_status(
+    kube: Kube, service: WebhookService, namespace: str, name: str, body: dict[str, Any] | None, uid: str | None
+) -> bool:
+    # Read under the lock: a body read before another writer's patch would undo it.
+    body = kube.get(API_VERSION, KIND, namespace, name) if body is None else body
     if body is None or (uid is not None and body["metadata"]["uid"] != uid):
         return False
     meta = body["metadata"]

@@ -43,6 +43,16 @@ def build_signing_secret(owner: Owner, key: str) -> dict[str, Any]:
     }
 
 
+def effective_webhook_limit(registry: Mapping[str, Any]) -> int:
+    """The webhook limit of the tier the registry runs at: the one its status reports (a refused
+    tier change, `TierChangeBlocked`, leaves it at the old tier), else the one its spec asks for."""
+    reported = (((registry.get("status") or {}).get("usage") or {}).get("webhooks") or {}).get("limit")
+    if isinstance(reported, int):
+        return reported
+    sku = (registry.get("spec") or {}).get("sku", "Basic")
+    return TIERS[sku].webhooks if sku in TIERS else TIERS["Basic"].webhooks
+
+
 def owner_of(body: Mapping[str, Any]) -> Owner:
     meta = body["metadata"]
     return Owner(API_VERSION, "Webhook", meta["name"], meta["namespace"], meta["uid"])
@@ -132,7 +142,7 @@ class WebhookResolver:
             receives = False
         else:
             sku = (registry.get("spec") or {}).get("sku", "Basic")
-            limit = TIERS[sku].webhooks if sku in TIERS else TIERS["Basic"].webhooks
+            limit = effective_webhook_limit(registry)
             position = quota_position(body, siblings)
             if position >= limit:
                 problem = Problem(

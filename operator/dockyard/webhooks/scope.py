@@ -9,21 +9,39 @@ part is `*`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from .events import RegistryEvent
 
 
+def glob_match(parts: tuple[str, ...], text: str) -> bool:
+    """Whether `text` is parts[0] + anything + parts[1] + … + anything + parts[-1]. Linear in the
+    length of `text` (first fit left to right is always right for `*`-only patterns), unlike a
+    backtracking regex, which a scope such as `*a*a*a*a*b` on a long name would stall for minutes."""
+    if len(parts) == 1:
+        return text == parts[0]
+    first, *middle, last = parts
+    if not text.startswith(first) or len(text) < len(first) + len(last) or not text.endswith(last):
+        return False
+    position, end = len(first), len(text) - len(last)
+    for part in middle:
+        found = text.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
+
+
 @dataclass(frozen=True)
 class Scope:
-    repository: re.Pattern[str] | None
+    repository: tuple[str, ...] | None
+    """The repository pattern split at `*`; None: every repository."""
     tag: str | None
     """None: every tag (and untagged events); otherwise the one tag selected."""
 
     def matches(self, repository: str, tag: str | None) -> bool:
-        if self.repository is not None and not self.repository.fullmatch(repository):
+        if self.repository is not None and not glob_match(self.repository, repository):
             return False
         if self.tag is None:
             return True
@@ -36,10 +54,9 @@ def parse_scope(text: str) -> Scope:
     if not text:
         return Scope(None, None)
     repository, _, tag = text.partition(":")
-    pattern = re.compile(".*".join(re.escape(part) for part in repository.split("*")))
     if not tag:
         tag = "latest"
-    return Scope(pattern, None if tag == "*" else tag)
+    return Scope(tuple(repository.split("*")), None if tag == "*" else tag)
 
 
 @dataclass(frozen=True)

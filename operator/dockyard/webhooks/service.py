@@ -9,7 +9,6 @@ the loop.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
@@ -48,7 +47,10 @@ class WebhookService:
             self.store, self.directory, self.load_namespace, self.metrics, self.changed,
             user_agent=user_agent, concurrency=concurrency, refresh=self.refresh,
         )
-        self.intake = Intake(self.store, self.directory, RegistryTokens(kube), self.load_namespace, self.metrics, self._enqueued)
+        self.intake = Intake(
+            self.store, self.directory, RegistryTokens(kube, lambda ns, name: (ns, name) in self.registries_seen),
+            self.load_namespace, self.metrics, self._enqueued,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
@@ -57,9 +59,12 @@ class WebhookService:
         self._load_lock = asyncio.Lock()
         self._load_failed_at: dict[str, float] = {}
         self._flush_lock = threading.Lock()
+        self.status_lock = threading.Lock()
+        """Held while one Webhook's status is computed and written (handler threads and the writer)."""
         self._status_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-status")
         self.registries_seen: dict[tuple[str, str], tuple[str, str]] = {}
-        """(namespace, name) → (uid, sku) of each Registry, to tell a tier change from a status update."""
+        """(namespace, name) → (uid, webhook limit) of each Registry the operator watches: tells a
+        tier change from other updates, and which registries the intake may hear from."""
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
@@ -126,9 +131,7 @@ class WebhookService:
             return None
         if target == entry.target:
             return None
-        fresh = dataclasses.replace(entry, target=target)
-        self.directory.put(fresh)
-        return fresh
+        return self.directory.replace_target(entry.uid, entry.generation, target)
 
     def _enqueued(self, uids: list[str]) -> None:
         self.dispatcher.wake()

@@ -17,6 +17,7 @@ from .directory import WebhookEntry
 from .store import Delivery, Totals
 
 RECENT_DELIVERIES = 10
+OPTIONAL_RECORD_KEYS = ("target", "request", "httpStatus", "latencyMs", "error")
 FAILING_ATTEMPTS = 3
 MAX_ERROR = 256
 
@@ -82,10 +83,10 @@ def build_webhook_status(
         "recentDeliveries": [delivery_record(d) for d in recent[:RECENT_DELIVERIES]],
         "observedGeneration": generation,
     }
-    if signing_secret_name:
-        status["signingSecretName"] = signing_secret_name
+    # None removes a key in the merge patch: no field of an older value may outlive it.
+    status["signingSecretName"] = signing_secret_name or None
     if last_ping is not None:
-        status["lastPing"] = delivery_record(last_ping)
+        status["lastPing"] = {key: None for key in OPTIONAL_RECORD_KEYS} | delivery_record(last_ping)
     status["conditions"] = conditions.set_condition(
         current.get("conditions"),
         type=conditions.ConditionType.READY,

@@ -54,8 +54,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     sort_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_due_by_webhook ON deliveries (webhook_uid, state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_pending_by_webhook ON deliveries (state, webhook_uid, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries (webhook_uid, ping, sort_at);
-CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (webhook_uid, state);
 CREATE INDEX IF NOT EXISTS deliveries_by_name ON deliveries (namespace, webhook, sort_at);
 CREATE TABLE IF NOT EXISTS totals (
     webhook_uid TEXT PRIMARY KEY,
@@ -171,14 +172,28 @@ class DeliveryStore:
         skip = set(exclude)
         rank = per_webhook if per_webhook is not None else -1
         with self._lock:
+            # Index only: each webhook's oldest due ones, then bodies for the rows chosen.
+            webhooks = self._db.execute(
+                "SELECT webhook_uid, MIN(next_attempt_at) AS due_at FROM deliveries WHERE state = 'pending' "
+                "GROUP BY webhook_uid HAVING due_at <= ? ORDER BY due_at",
+                (now,),
+            ).fetchall()
+            candidates: list[tuple[float, str]] = []
+            for uid, _ in webhooks:
+                candidates += self._db.execute(
+                    "SELECT next_attempt_at, id FROM deliveries WHERE webhook_uid = ? AND state = 'pending' "
+                    "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+                    (uid, now, rank if rank >= 0 else limit + len(skip)),
+                ).fetchall()
+            candidates.sort()
+            ids = [i for _, i in candidates if i not in skip][:limit]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
             cursor = self._db.execute(
-                f"SELECT {_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY webhook_uid ORDER BY next_attempt_at, rowid) "
-                "AS rank FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?) "
-                "WHERE ? < 0 OR rank <= ? ORDER BY next_attempt_at LIMIT ?",
-                (now, rank, rank, limit + len(skip)),
+                f"SELECT {_COLUMNS} FROM deliveries WHERE id IN ({marks}) ORDER BY next_attempt_at, rowid", ids
             )
-            rows = [_delivery(row) for row in cursor.fetchall()]
-        return [row for row in rows if row.id not in skip][:limit]
+            return [_delivery(row) for row in cursor.fetchall()]
 
     def next_due_at(self) -> float | None:
         with self._lock:
