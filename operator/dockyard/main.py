@@ -88,8 +88,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         concurrency=config.delivery_concurrency,
     )
     await webhooks.start(config.events_host, config.events_port)
+    try:
+        server = metrics.serve_metrics(operator_metrics.registry, config.metrics_host, config.metrics_port)
+    except BaseException:
+        # kopf retries a failed startup handler: leave no port bound, no store open behind.
+        await webhooks.stop()
+        raise
     memo[WEBHOOKS_KEY] = webhooks
-    server = metrics.serve_metrics(operator_metrics.registry, config.metrics_host, config.metrics_port)
     memo[_METRICS_SERVER] = server
     logger.info(
         f"Dockyard {VERSION}: watching {config.namespace or 'all namespaces'}, "

@@ -41,3 +41,17 @@ def test_redact_covers_the_forms_an_exception_message_quotes() -> None:
     target = Target(url="https://hooks.example.com/x?token=abc123", headers=(("Authorization", "Bearer s3cr3t\n"),), signing_key=b"k")
     text = target.redact("failed https://hooks.example.com/x?token=abc123 with b'Bearer s3cr3t\\n' and 'Bearer s3cr3t\\n'")
     assert "abc123" not in text and "s3cr3t" not in text
+
+
+def test_an_older_generation_does_not_replace_a_newer_one() -> None:
+    import dataclasses
+
+    directory = WebhookDirectory()
+    newer = dataclasses.replace(entry("a"), generation=3)
+    directory.put(newer)
+    directory.put(dataclasses.replace(entry("a", registry="old"), generation=2))
+    assert directory.get("a") == newer
+    target = Target(url="https://example.com/", headers=(), signing_key=b"k")
+    assert directory.replace_target("a", 2, target) is None
+    replaced = directory.replace_target("a", 3, target)
+    assert replaced is not None and directory.get("a") == replaced and replaced.target == target
