@@ -444,6 +444,8 @@ def test_webhook_waits_for_its_registry_and_follows_its_tier(stack: Stack, clust
         assert over["status"] == "False"
         _apply(cluster, namespace, "hub", {"sku": "Standard"})
         _until(lambda: (c := _ready(cluster, namespace, "third")) and c["status"] == "True", "third allowed on Standard")
+        claim = json.loads(cluster.kubectl("get", "pvc", "hub-data", "-n", namespace, "-o", "json").stdout)
+        assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi", "the tier change did not resize the volume"
         cluster.kubectl("delete", "registry", "hub", "-n", namespace)
         gone = _until(lambda: (c := _ready(cluster, namespace, "early")) and c["status"] == "False" and c, "registry gone")
         assert gone["reason"] == "DependencyNotReady"

@@ -158,3 +158,12 @@ def test_admin_and_pull_secrets() -> None:
     config = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))
     entry = config["auths"]["contoso.team-a.svc:5000"]
     assert base64.b64decode(entry["auth"]).decode() == "contoso:one"
+
+
+def test_a_tier_change_does_not_resize_an_existing_volume() -> None:
+    size = lambda pvc: pvc["spec"]["resources"]["requests"]["storage"]  # noqa: E731
+    assert size(build_pvc(_ctx("default"))) == "100Gi"
+    assert size(build_pvc(_ctx("default"), current_size="10Gi")) == "10Gi", "kept from the Basic tier it was created at"
+    explicit = _ctx("basic-plain-http-delete-volume")
+    wanted = explicit.spec.storage.persistent_volume.size  # type: ignore[union-attr]
+    assert wanted and size(build_pvc(explicit, current_size="1Gi")) == wanted, "an explicit size asks for expansion"

@@ -51,9 +51,13 @@ def build_config_map(ctx: RegistryContext, config_text: str) -> dict[str, Any]:
     }
 
 
-def build_pvc(ctx: RegistryContext) -> dict[str, Any]:
+def build_pvc(ctx: RegistryContext, current_size: str | None = None) -> dict[str, Any]:
+    """The data claim. Its size is `storage.persistentVolume.size` when set (a larger one asks for
+    expansion); otherwise the tier's included storage at creation, and whatever the claim already
+    requests afterwards: a tier change must not resize a volume (an unbound claim cannot be
+    resized at all, and many storage classes cannot expand)."""
     pv = ctx.spec.storage.persistent_volume
-    size = (pv.size if pv and pv.size else None) or ctx.tier.included_storage
+    size = (pv.size if pv and pv.size else None) or current_size or ctx.tier.included_storage
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
     if pv and pv.storage_class_name:
         spec["storageClassName"] = pv.storage_class_name
