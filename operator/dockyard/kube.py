@@ -96,9 +96,11 @@ class Kube:
                 self._dynamic.resources.invalidate_cache()
             return False
 
-    def ensure(self, desired: dict[str, Any]) -> Outcome:
+    def ensure(self, desired: dict[str, Any], current: dict[str, Any] | None | Literal["read"] = "read") -> Outcome:
+        """`current`: the object as just read by the caller (None: absent), to save a second GET."""
         meta = desired["metadata"]
-        current = self.get(desired["apiVersion"], desired["kind"], meta.get("namespace"), meta["name"])
+        if current == "read":
+            current = self.get(desired["apiVersion"], desired["kind"], meta.get("namespace"), meta["name"])
         if current is not None and contains(current, desired):
             return "unchanged"
         self._apply(desired)

@@ -103,9 +103,9 @@ class RegistryReconciler:
         config_text = render_config(build_registry_config(ctx))
         self._note(outcome, "config", self.kube.ensure(build_config_map(ctx, config_text)))
         if not ctx.uses_object_storage:
-            claim = self.kube.get("v1", "PersistentVolumeClaim", owner.namespace, ctx.names.data) or {}
-            current_size = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
-            self._note(outcome, "data", self.kube.ensure(build_pvc(ctx, current_size)))
+            claim = self.kube.get("v1", "PersistentVolumeClaim", owner.namespace, ctx.names.data)
+            current_size = (((claim or {}).get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+            self._note(outcome, "data", self.kube.ensure(build_pvc(ctx, current_size), claim))
         # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
         config_hash = content_hash(config_text, tls_fingerprint, (events.get("data") or {}).get("token"))
         self._note(outcome, "deployment", self.kube.ensure(build_deployment(ctx, config_hash)))
