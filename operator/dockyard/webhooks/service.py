@@ -1,14 +1,17 @@
 """The webhook pipeline inside the operator process: store, directory, intake server, dispatcher,
 and the loop that writes changed delivery counts back to each Webhook's status.
 
-Started by the operator's startup handler on kopf's event loop, stopped by cleanup. Handler threads
-talk to it only through thread-safe parts (store, directory) and `changed`/`wake`, which hop onto
-the loop.
+Started by the operator's startup handler on kopf's event loop, stopped by cleanup. The intake
+serves on an event loop of its own, in its own thread, so a registry's post is answered as soon as
+it is committed, not after the dispatcher's and kopf's work queued on the main loop. Handler threads
+and the intake talk to the rest only through thread-safe parts (store, directory) and
+`changed`/`wake`, which hop onto the main loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -55,8 +58,9 @@ class WebhookService:
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._runner: web.AppRunner | None = None
-        self._load_lock = asyncio.Lock()
+        self._intake_loop: asyncio.AbstractEventLoop | None = None
+        self._intake_thread: threading.Thread | None = None
+        self._load_lock = threading.Lock()
         self._load_failed_at: dict[str, float] = {}
         self._flush_lock = threading.Lock()
         self.status_lock = threading.Lock()
@@ -69,26 +73,45 @@ class WebhookService:
 
     async def start(self, host: str, port: int) -> None:
         self._loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(self.intake.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._intake_thread = threading.Thread(target=self._serve_intake, args=(host, port, started), name="dockyard-intake-loop", daemon=True)
+        self._intake_thread.start()
+        self.port = await asyncio.wrap_future(started)
         self._tasks = [
             asyncio.create_task(self._supervise("dispatcher", self.dispatcher.run)),
             asyncio.create_task(self._supervise("status writer", self._flush_status)),
             asyncio.create_task(self._supervise("history pruning", self._prune)),
         ]
 
+    def _serve_intake(self, host: str, port: int, started: concurrent.futures.Future[int]) -> None:
+        loop = asyncio.new_event_loop()
+        runner = web.AppRunner(self.intake.app(), access_log=None)
+        try:
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, host, port)
+            loop.run_until_complete(site.start())
+        except BaseException as error:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+            started.set_exception(error)
+            return
+        sockets = getattr(site._server, "sockets", None) or []
+        self._intake_loop = loop
+        started.set_result(sockets[0].getsockname()[1] if sockets else port)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
     async def stop(self) -> None:
+        if self._intake_loop is not None and self._intake_thread is not None:
+            self._intake_loop.call_soon_threadsafe(self._intake_loop.stop)
+            await asyncio.to_thread(self._intake_thread.join)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dispatcher.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
         # Waits for a flush still running in its thread (a cancelled task does not stop it).
         await asyncio.to_thread(self._flush_once)
         self._status_executor.shutdown(wait=True)
@@ -107,14 +130,19 @@ class WebhookService:
 
     async def load_namespace(self, namespace: str) -> None:
         """List a namespace's Webhooks once; after a failure, callers get `LookupError` without a
-        new request for LOAD_RETRY_SECONDS (the API server is not hammered while it is down)."""
-        async with self._load_lock:
+        new request for LOAD_RETRY_SECONDS (the API server is not hammered while it is down).
+        Callable from both event loops."""
+        if not self.directory.is_loaded(namespace):
+            await asyncio.to_thread(self._load_namespace, namespace)
+
+    def _load_namespace(self, namespace: str) -> None:
+        with self._load_lock:
             if self.directory.is_loaded(namespace):
                 return
             if time.monotonic() - self._load_failed_at.get(namespace, -LOAD_RETRY_SECONDS) < LOAD_RETRY_SECONDS:
                 raise LookupError(f"the Webhooks of namespace {namespace} cannot be listed now")
             try:
-                entries = await asyncio.to_thread(WebhookResolver(self.kube).load, namespace)
+                entries = WebhookResolver(self.kube).load(namespace)
             except Exception:
                 self._load_failed_at[namespace] = time.monotonic()
                 raise
@@ -134,7 +162,7 @@ class WebhookService:
         return self.directory.replace_target(entry.uid, entry.generation, target)
 
     def _enqueued(self, uids: list[str]) -> None:
-        self.dispatcher.wake()
+        self.wake()
         with self._dirty_lock:
             self._dirty.update(uids)
 
