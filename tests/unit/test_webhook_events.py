@@ -237,3 +237,11 @@ def test_delete_from_distribution_3_carries_no_size() -> None:
                             "request": {"id": "r", "host": "h", "method": "DELETE", "useragent": "skopeo"}}]}
     [event] = events_from_envelope(envelope)
     assert acr_payload(event)["target"] == {"digest": "sha256:" + "a" * 64, "repository": "team/app"}
+
+
+def test_a_repository_delete_is_a_delete_naming_only_the_repository() -> None:
+    envelope = {"events": [{"id": "r1", "timestamp": "2026-11-29T10:00:00Z", "action": "delete",
+                            "target": {"repository": "team/old"}, "request": {"id": "q", "method": "DELETE"}}]}
+    [event] = events_from_envelope(envelope)
+    assert (event.action, event.target_name) == ("delete", "team/old")
+    assert acr_payload(event)["target"] == {"repository": "team/old"}
