@@ -39,6 +39,7 @@ from .builders.registry_secrets import (
 from .builders.registry_workload import build_config_map, build_deployment, build_ingress, build_pvc, build_service
 from .kube import Kube
 from .models import API_VERSION
+from .models.base import referenced_registry
 from .models.registry import RegistrySpec
 from .pki import KeyPair, certificate_covers, issue_ca, issue_serving_cert, issue_signing_key
 from .tiers import TIERS
@@ -141,7 +142,7 @@ class RegistryReconciler:
 
     def _count_referrers(self, kind: str, namespace: str, registry: str) -> int:
         items = self.kube.list(API_VERSION, kind, namespace)
-        return sum(1 for item in items if item.get("spec", {}).get("registryRef", {}).get("name") == registry)
+        return sum(1 for item in items if referenced_registry(item) == registry)
 
     def _ensure_tls(self, ctx: RegistryContext, outcome: Outcome) -> str:
         """Make the serving certificate exist; return a fingerprint of it (a new one rolls pods)."""

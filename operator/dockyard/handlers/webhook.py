@@ -16,6 +16,7 @@ from .. import conditions
 from ..kube import kube_from
 from ..metrics import metrics_from
 from ..models import API_VERSION, GROUP, VERSION
+from ..models.base import referenced_registry
 from ..models.webhook import WebhookSpec
 from ..settings import load_settings
 from ..webhooks.reconcile import RegistryMissing, reconcile_registry_webhooks, reconcile_webhook
@@ -71,11 +72,11 @@ def _is_deletion(type: str | None, **_: Any) -> bool:
 @kopf.on.event(GROUP, VERSION, "webhooks", when=_is_deletion)
 def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     service = webhooks_from(memo)
-    meta, spec = body["metadata"], body.get("spec") or {}
+    meta = body["metadata"]
     canceled = service.forget(meta["uid"])
     if canceled:
         logger.info(f"webhook deleted: {canceled} pending deliveries canceled")
-    registry = spec.get("registryRef", {}).get("name")
+    registry = referenced_registry(body)
     waiting = [
         e for e in service.directory.for_registry(meta["namespace"], registry or "")
         if e.problem is not None and e.problem.reason == conditions.Reason.QUOTA_EXCEEDED

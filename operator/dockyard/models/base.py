@@ -7,6 +7,7 @@ attached with `cel(...)`; pydantic does not evaluate them, the API server does a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -125,6 +126,12 @@ CONDITIONS_FIELD: Any = Field(
 OBSERVED_GENERATION_FIELD: Any = Field(
     None, description="metadata.generation of the spec the status describes.", ge=0
 )
+
+
+def referenced_registry(body: Mapping[str, Any]) -> str | None:
+    """`spec.registryRef.name` of a raw resource body (Webhook, Replication, BuildTask), unparsed."""
+    name = ((body.get("spec") or {}).get("registryRef") or {}).get("name")
+    return name if isinstance(name, str) else None
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
 
 from ..builders.registry_config import RegistryNames
 from ..kube import Kube
 from .directory import WebhookDirectory
-from .events import acr_payload, encode, events_from_envelope
+from .events import RegistryEvent, acr_payload, encode, events_from_envelope
 from .metrics import WebhookMetrics
 from .store import DeliveryStore, NewDelivery
 
@@ -149,7 +148,7 @@ class Intake:
             self.on_enqueued(sorted({d.webhook_uid for d in deliveries}))
         return web.json_response({"events": len(events), "deliveries": len(deliveries)})
 
-    def _fan_out(self, namespace: str, registry: str, events: list[Any]) -> list[NewDelivery]:
+    def _fan_out(self, namespace: str, registry: str, events: list[RegistryEvent]) -> list[NewDelivery]:
         webhooks = [e for e in self.directory.for_registry(namespace, registry) if e.receives_events]
         deliveries = []
         for event in events:

@@ -19,6 +19,7 @@ from typing import Any
 from ..conditions import ConditionType, find_condition
 from ..kube import Kube, contains
 from ..models import API_VERSION
+from ..models.base import referenced_registry
 from ..models.webhook import WebhookSpec
 from .directory import WebhookEntry
 from .events import encode, ping_payload
@@ -44,10 +45,7 @@ def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any],
             "v1", "Secret", namespace, signing_secret_name(name), lambda: build_signing_secret(owner, secrets.token_hex(32))
         )
     registry = kube.get(API_VERSION, "Registry", namespace, spec.registry_ref.name)
-    siblings = [
-        w for w in kube.list(API_VERSION, KIND, namespace)
-        if (w.get("spec") or {}).get("registryRef", {}).get("name") == spec.registry_ref.name
-    ]
+    siblings = [w for w in kube.list(API_VERSION, KIND, namespace) if referenced_registry(w) == spec.registry_ref.name]
     resolver = WebhookResolver(kube)
     locations = resolver.replica_locations(namespace, spec.registry_ref.name) if spec.location else frozenset()
     entry = resolver.entry(body, spec, registry, siblings, locations)
@@ -71,7 +69,7 @@ def reconcile_registry_webhooks(kube: Kube, service: WebhookService, namespace: 
     quota positions); returns how many."""
     count = 0
     for body in kube.list(API_VERSION, KIND, namespace):
-        if (body.get("spec") or {}).get("registryRef", {}).get("name") != registry or body["metadata"].get("deletionTimestamp"):
+        if referenced_registry(body) != registry or body["metadata"].get("deletionTimestamp"):
             continue
         try:
             spec = WebhookSpec.model_validate(body.get("spec") or {})

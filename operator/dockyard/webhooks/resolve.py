@@ -19,6 +19,7 @@ from .. import conditions
 from ..builders.meta import Owner, metadata
 from ..kube import Kube
 from ..models import API_VERSION
+from ..models.base import referenced_registry
 from ..models.webhook import WebhookSpec
 from ..tiers import TIERS, quota_exceeded_message
 from .directory import Problem, Target, WebhookEntry
@@ -69,8 +70,9 @@ def quota_position(body: Mapping[str, Any], siblings: Sequence[Mapping[str, Any]
     return sum(1 for other in siblings if key(other) < mine and other["metadata"]["uid"] != body["metadata"]["uid"])
 
 
-class SecretsMissing(Exception):
-    pass
+class SecretUnusable(Exception):
+    """A referenced Secret or key is missing, or its value cannot be used; the message names the
+    Secret and key, never the value."""
 
 
 class WebhookResolver:
@@ -88,21 +90,21 @@ class WebhookResolver:
         data = (secret or {}).get("data") or {}
         if key not in data:
             what = f"Secret {name}" if secret is None else f"key {key} of Secret {name}"
-            raise SecretsMissing(f"{what} not found")
+            raise SecretUnusable(f"{what} not found")
         return base64.b64decode(data[key])
 
     def _secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
             return self._secret_bytes(namespace, name, key).decode()
         except UnicodeDecodeError as error:
-            raise SecretsMissing(f"key {key} of Secret {name} is not UTF-8 text") from error
+            raise SecretUnusable(f"key {key} of Secret {name} is not UTF-8 text") from error
 
     def target(self, namespace: str, name: str, spec: WebhookSpec) -> Target:
         if spec.service_uri_secret_ref is not None:
             ref = spec.service_uri_secret_ref
             url = self._secret_value(namespace, ref.name, ref.key).strip()
             if not _URL.match(url):
-                raise SecretsMissing(f"key {ref.key} of Secret {ref.name} is not an http:// or https:// URL")
+                raise SecretUnusable(f"key {ref.key} of Secret {ref.name} is not an http:// or https:// URL")
         else:
             assert spec.service_uri is not None
             url = spec.service_uri
@@ -113,7 +115,7 @@ class WebhookResolver:
                 # `kubectl create secret --from-file` keeps the file's final newline: not part of the value.
                 value = self._secret_value(namespace, ref.name, ref.key).strip()
                 if not _HEADER_VALUE.match(value):
-                    raise SecretsMissing(f"key {ref.key} of Secret {ref.name} holds characters an HTTP header cannot carry")
+                    raise SecretUnusable(f"key {ref.key} of Secret {ref.name} holds characters an HTTP header cannot carry")
                 headers.append((header.name, value))
             else:
                 headers.append((header.name, header.value or ""))
@@ -161,7 +163,7 @@ class WebhookResolver:
         target: Target | None = None
         try:
             target = self.target(namespace, name, spec)
-        except SecretsMissing as missing:
+        except SecretUnusable as missing:
             problem = problem or Problem(conditions.Reason.DEPENDENCY_NOT_READY, str(missing))
         return WebhookEntry(
             uid=meta["uid"],
@@ -183,7 +185,7 @@ class WebhookResolver:
         return frozenset(
             str((r.get("spec") or {}).get("location"))
             for r in self.kube.list(API_VERSION, "Replication", namespace)
-            if (r.get("spec") or {}).get("registryRef", {}).get("name") == registry
+            if referenced_registry(r) == registry
             and (conditions.find_condition((r.get("status") or {}).get("conditions"), "Ready") or {}).get("status") == "True"
         )
 
@@ -198,7 +200,7 @@ class WebhookResolver:
                 spec = WebhookSpec.model_validate(body.get("spec") or {})
             except ValidationError:
                 continue
-            siblings = [w for w in webhooks if (w.get("spec") or {}).get("registryRef", {}).get("name") == spec.registry_ref.name]
+            siblings = [w for w in webhooks if referenced_registry(w) == spec.registry_ref.name]
             locations = self.replica_locations(namespace, spec.registry_ref.name) if needs_replicas else frozenset()
             entries.append(self.entry(body, spec, registries.get(spec.registry_ref.name), siblings, locations))
         return entries
