@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 import kubernetes  # noqa: E402
 from kubernetes import watch  # noqa: E402
+
 from localcluster import LocalCluster, ensure_binaries  # noqa: E402
 
 S3 = {"s3": {"bucket": "bench", "region": "us-east-1"}}
@@ -53,7 +53,9 @@ class Seen:
         raise TimeoutError(f"{len(missing)} not seen, e.g. {missing[:3]}")
 
 
-def _watch(seen: Seen, namespace: str, api: kubernetes.client.ApiClient, stop: threading.Event) -> list[threading.Thread]:
+def _watch(
+    seen: Seen, namespace: str, api: kubernetes.client.ApiClient, stop: threading.Event
+) -> list[threading.Thread]:
     apps = kubernetes.client.AppsV1Api(api)
     custom = kubernetes.client.CustomObjectsApi(api)
 
@@ -77,7 +79,14 @@ def _watch(seen: Seen, namespace: str, api: kubernetes.client.ApiClient, stop: t
         threading.Thread(target=loop, args=("replicaset", apps.list_namespaced_replica_set, namespace), daemon=True),
         threading.Thread(
             target=loop,
-            args=("registry", custom.list_namespaced_custom_object, "dockyard.dev", "v1alpha1", namespace, "registries"),
+            args=(
+                "registry",
+                custom.list_namespaced_custom_object,
+                "dockyard.dev",
+                "v1alpha1",
+                namespace,
+                "registries",
+            ),
             daemon=True,
         ),
     ]
@@ -94,7 +103,7 @@ def _free_port() -> int:
 
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def _line(label: str, values: list[float]) -> str:
@@ -109,10 +118,18 @@ def main() -> int:
     args = parser.parse_args()
     with LocalCluster(ensure_binaries()) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard")
-        env = cluster.env() | {"DOCKYARD_HEALTH_PORT": str(_free_port()), "DOCKYARD_METRICS_PORT": str(_free_port()), "DOCKYARD_LOG_FORMAT": "plain",
-                               "DOCKYARD_EVENTS_PORT": "0", "DOCKYARD_STATE_DIR": tempfile.mkdtemp(prefix="dockyard-bench-"),
-                               "DOCKYARD_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT / "operator")}
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard"
+        )
+        env = cluster.env() | {
+            "DOCKYARD_HEALTH_PORT": str(_free_port()),
+            "DOCKYARD_METRICS_PORT": str(_free_port()),
+            "DOCKYARD_LOG_FORMAT": "plain",
+            "DOCKYARD_EVENTS_PORT": "0",
+            "DOCKYARD_STATE_DIR": tempfile.mkdtemp(prefix="dockyard-bench-"),
+            "DOCKYARD_LOG_LEVEL": "warning",
+            "PYTHONPATH": str(ROOT / "operator"),
+        }
         operator = subprocess.Popen([sys.executable, "-m", "dockyard"], env=env)
         api = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))
         custom = kubernetes.client.CustomObjectsApi(api)
@@ -126,8 +143,12 @@ def main() -> int:
             time.sleep(2)
 
             def registry(ns: str, name: str) -> float:
-                body = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Registry", "metadata": {"name": name},
-                        "spec": {"sku": "Standard", "storage": S3}}
+                body = {
+                    "apiVersion": "dockyard.dev/v1alpha1",
+                    "kind": "Registry",
+                    "metadata": {"name": name},
+                    "spec": {"sku": "Standard", "storage": S3},
+                }
                 started = time.monotonic()
                 custom.create_namespaced_custom_object("dockyard.dev", "v1alpha1", ns, "registries", body)
                 return started
@@ -141,8 +162,17 @@ def main() -> int:
                 to_ready.append(seen.times[("ready", name)] - started)
             for i in range(args.sequential):
                 name = f"plain{i}"
-                body = {"metadata": {"name": name}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+                body = {
+                    "metadata": {"name": name},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": name}},
+                        "template": {
+                            "metadata": {"labels": {"app": name}},
+                            "spec": {"containers": [{"name": "c", "image": "x"}]},
+                        },
+                    },
+                }
                 started = time.monotonic()
                 apps.create_namespaced_deployment("bench-seq", body)
                 seen.wait([("rs-of", name)], 60)
@@ -163,7 +193,9 @@ def main() -> int:
             print(_line("Registry created -> Deployment created", to_deployment))
             print(_line("Registry created -> Ready=True", to_ready))
             print(_line("Deployment created -> ReplicaSet created (kube)", to_rs))
-            print(f"{args.burst} registries created at once ({created:.1f} s to submit) -> all Ready: {all_ready:.1f} s")
+            print(
+                f"{args.burst} registries created at once ({created:.1f} s to submit) -> all Ready: {all_ready:.1f} s"
+            )
         finally:
             stop.set()
             operator.terminate()

@@ -114,15 +114,35 @@ class Receiver:
             for event in data.get("events", []) if isinstance(data, dict) else []:
                 target = event.get("target") or {}
                 if event.get("action") == "push" and "/manifests/" in str(target.get("url", "")):
-                    found.append(Arrival(path, received, str(target.get("tag", "")), event["id"],
-                                         parse_timestamp(event["timestamp"]), event["id"], 1))
+                    found.append(
+                        Arrival(
+                            path,
+                            received,
+                            str(target.get("tag", "")),
+                            event["id"],
+                            parse_timestamp(event["timestamp"]),
+                            event["id"],
+                            1,
+                        )
+                    )
                 else:
-                    kind = f"{event.get('action')} {'manifest' if '/manifests/' in str(target.get('url', '')) else 'blob'}"
+                    kind = (
+                        f"{event.get('action')} {'manifest' if '/manifests/' in str(target.get('url', '')) else 'blob'}"
+                    )
                     with self.lock:
                         self.other_direct[kind] = self.other_direct.get(kind, 0) + 1
         elif isinstance(data, dict) and data.get("action") == "push":
-            found.append(Arrival(path, received, str(data["target"].get("tag", "")), data["id"], parse_timestamp(data["timestamp"]),
-                                 headers.get(DELIVERY_HEADER, ""), int(headers.get(ATTEMPT_HEADER, "1"))))
+            found.append(
+                Arrival(
+                    path,
+                    received,
+                    str(data["target"].get("tag", "")),
+                    data["id"],
+                    parse_timestamp(data["timestamp"]),
+                    headers.get(DELIVERY_HEADER, ""),
+                    int(headers.get(ATTEMPT_HEADER, "1")),
+                )
+            )
         with self.lock:
             self.arrivals.extend(found)
 
@@ -153,7 +173,7 @@ def start_receiver() -> tuple[Receiver, http.server.ThreadingHTTPServer]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, for both Dockyard's httpx and distribution's Go client
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             received = time.time()  # the request line and headers are read; nothing parsed yet
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             self.send_response(200)
@@ -182,7 +202,9 @@ class BenchRegistry(LocalRegistry):
     def container_env(self) -> dict[str, str]:
         env = super().container_env()
         endpoints = yaml.safe_load(env["REGISTRY_NOTIFICATIONS_ENDPOINTS"])
-        endpoints.append({"name": "direct", "url": self.direct_url, "timeout": "5s", "threshold": 3, "backoff": "1s", "headers": {}})
+        endpoints.append(
+            {"name": "direct", "url": self.direct_url, "timeout": "5s", "threshold": 3, "backoff": "1s", "headers": {}}
+        )
         env["REGISTRY_NOTIFICATIONS_ENDPOINTS"] = yaml.safe_dump(endpoints, sort_keys=True)
         return env
 
@@ -238,7 +260,7 @@ def accepted_times(state_dir: Path) -> dict[str, float]:
 
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def _line(label: str, values: list[float]) -> str:
@@ -269,32 +291,57 @@ def main() -> int:
     args = parser.parse_args()
     hooks = len(HOOKS)
     receiver, server = start_receiver()
-    with tempfile.TemporaryDirectory(prefix="dockyard-bench-webhooks-") as tmp, LocalCluster(ensure_binaries()) as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="dockyard-bench-webhooks-") as tmp,
+        LocalCluster(ensure_binaries()) as cluster,
+    ):
         work = Path(tmp)
         (work / "registry").mkdir()
         write_oci_image(work / "registry" / "image")
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard")
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard"
+        )
         events_port, metrics_port = free_port(), free_port()
         env = cluster.env() | {
-            "DOCKYARD_HEALTH_PORT": str(free_port()), "DOCKYARD_METRICS_HOST": "127.0.0.1", "DOCKYARD_METRICS_PORT": str(metrics_port),
-            "DOCKYARD_EVENTS_HOST": "127.0.0.1", "DOCKYARD_EVENTS_PORT": str(events_port),
-            "DOCKYARD_EVENTS_URL": f"http://127.0.0.1:{events_port}", "DOCKYARD_STATE_DIR": str(work / "state"),
-            "DOCKYARD_LOG_FORMAT": "plain", "DOCKYARD_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT / "operator"),
+            "DOCKYARD_HEALTH_PORT": str(free_port()),
+            "DOCKYARD_METRICS_HOST": "127.0.0.1",
+            "DOCKYARD_METRICS_PORT": str(metrics_port),
+            "DOCKYARD_EVENTS_HOST": "127.0.0.1",
+            "DOCKYARD_EVENTS_PORT": str(events_port),
+            "DOCKYARD_EVENTS_URL": f"http://127.0.0.1:{events_port}",
+            "DOCKYARD_STATE_DIR": str(work / "state"),
+            "DOCKYARD_LOG_FORMAT": "plain",
+            "DOCKYARD_LOG_LEVEL": "warning",
+            "PYTHONPATH": str(ROOT / "operator"),
         }
         operator = subprocess.Popen([sys.executable, "-m", "dockyard"], env=env)
         registry: BenchRegistry | None = None
         try:
             cluster.kubectl("create", "namespace", NAMESPACE)
-            registry_body = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Registry", "metadata": {"name": REGISTRY},
-                             "spec": {"sku": "Standard", "adminUser": {"enabled": True}}}
+            registry_body = {
+                "apiVersion": "dockyard.dev/v1alpha1",
+                "kind": "Registry",
+                "metadata": {"name": REGISTRY},
+                "spec": {"sku": "Standard", "adminUser": {"enabled": True}},
+            }
             cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump(registry_body))
-            registry = BenchRegistry(cluster, NAMESPACE, REGISTRY, work / "registry", direct_url=receiver.url("/direct"))
+            registry = BenchRegistry(
+                cluster, NAMESPACE, REGISTRY, work / "registry", direct_url=receiver.url("/direct")
+            )
             registry.start()
             started_registry = registry
             for name in HOOKS:
-                hook = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Webhook", "metadata": {"name": name},
-                        "spec": {"registryRef": {"name": REGISTRY}, "serviceUri": receiver.url(f"/{name}"), "actions": ["push"]}}
+                hook = {
+                    "apiVersion": "dockyard.dev/v1alpha1",
+                    "kind": "Webhook",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "registryRef": {"name": REGISTRY},
+                        "serviceUri": receiver.url(f"/{name}"),
+                        "actions": ["push"],
+                    },
+                }
                 cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump(hook))
             until(lambda: _webhooks_ready(cluster), "10 Webhooks Ready=True", 120)
             admin = until(lambda: read_secret(cluster, NAMESPACE, f"{REGISTRY}-admin"), "the admin Secret")
@@ -318,7 +365,10 @@ def main() -> int:
                     until(complete, f"{want} arrivals", timeout)
                 except TimeoutError:
                     got = tuple(map(len, receiver.of(tags)))
-                    print(f"warning: {got} of {want} (Dockyard, direct) arrivals for {len(tags)} tag(s) after {timeout:.0f} s", file=sys.stderr)
+                    print(
+                        f"warning: {got} of {want} (Dockyard, direct) arrivals for {len(tags)} tag(s) after {timeout:.0f} s",
+                        file=sys.stderr,
+                    )
                 return receiver.of(tags)
 
             # Warm-up: blobs uploaded once, token service and intake paths loaded; not measured.
@@ -361,10 +411,14 @@ def main() -> int:
                 return f"{len(arrivals):4d} in {span:6.2f} s = {len(arrivals) / span:7.1f}/s"
 
             print()
-            print(f"webhook delivery: {hooks} Webhooks on one registry, each selecting every push; "
-                  f"'direct' = distribution posting to the same receiver")
-            print(f"1. {args.sequential} pushes one after another (skopeo copy p50 {_pct(push_seconds, 50):.2f} s), "
-                  "latency = receiver time - event timestamp")
+            print(
+                f"webhook delivery: {hooks} Webhooks on one registry, each selecting every push; "
+                f"'direct' = distribution posting to the same receiver"
+            )
+            print(
+                f"1. {args.sequential} pushes one after another (skopeo copy p50 {_pct(push_seconds, 50):.2f} s), "
+                "latency = receiver time - event timestamp"
+            )
             print(_line("   direct (distribution -> receiver)", seq_direct))
             print(_line(f"   Dockyard, each of {hooks} deliveries", seq_dockyard))
             print(_line(f"   Dockyard, last of the {hooks} deliveries of a push", seq_fanout))
@@ -372,8 +426,10 @@ def main() -> int:
                 intake, queue = split(seq_dockyard_arrivals)
                 print(_line("     of which event -> committed by the intake", intake))
                 print(_line("     of which committed -> at the receiver", queue))
-            print(f"2. {args.burst} pushes by {args.parallel} parallel skopeo processes ({pushed:.2f} s to push, "
-                  f"{args.burst / pushed:.1f} pushes/s); rate = arrivals / (last arrival - first push started)")
+            print(
+                f"2. {args.burst} pushes by {args.parallel} parallel skopeo processes ({pushed:.2f} s to push, "
+                f"{args.burst / pushed:.1f} pushes/s); rate = arrivals / (last arrival - first push started)"
+            )
             print(f"   direct                 {rate(burst_direct)}   (expected {args.burst})")
             print(f"   Dockyard               {rate(burst_dockyard)}   (expected {hooks * args.burst})")
             print(_line("   direct latency under load", [a.latency for a in burst_direct]))
@@ -382,11 +438,15 @@ def main() -> int:
                 intake, queue = split(burst_dockyard)
                 print(_line("     of which event -> committed by the intake", intake))
                 print(_line("     of which committed -> at the receiver", queue))
-            print(f"   Dockyard queue depth peak {depth.peak:.0f} ({depth.samples} samples); "
-                  f"retried deliveries {retries}; duplicate arrivals {receiver.duplicates()}")
+            print(
+                f"   Dockyard queue depth peak {depth.peak:.0f} ({depth.samples} samples); "
+                f"retried deliveries {retries}; duplicate arrivals {receiver.duplicates()}"
+            )
             others = ", ".join(f"{k}: {v}" for k, v in sorted(receiver.other_direct.items())) or "none"
-            print(f"   other direct events (not counted): {others}"
-                  + (f"; unparsable bodies: {receiver.unparsed}" if receiver.unparsed else ""))
+            print(
+                f"   other direct events (not counted): {others}"
+                + (f"; unparsable bodies: {receiver.unparsed}" if receiver.unparsed else "")
+            )
         finally:
             if registry is not None:
                 registry.stop()

@@ -99,7 +99,9 @@ def _run(cluster: LocalCluster, bin_dir: Path) -> int:
         cluster.kubectl("apply", "-f", "-", input=_volumes(4))
         cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples"))
         for kind in ("registry", "webhook"):
-            waited = cluster.kubectl("wait", "--for=condition=Ready", kind, "--all", "-n", NAMESPACE, "--timeout=120s", check=False)
+            waited = cluster.kubectl(
+                "wait", "--for=condition=Ready", kind, "--all", "-n", NAMESPACE, "--timeout=120s", check=False
+            )
             print(waited.stdout or waited.stderr)
         print(cluster.kubectl("get", "dockyard", "-n", NAMESPACE).stdout)
         print(
@@ -120,6 +122,7 @@ def _run(cluster: LocalCluster, bin_dir: Path) -> int:
                 operator.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 operator.kill()
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -72,16 +72,31 @@ def write_oci_image(path: Path) -> None:
         info.size = 6
         tar.addfile(info, io.BytesIO(b"hello\n"))
     layer, layer_size = blob(buffer.getvalue())
-    config, config_size = blob(json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer]}}).encode())
+    config, config_size = blob(
+        json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer]}}).encode()
+    )
     manifest = {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}],
     }
     digest, size = blob(json.dumps(manifest).encode())
-    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
-        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]}))
+    (path / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": digest,
+                        "size": size,
+                        "annotations": {"org.opencontainers.image.ref.name": "v1"},
+                    }
+                ],
+            }
+        )
+    )
     (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
 
 
@@ -98,8 +113,15 @@ class LocalRegistry:
         """The registry container's environment as the kubelet would build it: Secret references
         read, `$(NAME)` references to earlier variables expanded."""
         deployment = until(
-            lambda: (r := self.cluster.kubectl("get", "deployment", self.name, "-n", self.namespace, "-o", "json", check=False))
-            .returncode == 0 and json.loads(r.stdout),
+            lambda: (
+                (
+                    r := self.cluster.kubectl(
+                        "get", "deployment", self.name, "-n", self.namespace, "-o", "json", check=False
+                    )
+                ).returncode
+                == 0
+                and json.loads(r.stdout)
+            ),
             "the registry Deployment",
         )
         container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "registry")
@@ -107,10 +129,14 @@ class LocalRegistry:
         for var in container.get("env", []):
             if "valueFrom" in var:
                 ref = var["valueFrom"]["secretKeyRef"]
-                secret = until(lambda r=ref: read_secret(self.cluster, self.namespace, r["name"]), f"Secret {ref['name']}")
+                secret = until(
+                    lambda r=ref: read_secret(self.cluster, self.namespace, r["name"]), f"Secret {ref['name']}"
+                )
                 env[var["name"]] = secret[ref["key"]]
             else:
-                env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var.get("value", ""))
+                env[var["name"]] = re.sub(
+                    r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var.get("value", "")
+                )
         return env
 
     def files(self) -> dict[str, Any]:
@@ -123,11 +149,16 @@ class LocalRegistry:
         }
 
     def start(self) -> None:
-        files = until(lambda: (f := self.files()) and all(f.values()) and f, "the registry's rendered config and secrets")
+        files = until(
+            lambda: (f := self.files()) and all(f.values()) and f, "the registry's rendered config and secrets"
+        )
         work = self.workdir
         for name, text in {
-            "policy.json": files["auth"]["policy.json"], "signer.crt": files["signer"]["tls.crt"],
-            "signer.key": files["signer"]["tls.key"], "tls.crt": files["tls"]["tls.crt"], "tls.key": files["tls"]["tls.key"],
+            "policy.json": files["auth"]["policy.json"],
+            "signer.crt": files["signer"]["tls.crt"],
+            "signer.key": files["signer"]["tls.key"],
+            "tls.crt": files["tls"]["tls.crt"],
+            "tls.key": files["tls"]["tls.key"],
             "ca.crt": files["tls"]["ca.crt"],
         }.items():
             (work / name).write_text(text)
@@ -142,15 +173,37 @@ class LocalRegistry:
         (work / "config.yml").write_text(yaml.safe_dump(config))
         env = os.environ | self.container_env() | {"PYTHONPATH": str(ROOT / "operator")}
         log = open(work / "processes.log", "ab")
-        self.processes.append(subprocess.Popen([self.binary, "serve", str(work / "config.yml")], env=env, stdout=log, stderr=log))
-        self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "dockyard.auth", "--policy", str(work / "policy.json"),
-             "--signing-key", str(work / "signer.key"), "--signing-cert", str(work / "signer.crt"),
-             "--host", "127.0.0.1", "--port", str(self.token_port),
-             "--tls-cert", str(work / "tls.crt"), "--tls-key", str(work / "tls.key"),
-             "--tls-min-version", "tls1.2"],
-            env=env, stdout=log, stderr=log,
-        ))
+        self.processes.append(
+            subprocess.Popen([self.binary, "serve", str(work / "config.yml")], env=env, stdout=log, stderr=log)
+        )
+        self.processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dockyard.auth",
+                    "--policy",
+                    str(work / "policy.json"),
+                    "--signing-key",
+                    str(work / "signer.key"),
+                    "--signing-cert",
+                    str(work / "signer.crt"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.token_port),
+                    "--tls-cert",
+                    str(work / "tls.crt"),
+                    "--tls-key",
+                    str(work / "tls.key"),
+                    "--tls-min-version",
+                    "tls1.2",
+                ],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        )
         for port in (self.port, self.token_port):
             until(lambda p=port: connects(p), f"port {port} to listen", 20)
 
@@ -168,11 +221,18 @@ class LocalRegistry:
 
     def push(self, creds: str | None, tag: str, repository: str = "team/app") -> subprocess.CompletedProcess[str]:
         auth = ["--dest-creds", creds] if creds else ["--dest-no-creds"]
-        return self.skopeo("copy", "--dest-tls-verify=false", *auth, f"oci:{self.workdir / 'image'}:v1",
-                           f"docker://127.0.0.1:{self.port}/{repository}:{tag}")
+        return self.skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            *auth,
+            f"oci:{self.workdir / 'image'}:v1",
+            f"docker://127.0.0.1:{self.port}/{repository}:{tag}",
+        )
 
     def delete(self, creds: str, tag: str, repository: str = "team/app") -> subprocess.CompletedProcess[str]:
-        return self.skopeo("delete", "--tls-verify=false", "--creds", creds, f"docker://127.0.0.1:{self.port}/{repository}:{tag}")
+        return self.skopeo(
+            "delete", "--tls-verify=false", "--creds", creds, f"docker://127.0.0.1:{self.port}/{repository}:{tag}"
+        )
 
     def pull(self, creds: str | None, tag: str) -> subprocess.CompletedProcess[str]:
         auth = ["--creds", creds] if creds else ["--no-creds"]

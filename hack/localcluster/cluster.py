@@ -37,9 +37,7 @@ class LocalCluster:
     `workdir / "logs"`) that is removed again on exit.
     """
 
-    def __init__(
-        self, bin_dir: Path, *, node_name: str = DEFAULT_NODE_NAME, startup_timeout: float = 120.0
-    ) -> None:
+    def __init__(self, bin_dir: Path, *, node_name: str = DEFAULT_NODE_NAME, startup_timeout: float = 120.0) -> None:
         self.bin_dir = Path(bin_dir)
         self.node_name = node_name
         self.startup_timeout = startup_timeout

@@ -47,14 +47,41 @@ def create_pki(directory: Path) -> Pki:
         admin_token=secrets.token_hex(24),
     )
     _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", pki.ca_key, "-out", pki.ca_cert, "-days", "3650", "-subj", "/CN=dockyard-local-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        pki.ca_key,
+        "-out",
+        pki.ca_cert,
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=dockyard-local-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     )
     csr = directory / "apiserver.csr"
     _openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", pki.serving_key, "-out", csr, "-subj", "/CN=kube-apiserver",
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        pki.serving_key,
+        "-out",
+        csr,
+        "-subj",
+        "/CN=kube-apiserver",
     )
     extensions = directory / "apiserver.ext"
     extensions.write_text(
@@ -64,8 +91,21 @@ def create_pki(directory: Path) -> Pki:
         f"subjectAltName={','.join(SERVING_SANS)}\n"
     )
     _openssl(
-        "x509", "-req", "-in", csr, "-CA", pki.ca_cert, "-CAkey", pki.ca_key, "-CAcreateserial",
-        "-days", "3650", "-out", pki.serving_cert, "-extfile", extensions,
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        pki.ca_cert,
+        "-CAkey",
+        pki.ca_key,
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-out",
+        pki.serving_cert,
+        "-extfile",
+        extensions,
     )
     _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pki.service_account_key)
     pki.token_file.write_text(f'{pki.admin_token},admin,admin-uid,"system:masters"\n')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -59,10 +60,8 @@ class Component:
     def signal_group(self, signum: signal.Signals) -> None:
         if self._process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._process.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def reap(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the process to exit; True if it has."""

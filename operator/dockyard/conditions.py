@@ -87,7 +87,9 @@ def would_change(
     current = find_condition(conditions, type)
     if current is None or not current.get("lastTransitionTime"):
         return True
-    return any(current.get(key) != value for key, value in _fields(status, reason, message, observed_generation).items())
+    return any(
+        current.get(key) != value for key, value in _fields(status, reason, message, observed_generation).items()
+    )
 
 
 def set_condition(

@@ -11,9 +11,10 @@ them to `kopf.TemporaryError`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from datetime import UTC, datetime
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from kubernetes import client, config
@@ -81,7 +82,9 @@ class Kube:
         except NotFoundError:
             return None
 
-    def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str = "") -> list[dict[str, Any]]:
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
         self._count("list", kind)
         result = self._resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
         return [dict(item) for item in result.to_dict()["items"]]
@@ -96,7 +99,7 @@ class Kube:
                 self._dynamic.resources.invalidate_cache()
             return False
 
-    def ensure(self, desired: dict[str, Any], current: dict[str, Any] | None | Literal["read"] = "read") -> Outcome:
+    def ensure(self, desired: dict[str, Any], current: dict[str, Any] | Literal["read"] | None = "read") -> Outcome:
         """`current`: the object as just read by the caller (None: absent), to save a second GET."""
         meta = desired["metadata"]
         if current == "read":
@@ -106,7 +109,9 @@ class Kube:
         self._apply(desired)
         return "created" if current is None else "updated"
 
-    def create_if_missing(self, api_version: str, kind: str, namespace: str, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def create_if_missing(
+        self, api_version: str, kind: str, namespace: str, name: str, build: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
         """Create an object whose content must never be regenerated (generated secrets); `build`
         runs only when it does not exist yet. Returns what is stored, whoever created it."""
         current = self.get(api_version, kind, namespace, name)
@@ -144,14 +149,14 @@ class Kube:
 
     def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._count("patch", f"{kind}/status")
-        try:
+        with contextlib.suppress(NotFoundError):
             self._resource(api_version, kind).status.patch(
                 body={"status": status}, name=name, namespace=namespace, content_type="application/merge-patch+json"
             )
-        except NotFoundError:
-            pass
 
-    def post_event(self, involved: dict[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+    def post_event(
+        self, involved: dict[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
         """An Event about a resource; callers keep secrets out of `message`."""
         self._count("create", "Event")
         meta = involved["metadata"]
@@ -161,8 +166,11 @@ class Kube:
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
-                "namespace": meta["namespace"], "uid": meta["uid"],
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
             },
             "type": type_,
             "reason": reason,

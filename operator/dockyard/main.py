@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -83,8 +83,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo[kube.MEMO_KEY] = api
     memo[_STARTED_AT] = time.monotonic()
     webhooks = WebhookService(
-        api, Path(config.state_dir), operator_metrics.registry,
-        history_days=config.delivery_history_days, user_agent=f"Dockyard-Webhook/{VERSION}",
+        api,
+        Path(config.state_dir),
+        operator_metrics.registry,
+        history_days=config.delivery_history_days,
+        user_agent=f"Dockyard-Webhook/{VERSION}",
         concurrency=config.delivery_concurrency,
     )
     await webhooks.start(config.events_host, config.events_port)

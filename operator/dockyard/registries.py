@@ -96,7 +96,11 @@ class RegistryReconciler:
             events_url=self.events_url,
         )
         tls_fingerprint = self._ensure_tls(ctx, outcome)
-        self._secret_once(ctx, ctx.names.token_signer, lambda: build_tls_secret(ctx, ctx.names.token_signer, issue_signing_key(f"{owner.name} token signer")))
+        self._secret_once(
+            ctx,
+            ctx.names.token_signer,
+            lambda: build_tls_secret(ctx, ctx.names.token_signer, issue_signing_key(f"{owner.name} token signer")),
+        )
         self._secret_once(ctx, ctx.names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32)))
         events = self._secret_once(ctx, ctx.names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32)))
         admin_passwords = self._ensure_admin(ctx, body, outcome)
@@ -156,7 +160,11 @@ class RegistryReconciler:
             if stored is None or "tls.crt" not in stored.get("data", {}):
                 raise NotReady("DependencyNotReady", f"waiting for TLS Secret {ctx.tls_secret_name} (tls.crt, tls.key)")
             return content_hash(stored["data"].get("tls.crt"))
-        ca_secret = self._secret_once(ctx, names.ca_secret, lambda: build_tls_secret(ctx, names.ca_secret, issue_ca(f"{ctx.owner.name} registry CA")))
+        ca_secret = self._secret_once(
+            ctx,
+            names.ca_secret,
+            lambda: build_tls_secret(ctx, names.ca_secret, issue_ca(f"{ctx.owner.name} registry CA")),
+        )
         ca = KeyPair(_decode(ca_secret, "tls.key").encode(), _decode(ca_secret, "tls.crt").encode())
         stored = self.kube.get("v1", "Secret", ns, names.tls)
         reusable = (
@@ -174,7 +182,9 @@ class RegistryReconciler:
 
     def _ensure_certificate(self, ctx: RegistryContext) -> None:
         if not self.kube.kind_served(CERT_MANAGER_API, "Certificate"):
-            raise NotReady("DependencyNotReady", "tls.mode CertManager needs cert-manager, whose Certificate kind is not served")
+            raise NotReady(
+                "DependencyNotReady", "tls.mode CertManager needs cert-manager, whose Certificate kind is not served"
+            )
         issuer = ctx.spec.tls.issuer_ref
         assert issuer is not None and ctx.tls_secret_name is not None
         self.kube.ensure(
@@ -199,7 +209,9 @@ class RegistryReconciler:
                     self.kube.delete("v1", "Secret", ns, name)
                     outcome.changed.append(name)
             return None
-        stored = self._secret_once(ctx, ctx.names.admin, lambda: build_admin_secret(ctx, generate_password(), generate_password()))
+        stored = self._secret_once(
+            ctx, ctx.names.admin, lambda: build_admin_secret(ctx, generate_password(), generate_password())
+        )
         passwords = {key: _decode(stored, key) for key in ("password", "password2")}
         request = body["metadata"].get("annotations", {}).get(REGENERATE_ANNOTATION, "")
         handled = stored["metadata"].get("annotations", {}).get(HANDLED_REGENERATION_ANNOTATION, "")
@@ -251,7 +263,13 @@ class RegistryReconciler:
 
 
 def desired_status(
-    current: dict[str, Any], generation: int, fields: dict[str, Any], ready: bool, reason: str, message: str, now: datetime | None = None
+    current: dict[str, Any],
+    generation: int,
+    fields: dict[str, Any],
+    ready: bool,
+    reason: str,
+    message: str,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The full status to hold, with `Ready` set through the conditions helper."""
     now = now or datetime.now(UTC)

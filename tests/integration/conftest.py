@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import time
 import re
 import secrets
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import kopf
 import kubernetes.client
-import kubernetes.config.kube_config
 import kubernetes.config
+import kubernetes.config.kube_config
 import pytest
 from kopf.testing import KopfRunner
 
@@ -110,7 +110,9 @@ def running_operator(
     patch.setenv("DOCKYARD_STATE_DIR", str(state_dir or temporary.name))  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        with KopfRunner(["run", "--standalone", *scope, "-m", "dockyard.main"], settings=kopf.OperatorSettings(), timeout=60) as runner:
+        with KopfRunner(
+            ["run", "--standalone", *scope, "-m", "dockyard.main"], settings=kopf.OperatorSettings(), timeout=60
+        ) as runner:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 try:

@@ -84,7 +84,9 @@ def test_invalid_manifest_is_rejected_naming_the_field(
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any]) -> str:
-    return yaml.safe_dump({"apiVersion": "dockyard.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+    return yaml.safe_dump(
+        {"apiVersion": "dockyard.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    )
 
 
 def test_webhook_registry_is_immutable(cluster: Any, crds: list[str], namespace: str) -> None:
@@ -117,7 +119,9 @@ def test_status_is_a_subresource(cluster: Any, crds: list[str], namespace: str) 
     cluster.kubectl("patch", "registry", "status-sub", "-n", namespace, "--type=merge", "-p", patch)
     plain = cluster.kubectl("get", "registry", "status-sub", "-n", namespace, "-o", "json").stdout
     assert "loginServer" not in plain
-    cluster.kubectl("patch", "registry", "status-sub", "-n", namespace, "--subresource=status", "--type=merge", "-p", patch)
+    cluster.kubectl(
+        "patch", "registry", "status-sub", "-n", namespace, "--subresource=status", "--type=merge", "-p", patch
+    )
     assert (
         cluster.kubectl("get", "registry", "status-sub", "-n", namespace, "-o", "jsonpath={.status.loginServer}").stdout
         == "status-sub.ns:5000"

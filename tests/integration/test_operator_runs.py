@@ -11,8 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,7 +50,7 @@ def _wait_for(url: str, exited: Callable[[], bool], deadline_s: float = 30) -> h
 def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[int]:
     """The environment of an operator pointed at the test cluster, with its metrics on a free port."""
     for name in list(os.environ):
-        if name.startswith("DOCKYARD_") or name.startswith("KUBERNETES_SERVICE_"):
+        if name.startswith(("DOCKYARD_", "KUBERNETES_SERVICE_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
     # kopf logs in through the kubernetes client, which reads $KUBECONFIG once, when it is imported,

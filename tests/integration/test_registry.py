@@ -14,9 +14,9 @@ import httpx
 import pytest
 import yaml
 from conftest import running_operator
-from realregistry import until
 
 from dockyard.kube import WRITE_VERBS
+from realregistry import until
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,9 @@ def _apply(cluster: Any, namespace: str, name: str, spec: dict[str, Any]) -> Non
 @pytest.fixture(scope="module")
 def crds(cluster: Any) -> None:
     cluster.kubectl("apply", "--server-side", "-f", "crds")
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard")
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard"
+    )
 
 
 def test_registry_becomes_ready_with_owned_children(cluster: Any, crds: None, operator: str, namespace: str) -> None:
@@ -100,27 +102,39 @@ def test_registry_becomes_ready_with_owned_children(cluster: Any, crds: None, op
     assert status["loginServer"] == f"contoso.{namespace}.svc:5000"
     assert status["observedGeneration"] == body["metadata"]["generation"]
     assert status["credentials"] == {
-        "adminSecretName": "contoso-admin", "pullSecretName": "contoso-pull", "caConfigMapName": "contoso-ca",
+        "adminSecretName": "contoso-admin",
+        "pullSecretName": "contoso-pull",
+        "caConfigMapName": "contoso-ca",
     }
     cluster.kubectl("wait", "--for=condition=Ready", "--timeout=5s", "registry/contoso", "-n", namespace)
     uid = body["metadata"]["uid"]
     for kind, name in [
-        ("deployment", "contoso"), ("service", "contoso"), ("configmap", "contoso-config"),
-        ("configmap", "contoso-ca"), ("secret", "contoso-http-secret"), ("secret", "contoso-tls"),
-        ("secret", "contoso-token-signer"), ("secret", "contoso-auth"), ("secret", "contoso-admin"),
+        ("deployment", "contoso"),
+        ("service", "contoso"),
+        ("configmap", "contoso-config"),
+        ("configmap", "contoso-ca"),
+        ("secret", "contoso-http-secret"),
+        ("secret", "contoso-tls"),
+        ("secret", "contoso-token-signer"),
+        ("secret", "contoso-auth"),
+        ("secret", "contoso-admin"),
         ("secret", "contoso-pull"),
     ]:
         child = json.loads(cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
         assert [ref["uid"] for ref in child["metadata"]["ownerReferences"]] == [uid], f"{kind}/{name}"
     pull = json.loads(cluster.kubectl("get", "secret", "contoso-pull", "-n", namespace, "-o", "json").stdout)
     assert pull["type"] == "kubernetes.io/dockerconfigjson"
-    config = cluster.kubectl("get", "configmap", "contoso-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yml}").stdout
+    config = cluster.kubectl(
+        "get", "configmap", "contoso-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yml}"
+    ).stdout
     assert "secret" not in yaml.safe_load(config)["http"]
     progressing = [c for c in status["conditions"] if c["type"] == "Progressing"]
     assert progressing and progressing[0]["status"] == "False"
 
     def ready_event() -> bool:
-        out = cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=contoso", "-o", "json")
+        out = cluster.kubectl(
+            "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=contoso", "-o", "json"
+        )
         return any(e["reason"] == "Ready" and "contoso" in e["message"] for e in json.loads(out.stdout)["items"])
 
     assert _until(ready_event, "an Event with reason Ready", 20)
@@ -128,21 +142,37 @@ def test_registry_becomes_ready_with_owned_children(cluster: Any, crds: None, op
 
 def test_usage_counts_webhooks_against_the_tier(cluster: Any, crds: None, operator: str, namespace: str) -> None:
     _apply(cluster, namespace, "counted", {"sku": "Basic", "storage": S3})
-    hook = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Webhook", "metadata": {"name": "hook"},
-            "spec": {"registryRef": {"name": "counted"}, "serviceUri": "https://hooks.example.com/x", "actions": ["push"]}}
+    hook = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Webhook",
+        "metadata": {"name": "hook"},
+        "spec": {"registryRef": {"name": "counted"}, "serviceUri": "https://hooks.example.com/x", "actions": ["push"]},
+    }
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(hook))
     usage = _until(
-        lambda: (u := _registry(cluster, namespace, "counted").get("status", {}).get("usage", {})).get("webhooks", {}).get("used") == 1 and u,
+        lambda: (
+            (u := _registry(cluster, namespace, "counted").get("status", {}).get("usage", {}))
+            .get("webhooks", {})
+            .get("used")
+            == 1
+            and u
+        ),
         "usage.webhooks.used == 1",
     )
     assert usage["webhooks"] == {"used": 1, "limit": 2}
 
 
-def test_moving_down_from_premium_with_replications_is_refused(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+def test_moving_down_from_premium_with_replications_is_refused(
+    cluster: Any, crds: None, operator: str, namespace: str
+) -> None:
     _apply(cluster, namespace, "geo", {"sku": "Premium", "storage": S3})
     _until(lambda: _ready(cluster, namespace, "geo"), "Registry geo Ready=True", 90)
-    replication = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "Replication", "metadata": {"name": "geo-west"},
-                   "spec": {"registryRef": {"name": "geo"}, "location": "westeurope"}}
+    replication = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Replication",
+        "metadata": {"name": "geo-west"},
+        "spec": {"registryRef": {"name": "geo"}, "location": "westeurope"},
+    }
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(replication))
     _apply(cluster, namespace, "geo", {"sku": "Standard", "storage": S3})
 
@@ -158,7 +188,9 @@ def test_moving_down_from_premium_with_replications_is_refused(cluster: Any, crd
     assert replicas == "2"  # still the Premium default: nothing was applied
 
 
-def test_cert_manager_mode_without_cert_manager_says_so(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+def test_cert_manager_mode_without_cert_manager_says_so(
+    cluster: Any, crds: None, operator: str, namespace: str
+) -> None:
     _apply(cluster, namespace, "cm", {"tls": {"mode": "CertManager", "issuerRef": {"name": "letsencrypt"}}})
     ready = _until(lambda: _ready_condition(cluster, namespace, "cm"), "a Ready condition")
     assert (ready["status"], ready["reason"]) == ("False", "DependencyNotReady")
@@ -172,14 +204,23 @@ def test_spec_change_rolls_the_pods(cluster: Any, crds: None, operator: str, nam
     before = cluster.kubectl("get", "deployment", "rolling", "-n", namespace, "-o", jsonpath).stdout
     _apply(cluster, namespace, "rolling", {"sku": "Standard", "storage": S3, "tls": {"minimumVersion": "tls1.3"}})
     after = _until(
-        lambda: (h := cluster.kubectl("get", "deployment", "rolling", "-n", namespace, "-o", jsonpath).stdout) != before and h,
+        lambda: (
+            (h := cluster.kubectl("get", "deployment", "rolling", "-n", namespace, "-o", jsonpath).stdout) != before
+            and h
+        ),
         "a new config hash",
     )
     assert after and after != before
-    config = cluster.kubectl("get", "configmap", "rolling-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yml}").stdout
+    config = cluster.kubectl(
+        "get", "configmap", "rolling-config", "-n", namespace, "-o", "jsonpath={.data.config\\.yml}"
+    ).stdout
     assert yaml.safe_load(config)["http"]["tls"]["minimumtls"] == "tls1.3"
     body = _until(
-        lambda: (b := _ready(cluster, namespace, "rolling")) and b["status"]["observedGeneration"] == b["metadata"]["generation"] and b,
+        lambda: (
+            (b := _ready(cluster, namespace, "rolling"))
+            and b["status"]["observedGeneration"] == b["metadata"]["generation"]
+            and b
+        ),
         "Ready at the new generation",
         90,
     )
@@ -192,15 +233,25 @@ def test_child_deleted_by_hand_is_restored(cluster: Any, crds: None, operator: s
     uid = cluster.kubectl("get", "service", "drift", "-n", namespace, "-o", "jsonpath={.metadata.uid}").stdout
     cluster.kubectl("delete", "service", "drift", "-n", namespace)
     restored = _until(
-        lambda: (r := cluster.kubectl("get", "service", "drift", "-n", namespace, "-o", "jsonpath={.metadata.uid}", check=False)).returncode == 0
-        and r.stdout not in ("", uid) and r.stdout,
+        lambda: (
+            (
+                r := cluster.kubectl(
+                    "get", "service", "drift", "-n", namespace, "-o", "jsonpath={.metadata.uid}", check=False
+                )
+            ).returncode
+            == 0
+            and r.stdout not in ("", uid)
+            and r.stdout
+        ),
         "the Service to be re-created",
         30,
     )
     assert restored != uid
 
 
-def test_missing_tls_secret_is_ready_false_with_a_reason(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+def test_missing_tls_secret_is_ready_false_with_a_reason(
+    cluster: Any, crds: None, operator: str, namespace: str
+) -> None:
     _apply(cluster, namespace, "notls", {"tls": {"mode": "Secret", "secretName": "absent"}})
     ready = _until(lambda: _ready_condition(cluster, namespace, "notls"), "a Ready condition")
     assert ready["status"] == "False"
@@ -208,9 +259,16 @@ def test_missing_tls_secret_is_ready_false_with_a_reason(cluster: Any, crds: Non
     assert "absent" in ready["message"]
 
 
-def test_data_volume_is_kept_or_deleted_as_the_spec_says(cluster: Any, crds: None, operator: str, namespace: str) -> None:
+def test_data_volume_is_kept_or_deleted_as_the_spec_says(
+    cluster: Any, crds: None, operator: str, namespace: str
+) -> None:
     _apply(cluster, namespace, "keep", {"sku": "Basic"})
-    _apply(cluster, namespace, "drop", {"sku": "Basic", "storage": {"reclaimPolicy": "Delete", "persistentVolume": {"size": "1Gi"}}})
+    _apply(
+        cluster,
+        namespace,
+        "drop",
+        {"sku": "Basic", "storage": {"reclaimPolicy": "Delete", "persistentVolume": {"size": "1Gi"}}},
+    )
 
     def pvc(name: str) -> dict[str, Any] | None:
         result = cluster.kubectl("get", "pvc", f"{name}-data", "-n", namespace, "-o", "json", check=False)
@@ -233,8 +291,16 @@ def test_deleting_the_registry_removes_its_children(cluster: Any, crds: None, op
     cluster.kubectl("delete", "registry", "gone", "-n", namespace, "--timeout=30s")
 
     def children() -> list[str]:
-        out = cluster.kubectl("get", "deployment,service,configmap,secret,pvc", "-n", namespace,
-                              "-l", "app.kubernetes.io/instance=gone", "-o", "name").stdout
+        out = cluster.kubectl(
+            "get",
+            "deployment,service,configmap,secret,pvc",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/instance=gone",
+            "-o",
+            "name",
+        ).stdout
         return out.split()
 
     _until(lambda: not children(), "garbage collection of the children", 60)

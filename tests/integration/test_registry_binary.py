@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_registry import _apply, _until, crds, operator  # noqa: F401  (fixtures)
 
 from realregistry import LocalRegistry
 from realregistry import read_configmap as _configmap
 from realregistry import read_secret as _secret
 from realregistry import write_oci_image as _oci_image
-from test_registry import _apply, _until, crds, operator  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -59,14 +59,19 @@ def test_anonymous_pull_allows_pull_but_not_push(local_registry: LocalRegistry, 
     assert admin is not None
     assert local_registry.push(f"real:{admin['password']}", "v1").returncode == 0
     _apply(cluster, namespace, "real", {"sku": "Standard", "adminUser": {"enabled": True}, "anonymousPull": True})
-    _until(lambda: '"anonymous":[{' in (_secret(cluster, namespace, "real-auth") or {}).get("policy.json", ""), "anonymous grants")
+    _until(
+        lambda: '"anonymous":[{' in (_secret(cluster, namespace, "real-auth") or {}).get("policy.json", ""),
+        "anonymous grants",
+    )
     local_registry.refresh_policy()
     pulled = local_registry.pull(None, "v1")
     assert pulled.returncode == 0, pulled.stderr
     assert local_registry.push(None, "anon").returncode != 0
 
 
-def test_regenerating_password2_replaces_only_that_one(local_registry: LocalRegistry, cluster: Any, namespace: str) -> None:
+def test_regenerating_password2_replaces_only_that_one(
+    local_registry: LocalRegistry, cluster: Any, namespace: str
+) -> None:
     before = _secret(cluster, namespace, "real-admin")
     assert before is not None
     cluster.kubectl("annotate", "registry", "real", "-n", namespace, "dockyard.dev/regenerate-password=password2")
@@ -99,7 +104,9 @@ def _handshake(port: int, ca: Path, hostname: str, version: ssl.TLSVersion) -> s
             return str(tls.version())
 
 
-def test_tls_refuses_1_1_and_serves_1_2_with_the_published_ca(local_registry: LocalRegistry, cluster: Any, namespace: str) -> None:
+def test_tls_refuses_1_1_and_serves_1_2_with_the_published_ca(
+    local_registry: LocalRegistry, cluster: Any, namespace: str
+) -> None:
     ca = _configmap(cluster, namespace, "real-ca")
     assert ca is not None
     (local_registry.workdir / "published-ca.crt").write_text(ca["ca.crt"])
@@ -110,14 +117,19 @@ def test_tls_refuses_1_1_and_serves_1_2_with_the_published_ca(local_registry: Lo
             _handshake(port, local_registry.workdir / "published-ca.crt", host, ssl.TLSVersion.TLSv1_1)
 
 
-def test_disabling_the_admin_user_removes_its_access(local_registry: LocalRegistry, cluster: Any, namespace: str) -> None:
+def test_disabling_the_admin_user_removes_its_access(
+    local_registry: LocalRegistry, cluster: Any, namespace: str
+) -> None:
     admin = _secret(cluster, namespace, "real-admin")
     assert admin is not None
     assert local_registry.push(f"real:{admin['password']}", "v1").returncode == 0
     _apply(cluster, namespace, "real", {"sku": "Standard", "adminUser": {"enabled": False}})
     _until(lambda: _secret(cluster, namespace, "real-admin") is None, "the admin Secret to be deleted")
     _until(lambda: _secret(cluster, namespace, "real-pull") is None, "the pull Secret to be deleted")
-    _until(lambda: '"users":[]' in (_secret(cluster, namespace, "real-auth") or {}).get("policy.json", ""), "a policy without users")
+    _until(
+        lambda: '"users":[]' in (_secret(cluster, namespace, "real-auth") or {}).get("policy.json", ""),
+        "a policy without users",
+    )
     local_registry.refresh_policy()
     refused = local_registry.pull(f"real:{admin['password']}", "v1")
     assert refused.returncode != 0 and "unauthorized" in refused.stderr.lower()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from conftest import running_operator
+from test_registry import S3, _apply, _get, _metric_sum, _ready, _until, crds  # noqa: F401
 
 from dockyard.kube import WRITE_VERBS
-from test_registry import S3, _apply, _get, _metric_sum, _ready, _until, crds  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,9 @@ def namespaced_operator(cluster: Any, namespace: str) -> Iterator[str]:
         yield url
 
 
-def test_unchanged_registry_causes_no_writes(cluster: Any, crds: None, namespace: str, namespaced_operator: str) -> None:
+def test_unchanged_registry_causes_no_writes(
+    cluster: Any, crds: None, namespace: str, namespaced_operator: str
+) -> None:
     url = namespaced_operator
     _apply(cluster, namespace, "quiet", {"sku": "Basic", "adminUser": {"enabled": True}, "storage": S3})
     _until(lambda: _ready(cluster, namespace, "quiet"), "Registry quiet Ready=True", 90)

@@ -17,15 +17,27 @@ SIGNING = SigningKey(KEY.key_pem, KEY.cert_pem)
 
 def _decode(token: str) -> tuple[dict, dict]:
     cert = x509.load_pem_x509_certificate(KEY.cert_pem)
-    claims = jwt.decode(token, cert.public_key(), algorithms=["ES256"], audience="svc", options={"verify_exp": False, "verify_nbf": False, "verify_iat": False})
+    claims = jwt.decode(
+        token,
+        cert.public_key(),
+        algorithms=["ES256"],
+        audience="svc",
+        options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+    )
     return jwt.get_unverified_header(token), claims
 
 
 def test_token_claims_are_what_distribution_expects() -> None:
     grants = (Grant(repositories="team/*", actions=("pull",)),)
     token, access = issue_token(
-        SIGNING, issuer="dockyard", service="svc", subject="alice", grants=grants,
-        scopes=[Scope("repository", "team/app", ("pull", "push"))], ttl_seconds=300, now=1_000_000,
+        SIGNING,
+        issuer="dockyard",
+        service="svc",
+        subject="alice",
+        grants=grants,
+        scopes=[Scope("repository", "team/app", ("pull", "push"))],
+        ttl_seconds=300,
+        now=1_000_000,
     )
     header, claims = _decode(token)
     assert claims["aud"] == "svc" and isinstance(claims["aud"], str)

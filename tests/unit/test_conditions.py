@@ -17,17 +17,37 @@ T0 = datetime(2025, 1, 31, 12, 0, 0, 999_999, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
 
 
-def ready(conditions: Any = None, *, status: Any = "True", reason: str = Reason.RECONCILED,
-          message: str = "ok", generation: int = 1, now: datetime = T0) -> list[dict[str, Any]]:
-    return set_condition(conditions, type=ConditionType.READY, status=status, reason=reason,
-                         message=message, observed_generation=generation, now=now)
+def ready(
+    conditions: Any = None,
+    *,
+    status: Any = "True",
+    reason: str = Reason.RECONCILED,
+    message: str = "ok",
+    generation: int = 1,
+    now: datetime = T0,
+) -> list[dict[str, Any]]:
+    return set_condition(
+        conditions,
+        type=ConditionType.READY,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        now=now,
+    )
 
 
 def test_new_condition_has_every_field_and_a_whole_second_utc_time() -> None:
-    assert ready() == [{
-        "type": "Ready", "status": "True", "reason": "Reconciled", "message": "ok",
-        "observedGeneration": 1, "lastTransitionTime": "2025-01-31T12:00:00Z",
-    }]
+    assert ready() == [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Reconciled",
+            "message": "ok",
+            "observedGeneration": 1,
+            "lastTransitionTime": "2025-01-31T12:00:00Z",
+        }
+    ]
 
 
 def test_time_is_converted_to_utc() -> None:
@@ -42,10 +62,16 @@ def test_naive_time_is_rejected() -> None:
 
 def test_transition_time_stays_when_status_does_not_flip() -> None:
     updated = ready(ready(), reason=Reason.PROGRESSING, message="rolling out", generation=2, now=T1)
-    assert updated == [{
-        "type": "Ready", "status": "True", "reason": "Progressing", "message": "rolling out",
-        "observedGeneration": 2, "lastTransitionTime": "2025-01-31T12:00:00Z",
-    }]
+    assert updated == [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Progressing",
+            "message": "rolling out",
+            "observedGeneration": 2,
+            "lastTransitionTime": "2025-01-31T12:00:00Z",
+        }
+    ]
 
 
 def test_transition_time_moves_when_status_flips() -> None:
@@ -55,8 +81,14 @@ def test_transition_time_moves_when_status_flips() -> None:
 
 
 def test_other_conditions_keep_their_order_and_a_new_type_is_appended() -> None:
-    succeeded = {"type": "Succeeded", "status": "Unknown", "reason": "Progressing", "message": "",
-                 "observedGeneration": 1, "lastTransitionTime": "2025-01-01T00:00:00Z"}
+    succeeded = {
+        "type": "Succeeded",
+        "status": "Unknown",
+        "reason": "Progressing",
+        "message": "",
+        "observedGeneration": 1,
+        "lastTransitionTime": "2025-01-01T00:00:00Z",
+    }
     updated = ready([succeeded])
     assert [c["type"] for c in updated] == ["Succeeded", "Ready"]
     assert updated[0] == succeeded
@@ -97,8 +129,9 @@ def test_invalid_status_or_generation_is_rejected(kwargs: dict[str, Any]) -> Non
 
 def test_invalid_type_is_rejected() -> None:
     with pytest.raises(ValueError, match="type"):
-        set_condition(None, type="not ready", status="True", reason="Reconciled", message="",
-                      observed_generation=1, now=T0)
+        set_condition(
+            None, type="not ready", status="True", reason="Reconciled", message="", observed_generation=1, now=T0
+        )
 
 
 def test_overlong_message_is_truncated_to_the_api_limit() -> None:
@@ -112,10 +145,16 @@ def test_would_change_is_false_for_the_same_values() -> None:
     assert not would_change(ready(), **SAME)
 
 
-@pytest.mark.parametrize("change", [
-    {"status": "False"}, {"reason": "Progressing"}, {"message": "changed"}, {"observed_generation": 2},
-    {"type": "Succeeded"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "False"},
+        {"reason": "Progressing"},
+        {"message": "changed"},
+        {"observed_generation": 2},
+        {"type": "Succeeded"},
+    ],
+)
 def test_would_change_detects_each_kind_of_change(change: dict[str, Any]) -> None:
     assert would_change(ready(), **(SAME | change))
 
@@ -125,26 +164,42 @@ def test_would_change_is_true_without_conditions() -> None:
 
 
 def test_status_patch_carries_conditions_and_observed_generation() -> None:
-    patch = status_patch({"phase": "Running"}, type="Ready", status="False", reason="Progressing",
-                         message="waiting", observed_generation=3, now=T0)
+    patch = status_patch(
+        {"phase": "Running"},
+        type="Ready",
+        status="False",
+        reason="Progressing",
+        message="waiting",
+        observed_generation=3,
+        now=T0,
+    )
     assert patch["observedGeneration"] == 3
     assert find_condition(patch["conditions"], "Ready") == {
-        "type": "Ready", "status": "False", "reason": "Progressing", "message": "waiting",
-        "observedGeneration": 3, "lastTransitionTime": "2025-01-31T12:00:00Z",
+        "type": "Ready",
+        "status": "False",
+        "reason": "Progressing",
+        "message": "waiting",
+        "observedGeneration": 3,
+        "lastTransitionTime": "2025-01-31T12:00:00Z",
     }
     assert "phase" not in patch
 
 
 def test_status_patch_is_empty_when_nothing_changes() -> None:
     current = {"observedGeneration": 1, "conditions": ready()}
-    assert status_patch(current, type="Ready", status="True", reason="Reconciled", message="ok",
-                        observed_generation=1, now=T1) == {}
+    assert (
+        status_patch(
+            current, type="Ready", status="True", reason="Reconciled", message="ok", observed_generation=1, now=T1
+        )
+        == {}
+    )
 
 
 def test_status_patch_is_written_when_only_top_level_generation_lags() -> None:
     current = {"observedGeneration": 1, "conditions": ready(generation=2)}
-    patch = status_patch(current, type="Ready", status="True", reason="Reconciled", message="ok",
-                         observed_generation=2, now=T1)
+    patch = status_patch(
+        current, type="Ready", status="True", reason="Reconciled", message="ok", observed_generation=2, now=T1
+    )
     assert patch["observedGeneration"] == 2
     assert patch["conditions"][0]["lastTransitionTime"] == "2025-01-31T12:00:00Z"
 

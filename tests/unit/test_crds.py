@@ -3,8 +3,9 @@ documented so that `kubectl explain` describes every field."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml

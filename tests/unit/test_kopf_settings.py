@@ -8,15 +8,26 @@ def _essence(annotations: dict[str, str]) -> dict:  # type: ignore[type-arg]
     settings = kopf.OperatorSettings()
     configure_kopf(settings, OperatorSettings())
     storage = settings.persistence.diffbase_storage
-    body = kopf.Body({"apiVersion": "dockyard.dev/v1alpha1", "kind": "Webhook",
-                      "metadata": {"name": "hook", "annotations": annotations}, "spec": {"enabled": True}})
+    body = kopf.Body(
+        {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "Webhook",
+            "metadata": {"name": "hook", "annotations": annotations},
+            "spec": {"enabled": True},
+        }
+    )
     return dict(storage.build(body=body))
 
 
 def test_user_annotations_under_dockyard_dev_are_compared_so_they_trigger_updates() -> None:
     # kopf marks its own prefix as managed and drops every annotation under it from the diff base
-    essence = _essence({"dockyard.dev/ping": "1", "kopf.dockyard.dev/kopf-managed": "yes",
-                        "kopf.dockyard.dev/last-handled-configuration": "{}"})
+    essence = _essence(
+        {
+            "dockyard.dev/ping": "1",
+            "kopf.dockyard.dev/kopf-managed": "yes",
+            "kopf.dockyard.dev/last-handled-configuration": "{}",
+        }
+    )
     assert essence["metadata"]["annotations"] == {"dockyard.dev/ping": "1"}
 
 

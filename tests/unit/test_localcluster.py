@@ -19,8 +19,14 @@ import kubernetes.config
 import pytest
 import yaml
 
-from localcluster import EXIT_CODE_ANNOTATION, TERMINATION_MESSAGE_ANNOTATION, LocalCluster, LocalClusterError
-from localcluster import components, ensure_binaries
+from localcluster import (
+    EXIT_CODE_ANNOTATION,
+    TERMINATION_MESSAGE_ANNOTATION,
+    LocalCluster,
+    LocalClusterError,
+    components,
+    ensure_binaries,
+)
 from localcluster.build import BUILD_SCRIPT
 from localcluster.errors import KubectlError
 from localcluster.kubeconfig import render_kubeconfig

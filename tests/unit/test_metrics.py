@@ -24,12 +24,15 @@ def test_two_registries_do_not_collide() -> None:
     register_metrics(CollectorRegistry(), version="b")
 
 
-@pytest.mark.parametrize(("error", "result"), [
-    (None, "success"),
-    (kopf.TemporaryError("later", delay=1), "retry"),
-    (kopf.PermanentError("never"), "invalid"),
-    (RuntimeError("boom"), "error"),
-])
+@pytest.mark.parametrize(
+    ("error", "result"),
+    [
+        (None, "success"),
+        (kopf.TemporaryError("later", delay=1), "retry"),
+        (kopf.PermanentError("never"), "invalid"),
+        (RuntimeError("boom"), "error"),
+    ],
+)
 def test_reconcile_is_counted_by_result_and_timed(
     metrics: OperatorMetrics, error: Exception | None, result: str
 ) -> None:
@@ -65,4 +68,3 @@ def test_metrics_from_memo(metrics: OperatorMetrics) -> None:
     assert metrics_from({MEMO_KEY: metrics}) is metrics
     with pytest.raises(LookupError):
         metrics_from({})
-

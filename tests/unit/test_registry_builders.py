@@ -35,8 +35,15 @@ SPECS: dict[str, dict[str, Any]] = {
     "premium-s3-ingress": {
         "sku": "Premium",
         "replicas": 3,
-        "storage": {"s3": {"bucket": "images", "region": "us-east-1", "regionEndpoint": "http://minio:9000",
-                           "forcePathStyle": True, "credentialsSecretRef": {"name": "s3-creds"}}},
+        "storage": {
+            "s3": {
+                "bucket": "images",
+                "region": "us-east-1",
+                "regionEndpoint": "http://minio:9000",
+                "forcePathStyle": True,
+                "credentialsSecretRef": {"name": "s3-creds"},
+            }
+        },
         "exposure": {"ingress": {"host": "registry.example.com", "className": "nginx"}},
         "tls": {"mode": "Secret", "secretName": "wildcard-tls", "minimumVersion": "tls1.3"},
     },
@@ -50,7 +57,14 @@ SPECS: dict[str, dict[str, Any]] = {
 
 def _ctx(name: str) -> RegistryContext:
     spec = RegistrySpec.model_validate(SPECS[name])
-    return RegistryContext(OWNER, spec, "registry:3", "ghcr.io/dockyard/dockyard:0.1.0", tls_secret_name(spec, RegistryNames(OWNER.name)), "http://dockyard-events.dockyard-system.svc:8090")
+    return RegistryContext(
+        OWNER,
+        spec,
+        "registry:3",
+        "ghcr.io/dockyard/dockyard:0.1.0",
+        tls_secret_name(spec, RegistryNames(OWNER.name)),
+        "http://dockyard-events.dockyard-system.svc:8090",
+    )
 
 
 def _render(ctx: RegistryContext) -> str:
@@ -161,7 +175,7 @@ def test_admin_and_pull_secrets() -> None:
 
 
 def test_a_tier_change_does_not_resize_an_existing_volume() -> None:
-    size = lambda pvc: pvc["spec"]["resources"]["requests"]["storage"]  # noqa: E731
+    size = lambda pvc: pvc["spec"]["resources"]["requests"]["storage"]
     assert size(build_pvc(_ctx("default"))) == "100Gi"
     assert size(build_pvc(_ctx("default"), current_size="10Gi")) == "10Gi", "kept from the Basic tier it was created at"
     explicit = _ctx("basic-plain-http-delete-volume")

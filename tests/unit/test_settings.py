@@ -51,17 +51,20 @@ def test_ipv6_health_host_is_bracketed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().liveness_endpoint == "http://[::]:8080/healthz"
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("DOCKYARD_HEALTH_PORT", "0"),
-    ("DOCKYARD_METRICS_PORT", "70000"),
-    ("DOCKYARD_METRICS_PORT", "tcp://10.0.0.1:9090"),
-    ("DOCKYARD_HEALTH_PATH", "healthz"),
-    ("DOCKYARD_LOG_FORMAT", "yaml"),
-    ("DOCKYARD_LOG_LEVEL", "trace"),
-    ("DOCKYARD_WATCH_SERVER_TIMEOUT", "1.5"),
-    ("DOCKYARD_WATCH_CLIENT_TIMEOUT", "60"),
-    ("DOCKYARD_REGISTRY_IMAGE", ""),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DOCKYARD_HEALTH_PORT", "0"),
+        ("DOCKYARD_METRICS_PORT", "70000"),
+        ("DOCKYARD_METRICS_PORT", "tcp://10.0.0.1:9090"),
+        ("DOCKYARD_HEALTH_PATH", "healthz"),
+        ("DOCKYARD_LOG_FORMAT", "yaml"),
+        ("DOCKYARD_LOG_LEVEL", "trace"),
+        ("DOCKYARD_WATCH_SERVER_TIMEOUT", "1.5"),
+        ("DOCKYARD_WATCH_CLIENT_TIMEOUT", "60"),
+        ("DOCKYARD_REGISTRY_IMAGE", ""),
+    ],
+)
 def test_invalid_values_fail_naming_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name.removeprefix("DOCKYARD_").lower()):

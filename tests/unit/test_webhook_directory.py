@@ -4,8 +4,14 @@ from dockyard.webhooks.scope import EventFilter
 
 def entry(uid: str, registry: str = "hub", namespace: str = "team") -> WebhookEntry:
     return WebhookEntry(
-        uid=uid, namespace=namespace, name=f"hook-{uid}", registry=registry,
-        filter=EventFilter(frozenset({"push"}), "", True), max_attempts=3, timeout_seconds=5.0, target=None,
+        uid=uid,
+        namespace=namespace,
+        name=f"hook-{uid}",
+        registry=registry,
+        filter=EventFilter(frozenset({"push"}), "", True),
+        max_attempts=3,
+        timeout_seconds=5.0,
+        target=None,
     )
 
 
@@ -38,8 +44,14 @@ def test_load_keeps_what_handlers_put_meanwhile_and_runs_once() -> None:
 
 
 def test_redact_covers_the_forms_an_exception_message_quotes() -> None:
-    target = Target(url="https://hooks.example.com/x?token=abc123", headers=(("Authorization", "Bearer s3cr3t\n"),), signing_key=b"k")
-    text = target.redact("failed https://hooks.example.com/x?token=abc123 with b'Bearer s3cr3t\\n' and 'Bearer s3cr3t\\n'")
+    target = Target(
+        url="https://hooks.example.com/x?token=abc123",
+        headers=(("Authorization", "Bearer s3cr3t\n"),),
+        signing_key=b"k",
+    )
+    text = target.redact(
+        "failed https://hooks.example.com/x?token=abc123 with b'Bearer s3cr3t\\n' and 'Bearer s3cr3t\\n'"
+    )
     assert "abc123" not in text and "s3cr3t" not in text
 
 

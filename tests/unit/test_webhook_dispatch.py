@@ -25,20 +25,40 @@ UID = "uid-hook"
 URL = "https://hooks.example.com/services/T000/url-token-4f1c9a"
 HEADER_TOKEN = "Bearer header-token-8e2d7b"
 KEY = b"signing-key-0a9c3e"
-EVENT = RegistryEvent(id="ef77bff6-0001", timestamp="2026-11-29T09:06:05.822736285Z", action="push",
-                      repository="team/app", tag="v1", digest="sha256:bff7", size=401, length=401)
+EVENT = RegistryEvent(
+    id="ef77bff6-0001",
+    timestamp="2026-11-29T09:06:05.822736285Z",
+    action="push",
+    repository="team/app",
+    tag="v1",
+    digest="sha256:bff7",
+    size=401,
+    length=401,
+)
 BODY = encode(acr_payload(EVENT))
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def entry(*, uid: str = UID, target: Target | None = None, enabled: bool = True, max_attempts: int = 15,
-          problem: Problem | None = None) -> WebhookEntry:
+def entry(
+    *,
+    uid: str = UID,
+    target: Target | None = None,
+    enabled: bool = True,
+    max_attempts: int = 15,
+    problem: Problem | None = None,
+) -> WebhookEntry:
     return WebhookEntry(
-        uid=uid, namespace="team", name=f"hook-{uid}", registry="reg",
-        filter=EventFilter(frozenset({"push"}), "", enabled), max_attempts=max_attempts, timeout_seconds=5.0,
-        target=target if target is not None or problem is not None else Target(
-            url=URL, headers=(("Authorization", HEADER_TOKEN), ("X-Team", "platform")), signing_key=KEY),
+        uid=uid,
+        namespace="team",
+        name=f"hook-{uid}",
+        registry="reg",
+        filter=EventFilter(frozenset({"push"}), "", enabled),
+        max_attempts=max_attempts,
+        timeout_seconds=5.0,
+        target=target
+        if target is not None or problem is not None
+        else Target(url=URL, headers=(("Authorization", HEADER_TOKEN), ("X-Team", "platform")), signing_key=KEY),
         problem=problem,
     )
 
@@ -53,12 +73,25 @@ class Harness:
     changed: list[str] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)
 
-    def enqueue(self, id: str = "delivery-1", *, uid: str = UID, max_attempts: int = 15, ping: bool = False) -> Delivery:
-        self.store.enqueue([NewDelivery(
-            id=id, webhook_uid=uid, namespace="team", webhook=f"hook-{uid}", event_id=EVENT.id,
-            action="ping" if ping else EVENT.action, target=None if ping else EVENT.target_name, body=BODY,
-            max_attempts=1 if ping else max_attempts, ping=ping,
-        )])
+    def enqueue(
+        self, id: str = "delivery-1", *, uid: str = UID, max_attempts: int = 15, ping: bool = False
+    ) -> Delivery:
+        self.store.enqueue(
+            [
+                NewDelivery(
+                    id=id,
+                    webhook_uid=uid,
+                    namespace="team",
+                    webhook=f"hook-{uid}",
+                    event_id=EVENT.id,
+                    action="ping" if ping else EVENT.action,
+                    target=None if ping else EVENT.target_name,
+                    body=BODY,
+                    max_attempts=1 if ping else max_attempts,
+                    ping=ping,
+                )
+            ]
+        )
         return self.get(id)
 
     def get(self, id: str) -> Delivery:
@@ -69,8 +102,12 @@ class Harness:
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    def run(self, handler: Handler, scenario: Callable[[Dispatcher], Awaitable[None]],
-            load: Callable[[str], None] | None = None) -> None:
+    def run(
+        self,
+        handler: Handler,
+        scenario: Callable[[Dispatcher], Awaitable[None]],
+        load: Callable[[str], None] | None = None,
+    ) -> None:
         def record(request: httpx.Request) -> httpx.Response:
             request.read()
             self.requests.append(request)
@@ -83,9 +120,13 @@ class Harness:
 
         async def main() -> None:
             dispatcher = Dispatcher(
-                self.store, self.directory, load_namespace,
-                self.metrics, self.changed.append,
-                user_agent="Dockyard-Webhook/0.1.0", transport=httpx.MockTransport(record),
+                self.store,
+                self.directory,
+                load_namespace,
+                self.metrics,
+                self.changed.append,
+                user_agent="Dockyard-Webhook/0.1.0",
+                transport=httpx.MockTransport(record),
             )
             try:
                 await scenario(dispatcher)
@@ -142,8 +183,15 @@ def test_delivery_is_a_signed_post_with_the_expected_headers(harness: Harness) -
 
 
 def test_custom_headers_cannot_override_the_signature_or_delivery_id(harness: Harness) -> None:
-    harness.directory.put(entry(target=Target(url=URL, headers=(("X-Dockyard-Signature-256", "sha256=forged"),
-                                                                ("X-Dockyard-Delivery", "forged")), signing_key=KEY)))
+    harness.directory.put(
+        entry(
+            target=Target(
+                url=URL,
+                headers=(("X-Dockyard-Signature-256", "sha256=forged"), ("X-Dockyard-Delivery", "forged")),
+                signing_key=KEY,
+            )
+        )
+    )
     harness.enqueue()
     attempt_once(harness, answer(204))
     [request] = harness.requests
@@ -217,15 +265,17 @@ def test_timeout_is_retried(harness: Harness) -> None:
 
 def test_connection_error_is_retried_and_redacted(harness: Harness) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError(f"cannot connect to {request.url} with {request.headers['Authorization']}",
-                                 request=request)
+        raise httpx.ConnectError(
+            f"cannot connect to {request.url} with {request.headers['Authorization']}", request=request
+        )
 
     harness.enqueue()
     delivery = attempt_once(harness, refuse)
     assert (delivery.state, delivery.http_status) == ("pending", None)
     assert delivery.error == "ConnectError: cannot connect to *** with ***"
-    status = build_webhook_status({}, 1, harness.directory.get(UID), harness.store.totals(UID),
-                                  harness.store.recent(UID, 10), None, None)
+    status = build_webhook_status(
+        {}, 1, harness.directory.get(UID), harness.store.totals(UID), harness.store.recent(UID, 10), None, None
+    )
     text = json.dumps(status)
     for secret in (URL, "url-token-4f1c9a", HEADER_TOKEN, "header-token-8e2d7b"):
         assert secret not in text
@@ -312,7 +362,10 @@ def test_webhook_missing_after_its_namespace_is_loaded_cancels_its_deliveries(ha
     assert harness.loads == ["team"]
     assert harness.requests == []
     assert (harness.get("d1").state, harness.get("d2").state, harness.get("other").state) == (
-        "canceled", "canceled", "pending")
+        "canceled",
+        "canceled",
+        "pending",
+    )
     assert harness.store.pending_count() == 1
     assert harness.metric("dockyard_webhook_deliveries_total", outcome="canceled") == 2
 
@@ -369,7 +422,6 @@ def test_malformed_url_is_an_outcome_not_an_exception(harness: Harness) -> None:
     assert delivery.attempts == 1
     assert delivery.state in ("pending", "failed")
     assert delivery.error is not None and bad not in delivery.error
-
 
 
 def test_refused_credentials_are_reread_once_and_the_attempt_made_again(harness: Harness) -> None:

@@ -215,7 +215,11 @@ def test_acr_payload_does_not_leak_distribution_only_fields() -> None:
 
 
 def test_ping_payload() -> None:
-    assert ping_payload("p1", "2026-11-29T09:10:00Z") == {"id": "p1", "timestamp": "2026-11-29T09:10:00Z", "action": "ping"}
+    assert ping_payload("p1", "2026-11-29T09:10:00Z") == {
+        "id": "p1",
+        "timestamp": "2026-11-29T09:10:00Z",
+        "action": "ping",
+    }
 
 
 def test_encode_gives_compact_json_bytes_in_field_order() -> None:
@@ -232,16 +236,33 @@ def test_encode_round_trips_the_payload() -> None:
 
 
 def test_delete_from_distribution_3_carries_no_size() -> None:
-    envelope = {"events": [{"id": "d3", "timestamp": "2026-11-29T10:00:00Z", "action": "delete",
-                            "target": {"digest": "sha256:" + "a" * 64, "repository": "team/app", "size": 0},
-                            "request": {"id": "r", "host": "h", "method": "DELETE", "useragent": "skopeo"}}]}
+    envelope = {
+        "events": [
+            {
+                "id": "d3",
+                "timestamp": "2026-11-29T10:00:00Z",
+                "action": "delete",
+                "target": {"digest": "sha256:" + "a" * 64, "repository": "team/app", "size": 0},
+                "request": {"id": "r", "host": "h", "method": "DELETE", "useragent": "skopeo"},
+            }
+        ]
+    }
     [event] = events_from_envelope(envelope)
     assert acr_payload(event)["target"] == {"digest": "sha256:" + "a" * 64, "repository": "team/app"}
 
 
 def test_a_repository_delete_is_a_delete_naming_only_the_repository() -> None:
-    envelope = {"events": [{"id": "r1", "timestamp": "2026-11-29T10:00:00Z", "action": "delete",
-                            "target": {"repository": "team/old"}, "request": {"id": "q", "method": "DELETE"}}]}
+    envelope = {
+        "events": [
+            {
+                "id": "r1",
+                "timestamp": "2026-11-29T10:00:00Z",
+                "action": "delete",
+                "target": {"repository": "team/old"},
+                "request": {"id": "q", "method": "DELETE"},
+            }
+        ]
+    }
     [event] = events_from_envelope(envelope)
     assert (event.action, event.target_name) == ("delete", "team/old")
     assert acr_payload(event)["target"] == {"repository": "team/old"}

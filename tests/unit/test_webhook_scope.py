@@ -5,8 +5,14 @@ from dockyard.webhooks.scope import EventFilter, parse_scope
 
 
 def event(repository: str = "team/app", tag: str | None = "v1", action: str = "push") -> RegistryEvent:
-    return RegistryEvent(id="e1", timestamp="2026-11-29T09:06:05Z", action=action, repository=repository,  # type: ignore[arg-type]
-                         tag=tag, digest="sha256:abc")
+    return RegistryEvent(
+        id="e1",
+        timestamp="2026-11-29T09:06:05Z",
+        action=action,
+        repository=repository,  # type: ignore[arg-type]
+        tag=tag,
+        digest="sha256:abc",
+    )
 
 
 @pytest.mark.parametrize(("repository", "tag"), [("team/app", "v1"), ("other", None), ("a/b/c", "latest")])
@@ -40,25 +46,31 @@ def test_repo_alone_means_latest() -> None:
     assert parse_scope("team/app") == parse_scope("team/app:latest")
 
 
-@pytest.mark.parametrize(("repository", "expected"), [
-    ("team/app", True),
-    ("team/a/b", True),
-    ("team/", True),
-    ("other/app", False),
-    ("teamx/app", False),
-    ("my/team/app", False),
-])
+@pytest.mark.parametrize(
+    ("repository", "expected"),
+    [
+        ("team/app", True),
+        ("team/a/b", True),
+        ("team/", True),
+        ("other/app", False),
+        ("teamx/app", False),
+        ("my/team/app", False),
+    ],
+)
 def test_star_in_repository_spans_slashes(repository: str, expected: bool) -> None:
     assert parse_scope("team/*:*").matches(repository, "v1") is expected
 
 
-@pytest.mark.parametrize(("repository", "expected"), [
-    ("app", True),
-    ("team/app", True),
-    ("team/webapp", True),
-    ("team/app/cache", False),
-    ("team/apps", False),
-])
+@pytest.mark.parametrize(
+    ("repository", "expected"),
+    [
+        ("app", True),
+        ("team/app", True),
+        ("team/webapp", True),
+        ("team/app/cache", False),
+        ("team/apps", False),
+    ],
+)
 def test_leading_star_matches_a_suffix(repository: str, expected: bool) -> None:
     assert parse_scope("*app:*").matches(repository, None) is expected
 
@@ -70,12 +82,15 @@ def test_star_in_the_middle_of_a_name() -> None:
     assert not scope.matches("team/svc-billing-web", "v1")
 
 
-@pytest.mark.parametrize(("scope", "repository"), [
-    ("a.b:*", "axb"),
-    ("a.b:*", "a.bc"),
-    ("a+b:*", "aab"),
-    ("a_b-c:*", "a_b-cx"),
-])
+@pytest.mark.parametrize(
+    ("scope", "repository"),
+    [
+        ("a.b:*", "axb"),
+        ("a.b:*", "a.bc"),
+        ("a+b:*", "aab"),
+        ("a_b-c:*", "a_b-cx"),
+    ],
+)
 def test_regex_metacharacters_are_literal(scope: str, repository: str) -> None:
     assert not parse_scope(scope).matches(repository, "v1")
 
@@ -136,8 +151,8 @@ def test_glob_agrees_with_a_regex_on_many_small_cases() -> None:
     from dockyard.webhooks.scope import glob_match
 
     alphabet = "ab/"
-    patterns = {"".join(p) for n in range(0, 5) for p in itertools.product(alphabet + "*", repeat=n)}
-    texts = ["".join(t) for n in range(0, 6) for t in itertools.product(alphabet, repeat=n)]
+    patterns = {"".join(p) for n in range(5) for p in itertools.product(alphabet + "*", repeat=n)}
+    texts = ["".join(t) for n in range(6) for t in itertools.product(alphabet, repeat=n)]
     for pattern in patterns:
         regex = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
         parts = tuple(pattern.split("*"))

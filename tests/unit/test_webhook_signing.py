@@ -50,17 +50,20 @@ def test_wrong_key_fails() -> None:
     assert not verify(b"another key", BODY, sign(KEY, BODY))
 
 
-@pytest.mark.parametrize("header", [
-    None,
-    "",
-    "sha256=",
-    "sha1=" + hmac.new(KEY, BODY, hashlib.sha1).hexdigest(),
-    hmac.new(KEY, BODY, hashlib.sha256).hexdigest(),  # no prefix
-    "SHA256=" + hmac.new(KEY, BODY, hashlib.sha256).hexdigest(),
-    "sha256=" + hmac.new(KEY, BODY, hashlib.sha256).hexdigest().upper(),
-    "sha256=" + hmac.new(KEY, BODY, hashlib.sha256).hexdigest()[:-1],
-    "sha256=not-hex",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha1=" + hmac.new(KEY, BODY, hashlib.sha1).hexdigest(),
+        hmac.new(KEY, BODY, hashlib.sha256).hexdigest(),  # no prefix
+        "SHA256=" + hmac.new(KEY, BODY, hashlib.sha256).hexdigest(),
+        "sha256=" + hmac.new(KEY, BODY, hashlib.sha256).hexdigest().upper(),
+        "sha256=" + hmac.new(KEY, BODY, hashlib.sha256).hexdigest()[:-1],
+        "sha256=not-hex",
+    ],
+)
 def test_missing_or_malformed_header_fails(header: str | None) -> None:
     assert not verify(KEY, BODY, header)
 

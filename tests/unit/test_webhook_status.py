@@ -26,32 +26,70 @@ SECRET_KEY = "signing-key-0a9c3e"
 
 
 def target() -> Target:
-    return Target(url=SECRET_URL, headers=(("Authorization", SECRET_HEADER), ("X-Team", "platform")),
-                  signing_key=SECRET_KEY.encode())
+    return Target(
+        url=SECRET_URL,
+        headers=(("Authorization", SECRET_HEADER), ("X-Team", "platform")),
+        signing_key=SECRET_KEY.encode(),
+    )
 
 
 def entry(*, enabled: bool = True, problem: Problem | None = None, with_target: bool = True) -> WebhookEntry:
     return WebhookEntry(
-        uid="uid-1", namespace="team", name="hook", registry="reg",
+        uid="uid-1",
+        namespace="team",
+        name="hook",
+        registry="reg",
         filter=EventFilter(frozenset({"push", "delete"}), "", enabled),
-        max_attempts=15, timeout_seconds=10.0, target=target() if with_target else None, problem=problem,
+        max_attempts=15,
+        timeout_seconds=10.0,
+        target=target() if with_target else None,
+        problem=problem,
     )
 
 
-def delivery(id: str = "d1", *, state: str = "delivered", attempts: int = 1, http_status: int | None = 200,
-             error: str | None = None, last_attempt: float | None = EPOCH0 + 1, ping: bool = False) -> Delivery:
+def delivery(
+    id: str = "d1",
+    *,
+    state: str = "delivered",
+    attempts: int = 1,
+    http_status: int | None = 200,
+    error: str | None = None,
+    last_attempt: float | None = EPOCH0 + 1,
+    ping: bool = False,
+) -> Delivery:
     return Delivery(
-        id=id, webhook_uid="uid-1", namespace="team", webhook="hook", event_id=f"event-{id}",
-        action="ping" if ping else "push", target=None if ping else "team/app:v1", body=b"{}",
-        state=state, attempts=attempts, max_attempts=15, accepted_at=EPOCH0,  # type: ignore[arg-type]
-        next_attempt_at=EPOCH0, last_attempt_at=last_attempt, http_status=http_status,
-        latency_ms=None if last_attempt is None else 42, error=error, ping=ping,
+        id=id,
+        webhook_uid="uid-1",
+        namespace="team",
+        webhook="hook",
+        event_id=f"event-{id}",
+        action="ping" if ping else "push",
+        target=None if ping else "team/app:v1",
+        body=b"{}",
+        state=state,
+        attempts=attempts,
+        max_attempts=15,
+        accepted_at=EPOCH0,  # type: ignore[arg-type]
+        next_attempt_at=EPOCH0,
+        last_attempt_at=last_attempt,
+        http_status=http_status,
+        latency_ms=None if last_attempt is None else 42,
+        error=error,
+        ping=ping,
     )
 
 
-def status(entry_: WebhookEntry | None = None, totals: Totals = Totals(), recent: list[Delivery] | None = None, *,
-           current: dict[str, Any] | None = None, last_ping: Delivery | None = None, generation: int = 1,
-           signing: str | None = "hook-signing", now: datetime = T0) -> dict[str, Any]:
+def status(
+    entry_: WebhookEntry | None = None,
+    totals: Totals = Totals(),
+    recent: list[Delivery] | None = None,
+    *,
+    current: dict[str, Any] | None = None,
+    last_ping: Delivery | None = None,
+    generation: int = 1,
+    signing: str | None = "hook-signing",
+    now: datetime = T0,
+) -> dict[str, Any]:
     return build_webhook_status(current or {}, generation, entry_, totals, recent or [], last_ping, signing, now=now)
 
 
@@ -64,8 +102,12 @@ def ready(result: dict[str, Any]) -> dict[str, Any]:
 def test_ready_and_reconciled_normally() -> None:
     result = status(entry(), Totals(delivered=3, failed=1, pending=2), [delivery()])
     assert ready(result) == {
-        "type": "Ready", "status": "True", "reason": "Reconciled", "message": "receiving events",
-        "observedGeneration": 1, "lastTransitionTime": "2026-11-29T09:00:00Z",
+        "type": "Ready",
+        "status": "True",
+        "reason": "Reconciled",
+        "message": "receiving events",
+        "observedGeneration": 1,
+        "lastTransitionTime": "2026-11-29T09:00:00Z",
     }
     assert result["deliveries"] == {"delivered": 3, "failed": 1, "pending": 2}
     assert result["observedGeneration"] == 1
@@ -92,7 +134,11 @@ def test_disabled_is_ready_with_reason_disabled() -> None:
 def test_problem_reason_and_message_propagate(reason: str) -> None:
     problem = Problem(reason, f"the {reason} message")
     condition = ready(status(entry(problem=problem, with_target=False)))
-    assert (condition["status"], condition["reason"], condition["message"]) == ("False", reason, f"the {reason} message")
+    assert (condition["status"], condition["reason"], condition["message"]) == (
+        "False",
+        reason,
+        f"the {reason} message",
+    )
 
 
 def test_problem_wins_over_disabled_and_failing() -> None:
@@ -135,18 +181,44 @@ def test_successful_delivery_clears_receiver_failing() -> None:
 
 def test_recent_delivery_records() -> None:
     recent = [
-        delivery("d2", state="pending", attempts=2, http_status=None, error="timed out after 10s",
-                 last_attempt=EPOCH0 + 61),
+        delivery(
+            "d2", state="pending", attempts=2, http_status=None, error="timed out after 10s", last_attempt=EPOCH0 + 61
+        ),
         delivery("d1"),
         delivery("d0", state="pending", attempts=0, http_status=None, last_attempt=None),
     ]
     assert status(entry(), Totals(), recent)["recentDeliveries"] == [
-        {"id": "d2", "eventId": "event-d2", "action": "push", "state": "pending", "time": "2026-11-29T09:01:01Z",
-         "attempts": 2, "target": "team/app:v1", "latencyMs": 42, "error": "timed out after 10s"},
-        {"id": "d1", "eventId": "event-d1", "action": "push", "state": "delivered", "time": "2026-11-29T09:00:01Z",
-         "attempts": 1, "target": "team/app:v1", "httpStatus": 200, "latencyMs": 42},
-        {"id": "d0", "eventId": "event-d0", "action": "push", "state": "pending", "time": "2026-11-29T09:00:00Z",
-         "attempts": 0, "target": "team/app:v1"},
+        {
+            "id": "d2",
+            "eventId": "event-d2",
+            "action": "push",
+            "state": "pending",
+            "time": "2026-11-29T09:01:01Z",
+            "attempts": 2,
+            "target": "team/app:v1",
+            "latencyMs": 42,
+            "error": "timed out after 10s",
+        },
+        {
+            "id": "d1",
+            "eventId": "event-d1",
+            "action": "push",
+            "state": "delivered",
+            "time": "2026-11-29T09:00:01Z",
+            "attempts": 1,
+            "target": "team/app:v1",
+            "httpStatus": 200,
+            "latencyMs": 42,
+        },
+        {
+            "id": "d0",
+            "eventId": "event-d0",
+            "action": "push",
+            "state": "pending",
+            "time": "2026-11-29T09:00:00Z",
+            "attempts": 0,
+            "target": "team/app:v1",
+        },
     ]
 
 
@@ -163,8 +235,17 @@ def test_long_errors_are_truncated() -> None:
 def test_last_ping_is_reported() -> None:
     ping = delivery("p1", ping=True, state="failed", http_status=401)
     assert status(entry(), last_ping=ping)["lastPing"] == {
-        "id": "p1", "eventId": "event-p1", "action": "ping", "state": "failed", "time": "2026-11-29T09:00:01Z",
-        "attempts": 1, "httpStatus": 401, "latencyMs": 42, "target": None, "request": None, "error": None,
+        "id": "p1",
+        "eventId": "event-p1",
+        "action": "ping",
+        "state": "failed",
+        "time": "2026-11-29T09:00:01Z",
+        "attempts": 1,
+        "httpStatus": 401,
+        "latencyMs": 42,
+        "target": None,
+        "request": None,
+        "error": None,
     }
 
 
@@ -186,10 +267,18 @@ def test_status_never_holds_the_url_or_header_values() -> None:
     ]
     ping = delivery("p1", ping=True)
     for entry_ in (entry(), entry(enabled=False), entry(problem=Problem("QuotaExceeded", "over quota"))):
-        text = json.dumps(status(entry_, Totals(delivered=1, failed=1, pending=1, failing_attempts=3), recent,
-                                 last_ping=ping))
-        for secret in (SECRET_URL, "hooks.example.com", "url-token-4f1c9a", SECRET_HEADER, "header-token-8e2d7b",
-                       SECRET_KEY, "platform"):
+        text = json.dumps(
+            status(entry_, Totals(delivered=1, failed=1, pending=1, failing_attempts=3), recent, last_ping=ping)
+        )
+        for secret in (
+            SECRET_URL,
+            "hooks.example.com",
+            "url-token-4f1c9a",
+            SECRET_HEADER,
+            "header-token-8e2d7b",
+            SECRET_KEY,
+            "platform",
+        ):
             assert secret not in text
 
 
@@ -209,8 +298,14 @@ def test_last_transition_time_moves_when_ready_flips() -> None:
 
 
 def test_other_conditions_are_kept() -> None:
-    other = {"type": "Custom", "status": "True", "reason": "Reconciled", "message": "",
-             "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    other = {
+        "type": "Custom",
+        "status": "True",
+        "reason": "Reconciled",
+        "message": "",
+        "observedGeneration": 1,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
     result = status(entry(), current={"conditions": [other]})
     assert [c["type"] for c in result["conditions"]] == ["Custom", "Ready"]
 
@@ -233,16 +328,25 @@ class FakeKube:
         self.reads.append((api_version, kind, namespace, name))
         if kind != "Secret" or name not in self.secrets:
             return None
-        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
-                "data": {key: b64(value) for key, value in self.secrets[name].items()}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {key: b64(value) for key, value in self.secrets[name].items()},
+        }
 
 
 def webhook(name: str, created: str, uid: str | None = None, **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "dockyard.dev/v1alpha1", "kind": "Webhook",
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Webhook",
         "metadata": {"name": name, "namespace": "team", "uid": uid or f"uid-{name}", "creationTimestamp": created},
-        "spec": {"registryRef": {"name": "reg"}, "serviceUri": "https://hooks.example.com/acr", "actions": ["push"],
-                 **spec},
+        "spec": {
+            "registryRef": {"name": "reg"},
+            "serviceUri": "https://hooks.example.com/acr",
+            "actions": ["push"],
+            **spec,
+        },
     }
 
 
@@ -250,8 +354,12 @@ def registry(sku: str = "Basic") -> dict[str, Any]:
     return {"metadata": {"name": "reg", "namespace": "team"}, "spec": {"sku": sku}}
 
 
-def resolve(body: dict[str, Any], kube: FakeKube, reg: dict[str, Any] | None = None,
-            siblings: list[dict[str, Any]] | None = None) -> WebhookEntry:
+def resolve(
+    body: dict[str, Any],
+    kube: FakeKube,
+    reg: dict[str, Any] | None = None,
+    siblings: list[dict[str, Any]] | None = None,
+) -> WebhookEntry:
     spec = WebhookSpec.model_validate(body["spec"])
     return WebhookResolver(kube).entry(body, spec, registry() if reg is None else reg, siblings or [body])  # type: ignore[arg-type]
 
@@ -318,8 +426,15 @@ def test_missing_registry_is_dependency_not_ready() -> None:
 
 
 def test_entry_carries_filter_and_delivery_policy() -> None:
-    body = webhook("hook", "2026-01-01T00:00:00Z", actions=["push", "delete"], scope="team/*:*", enabled=False,
-                   location="westeurope", delivery={"maxAttempts": 5, "timeoutSeconds": 3})
+    body = webhook(
+        "hook",
+        "2026-01-01T00:00:00Z",
+        actions=["push", "delete"],
+        scope="team/*:*",
+        enabled=False,
+        location="westeurope",
+        delivery={"maxAttempts": 5, "timeoutSeconds": 3},
+    )
     result = resolve(body, FakeKube(SIGNING))
     assert (result.uid, result.namespace, result.name, result.registry) == ("uid-hook", "team", "hook", "reg")
     assert result.filter == EventFilter(frozenset({"push", "delete"}), "team/*:*", False, "westeurope")
@@ -328,24 +443,31 @@ def test_entry_carries_filter_and_delivery_policy() -> None:
 
 def test_target_from_literal_uri_and_generated_signing_secret() -> None:
     kube = FakeKube(SIGNING)
-    result = resolve(webhook("hook", "2026-01-01T00:00:00Z", customHeaders=[{"name": "X-Team", "value": "platform"}]),
-                     kube)
+    result = resolve(
+        webhook("hook", "2026-01-01T00:00:00Z", customHeaders=[{"name": "X-Team", "value": "platform"}]), kube
+    )
     assert result.problem is None
-    assert result.target == Target(url="https://hooks.example.com/acr", headers=(("X-Team", "platform"),),
-                                   signing_key=SECRET_KEY.encode())
+    assert result.target == Target(
+        url="https://hooks.example.com/acr", headers=(("X-Team", "platform"),), signing_key=SECRET_KEY.encode()
+    )
     assert ("v1", "Secret", "team", "hook-signing") in kube.reads
 
 
 def test_target_from_secrets() -> None:
-    kube = FakeKube({
-        "hook-url": {"uri": SECRET_URL + "\n"},
-        "hook-token": {"value": SECRET_HEADER},
-        "my-signing": {"key": "user-key"},
-    })
+    kube = FakeKube(
+        {
+            "hook-url": {"uri": SECRET_URL + "\n"},
+            "hook-token": {"value": SECRET_HEADER},
+            "my-signing": {"key": "user-key"},
+        }
+    )
     body = webhook(
-        "hook", "2026-01-01T00:00:00Z",
+        "hook",
+        "2026-01-01T00:00:00Z",
         serviceUriSecretRef={"name": "hook-url", "key": "uri"},
-        customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "hook-token", "key": "value"}}}],
+        customHeaders=[
+            {"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "hook-token", "key": "value"}}}
+        ],
         signingSecretRef={"name": "my-signing", "key": "key"},
     )
     del body["spec"]["serviceUri"]
@@ -362,8 +484,11 @@ def test_secret_missing_is_dependency_not_ready_without_a_target() -> None:
 
 
 def test_secret_key_missing_names_the_key() -> None:
-    body = webhook("hook", "2026-01-01T00:00:00Z",
-                   customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}])
+    body = webhook(
+        "hook",
+        "2026-01-01T00:00:00Z",
+        customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}],
+    )
     result = resolve(body, FakeKube({**SIGNING, "tok": {"other": "x"}}))
     assert result.target is None
     assert result.problem == Problem("DependencyNotReady", "key value of Secret tok not found")
@@ -391,8 +516,11 @@ def test_binary_signing_key_is_used_as_stored() -> None:
 
 
 def test_header_secret_that_is_not_text_is_dependency_not_ready() -> None:
-    body = webhook("hook", "2026-01-01T00:00:00Z",
-                   customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}])
+    body = webhook(
+        "hook",
+        "2026-01-01T00:00:00Z",
+        customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}],
+    )
     kube = FakeKube(SIGNING)
     real_get = kube.get
 
@@ -406,15 +534,21 @@ def test_header_secret_that_is_not_text_is_dependency_not_ready() -> None:
 
 
 def test_header_value_from_a_file_loses_its_final_newline() -> None:
-    body = webhook("hook", "2026-01-01T00:00:00Z",
-                   customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}])
+    body = webhook(
+        "hook",
+        "2026-01-01T00:00:00Z",
+        customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}],
+    )
     result = resolve(body, FakeKube(SIGNING | {"tok": {"value": "Bearer abc\n"}}))
     assert result.target is not None and result.target.headers == (("Authorization", "Bearer abc"),)
 
 
 def test_header_value_with_a_line_break_inside_is_refused_without_quoting_it() -> None:
-    body = webhook("hook", "2026-01-01T00:00:00Z",
-                   customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}])
+    body = webhook(
+        "hook",
+        "2026-01-01T00:00:00Z",
+        customHeaders=[{"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "value"}}}],
+    )
     result = resolve(body, FakeKube(SIGNING | {"tok": {"value": "Bearer abc\r\nX-Evil: 1"}}))
     assert result.target is None and result.problem is not None
     assert result.problem.reason == "DependencyNotReady" and "abc" not in result.problem.message

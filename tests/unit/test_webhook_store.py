@@ -9,11 +9,20 @@ T0 = 1_800_000_000.0
 DAY = 86400.0
 
 
-def new(id: str, uid: str = "uid-a", *, ping: bool = False, max_attempts: int = 15, event_id: str | None = None) -> NewDelivery:
+def new(
+    id: str, uid: str = "uid-a", *, ping: bool = False, max_attempts: int = 15, event_id: str | None = None
+) -> NewDelivery:
     return NewDelivery(
-        id=id, webhook_uid=uid, namespace="team", webhook=f"hook-{uid}", event_id=event_id or f"event-{id}",
-        action="ping" if ping else "push", target=None if ping else "team/app:v1",
-        body=b'{"id":"%s","action":"push"}' % id.encode(), max_attempts=max_attempts, ping=ping,
+        id=id,
+        webhook_uid=uid,
+        namespace="team",
+        webhook=f"hook-{uid}",
+        event_id=event_id or f"event-{id}",
+        action="ping" if ping else "push",
+        target=None if ping else "team/app:v1",
+        body=b'{"id":"%s","action":"push"}' % id.encode(),
+        max_attempts=max_attempts,
+        ping=ping,
     )
 
 
@@ -24,10 +33,25 @@ def store(tmp_path: Path) -> Iterator[DeliveryStore]:
     store.close()
 
 
-def attempt(store: DeliveryStore, id: str, state: str, at: float, *, status: int | None = 500,
-            next_at: float | None = None, error: str | None = None) -> None:
-    store.record_attempt(id, state=state, attempted_at=at, http_status=status,  # type: ignore[arg-type]
-                         latency_ms=12, error=error, next_attempt_at=next_at)
+def attempt(
+    store: DeliveryStore,
+    id: str,
+    state: str,
+    at: float,
+    *,
+    status: int | None = 500,
+    next_at: float | None = None,
+    error: str | None = None,
+) -> None:
+    store.record_attempt(
+        id,
+        state=state,
+        attempted_at=at,
+        http_status=status,  # type: ignore[arg-type]
+        latency_ms=12,
+        error=error,
+        next_attempt_at=next_at,
+    )
 
 
 def test_creates_the_state_directory(tmp_path: Path) -> None:
@@ -59,7 +83,11 @@ def test_new_delivery_is_pending_and_due_at_once(store: DeliveryStore) -> None:
     assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == ("pending", 0, T0)
     assert delivery.body == b'{"id":"d1","action":"push"}'
     assert (delivery.webhook_uid, delivery.namespace, delivery.webhook, delivery.target) == (
-        "uid-a", "team", "hook-uid-a", "team/app:v1")
+        "uid-a",
+        "team",
+        "hook-uid-a",
+        "team/app:v1",
+    )
     assert delivery.ping is False
     assert store.get("missing") is None
 
@@ -210,15 +238,26 @@ def test_webhooks_with_pending(store: DeliveryStore) -> None:
 
 
 def test_prune_removes_only_finished_rows_older_than_the_history(store: DeliveryStore) -> None:
-    store.enqueue([new("old-delivered"), new("old-failed"), new("old-canceled", "uid-b"), new("old-pending"),
-                   new("recent-delivered")], now=T0)
+    store.enqueue(
+        [
+            new("old-delivered"),
+            new("old-failed"),
+            new("old-canceled", "uid-b"),
+            new("old-pending"),
+            new("recent-delivered"),
+        ],
+        now=T0,
+    )
     attempt(store, "old-delivered", "delivered", T0 + 1, status=200)
     attempt(store, "old-failed", "failed", T0 + 1, status=410)
     store.cancel_webhook("uid-b")
     attempt(store, "recent-delivered", "delivered", T0 + 6 * DAY, status=200)
     assert store.prune(now=T0 + 8 * DAY) == 3
-    remaining = {id for id in ("old-delivered", "old-failed", "old-canceled", "old-pending", "recent-delivered")
-                 if store.get(id) is not None}
+    remaining = {
+        id
+        for id in ("old-delivered", "old-failed", "old-canceled", "old-pending", "recent-delivered")
+        if store.get(id) is not None
+    }
     assert remaining == {"old-pending", "recent-delivered"}
 
 

@@ -52,7 +52,11 @@ class TokenService:
     _parsed_policy: AuthPolicy | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self._policy, self._key, self._cert = _Watched(self.policy_file), _Watched(self.key_file), _Watched(self.cert_file)
+        self._policy, self._key, self._cert = (
+            _Watched(self.policy_file),
+            _Watched(self.key_file),
+            _Watched(self.cert_file),
+        )
 
     def policy(self) -> AuthPolicy:
         text, changed = self._policy.read()
@@ -80,7 +84,12 @@ class TokenService:
                 log.info("token refused: bad credentials for user %r", credentials[0])
                 return _error(401, "UNAUTHORIZED", "authentication required", challenge=True)
             grants, subject = grants + user.grants, user.username
-        scopes = [scope for text in request.query.getall("scope", []) for part in text.split(" ") if (scope := Scope.parse(part))]
+        scopes = [
+            scope
+            for text in request.query.getall("scope", [])
+            for part in text.split(" ")
+            if (scope := Scope.parse(part))
+        ]
         now = time.time()
         token, access = issue_token(
             self.signing_key(),
@@ -93,7 +102,12 @@ class TokenService:
             now=now,
         )
         log.info("token issued to %r: %s", subject or "<anonymous>", json.dumps(access))
-        body = {"token": token, "access_token": token, "expires_in": policy.token_ttl_seconds, "issued_at": issued_at(now)}
+        body = {
+            "token": token,
+            "access_token": token,
+            "expires_in": policy.token_ttl_seconds,
+            "issued_at": issued_at(now),
+        }
         return web.json_response(body)
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -77,4 +77,3 @@ def issue_token(
 
 def issued_at(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-

@@ -23,7 +23,13 @@ def _secret(ctx: RegistryContext, name: str, string_data: dict[str, str], type_:
     """Secrets are built with base64 `data` (what the API server returns), so a built Secret
     compares equal to the stored one and unchanged inputs cause no write."""
     data = {key: base64.b64encode(value.encode()).decode() for key, value in string_data.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata(ctx.owner, name, COMPONENT), "type": type_, "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(ctx.owner, name, COMPONENT),
+        "type": type_,
+        "data": data,
+    }
 
 
 def build_http_secret(ctx: RegistryContext, secret: str) -> dict[str, Any]:
@@ -42,8 +48,10 @@ def build_pull_secret(ctx: RegistryContext, password: str) -> dict[str, Any]:
     auth = base64.b64encode(f"{ctx.owner.name}:{password}".encode()).decode()
     entry = {"username": ctx.owner.name, "password": password, "auth": auth}
     servers = [ctx.login_server] + ([ctx.external_host] if ctx.external_host else [])
-    config = {"auths": {server: entry for server in servers}}
-    return _secret(ctx, ctx.names.pull, {".dockerconfigjson": json.dumps(config, sort_keys=True)}, "kubernetes.io/dockerconfigjson")
+    config = {"auths": dict.fromkeys(servers, entry)}
+    return _secret(
+        ctx, ctx.names.pull, {".dockerconfigjson": json.dumps(config, sort_keys=True)}, "kubernetes.io/dockerconfigjson"
+    )
 
 
 def build_auth_policy(ctx: RegistryContext, admin_passwords: tuple[str, ...] | None) -> AuthPolicy:
@@ -60,7 +68,9 @@ def build_auth_secret(ctx: RegistryContext, policy: AuthPolicy) -> dict[str, Any
     return _secret(ctx, ctx.names.auth, {"policy.json": policy.model_dump_json()})
 
 
-def build_tls_secret(ctx: RegistryContext, name: str, pair: KeyPair, ca_cert_pem: bytes | None = None) -> dict[str, Any]:
+def build_tls_secret(
+    ctx: RegistryContext, name: str, pair: KeyPair, ca_cert_pem: bytes | None = None
+) -> dict[str, Any]:
     data = {"tls.crt": pair.cert_pem.decode(), "tls.key": pair.key_pem.decode()}
     if ca_cert_pem is not None:
         data["ca.crt"] = ca_cert_pem.decode()

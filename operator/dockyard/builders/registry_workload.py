@@ -74,7 +74,9 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def _storage_env_and_volumes(ctx: RegistryContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def _storage_env_and_volumes(
+    ctx: RegistryContext,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     storage = ctx.spec.storage
     env: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
@@ -86,7 +88,9 @@ def _storage_env_and_volumes(ctx: RegistryContext) -> tuple[list[dict[str, Any]]
             _secret_env("REGISTRY_STORAGE_S3_SECRETKEY", ref, "secretkey"),
         ]
     elif storage.azure:
-        env.append(_secret_env("REGISTRY_STORAGE_AZURE_ACCOUNTKEY", storage.azure.credentials_secret_ref.name, "accountkey"))
+        env.append(
+            _secret_env("REGISTRY_STORAGE_AZURE_ACCOUNTKEY", storage.azure.credentials_secret_ref.name, "accountkey")
+        )
     elif storage.gcs and storage.gcs.credentials_secret_ref:
         volumes.append({"name": "gcs", "secret": {"secretName": storage.gcs.credentials_secret_ref.name}})
         mounts.append({"name": "gcs", "mountPath": GCS_KEY_DIR, "readOnly": True})
@@ -122,7 +126,10 @@ def _registry_container(ctx: RegistryContext) -> dict[str, Any]:
             *env,
             _secret_env(EVENTS_TOKEN_ENV, ctx.names.events, "token"),
             # distribution reads a whole config section from a REGISTRY_<SECTION>_<KEY> variable as YAML.
-            {"name": "REGISTRY_NOTIFICATIONS_ENDPOINTS", "value": yaml.safe_dump(build_notification_endpoints(ctx), sort_keys=True)},
+            {
+                "name": "REGISTRY_NOTIFICATIONS_ENDPOINTS",
+                "value": yaml.safe_dump(build_notification_endpoints(ctx), sort_keys=True),
+            },
         ],
         "volumeMounts": mounts,
         "readinessProbe": {**health, "periodSeconds": 5, "failureThreshold": 3},
@@ -134,10 +141,14 @@ def _registry_container(ctx: RegistryContext) -> dict[str, Any]:
 
 def _token_container(ctx: RegistryContext) -> dict[str, Any]:
     args = [
-        "--policy", f"{AUTH_DIR}/policy.json",
-        "--signing-key", f"{SIGNER_DIR}/tls.key",
-        "--signing-cert", f"{SIGNER_DIR}/tls.crt",
-        "--port", str(TOKEN_PORT),
+        "--policy",
+        f"{AUTH_DIR}/policy.json",
+        "--signing-key",
+        f"{SIGNER_DIR}/tls.key",
+        "--signing-cert",
+        f"{SIGNER_DIR}/tls.crt",
+        "--port",
+        str(TOKEN_PORT),
     ]
     mounts = [
         {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
@@ -145,8 +156,14 @@ def _token_container(ctx: RegistryContext) -> dict[str, Any]:
     ]
     scheme = "HTTP"
     if ctx.tls_enabled:
-        args += ["--tls-cert", f"{TOKEN_TLS_DIR}/tls.crt", "--tls-key", f"{TOKEN_TLS_DIR}/tls.key",
-                 "--tls-min-version", ctx.spec.tls.minimum_version]
+        args += [
+            "--tls-cert",
+            f"{TOKEN_TLS_DIR}/tls.crt",
+            "--tls-key",
+            f"{TOKEN_TLS_DIR}/tls.key",
+            "--tls-min-version",
+            ctx.spec.tls.minimum_version,
+        ]
         mounts.append({"name": "tls", "mountPath": TOKEN_TLS_DIR, "readOnly": True})
         scheme = "HTTPS"
     probe = {"httpGet": {"path": "/healthz", "port": "token", "scheme": scheme}}

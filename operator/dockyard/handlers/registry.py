@@ -3,6 +3,7 @@ watch on the registry Deployments that folds their readiness into the parent's s
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import kopf
@@ -32,7 +33,9 @@ def _reconcile(body: kopf.Body | dict[str, Any], memo: kopf.Memo, logger: kopf.L
         try:
             spec = RegistrySpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
-            _write_status(kube, body, desired_status(current, generation, {}, False, conditions.Reason.INVALID_SPEC, str(error)))
+            _write_status(
+                kube, body, desired_status(current, generation, {}, False, conditions.Reason.INVALID_SPEC, str(error))
+            )
             raise kopf.PermanentError(f"invalid spec: {error}") from error
         reconciler = RegistryReconciler(kube, settings.registry_image, settings.operator_image, settings.events_url)
         try:
@@ -43,13 +46,19 @@ def _reconcile(body: kopf.Body | dict[str, Any], memo: kopf.Memo, logger: kopf.L
             raise kopf.TemporaryError(problem.message, delay=15) from problem
         except ApiException as error:
             message = f"Kubernetes API error {error.status} {error.reason}"
-            _write_status(kube, body, desired_status(current, generation, {}, False, conditions.Reason.RECONCILE_FAILED, message))
+            _write_status(
+                kube, body, desired_status(current, generation, {}, False, conditions.Reason.RECONCILE_FAILED, message)
+            )
             raise kopf.TemporaryError(message, delay=10) from error
         if outcome.ready:
-            reason, message = conditions.Reason.RECONCILED, f"{outcome.status['readyReplicas']} of {outcome.status['replicas']} replicas ready"
+            reason, message = (
+                conditions.Reason.RECONCILED,
+                f"{outcome.status['readyReplicas']} of {outcome.status['replicas']} replicas ready",
+            )
         else:
-            reason, message = conditions.Reason.PROGRESSING, (
-                f"rolling out: {outcome.status['readyReplicas']} of {outcome.status['replicas']} replicas ready"
+            reason, message = (
+                conditions.Reason.PROGRESSING,
+                (f"rolling out: {outcome.status['readyReplicas']} of {outcome.status['replicas']} replicas ready"),
             )
         was_ready = (conditions.find_condition(current.get("conditions"), "Ready") or {}).get("status") == "True"
         _write_status(kube, body, desired_status(current, generation, outcome.status, outcome.ready, reason, message))
@@ -80,10 +89,14 @@ def repair_registry_drift(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger,
 
 
 @kopf.on.event(
-    "apps", "v1", "deployments",
+    "apps",
+    "v1",
+    "deployments",
     labels={"app.kubernetes.io/managed-by": "dockyard", "app.kubernetes.io/name": "registry"},
 )
-def registry_deployment_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+def registry_deployment_changed(
+    body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     owners = [ref for ref in body.get("metadata", {}).get("ownerReferences", []) if ref.get("kind") == KIND]
     if not owners:
         return
@@ -91,7 +104,5 @@ def registry_deployment_changed(body: kopf.Body, type: str | None, memo: kopf.Me
     parent = kube.get(f"{GROUP}/{VERSION}", KIND, body["metadata"]["namespace"], owners[0]["name"])
     if parent is None or parent["metadata"].get("deletionTimestamp"):
         return
-    try:
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
         _reconcile(parent, memo, logger)
-    except (kopf.TemporaryError, kopf.PermanentError):
-        pass

@@ -38,9 +38,13 @@ def _reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
             status = {
                 "observedGeneration": meta.get("generation", 1),
                 "conditions": conditions.set_condition(
-                    (data.get("status") or {}).get("conditions"), type="Ready", status="False",
-                    reason=conditions.Reason.INVALID_SPEC, message=str(error)[:1024],
-                    observed_generation=int(meta.get("generation", 1)), now=datetime.now(UTC),
+                    (data.get("status") or {}).get("conditions"),
+                    type="Ready",
+                    status="False",
+                    reason=conditions.Reason.INVALID_SPEC,
+                    message=str(error)[:1024],
+                    observed_generation=int(meta.get("generation", 1)),
+                    now=datetime.now(UTC),
                 ),
             }
             kube.patch_status(API_VERSION, KIND, meta["namespace"], meta["name"], status)
@@ -78,7 +82,8 @@ def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
         logger.info(f"webhook deleted: {canceled} pending deliveries canceled")
     registry = referenced_registry(body)
     waiting = [
-        e for e in service.directory.for_registry(meta["namespace"], registry or "")
+        e
+        for e in service.directory.for_registry(meta["namespace"], registry or "")
         if e.problem is not None and e.problem.reason == conditions.Reason.QUOTA_EXCEEDED
     ]
     if registry and waiting:

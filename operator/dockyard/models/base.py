@@ -53,7 +53,9 @@ class ApiModel(BaseModel):
 def section(model: type[BaseModel], description: str, **extra: Any) -> Any:
     """A nested object that is always present. Its schema default is the fully defaulted object,
     because the API server checks a default against the CEL rules without filling nested defaults."""
-    return Field(default_factory=model, description=description, json_schema_extra={"default": defaults_of(model), **extra})
+    return Field(
+        default_factory=model, description=description, json_schema_extra={"default": defaults_of(model), **extra}
+    )
 
 
 def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
@@ -84,9 +86,7 @@ class SecretKeySelector(ApiModel):
     """One key of a Secret in the same namespace."""
 
     name: Name = Field(description="Name of the Secret, in the same namespace as this resource.")
-    key: str = Field(
-        description="Key within the Secret's data.", min_length=1, max_length=253, pattern=SECRET_KEY
-    )
+    key: str = Field(description="Key within the Secret's data.", min_length=1, max_length=253, pattern=SECRET_KEY)
 
 
 class ResourceRequirements(ApiModel):
@@ -105,9 +105,7 @@ class Condition(ApiModel):
 
     type: str = Field(description="Type of condition in CamelCase, e.g. Ready.", max_length=316)
     status: Literal["True", "False", "Unknown"] = Field(description="Status of the condition.")
-    reason: str = Field(
-        description="Machine-readable CamelCase reason for the last transition.", max_length=1024
-    )
+    reason: str = Field(description="Machine-readable CamelCase reason for the last transition.", max_length=1024)
     message: str = Field("", description="Human-readable details of the last transition.", max_length=32768)
     observed_generation: int | None = Field(
         None, description="metadata.generation the condition was computed from.", ge=0
@@ -123,9 +121,7 @@ CONDITIONS_FIELD: Any = Field(
     max_length=16,
     json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
 )
-OBSERVED_GENERATION_FIELD: Any = Field(
-    None, description="metadata.generation of the spec the status describes.", ge=0
-)
+OBSERVED_GENERATION_FIELD: Any = Field(None, description="metadata.generation of the spec the status describes.", ge=0)
 
 
 def referenced_registry(body: Mapping[str, Any]) -> str | None:

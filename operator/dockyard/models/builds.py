@@ -39,9 +39,7 @@ class GitSource(ApiModel):
         max_length=2048,
         pattern=r"^(https?|ssh|git)://|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:",
     )
-    revision: str = Field(
-        "main", description="Branch, tag or commit to build.", min_length=1, max_length=255
-    )
+    revision: str = Field("main", description="Branch, tag or commit to build.", min_length=1, max_length=255)
     context_sub_path: str | None = Field(
         None, description="Directory inside the repository used as build context.", max_length=1024
     )
@@ -82,7 +80,10 @@ class BuildArg(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("has(self.value) != has(self.valueFrom)", "set exactly one of value or valueFrom for a build argument")
+                cel(
+                    "has(self.value) != has(self.valueFrom)",
+                    "set exactly one of value or valueFrom for a build argument",
+                )
             ]
         }
     )
@@ -121,7 +122,10 @@ class DockerBuild(ApiModel):
     )
     target: str | None = Field(None, description="Stage of a multi-stage Dockerfile to build.", max_length=128)
     platform: str | None = Field(
-        None, description="Target platform, e.g. linux/arm64.", max_length=64, pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"
+        None,
+        description="Target platform, e.g. linux/arm64.",
+        max_length=64,
+        pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",
     )
     no_push: bool = Field(False, description="Build without pushing (a check).")
     cache: CacheSpec | None = Field(None, description="Layer cache.")
@@ -151,11 +155,7 @@ _DEFINITION_RULES: list[Any] = [
 class BuildDefinition(ApiModel):
     """What to build: a context and either a Dockerfile build or a multi-step task file."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": _DEFINITION_RULES
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _DEFINITION_RULES})
 
     registry_ref: LocalObjectReference = Field(
         description="The Registry that images are pushed to and that {{.Run.Registry}} names."
@@ -201,8 +201,7 @@ class BaseImageTrigger(ApiModel):
     enabled: bool = Field(True, description="Whether the trigger fires.")
     poll_interval_seconds: int = Field(
         600,
-        description="Polling period for base images outside Dockyard (bases in a Dockyard registry "
-        "trigger on push).",
+        description="Polling period for base images outside Dockyard (bases in a Dockyard registry trigger on push).",
         ge=60,
         le=86400,
     )
@@ -211,7 +210,9 @@ class BaseImageTrigger(ApiModel):
 class TimerTrigger(ApiModel):
     """Run on a schedule."""
 
-    name: str = Field(description="Timer name, unique in the task.", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(
+        description="Timer name, unique in the task.", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$"
+    )
     schedule: str = Field(
         description="Cron schedule in UTC with 5 fields (minute hour day-of-month month day-of-week), "
         "e.g. `0 */6 * * *`. At most one run a minute.",
@@ -260,9 +261,7 @@ class BuildTaskSpec(BuildDefinition):
 
     enabled: bool = Field(True, description="Whether triggers create runs (manual runs always work).")
     triggers: Triggers = section(Triggers, "What starts runs automatically.")
-    successful_runs_history_limit: int = Field(
-        10, description="Succeeded BuildRuns kept.", ge=0, le=1000
-    )
+    successful_runs_history_limit: int = Field(10, description="Succeeded BuildRuns kept.", ge=0, le=1000)
     failed_runs_history_limit: int = Field(10, description="Failed BuildRuns kept.", ge=0, le=1000)
     log_retention_days: int = Field(30, description="Days a run's logs are kept after its pod is gone.", ge=1, le=365)
 
@@ -338,9 +337,7 @@ class BuildRunSpec(ApiModel):
             "x-kubernetes-validations": [immutable("values")],
         },
     )
-    timeout_seconds: int | None = Field(
-        None, description="Time limit overriding the task's.", ge=300, le=28800
-    )
+    timeout_seconds: int | None = Field(None, description="Time limit overriding the task's.", ge=300, le=28800)
     cancel: bool = Field(False, description="Set to true to cancel the run.")
 
 
@@ -376,9 +373,7 @@ class BuildRunStatus(ApiModel):
     job_name: str | None = Field(None, description="The Job that runs the build.")
     start_time: str | None = Field(None, description="When the run started.")
     finish_time: str | None = Field(None, description="When the run ended.")
-    output_images: list[OutputImage] = Field(
-        default_factory=list, description="Images pushed.", max_length=20
-    )
+    output_images: list[OutputImage] = Field(default_factory=list, description="Images pushed.", max_length=20)
     steps: list[StepStatus] = Field(default_factory=list, description="Steps of a multi-step run.", max_length=64)
     message: str | None = Field(None, description="Error message of a failed run.")
     logs_config_map_name: str | None = Field(None, description="ConfigMap keeping the run's log.")
@@ -416,7 +411,9 @@ BUILD_RUN = KindInfo(
         PrinterColumn("Status", "string", ".status.status", "Run status."),
         PrinterColumn("Trigger", "string", ".spec.trigger", "What started the run."),
         PrinterColumn("Started", "date", ".status.startTime", "When the run started."),
-        PrinterColumn("Succeeded", "string", '.status.conditions[?(@.type=="Succeeded")].status', "Outcome.", priority=1),
+        PrinterColumn(
+            "Succeeded", "string", '.status.conditions[?(@.type=="Succeeded")].status', "Outcome.", priority=1
+        ),
         age_column(),
     ),
 )

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from .base import (
-    DNS_LABEL,
     CONDITIONS_FIELD,
+    DNS_LABEL,
     OBSERVED_GENERATION_FIELD,
     ApiModel,
     Condition,
@@ -205,9 +205,7 @@ class IpRule(ApiModel):
     value: str = Field(
         description="An IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24.",
         max_length=43,
-        json_schema_extra={
-            "x-kubernetes-validations": [cel("isCIDR(self)", "must be a CIDR such as 203.0.113.0/24")]
-        },
+        json_schema_extra={"x-kubernetes-validations": [cel("isCIDR(self)", "must be a CIDR such as 203.0.113.0/24")]},
     )
     action: Literal["Allow"] = Field("Allow", description="Only Allow rules are supported (as in ACR).")
 
@@ -215,9 +213,7 @@ class IpRule(ApiModel):
 class NetworkRuleSet(ApiModel):
     """Who may connect to the registry pods (Premium); rendered as a NetworkPolicy."""
 
-    default_action: Literal["Allow", "Deny"] = Field(
-        "Allow", description="Action for traffic that matches no rule."
-    )
+    default_action: Literal["Allow", "Deny"] = Field("Allow", description="Action for traffic that matches no rule.")
     ip_rules: list[IpRule] = Field(
         default_factory=list, description="Allowed address ranges (at most 200).", max_length=200
     )
@@ -286,8 +282,7 @@ class RegistrySpec(ApiModel):
     exposure: ExposureSpec = section(ExposureSpec, "How the registry is reachable.")
     public_network_access: Literal["Enabled", "Disabled"] = Field(
         "Enabled",
-        description="Disabled admits only the registry's namespace and networkRuleSet.allowedNamespaces "
-        "(Premium).",
+        description="Disabled admits only the registry's namespace and networkRuleSet.allowedNamespaces (Premium).",
     )
     network_rule_set: NetworkRuleSet | None = Field(None, description="IP and namespace rules (Premium).")
 

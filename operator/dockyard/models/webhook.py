@@ -110,9 +110,7 @@ class WebhookSpec(ApiModel):
             ]
         },
     )
-    service_uri_secret_ref: SecretKeySelector | None = Field(
-        None, description="A Secret key holding the endpoint URL."
-    )
+    service_uri_secret_ref: SecretKeySelector | None = Field(None, description="A Secret key holding the endpoint URL.")
     custom_headers: list[CustomHeader] = Field(
         default_factory=list,
         description="Headers added to every delivery.",

@@ -41,9 +41,12 @@ def list_deliveries(args: argparse.Namespace) -> int:
         record = delivery_record(delivery)
         if args.body:
             record["body"] = json.loads(delivery.body)
-        print(json.dumps(record) if args.json else
-              f"{record['time']}  {delivery.id}  {delivery.action:<6}  {delivery.state:<9}  "
-              f"attempts={delivery.attempts}  http={delivery.http_status or '-'}  {delivery.target or ''}  {delivery.error or ''}".rstrip())
+        print(
+            json.dumps(record)
+            if args.json
+            else f"{record['time']}  {delivery.id}  {delivery.action:<6}  {delivery.state:<9}  "
+            f"attempts={delivery.attempts}  http={delivery.http_status or '-'}  {delivery.target or ''}  {delivery.error or ''}".rstrip()
+        )
     return 0
 
 

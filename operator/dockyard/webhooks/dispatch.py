@@ -18,6 +18,7 @@ sent again; errors in the loop itself are logged and the service restarts it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -80,20 +81,23 @@ class Dispatcher:
             self._wake.clear()
             free = self.concurrency - len(self._inflight)
             if free > 0:
-                due = await asyncio.to_thread(self.store.due, time.time(), free, tuple(self._inflight), self.per_webhook)
+                due = await asyncio.to_thread(
+                    self.store.due, time.time(), free, tuple(self._inflight), self.per_webhook
+                )
                 for delivery in due:
                     uid = delivery.webhook_uid
-                    if len(self._inflight) >= self.concurrency or self._inflight_by_webhook.get(uid, 0) >= self.per_webhook:
+                    if (
+                        len(self._inflight) >= self.concurrency
+                        or self._inflight_by_webhook.get(uid, 0) >= self.per_webhook
+                    ):
                         continue
                     task = asyncio.create_task(self._attempt(delivery), name=f"delivery {delivery.id}")
                     self._inflight[delivery.id] = task
                     self._inflight_by_webhook[uid] = self._inflight_by_webhook.get(uid, 0) + 1
                     task.add_done_callback(functools.partial(self._done, delivery.id, uid))
             timeout = await self._idle_timeout()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     def _done(self, key: str, uid: str, task: asyncio.Task[None]) -> None:
         self._inflight.pop(key, None)
@@ -175,7 +179,12 @@ class Dispatcher:
         except Exception as error:
             # The store cannot write (disk full?): the delivery stays pending and will be sent again,
             # but not before STORE_RETRY_SECONDS: it stays "in flight" while this task sleeps.
-            logger.error("delivery %s: outcome not recorded (%s); retrying in %ss", delivery.id, type(error).__name__, STORE_RETRY_SECONDS)
+            logger.error(
+                "delivery %s: outcome not recorded (%s); retrying in %ss",
+                delivery.id,
+                type(error).__name__,
+                STORE_RETRY_SECONDS,
+            )
             await asyncio.sleep(STORE_RETRY_SECONDS)
             return
         if state != "pending":
@@ -188,7 +197,9 @@ class Dispatcher:
         if not entry.filter.enabled:
             return AttemptOutcome("unresolved", error="the webhook is disabled")
         if entry.target is None:
-            return AttemptOutcome("unresolved", error=entry.problem.message if entry.problem else "the webhook's target is not resolved")
+            return AttemptOutcome(
+                "unresolved", error=entry.problem.message if entry.problem else "the webhook's target is not resolved"
+            )
         target = entry.target
         headers = dict(target.headers)
         headers.update(
@@ -217,19 +228,27 @@ class Dispatcher:
             status = response.status_code
             error = "redirects are not followed" if 300 <= status < 400 else None
             return AttemptOutcome(
-                "success" if 200 <= status < 300 else "http_error", status=status, error=error,
-                retry_after=response.headers.get("Retry-After"), elapsed=time.perf_counter() - started,
+                "success" if 200 <= status < 300 else "http_error",
+                status=status,
+                error=error,
+                retry_after=response.headers.get("Retry-After"),
+                elapsed=time.perf_counter() - started,
             )
         except (httpx.TimeoutException, TimeoutError):
-            return AttemptOutcome("timeout", error=f"timed out after {entry.timeout_seconds:g}s", elapsed=time.perf_counter() - started)
+            return AttemptOutcome(
+                "timeout", error=f"timed out after {entry.timeout_seconds:g}s", elapsed=time.perf_counter() - started
+            )
         except (httpx.LocalProtocolError, httpx.InvalidURL, ValueError) as failure:
             # These messages quote the offending URL or header value: keep only the kind.
             return AttemptOutcome(
-                "unresolved", error=f"the request cannot be built ({type(failure).__name__}): check the URL and header values"
+                "unresolved",
+                error=f"the request cannot be built ({type(failure).__name__}): check the URL and header values",
             )
         except httpx.HTTPError as failure:
             return AttemptOutcome(
-                "connection_error", error=target.redact(f"{type(failure).__name__}: {failure}"), elapsed=time.perf_counter() - started
+                "connection_error",
+                error=target.redact(f"{type(failure).__name__}: {failure}"),
+                elapsed=time.perf_counter() - started,
             )
 
 

@@ -127,7 +127,9 @@ class Intake:
             if scheme.lower() != "bearer" or not await self.tokens.verify(namespace, registry, presented.strip()):
                 return self._refuse("unauthorized", 401, "a valid bearer token of this registry is required")
         except Exception as error:  # the API server is unreachable: let distribution retry
-            logger.warning("events of %s/%s: cannot read the registry's token: %s", namespace, registry, type(error).__name__)
+            logger.warning(
+                "events of %s/%s: cannot read the registry's token: %s", namespace, registry, type(error).__name__
+            )
             return self._refuse("unavailable", 503, "cannot verify the token now")
         try:
             events = events_from_envelope(json.loads(await request.read()))

@@ -38,20 +38,31 @@ def register_webhook_metrics(registry: CollectorRegistry | None, queue_depth: Ca
     depth.set_function(queue_depth)
     return WebhookMetrics(
         envelopes=Counter(
-            "dockyard_webhook_envelopes", "Notification envelopes posted by registries, by outcome.", ["outcome"], registry=registry
+            "dockyard_webhook_envelopes",
+            "Notification envelopes posted by registries, by outcome.",
+            ["outcome"],
+            registry=registry,
         ),
-        events=Counter("dockyard_webhook_events", "User-facing registry events received, by action.", ["action"], registry=registry),
+        events=Counter(
+            "dockyard_webhook_events", "User-facing registry events received, by action.", ["action"], registry=registry
+        ),
         deliveries=Counter(
             "dockyard_webhook_deliveries", "Webhook deliveries finished, by outcome.", ["outcome"], registry=registry
         ),
-        attempts=Counter("dockyard_webhook_attempts", "Webhook HTTP attempts, by result.", ["result"], registry=registry),
+        attempts=Counter(
+            "dockyard_webhook_attempts", "Webhook HTTP attempts, by result.", ["result"], registry=registry
+        ),
         attempt_duration=Histogram(
-            "dockyard_webhook_attempt_duration_seconds", "Duration of one webhook HTTP attempt.",
-            buckets=_ATTEMPT_BUCKETS, registry=registry,
+            "dockyard_webhook_attempt_duration_seconds",
+            "Duration of one webhook HTTP attempt.",
+            buckets=_ATTEMPT_BUCKETS,
+            registry=registry,
         ),
         delivery_latency=Histogram(
-            "dockyard_webhook_delivery_latency_seconds", "Time from an event's acceptance to its delivery.",
-            buckets=_LATENCY_BUCKETS, registry=registry,
+            "dockyard_webhook_delivery_latency_seconds",
+            "Time from an event's acceptance to its delivery.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
         ),
         queue_depth=depth,
     )

@@ -42,7 +42,11 @@ def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any],
     if spec.signing_secret_ref is None:
         owner = owner_of(body)
         kube.create_if_missing(
-            "v1", "Secret", namespace, signing_secret_name(name), lambda: build_signing_secret(owner, secrets.token_hex(32))
+            "v1",
+            "Secret",
+            namespace,
+            signing_secret_name(name),
+            lambda: build_signing_secret(owner, secrets.token_hex(32)),
         )
     registry = kube.get(API_VERSION, "Registry", namespace, spec.registry_ref.name)
     siblings = [w for w in kube.list(API_VERSION, KIND, namespace) if referenced_registry(w) == spec.registry_ref.name]
@@ -86,9 +90,16 @@ def enqueue_ping(service: WebhookService, entry: WebhookEntry, request: str) -> 
     added = service.store.enqueue(
         [
             NewDelivery(
-                id=event_id, webhook_uid=entry.uid, namespace=entry.namespace, webhook=entry.name,
-                event_id=event_id, action="ping", target=request, body=encode(ping_payload(event_id, now)),
-                max_attempts=1, ping=True,
+                id=event_id,
+                webhook_uid=entry.uid,
+                namespace=entry.namespace,
+                webhook=entry.name,
+                event_id=event_id,
+                action="ping",
+                target=request,
+                body=encode(ping_payload(event_id, now)),
+                max_attempts=1,
+                ping=True,
             )
         ],
         time.time(),
@@ -97,7 +108,13 @@ def enqueue_ping(service: WebhookService, entry: WebhookEntry, request: str) -> 
 
 
 def publish_status(
-    kube: Kube, service: WebhookService, namespace: str, name: str, body: dict[str, Any] | None = None, *, uid: str | None = None
+    kube: Kube,
+    service: WebhookService,
+    namespace: str,
+    name: str,
+    body: dict[str, Any] | None = None,
+    *,
+    uid: str | None = None,
 ) -> bool:
     """Write the Webhook's status from the store and directory, if it changed. False when the
     Webhook (with this `uid`, if given) no longer exists."""

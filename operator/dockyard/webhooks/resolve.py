@@ -115,7 +115,9 @@ class WebhookResolver:
                 # `kubectl create secret --from-file` keeps the file's final newline: not part of the value.
                 value = self._secret_value(namespace, ref.name, ref.key).strip()
                 if not _HEADER_VALUE.match(value):
-                    raise SecretUnusable(f"key {ref.key} of Secret {ref.name} holds characters an HTTP header cannot carry")
+                    raise SecretUnusable(
+                        f"key {ref.key} of Secret {ref.name} holds characters an HTTP header cannot carry"
+                    )
                 headers.append((header.name, value))
             else:
                 headers.append((header.name, header.value or ""))
@@ -186,7 +188,8 @@ class WebhookResolver:
             str((r.get("spec") or {}).get("location"))
             for r in self.kube.list(API_VERSION, "Replication", namespace)
             if referenced_registry(r) == registry
-            and (conditions.find_condition((r.get("status") or {}).get("conditions"), "Ready") or {}).get("status") == "True"
+            and (conditions.find_condition((r.get("status") or {}).get("conditions"), "Ready") or {}).get("status")
+            == "True"
         )
 
     def load(self, namespace: str) -> list[WebhookEntry]:

@@ -41,18 +41,37 @@ LOAD_RETRY_SECONDS: Final = 10.0
 
 
 class WebhookService:
-    def __init__(self, kube: Kube, state_dir: Path, registry: CollectorRegistry, *, history_days: float, user_agent: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        state_dir: Path,
+        registry: CollectorRegistry,
+        *,
+        history_days: float,
+        user_agent: str,
+        concurrency: int,
+    ) -> None:
         self.kube = kube
         self.store = DeliveryStore(state_dir / STORE_FILE, history_days=history_days)
         self.directory = WebhookDirectory()
         self.metrics = register_webhook_metrics(registry, self.store.pending_count)
         self.dispatcher = Dispatcher(
-            self.store, self.directory, self.load_namespace, self.metrics, self.changed,
-            user_agent=user_agent, concurrency=concurrency, refresh=self.refresh,
+            self.store,
+            self.directory,
+            self.load_namespace,
+            self.metrics,
+            self.changed,
+            user_agent=user_agent,
+            concurrency=concurrency,
+            refresh=self.refresh,
         )
         self.intake = Intake(
-            self.store, self.directory, RegistryTokens(kube, lambda ns, name: (ns, name) in self.registries_seen),
-            self.load_namespace, self.metrics, self._enqueued,
+            self.store,
+            self.directory,
+            RegistryTokens(kube, lambda ns, name: (ns, name) in self.registries_seen),
+            self.load_namespace,
+            self.metrics,
+            self._enqueued,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty: set[str] = set()
@@ -74,7 +93,9 @@ class WebhookService:
     async def start(self, host: str, port: int) -> None:
         self._loop = asyncio.get_running_loop()
         started: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._intake_thread = threading.Thread(target=self._serve_intake, args=(host, port, started), name="dockyard-intake-loop", daemon=True)
+        self._intake_thread = threading.Thread(
+            target=self._serve_intake, args=(host, port, started), name="dockyard-intake-loop", daemon=True
+        )
         self._intake_thread.start()
         self.port = await asyncio.wrap_future(started)
         self._tasks = [
@@ -196,7 +217,9 @@ class WebhookService:
                 try:
                     exists = publish_status(self.kube, self, entry.namespace, entry.name, uid=uid)
                 except Exception as error:
-                    logger.warning("status of webhook %s/%s not written: %s", entry.namespace, entry.name, type(error).__name__)
+                    logger.warning(
+                        "status of webhook %s/%s not written: %s", entry.namespace, entry.name, type(error).__name__
+                    )
                     self.changed(uid)
                     continue
                 if not exists:

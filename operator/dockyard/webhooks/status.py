@@ -60,9 +60,13 @@ def _ready(entry: WebhookEntry | None, totals: Totals, recent: list[Delivery]) -
         detail = ""
         if last is not None:
             detail = f"; last: HTTP {last.http_status}" if last.http_status else f"; last: {last.error}"
-        return False, conditions.Reason.RECEIVER_FAILING, (
-            f"the last {totals.failing_attempts} delivery attempts failed{detail}; "
-            f"{totals.pending} event(s) pending, retried with backoff"
+        return (
+            False,
+            conditions.Reason.RECEIVER_FAILING,
+            (
+                f"the last {totals.failing_attempts} delivery attempts failed{detail}; "
+                f"{totals.pending} event(s) pending, retried with backoff"
+            ),
         )
     return True, conditions.Reason.RECONCILED, "receiving events"
 
@@ -86,7 +90,7 @@ def build_webhook_status(
     # None removes a key in the merge patch: no field of an older value may outlive it.
     status["signingSecretName"] = signing_secret_name or None
     if last_ping is not None:
-        status["lastPing"] = {key: None for key in OPTIONAL_RECORD_KEYS} | delivery_record(last_ping)
+        status["lastPing"] = dict.fromkeys(OPTIONAL_RECORD_KEYS) | delivery_record(last_ping)
     status["conditions"] = conditions.set_condition(
         current.get("conditions"),
         type=conditions.ConditionType.READY,

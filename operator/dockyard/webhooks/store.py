@@ -143,7 +143,21 @@ class DeliveryStore:
         """Commit new deliveries, due at once; returns how many were new (duplicates are ignored)."""
         now = time.time() if now is None else now
         rows = [
-            (d.id, d.webhook_uid, d.namespace, d.webhook, d.event_id, d.action, d.target, d.body, d.max_attempts, now, now, int(d.ping), now)
+            (
+                d.id,
+                d.webhook_uid,
+                d.namespace,
+                d.webhook,
+                d.event_id,
+                d.action,
+                d.target,
+                d.body,
+                d.max_attempts,
+                now,
+                now,
+                int(d.ping),
+                now,
+            )
             for d in deliveries
         ]
         if not rows:
@@ -165,7 +179,9 @@ class DeliveryStore:
                 raise
         return added
 
-    def due(self, now: float, limit: int, exclude: Iterable[str] = (), per_webhook: int | None = None) -> list[Delivery]:
+    def due(
+        self, now: float, limit: int, exclude: Iterable[str] = (), per_webhook: int | None = None
+    ) -> list[Delivery]:
         """Due deliveries, oldest first, leaving out `exclude` (in flight). With `per_webhook`, only
         each webhook's `per_webhook` oldest due ones are considered (in flight ones included), so a
         webhook with a long backlog cannot fill the result."""
@@ -291,7 +307,8 @@ class DeliveryStore:
                 "SELECT delivered, failed, failing_attempts FROM totals WHERE webhook_uid = ?", (webhook_uid,)
             ).fetchone()
             pending = self._db.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE webhook_uid = ? AND state = 'pending' AND ping = 0", (webhook_uid,)
+                "SELECT COUNT(*) FROM deliveries WHERE webhook_uid = ? AND state = 'pending' AND ping = 0",
+                (webhook_uid,),
             ).fetchone()[0]
         delivered, failed, failing = row if row else (0, 0, 0)
         return Totals(delivered=delivered, failed=failed, pending=pending, failing_attempts=failing)
@@ -347,7 +364,5 @@ class DeliveryStore:
         """Drop finished deliveries older than the history window."""
         cutoff = (time.time() if now is None else now) - self.history_seconds
         with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM deliveries WHERE state != 'pending' AND sort_at < ?", (cutoff,)
-            )
+            cursor = self._db.execute("DELETE FROM deliveries WHERE state != 'pending' AND sort_at < ?", (cutoff,))
             return cursor.rowcount
