@@ -13,6 +13,7 @@ import sys
 import kopf
 from pydantic import ValidationError
 
+import dockyard.main  # noqa: F401  (registers the handlers; reads no setting)
 from dockyard.settings import MEMO_KEY, OperatorSettings, load_settings
 
 _LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
@@ -34,8 +35,6 @@ def main() -> int:
         print(f"dockyard: invalid settings\n{error}", file=sys.stderr)
         return 2
     configure_logging(config)
-    import dockyard.main  # noqa: F401  (registers the handlers; after the settings are known good)
-
     kopf.run(
         standalone=True,
         clusterwide=not config.namespace,

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .models import KINDS, VERSION, KindInfo
-from .models.base import GROUP, defaults_of
+from dockyard.models import KINDS, VERSION, KindInfo
+from dockyard.models.base import GROUP, defaults_of
 
 _DROPPED_KEYS = {"title", "$defs"}
 _LIST_KEYS = ("x-kubernetes-validations", "required")

@@ -2,7 +2,9 @@
 registers every handler with kopf (`kopf run -m dockyard.main`, or `python -m dockyard`).
 
 After startup:
-- the Dockyard settings and metrics are in kopf's `memo` (`settings_from`, `metrics_from`);
+- the Dockyard settings (read once, here or by `python -m dockyard`), the API client with the
+  watch-fed cache bound to kopf's indices, and the metrics are in kopf's `memo`;
+- the event intake serves registries' notifications and hands them to its subscribers (webhooks);
 - kopf keeps its state in annotations under `kopf.dockyard.dev/` (handler progress, the last-handled
   spec) and uses the finalizer `dockyard.dev/finalizer`; never `status` (status is for users). Not
   `dockyard.dev/` itself: kopf leaves every annotation under its own prefix out of the diffs it
@@ -26,7 +28,11 @@ import kopf
 from prometheus_client import CollectorRegistry
 
 import dockyard.handlers  # noqa: F401
-from dockyard import kube, metrics
+from dockyard import metrics
+from dockyard.core import kube
+from dockyard.core.cache import ClusterCache
+from dockyard.events.intake import Intake, RegistryTokens
+from dockyard.events.metrics import register_intake_metrics
 from dockyard.models import GROUP
 from dockyard.settings import MEMO_KEY as SETTINGS_KEY
 from dockyard.settings import OperatorSettings, load_settings, settings_from
@@ -37,6 +43,7 @@ FINALIZER = f"{GROUP}/finalizer"
 KOPF_PREFIX = f"kopf.{GROUP}"
 _STARTED_AT = "started_at"
 _METRICS_SERVER = "metrics_server"
+_INTAKE = "intake"
 
 
 def _installed_version() -> str:
@@ -72,14 +79,16 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
     if SETTINGS_KEY not in memo:
         memo[SETTINGS_KEY] = load_settings()
     config = settings_from(memo)
     configure_kopf(settings, config)
     operator_metrics = metrics.register_metrics(CollectorRegistry(), version=VERSION)
     memo[metrics.MEMO_KEY] = operator_metrics
-    api = kube.Kube(kube.load_api_client(), registry=operator_metrics.registry)
+    cache = ClusterCache()
+    cache.bind(kwargs)  # kopf's indices, empty now and filled by its watches
+    api = kube.Kube(kube.load_api_client(), registry=operator_metrics.registry, cache=cache)
     memo[kube.MEMO_KEY] = api
     memo[_STARTED_AT] = time.monotonic()
     webhooks = WebhookService(
@@ -90,23 +99,30 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         user_agent=f"Dockyard-Webhook/{VERSION}",
         concurrency=config.delivery_concurrency,
     )
-    await webhooks.start(config.events_host, config.events_port)
+    intake = Intake(RegistryTokens(api), [webhooks.fanout], register_intake_metrics(operator_metrics.registry))
+    await webhooks.start()
     try:
+        await intake.start(config.events_host, config.events_port)
         server = metrics.serve_metrics(operator_metrics.registry, config.metrics_host, config.metrics_port)
     except BaseException:
         # kopf retries a failed startup handler: leave no port bound, no store open behind.
+        await intake.stop()
         await webhooks.stop()
         raise
     memo[WEBHOOKS_KEY] = webhooks
+    memo[_INTAKE] = intake
     memo[_METRICS_SERVER] = server
     logger.info(
         f"Dockyard {VERSION}: watching {config.namespace or 'all namespaces'}, "
-        f"metrics on {config.metrics_host}:{server.port}, event intake on {config.events_host}:{webhooks.port}"
+        f"metrics on {config.metrics_host}:{server.port}, event intake on {config.events_host}:{intake.port}"
     )
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    intake = memo.pop(_INTAKE, None)
+    if isinstance(intake, Intake):
+        await intake.stop()
     webhooks = memo.pop(WEBHOOKS_KEY, None)
     if isinstance(webhooks, WebhookService):
         await webhooks.stop()

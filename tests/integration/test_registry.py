@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import running_operator
 
-from dockyard.kube import WRITE_VERBS
+from dockyard.core.kube import WRITE_VERBS
 from realregistry import until
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from conftest import running_operator
 from test_registry import S3, _apply, _get, _metric_sum, _ready, _until, crds  # noqa: F401
 
-from dockyard.kube import WRITE_VERBS
+from dockyard.core.kube import WRITE_VERBS
 
 pytestmark = pytest.mark.integration
 

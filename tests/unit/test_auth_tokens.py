@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from dockyard.auth.grants import Grant, Scope
 from dockyard.auth.policy import AuthPolicy, Credential, generate_password, password_digest
 from dockyard.auth.tokens import SigningKey, issue_token, libtrust_key_id
-from dockyard.pki import issue_signing_key
+from dockyard.core.pki import issue_signing_key
 
 KEY = issue_signing_key("test signer")
 SIGNING = SigningKey(KEY.key_pem, KEY.cert_pem)

@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.conditions import (
+from dockyard.core.conditions import (
     MAX_MESSAGE_LENGTH,
     ConditionType,
     Reason,

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from dockyard.auth.policy import AuthPolicy, password_digest
-from dockyard.builders.meta import Owner
-from dockyard.builders.registry_config import (
+from dockyard.core.meta import Owner
+from dockyard.models import RegistrySpec
+from dockyard.registries.manifests.config import (
     RegistryContext,
     RegistryNames,
     build_registry_config,
@@ -22,9 +23,8 @@ from dockyard.builders.registry_config import (
     render_config,
     tls_secret_name,
 )
-from dockyard.builders.registry_secrets import build_admin_secret, build_auth_policy, build_pull_secret
-from dockyard.builders.registry_workload import build_deployment, build_ingress, build_pvc, build_service
-from dockyard.models import RegistrySpec
+from dockyard.registries.manifests.secrets import build_admin_secret, build_auth_policy, build_pull_secret
+from dockyard.registries.manifests.workload import build_deployment, build_ingress, build_pvc, build_service
 
 GOLDEN = Path(__file__).parent / "golden"
 OWNER = Owner("dockyard.dev/v1alpha1", "Registry", "contoso", "team-a", "8b7c6d5e-0000-4000-8000-000000000001")

@@ -1,4 +1,4 @@
-from dockyard.tiers import TIERS, quota_exceeded_message
+from dockyard.core.tiers import TIERS, quota_exceeded_message
 
 
 def test_limits_follow_acr() -> None:

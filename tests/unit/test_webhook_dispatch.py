@@ -12,11 +12,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dockyard.events.envelope import RegistryEvent
 from dockyard.webhooks import signing
 from dockyard.webhooks.directory import Problem, Target, WebhookDirectory, WebhookEntry
 from dockyard.webhooks.dispatch import Dispatcher
-from dockyard.webhooks.events import RegistryEvent, acr_payload, encode
 from dockyard.webhooks.metrics import WebhookMetrics, register_webhook_metrics
+from dockyard.webhooks.payload import acr_payload, encode
 from dockyard.webhooks.scope import EventFilter
 from dockyard.webhooks.status import build_webhook_status
 from dockyard.webhooks.store import Delivery, DeliveryStore, NewDelivery

@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from dockyard.webhooks.events import RegistryEvent, acr_payload, encode, events_from_envelope, ping_payload
+from dockyard.events.envelope import RegistryEvent, events_from_envelope
+from dockyard.webhooks.payload import acr_payload, encode, ping_payload
 
 DIGEST = "sha256:bff7c2a5ef8a0a7a3b4d0ce1a0a3c8c1f1f37f6bfd2b7c1b7c8e7a4c6f8d0e12"
 REGISTRY_URL = "http://127.0.0.1:15000/v2/team/app"

@@ -2,11 +2,18 @@ import asyncio
 import base64
 from typing import Any
 
-from dockyard.webhooks.intake import RegistryTokens, delivery_id
+from dockyard.core.cache import ClusterCache
+from dockyard.events.intake import RegistryTokens
+from dockyard.webhooks.fanout import delivery_id
 from dockyard.webhooks.resolve import effective_webhook_limit
 
 
 class Secrets:
+    cache = ClusterCache()  # unbound: every lookup goes to `get`
+
+    def read_child(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(api_version, kind, namespace, name)  # type: ignore[no-any-return]
+
     def __init__(self, tokens: dict[str, str]) -> None:
         self.tokens = tokens
         self.reads: list[str] = []

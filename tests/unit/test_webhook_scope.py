@@ -1,6 +1,6 @@
 import pytest
 
-from dockyard.webhooks.events import RegistryEvent
+from dockyard.events.envelope import RegistryEvent
 from dockyard.webhooks.scope import EventFilter, parse_scope
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from dockyard.builders.meta import Owner
-from dockyard.conditions import find_condition
+from dockyard.core.cache import ClusterCache
+from dockyard.core.conditions import find_condition
+from dockyard.core.meta import Owner
 from dockyard.models.webhook import WebhookSpec
 from dockyard.webhooks.directory import Problem, Target, WebhookEntry
 from dockyard.webhooks.resolve import WebhookResolver, build_signing_secret, quota_position
@@ -250,7 +251,7 @@ def test_last_ping_is_reported() -> None:
 
 
 def test_a_new_ping_clears_what_the_last_one_reported() -> None:
-    from dockyard.kube import contains
+    from dockyard.core.kube import contains
 
     old = {"lastPing": {"id": "p1", "state": "delivered", "httpStatus": 200, "latencyMs": 12}}
     new = status(entry(), last_ping=delivery("p2", ping=True, state="failed", http_status=None, error="ConnectError"))
@@ -319,6 +320,11 @@ def b64(value: str | bytes) -> str:
 
 class FakeKube:
     """Only `get`, returning Secrets; records what was read."""
+
+    cache = ClusterCache()  # unbound: every lookup goes to `get`
+
+    def read_child(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(api_version, kind, namespace, name)  # type: ignore[no-any-return]
 
     def __init__(self, secrets: dict[str, dict[str, str]]) -> None:
         self.secrets = secrets

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .server import TokenService, build_app
+from dockyard.auth.server import TokenService, build_app
 
 
 def main(argv: list[str] | None = None) -> None:

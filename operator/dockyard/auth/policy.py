@@ -13,7 +13,7 @@ import secrets
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .grants import Grant
+from dockyard.auth.grants import Grant
 
 
 class Credential(BaseModel):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .grants import Grant, Scope
-from .policy import AuthPolicy
-from .tokens import SigningKey, issue_token, issued_at
+from dockyard.auth.grants import Grant, Scope
+from dockyard.auth.policy import AuthPolicy
+from dockyard.auth.tokens import SigningKey, issue_token, issued_at
 
 log = logging.getLogger("dockyard.auth")
 

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .grants import Grant, Scope, allowed_actions
+from dockyard.auth.grants import Grant, Scope, allowed_actions
 
 
 def libtrust_key_id(public_key: Any) -> str:

@@ -1,6 +1,9 @@
-"""kopf handlers, one module per kind, each thin: parse the body, call the domain modules.
+"""kopf handlers, one module per kind, each thin: parse the body, call the feature's modules.
+`indexes` declares the watch-fed caches; `edge` maps errors to status and kopf's verdicts.
 
 Importing this package registers every handler with kopf.
 """
 
-from . import registry, webhook  # noqa: F401
+from dockyard.handlers import indexes, registry, webhook
+
+__all__ = ["indexes", "registry", "webhook"]

@@ -5,56 +5,58 @@ at once (quota positions move), instead of at the next drift tick."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import kopf
-from kubernetes.client import ApiException
-from pydantic import ValidationError
 
-from .. import conditions
-from ..kube import kube_from
-from ..metrics import metrics_from
-from ..models import API_VERSION, GROUP, VERSION
-from ..models.base import referenced_registry
-from ..models.webhook import WebhookSpec
-from ..settings import load_settings
-from ..webhooks.reconcile import RegistryMissing, reconcile_registry_webhooks, reconcile_webhook
-from ..webhooks.resolve import effective_webhook_limit
-from ..webhooks.service import webhooks_from
+from dockyard.core import conditions
+from dockyard.core.conditions import ConditionType
+from dockyard.core.errors import Permanent, ReconcileError
+from dockyard.core.kube import kube_from
+from dockyard.handlers.edge import parse_spec, reconcile_edge
+from dockyard.metrics import metrics_from
+from dockyard.models import API_VERSION, GROUP, VERSION
+from dockyard.models.base import referenced_registry
+from dockyard.models.webhook import WebhookSpec
+from dockyard.settings import settings_from
+from dockyard.webhooks.reconcile import reconcile_registry_webhooks, reconcile_webhook
+from dockyard.webhooks.resolve import effective_webhook_limit
+from dockyard.webhooks.service import webhooks_from
 
-DRIFT_INTERVAL = load_settings().drift_interval_seconds
-KIND = "Webhook"
+KIND: Final = "Webhook"
 
 
-def _reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
+def _reconcile(body: Mapping[str, Any], memo: kopf.Memo) -> None:
     kube, service = kube_from(memo), webhooks_from(memo)
     data = dict(body)
     meta = data["metadata"]
-    with metrics_from(memo).observe_reconcile(KIND):
-        try:
-            spec = WebhookSpec.model_validate(data.get("spec") or {})
-        except ValidationError as error:
-            status = {
-                "observedGeneration": meta.get("generation", 1),
-                "conditions": conditions.set_condition(
-                    (data.get("status") or {}).get("conditions"),
-                    type="Ready",
-                    status="False",
-                    reason=conditions.Reason.INVALID_SPEC,
-                    message=str(error)[:1024],
-                    observed_generation=int(meta.get("generation", 1)),
-                    now=datetime.now(UTC),
-                ),
-            }
-            kube.patch_status(API_VERSION, KIND, meta["namespace"], meta["name"], status)
-            raise kopf.PermanentError(f"invalid spec: {error}") from error
-        try:
-            reconcile_webhook(kube, service, data, spec)
-        except RegistryMissing as missing:
-            raise kopf.TemporaryError(str(missing), delay=15) from missing
-        except ApiException as error:
-            raise kopf.TemporaryError(f"Kubernetes API error {error.status} {error.reason}", delay=10) from error
+    generation = int(meta.get("generation", 1))
+
+    def report(error: ReconcileError) -> None:
+        if not isinstance(error, Permanent):
+            return  # the directory entry's problem is in status already (publish.py)
+        current = (data.get("status") or {}).get("conditions")
+        status = {
+            "observedGeneration": generation,
+            "conditions": conditions.set_condition(
+                current,
+                type=ConditionType.READY,
+                status="False",
+                reason=error.reason,
+                message=error.message,
+                observed_generation=generation,
+                now=datetime.now(UTC),
+            ),
+        }
+        kube.patch_status(API_VERSION, KIND, meta["namespace"], meta["name"], status)
+
+    with metrics_from(memo).observe_reconcile(KIND), reconcile_edge(report):
+        reconcile_webhook(kube, service, data, parse_spec(WebhookSpec, data))
 
 
 @kopf.on.resume(GROUP, VERSION, "webhooks")
@@ -64,9 +66,16 @@ def reconcile_webhook_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Non
     _reconcile(body, memo)
 
 
-@kopf.timer(GROUP, VERSION, "webhooks", interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
-def repair_webhook_drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _reconcile(body, memo)
+@kopf.daemon(GROUP, VERSION, "webhooks", cancellation_timeout=5)
+async def repair_webhook_drift(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The same reconcile every `drift_interval_seconds` (read at startup), spread over the first
+    interval."""
+    interval = settings_from(memo).drift_interval_seconds
+    await stopped.wait(interval * (1 + random.random()))
+    while not stopped:
+        with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+            await asyncio.to_thread(_reconcile, body, memo)
+        await stopped.wait(interval)
 
 
 def _is_deletion(type: str | None, **_: Any) -> bool:

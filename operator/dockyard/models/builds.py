@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from .base import (
+from dockyard.models.base import (
     CONDITIONS_FIELD,
     OBSERVED_GENERATION_FIELD,
     ApiModel,

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import (
+from dockyard.models.base import (
     CONDITIONS_FIELD,
     DNS_LABEL,
     OBSERVED_GENERATION_FIELD,

@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from .service import STORE_FILE
-from .status import delivery_record
-from .store import DeliveryStore
+from dockyard.webhooks.service import STORE_FILE
+from dockyard.webhooks.status import delivery_record
+from dockyard.webhooks.store import DeliveryStore
 
 STATES = ("pending", "delivered", "failed", "canceled")
 

@@ -13,8 +13,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..models.webhook import WebhookSpec
-from .scope import EventFilter
+from dockyard.models.webhook import WebhookSpec
+from dockyard.webhooks.scope import EventFilter
 
 TOMBSTONE_SECONDS = 3600.0
 

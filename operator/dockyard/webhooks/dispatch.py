@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from . import retry, signing
-from .directory import WebhookDirectory, WebhookEntry
-from .metrics import WebhookMetrics
-from .store import Delivery, DeliveryStore, State
+from dockyard.webhooks import retry, signing
+from dockyard.webhooks.directory import WebhookDirectory, WebhookEntry
+from dockyard.webhooks.metrics import WebhookMetrics
+from dockyard.webhooks.store import Delivery, DeliveryStore, State
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,5 @@
 """Prometheus metrics of the webhook pipeline, registered on the operator's injected registry.
 
-- `dockyard_webhook_envelopes_total{outcome}` — notification envelopes posted by registries:
-  `accepted`, `unauthorized`, `invalid`, `unavailable` (the registry will post it again);
-- `dockyard_webhook_events_total{action}` — user-facing events extracted from them;
 - `dockyard_webhook_deliveries_total{outcome}` — deliveries finished: `delivered`, `failed`, `canceled`;
 - `dockyard_webhook_attempts_total{result}` — HTTP attempts: `success`, `http_error`, `timeout`,
   `connection_error`, `unresolved` (a referenced Secret is missing);
@@ -24,8 +21,6 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 
 @dataclass(frozen=True)
 class WebhookMetrics:
-    envelopes: Counter
-    events: Counter
     deliveries: Counter
     attempts: Counter
     attempt_duration: Histogram
@@ -37,15 +32,6 @@ def register_webhook_metrics(registry: CollectorRegistry | None, queue_depth: Ca
     depth = Gauge("dockyard_webhook_queue_depth", "Webhook deliveries pending.", registry=registry)
     depth.set_function(queue_depth)
     return WebhookMetrics(
-        envelopes=Counter(
-            "dockyard_webhook_envelopes",
-            "Notification envelopes posted by registries, by outcome.",
-            ["outcome"],
-            registry=registry,
-        ),
-        events=Counter(
-            "dockyard_webhook_events", "User-facing registry events received, by action.", ["action"], registry=registry
-        ),
         deliveries=Counter(
             "dockyard_webhook_deliveries", "Webhook deliveries finished, by outcome.", ["outcome"], registry=registry
         ),

@@ -1,11 +1,10 @@
 """Reconciling one Webhook: its signing Secret, its directory entry (filter, quota, target), a
-requested ping, and its status.
+requested ping, and its status (`publish.py`).
 
 Idempotent: the signing key is generated only when its Secret is missing, a ping is sent once per
 value of the `dockyard.dev/ping` annotation (the value answered is kept in `status.lastPing.request`),
-and status is written only when it changes. A flip of `Ready` is also posted as an Event (Warning
-with the reason when it turns False, Normal when it recovers), built from the status message, which
-holds no secret.
+and status is written only when it changes. The Registry and the sibling Webhooks (quota positions)
+come from the watch-fed cache.
 """
 
 from __future__ import annotations
@@ -16,24 +15,40 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ..conditions import ConditionType, find_condition
-from ..kube import Kube, contains
-from ..models import API_VERSION
-from ..models.base import referenced_registry
-from ..models.webhook import WebhookSpec
-from .directory import WebhookEntry
-from .events import encode, ping_payload
-from .resolve import WebhookResolver, build_signing_secret, owner_of, signing_secret_name
-from .service import WebhookService
-from .status import RECENT_DELIVERIES, build_webhook_status
-from .store import NewDelivery
+from dockyard.core.cache import known
+from dockyard.core.conditions import Reason
+from dockyard.core.errors import WaitsForUser
+from dockyard.core.kube import Kube
+from dockyard.models import API_VERSION
+from dockyard.models.base import referenced_registry
+from dockyard.models.webhook import WebhookSpec
+from dockyard.webhooks.directory import WebhookEntry
+from dockyard.webhooks.payload import encode, ping_payload
+from dockyard.webhooks.resolve import WebhookResolver, build_signing_secret, owner_of, signing_secret_name
+from dockyard.webhooks.service import WebhookService
+from dockyard.webhooks.store import NewDelivery
 
 PING_ANNOTATION = "dockyard.dev/ping"
 KIND = "Webhook"
 
 
-class RegistryMissing(Exception):
+class RegistryMissing(WaitsForUser):
     """The referenced Registry does not exist (yet); status says so, the caller retries soon."""
+
+    def __init__(self, registry: str) -> None:
+        super().__init__(Reason.DEPENDENCY_NOT_READY, f"Registry {registry} not found")
+
+
+def _registry(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    cached = kube.cache.registry(namespace, name)
+    return cached if known(cached) else kube.get(API_VERSION, "Registry", namespace, name)  # type: ignore[return-value]
+
+
+def _webhooks_of(kube: Kube, namespace: str, registry: str) -> list[dict[str, Any]]:
+    cached = kube.cache.webhooks_of(namespace, registry)
+    if known(cached):
+        return cached  # type: ignore[return-value]
+    return [w for w in kube.list(API_VERSION, KIND, namespace) if referenced_registry(w) == registry]
 
 
 def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any], spec: WebhookSpec) -> WebhookEntry:
@@ -48,8 +63,8 @@ def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any],
             signing_secret_name(name),
             lambda: build_signing_secret(owner, secrets.token_hex(32)),
         )
-    registry = kube.get(API_VERSION, "Registry", namespace, spec.registry_ref.name)
-    siblings = [w for w in kube.list(API_VERSION, KIND, namespace) if referenced_registry(w) == spec.registry_ref.name]
+    registry = _registry(kube, namespace, spec.registry_ref.name)
+    siblings = _webhooks_of(kube, namespace, spec.registry_ref.name)
     resolver = WebhookResolver(kube)
     locations = resolver.replica_locations(namespace, spec.registry_ref.name) if spec.location else frozenset()
     entry = resolver.entry(body, spec, registry, siblings, locations)
@@ -62,9 +77,9 @@ def reconcile_webhook(kube: Kube, service: WebhookService, body: dict[str, Any],
     if request and request != answered:
         enqueue_ping(service, entry, request)
     service.wake()
-    publish_status(kube, service, namespace, name, uid=uid)
+    service.publisher.publish(namespace, name, uid=uid)
     if registry is None:
-        raise RegistryMissing(f"Registry {spec.registry_ref.name} not found")
+        raise RegistryMissing(spec.registry_ref.name)
     return entry
 
 
@@ -72,8 +87,8 @@ def reconcile_registry_webhooks(kube: Kube, service: WebhookService, namespace: 
     """Reconcile every Webhook of a registry (its tier, existence or a sibling changed, which moves
     quota positions); returns how many."""
     count = 0
-    for body in kube.list(API_VERSION, KIND, namespace):
-        if referenced_registry(body) != registry or body["metadata"].get("deletionTimestamp"):
+    for body in _webhooks_of(kube, namespace, registry):
+        if body["metadata"].get("deletionTimestamp"):
             continue
         try:
             spec = WebhookSpec.model_validate(body.get("spec") or {})
@@ -105,53 +120,3 @@ def enqueue_ping(service: WebhookService, entry: WebhookEntry, request: str) -> 
         time.time(),
     )
     return added > 0
-
-
-def publish_status(
-    kube: Kube,
-    service: WebhookService,
-    namespace: str,
-    name: str,
-    body: dict[str, Any] | None = None,
-    *,
-    uid: str | None = None,
-) -> bool:
-    """Write the Webhook's status from the store and directory, if it changed. False when the
-    Webhook (with this `uid`, if given) no longer exists."""
-    with service.status_lock:
-        return _publish_status(kube, service, namespace, name, body, uid)
-
-
-def _publish_status(
-    kube: Kube, service: WebhookService, namespace: str, name: str, body: dict[str, Any] | None, uid: str | None
-) -> bool:
-    # Read under the lock: a body read before another writer's patch would undo it.
-    body = kube.get(API_VERSION, KIND, namespace, name) if body is None else body
-    if body is None or (uid is not None and body["metadata"]["uid"] != uid):
-        return False
-    meta = body["metadata"]
-    uid = meta["uid"]
-    entry = service.directory.get(uid)
-    if entry is None or entry.generation != int(meta.get("generation", 1)):
-        # The handler has not resolved this spec yet; it writes the status when it has.
-        return True
-    spec = body.get("spec") or {}
-    pings = service.store.recent(uid, 1, ping=True)
-    current = dict(body.get("status") or {})
-    status = build_webhook_status(
-        current,
-        entry.generation,
-        entry,
-        service.store.totals(uid),
-        service.store.recent(uid, RECENT_DELIVERIES),
-        pings[0] if pings else None,
-        None if spec.get("signingSecretRef") else signing_secret_name(name),
-    )
-    if contains(current, status):
-        return True
-    kube.patch_status(API_VERSION, KIND, namespace, name, status)
-    before = find_condition(current.get("conditions"), ConditionType.READY)
-    after = find_condition(status["conditions"], ConditionType.READY)
-    if after is not None and (before or {}).get("status") != after["status"] and (before or after["status"] == "False"):
-        kube.post_event(body, "Normal" if after["status"] == "True" else "Warning", after["reason"], after["message"])
-    return True

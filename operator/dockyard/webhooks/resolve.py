@@ -15,15 +15,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import conditions
-from ..builders.meta import Owner, metadata
-from ..kube import Kube
-from ..models import API_VERSION
-from ..models.base import referenced_registry
-from ..models.webhook import WebhookSpec
-from ..tiers import TIERS, quota_exceeded_message
-from .directory import Problem, Target, WebhookEntry
-from .scope import EventFilter
+from dockyard.core import conditions
+from dockyard.core.cache import known
+from dockyard.core.kube import Kube
+from dockyard.core.meta import Owner, metadata
+from dockyard.core.names import WebhookNames
+from dockyard.core.tiers import TIERS, quota_exceeded_message
+from dockyard.models import API_VERSION
+from dockyard.models.base import referenced_registry
+from dockyard.models.webhook import WebhookSpec
+from dockyard.webhooks.directory import Problem, Target, WebhookEntry
+from dockyard.webhooks.scope import EventFilter
 
 SIGNING_KEY = "secret"
 _URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f]+$")
@@ -31,7 +33,7 @@ _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 
 
 def signing_secret_name(webhook: str) -> str:
-    return f"{webhook}-signing"
+    return WebhookNames(webhook).signing
 
 
 def build_signing_secret(owner: Owner, key: str) -> dict[str, Any]:
@@ -85,7 +87,13 @@ class WebhookResolver:
     def _secret_bytes(self, namespace: str, name: str, key: str) -> bytes:
         cache_key = f"{namespace}/{name}"
         if cache_key not in self._secrets:
-            self._secrets[cache_key] = self.kube.get("v1", "Secret", namespace, name)
+            # Generated signing Secrets are children (cached); the user's Secrets are read.
+            cached = self.kube.cache.child("v1", "Secret", namespace, name)
+            self._secrets[cache_key] = (
+                self.kube.read_child("v1", "Secret", namespace, name)
+                if known(cached) and cached is not None
+                else self.kube.get("v1", "Secret", namespace, name)
+            )
         secret = self._secrets[cache_key]
         data = (secret or {}).get("data") or {}
         if key not in data:
@@ -184,11 +192,18 @@ class WebhookResolver:
 
     def replica_locations(self, namespace: str, registry: str) -> frozenset[str]:
         """Locations where the registry has a Ready replica."""
+        cached = self.kube.cache.replications_of(namespace, registry)
+        replications = (
+            cached
+            if known(cached)
+            else [
+                r for r in self.kube.list(API_VERSION, "Replication", namespace) if referenced_registry(r) == registry
+            ]
+        )
         return frozenset(
             str((r.get("spec") or {}).get("location"))
-            for r in self.kube.list(API_VERSION, "Replication", namespace)
-            if referenced_registry(r) == registry
-            and (conditions.find_condition((r.get("status") or {}).get("conditions"), "Ready") or {}).get("status")
+            for r in replications  # type: ignore[union-attr]
+            if (conditions.find_condition((r.get("status") or {}).get("conditions"), "Ready") or {}).get("status")
             == "True"
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .events import RegistryEvent
+from dockyard.events.envelope import RegistryEvent
 
 
 def glob_match(parts: tuple[str, ...], text: str) -> bool:

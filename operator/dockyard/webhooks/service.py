@@ -1,17 +1,15 @@
-"""The webhook pipeline inside the operator process: store, directory, intake server, dispatcher,
-and the loop that writes changed delivery counts back to each Webhook's status.
+"""The webhook pipeline inside the operator process: store, directory, the event subscriber
+(`fanout`), dispatcher, and the loop that writes changed delivery counts back to each Webhook's
+status.
 
-Started by the operator's startup handler on kopf's event loop, stopped by cleanup. The intake
-serves on an event loop of its own, in its own thread, so a registry's post is answered as soon as
-it is committed, not after the dispatcher's and kopf's work queued on the main loop. Handler threads
-and the intake talk to the rest only through thread-safe parts (store, directory) and
-`changed`/`wake`, which hop onto the main loop.
+Started by the operator's startup handler on kopf's event loop, stopped by cleanup. Handler threads
+and the event intake's thread talk to the rest only through thread-safe parts (store, directory,
+publisher) and `changed`/`wake`, which hop onto the main loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 import time
@@ -20,16 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from ..kube import Kube
-from .directory import WebhookDirectory, WebhookEntry
-from .dispatch import Dispatcher
-from .intake import Intake, RegistryTokens
-from .metrics import register_webhook_metrics
-from .resolve import WebhookResolver
-from .store import DeliveryStore
+from dockyard.core.kube import Kube
+from dockyard.webhooks.directory import WebhookDirectory, WebhookEntry
+from dockyard.webhooks.dispatch import Dispatcher
+from dockyard.webhooks.fanout import WebhookFanOut
+from dockyard.webhooks.metrics import register_webhook_metrics
+from dockyard.webhooks.publish import StatusPublisher
+from dockyard.webhooks.resolve import WebhookResolver
+from dockyard.webhooks.store import DeliveryStore
 
 logger = logging.getLogger(__name__)
 
@@ -65,70 +63,31 @@ class WebhookService:
             concurrency=concurrency,
             refresh=self.refresh,
         )
-        self.intake = Intake(
-            self.store,
-            self.directory,
-            RegistryTokens(kube, lambda ns, name: (ns, name) in self.registries_seen),
-            self.load_namespace,
-            self.metrics,
-            self._enqueued,
-        )
+        self.fanout = WebhookFanOut(self.store, self.directory, self.load_namespace, self._enqueued)
+        """The event subscriber the intake hands registry events to."""
+        self.publisher = StatusPublisher(kube, self.store, self.directory)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._intake_loop: asyncio.AbstractEventLoop | None = None
-        self._intake_thread: threading.Thread | None = None
         self._load_lock = threading.Lock()
         self._load_failed_at: dict[str, float] = {}
         self._flush_lock = threading.Lock()
-        self.status_lock = threading.Lock()
-        """Held while one Webhook's status is computed and written (handler threads and the writer)."""
         self._status_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-status")
         self.registries_seen: dict[tuple[str, str], tuple[str, str]] = {}
         """(namespace, name) → (uid, webhook limit) of each Registry the operator watches: tells a
-        tier change from other updates, and which registries the intake may hear from."""
-        self.port = 0
+        tier change from other updates."""
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        started: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._intake_thread = threading.Thread(
-            target=self._serve_intake, args=(host, port, started), name="dockyard-intake-loop", daemon=True
-        )
-        self._intake_thread.start()
-        self.port = await asyncio.wrap_future(started)
         self._tasks = [
             asyncio.create_task(self._supervise("dispatcher", self.dispatcher.run)),
             asyncio.create_task(self._supervise("status writer", self._flush_status)),
             asyncio.create_task(self._supervise("history pruning", self._prune)),
         ]
 
-    def _serve_intake(self, host: str, port: int, started: concurrent.futures.Future[int]) -> None:
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(self.intake.app(), access_log=None)
-        try:
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, host, port)
-            loop.run_until_complete(site.start())
-        except BaseException as error:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-            started.set_exception(error)
-            return
-        sockets = getattr(site._server, "sockets", None) or []
-        self._intake_loop = loop
-        started.set_result(sockets[0].getsockname()[1] if sockets else port)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
     async def stop(self) -> None:
-        if self._intake_loop is not None and self._intake_thread is not None:
-            self._intake_loop.call_soon_threadsafe(self._intake_loop.stop)
-            await asyncio.to_thread(self._intake_thread.join)
+        """After the intake has stopped: nothing new arrives."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -136,7 +95,6 @@ class WebhookService:
         # Waits for a flush still running in its thread (a cancelled task does not stop it).
         await asyncio.to_thread(self._flush_once)
         self._status_executor.shutdown(wait=True)
-        self.intake.close()
         self.store.close()
 
     async def _supervise(self, name: str, loop: object) -> None:
@@ -205,8 +163,6 @@ class WebhookService:
                 await loop.run_in_executor(self._status_executor, self._flush_once)
 
     def _flush_once(self) -> None:
-        from .reconcile import publish_status  # reconcile needs WebhookService: import late
-
         with self._flush_lock:
             with self._dirty_lock:
                 dirty, self._dirty = self._dirty, set()
@@ -215,7 +171,7 @@ class WebhookService:
                 if entry is None:
                     continue
                 try:
-                    exists = publish_status(self.kube, self, entry.namespace, entry.name, uid=uid)
+                    exists = self.publisher.publish(entry.namespace, entry.name, uid=uid)
                 except Exception as error:
                     logger.warning(
                         "status of webhook %s/%s not written: %s", entry.namespace, entry.name, type(error).__name__

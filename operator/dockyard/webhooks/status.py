@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import conditions
-from .directory import WebhookEntry
-from .store import Delivery, Totals
+from dockyard.core import conditions
+from dockyard.webhooks.directory import WebhookEntry
+from dockyard.webhooks.store import Delivery, Totals
 
 RECENT_DELIVERIES = 10
 OPTIONAL_RECORD_KEYS = ("target", "request", "httpStatus", "latencyMs", "error")

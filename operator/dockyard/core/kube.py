@@ -1,9 +1,17 @@
 """The one module that talks to the Kubernetes API (besides kopf's own watching).
 
-`Kube.ensure` makes a child object match a built manifest with server-side apply, but first reads
-the object and writes nothing when every field the manifest sets already has that value: an
-unchanged reconcile issues no write. Creates and deletes tolerate 409/404 from races. Every request
-is counted in `dockyard_kube_requests_total{verb,kind}` so tests and dashboards can see writes.
+`Kube.ensure` makes a child object match a built manifest with server-side apply, and writes
+nothing when every field the manifest sets already has that value: an unchanged reconcile issues no
+write. It reads no more than it must either: once a manifest has been compared with (or applied to)
+a child, the pair (manifest digest, the child's resourceVersion) is remembered, and as long as the
+watch-fed cache (`core/cache.py`) shows the child at that resourceVersion and the manifest has the
+same digest, the child is known to match without a GET. Anyone else's change (a hand edit, a
+controller's status update) moves the resourceVersion and costs one GET and a comparison. So a
+drift pass over unchanged registries issues no request at all; the first pass after a restart reads
+each child once.
+
+Creates and deletes tolerate 409/404 from races. Every request is counted in
+`dockyard_kube_requests_total{verb,kind}` so tests and dashboards can see reads and writes.
 
 Errors: `kubernetes.client.ApiException` for anything but the tolerated 404/409; callers map
 them to `kopf.TemporaryError`.
@@ -12,6 +20,8 @@ them to `kopf.TemporaryError`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -22,6 +32,8 @@ from kubernetes.client import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from prometheus_client import CollectorRegistry, Counter
+
+from dockyard.core.cache import ClusterCache, Summary
 
 FIELD_MANAGER: Final = "dockyard"
 MEMO_KEY: Final = "kube"
@@ -57,10 +69,23 @@ def load_api_client() -> client.ApiClient:
         return api
 
 
+def digest(manifest: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+ObjectKey = tuple[str, str, str | None, str]
+
+
 class Kube:
-    def __init__(self, api_client: client.ApiClient, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, registry: CollectorRegistry | None = None, cache: ClusterCache | None = None
+    ) -> None:
         self._dynamic = DynamicClient(api_client)  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
+        self.cache = cache or ClusterCache()
+        self._verified: dict[ObjectKey, tuple[str, str]] = {}
+        """(manifest digest, resourceVersion) each child was last seen to match; see the module doc."""
+        self._verified_lock = threading.Lock()
         self.requests = Counter(
             "dockyard_kube_requests",
             "Requests to the Kubernetes API by verb (get, list, create, apply, patch, delete) and kind.",
@@ -99,22 +124,58 @@ class Kube:
                 self._dynamic.resources.invalidate_cache()
             return False
 
-    def ensure(self, desired: dict[str, Any], current: dict[str, Any] | Literal["read"] | None = "read") -> Outcome:
-        """`current`: the object as just read by the caller (None: absent), to save a second GET."""
+    def read_child(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A child (labelled object) from the cache, or from the API when the cache cannot say.
+        From the cache, only the summarised fields are present (see `cache.Summary`)."""
+        cached = self.cache.child(api_version, kind, namespace, name)
+        if isinstance(cached, Summary):
+            return cached.as_object()
+        if cached is None:
+            return None
+        return self.get(api_version, kind, namespace, name)
+
+    def ensure(self, desired: dict[str, Any]) -> Outcome:
+        """Make a child match `desired` (a built manifest carrying the children's labels)."""
         meta = desired["metadata"]
-        if current == "read":
-            current = self.get(desired["apiVersion"], desired["kind"], meta.get("namespace"), meta["name"])
-        if current is not None and contains(current, desired):
+        api_version, kind, namespace, name = desired["apiVersion"], desired["kind"], meta.get("namespace"), meta["name"]
+        key: ObjectKey = (api_version, kind, namespace, name)
+        wanted = digest(desired)
+        cached = self.cache.child(api_version, kind, namespace or "", name)
+        current: dict[str, Any] | None
+        if cached is None:
+            current = None
+        elif isinstance(cached, Summary) and self._is_verified(key, wanted, cached.resource_version):
             return "unchanged"
-        self._apply(desired)
+        else:
+            current = self.get(api_version, kind, namespace, name)
+        if current is not None and contains(current, desired):
+            self._verify(key, wanted, current)
+            return "unchanged"
+        self._verify(key, wanted, self._apply(desired))
         return "created" if current is None else "updated"
+
+    def _is_verified(self, key: ObjectKey, wanted: str, resource_version: str) -> bool:
+        with self._verified_lock:
+            return self._verified.get(key) == (wanted, resource_version)
+
+    def _verify(self, key: ObjectKey, wanted: str, stored: Mapping[str, Any]) -> None:
+        version = str((stored.get("metadata") or {}).get("resourceVersion") or "")
+        with self._verified_lock:
+            if version:
+                self._verified[key] = (wanted, version)
+            else:
+                self._verified.pop(key, None)
 
     def create_if_missing(
         self, api_version: str, kind: str, namespace: str, name: str, build: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
         """Create an object whose content must never be regenerated (generated secrets); `build`
-        runs only when it does not exist yet. Returns what is stored, whoever created it."""
-        current = self.get(api_version, kind, namespace, name)
+        runs only when it does not exist yet. Returns what is stored, whoever created it (from the
+        cache: its summarised fields)."""
+        cached = self.cache.child(api_version, kind, namespace, name)
+        if isinstance(cached, Summary):
+            return cached.as_object()
+        current = None if cached is None else self.get(api_version, kind, namespace, name)
         if current is not None:
             return current
         self._count("create", kind)
@@ -128,18 +189,21 @@ class Kube:
         assert stored is not None
         return stored
 
-    def _apply(self, desired: dict[str, Any]) -> None:
+    def _apply(self, desired: dict[str, Any]) -> dict[str, Any]:
         self._count("apply", desired["kind"])
         meta = desired["metadata"]
-        self._resource(desired["apiVersion"], desired["kind"]).server_side_apply(
+        applied = self._resource(desired["apiVersion"], desired["kind"]).server_side_apply(
             body=desired,
             name=meta["name"],
             namespace=meta.get("namespace"),
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
         )
+        return dict(applied.to_dict())
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        with self._verified_lock:
+            self._verified.pop((api_version, kind, namespace, name), None)
         self._count("delete", kind)
         try:
             self._resource(api_version, kind).delete(name=name, namespace=namespace)

@@ -2,38 +2,42 @@
 
 `POST /events/{namespace}/{registry}` with `Authorization: Bearer <token>`, the token being the
 `token` key of the Registry's `<registry>-events` Secret, so a registry can post events only for
-itself. The envelope's user-facing events (`events.py`) are matched against that registry's
-Webhooks and the resulting deliveries committed to the store before the answer:
+itself. The envelope's user-facing events (`envelope.py`) go to every subscriber (`bus.py`), each
+of which commits its share before the answer:
 - 200: committed (or nothing selected); distribution drops the envelope;
 - 400: not an envelope; 401: wrong or missing token (distribution retries; fix the Secret);
   the token is in the registry pod's environment and distribution logs its endpoint headers at
   start-up, so whoever may read that pod's logs could post events for that registry;
 - 503: the Kubernetes API or the store failed; distribution keeps the envelope and retries.
-Duplicate envelopes (distribution retrying after a lost answer) add nothing: a delivery is keyed by
-webhook and event id. `GET /healthz` answers 200 while the server runs.
+Duplicate envelopes (distribution retrying after a lost answer) add nothing: subscribers key what
+they keep by event id. `GET /healthz` answers 200 while the server runs.
+
+The intake serves on an event loop of its own, in its own thread, so a registry's post is answered
+as soon as it is committed, not after the work kopf and the dispatcher queue on the main loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hmac
 import json
 import logging
 import re
+import threading
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from ..builders.registry_config import RegistryNames
-from ..kube import Kube
-from .directory import WebhookDirectory
-from .events import RegistryEvent, acr_payload, encode, events_from_envelope
-from .metrics import WebhookMetrics
-from .store import DeliveryStore, NewDelivery
+from dockyard.core.cache import known
+from dockyard.core.kube import Kube
+from dockyard.core.names import RegistryNames
+from dockyard.events.bus import EventBatch, Subscriber
+from dockyard.events.envelope import events_from_envelope
+from dockyard.events.metrics import IntakeMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +48,24 @@ MAX_CACHED_TOKENS = 10_000
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def delivery_id(webhook_uid: str, event_id: str) -> str:
-    """Stable for a (webhook, event) pair: the receiver's de-duplication key."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dockyard:{webhook_uid}:{event_id}"))
-
-
 class RegistryTokens:
     """The events token of each registry, read from its Secret and cached; a token that does not
     match triggers one re-read at most every TOKEN_REFRESH_SECONDS (a regenerated Secret). Names
     that cannot be a namespace or a Registry are refused without a lookup, and the cache is bounded,
     so unauthenticated callers cannot grow it without limit."""
 
-    def __init__(self, kube: Kube, known: Callable[[str, str], bool] = lambda namespace, registry: True) -> None:
+    def __init__(self, kube: Kube, known: Callable[[str, str], bool] | None = None) -> None:
         self.kube = kube
-        self.known = known
+        self.known = known or self._watched
         """Whether a registry of that name is being watched; others are refused without a lookup."""
         self._tokens: dict[tuple[str, str], tuple[str | None, float]] = {}
 
+    def _watched(self, namespace: str, registry: str) -> bool:
+        cached = self.kube.cache.registry(namespace, registry)
+        return cached is not None if known(cached) else True
+
     def _read(self, namespace: str, registry: str) -> str | None:
-        secret = self.kube.get("v1", "Secret", namespace, RegistryNames(registry).events)
+        secret = self.kube.read_child("v1", "Secret", namespace, RegistryNames(registry).events)
         value = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
         return base64.b64decode(value).decode() if value else None
 
@@ -85,26 +88,51 @@ class RegistryTokens:
 
 
 class Intake:
-    def __init__(
-        self,
-        store: DeliveryStore,
-        directory: WebhookDirectory,
-        tokens: RegistryTokens,
-        load_namespace: Callable[[str], Awaitable[None]],
-        metrics: WebhookMetrics,
-        on_enqueued: Callable[[list[str]], None],
-    ) -> None:
-        self.store = store
-        self.directory = directory
+    def __init__(self, tokens: RegistryTokens, subscribers: Sequence[Subscriber], metrics: IntakeMetrics) -> None:
         self.tokens = tokens
-        self.load_namespace = load_namespace
+        self.subscribers = tuple(subscribers)
         self.metrics = metrics
-        self.on_enqueued = on_enqueued
-        # Its own thread: a registry waits for this commit, so it must not queue behind the
-        # dispatcher's and status writer's work in the loop's shared pool.
+        # Its own thread: a registry waits for this commit, so it must not queue behind other work
+        # in the loop's shared pool.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-intake")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
 
-    def close(self) -> None:
+    async def start(self, host: str, port: int) -> None:
+        """Serve on `host:port` (0: a free port, then in `self.port`) from a thread of its own."""
+        started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(host, port, started), name="dockyard-intake-loop", daemon=True
+        )
+        self._thread.start()
+        self.port = await asyncio.wrap_future(started)
+
+    def _serve(self, host: str, port: int, started: concurrent.futures.Future[int]) -> None:
+        loop = asyncio.new_event_loop()
+        runner = web.AppRunner(self.app(), access_log=None)
+        try:
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, host, port)
+            loop.run_until_complete(site.start())
+        except BaseException as error:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+            started.set_exception(error)
+            return
+        sockets = getattr(site._server, "sockets", None) or []
+        self._loop = loop
+        started.set_result(sockets[0].getsockname()[1] if sockets else port)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    async def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            await asyncio.to_thread(self._thread.join)
         self._executor.shutdown(wait=True)
 
     def app(self) -> web.Application:
@@ -135,41 +163,20 @@ class Intake:
             events = events_from_envelope(json.loads(await request.read()))
         except ValueError as error:
             return self._refuse("invalid", 400, str(error))
+        batch = EventBatch(namespace, registry, tuple(events))
         try:
-            if events and not self.directory.is_loaded(namespace):
-                await self.load_namespace(namespace)
-            deliveries = self._fan_out(namespace, registry, events)
-            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.enqueue, deliveries)
+            if events:
+                for subscriber in self.subscribers:
+                    await subscriber.prepare(namespace)
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._accept, batch)
         except Exception as error:
             logger.warning("events of %s/%s not accepted, the registry will retry: %r", namespace, registry, error)
             return self._refuse("unavailable", 503, "cannot accept events now")
         self.metrics.envelopes.labels(outcome="accepted").inc()
         for event in events:
             self.metrics.events.labels(action=event.action).inc()
-        if deliveries:
-            self.on_enqueued(sorted({d.webhook_uid for d in deliveries}))
-        return web.json_response({"events": len(events), "deliveries": len(deliveries)})
+        return web.json_response({"events": len(events)})
 
-    def _fan_out(self, namespace: str, registry: str, events: list[RegistryEvent]) -> list[NewDelivery]:
-        webhooks = [e for e in self.directory.for_registry(namespace, registry) if e.receives_events]
-        deliveries = []
-        for event in events:
-            body = None
-            for webhook in webhooks:
-                if not webhook.filter.selects(event):
-                    continue
-                body = body or encode(acr_payload(event))
-                deliveries.append(
-                    NewDelivery(
-                        id=delivery_id(webhook.uid, event.id),
-                        webhook_uid=webhook.uid,
-                        namespace=namespace,
-                        webhook=webhook.name,
-                        event_id=event.id,
-                        action=event.action,
-                        target=event.target_name,
-                        body=body,
-                        max_attempts=webhook.max_attempts,
-                    )
-                )
-        return deliveries
+    def _accept(self, batch: EventBatch) -> None:
+        for subscriber in self.subscribers:
+            subscriber.accept(batch)

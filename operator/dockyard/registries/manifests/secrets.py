@@ -8,11 +8,11 @@ import base64
 import json
 from typing import Any
 
-from ..auth.grants import ALL_ACTIONS, Grant
-from ..auth.policy import AuthPolicy, Credential, password_digest
-from ..pki import KeyPair
-from .meta import metadata
-from .registry_config import ISSUER, RegistryContext
+from dockyard.auth.grants import ALL_ACTIONS, Grant
+from dockyard.auth.policy import AuthPolicy, Credential, password_digest
+from dockyard.core.meta import metadata
+from dockyard.core.pki import KeyPair
+from dockyard.registries.manifests.config import ISSUER, RegistryContext
 
 COMPONENT = "registry"
 ADMIN_GRANTS = (Grant(repositories="*", actions=ALL_ACTIONS, catalog=True),)

@@ -1,11 +1,11 @@
-"""Labels, owner references and metadata shared by every child object."""
+"""Owner references and metadata shared by every child object."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-MANAGED_BY = "dockyard"
+from dockyard.core.names import labels
 
 
 @dataclass(frozen=True)
@@ -27,22 +27,14 @@ class Owner:
         }
 
 
-def selector_labels(owner: Owner, component: str) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": owner.kind.lower(),
-        "app.kubernetes.io/instance": owner.name,
-        "app.kubernetes.io/component": component,
-    }
-
-
-def labels(owner: Owner, component: str) -> dict[str, str]:
-    return {**selector_labels(owner, component), "app.kubernetes.io/managed-by": MANAGED_BY}
-
-
 def metadata(
     owner: Owner, name: str, component: str, *, owned: bool = True, annotations: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": owner.namespace, "labels": labels(owner, component)}
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner.kind, owner.name, component),
+    }
     if owned:
         meta["ownerReferences"] = [owner.reference()]
     if annotations:

@@ -34,6 +34,8 @@ class ConditionType:
 
     READY: Final = "Ready"
     """The resource does what its spec asks for at `observedGeneration`."""
+    PROGRESSING: Final = "Progressing"
+    """Registries: `True` while children are being created or rolled out."""
     SUCCEEDED: Final = "Succeeded"
     """Runs only: `True` once the run finished successfully, `False` once it failed for good."""
 
@@ -54,6 +56,9 @@ class Reason:
     DEPENDENCY_NOT_READY: Final = "DependencyNotReady"
     """`Ready=False`: a referenced object (a Registry, a Secret, …) is missing or not ready; the
     operator retries on its own."""
+    TIER_CHANGE_BLOCKED: Final = "TierChangeBlocked"
+    """Registries, `Ready=False`: a move down from Premium while Replications exist; the registry
+    keeps running at its previous tier until the Replications are deleted or the tier restored."""
     RECEIVER_FAILING: Final = "ReceiverFailing"
     """Webhooks, `Ready=False`: the last attempts to reach the receiver failed (message: how many,
     and the last HTTP status or error); events keep queueing and are retried. Clears on the next

@@ -6,8 +6,9 @@ from typing import Any
 
 import yaml
 
-from .meta import labels, metadata, selector_labels
-from .registry_config import (
+from dockyard.core.meta import metadata
+from dockyard.core.names import labels, selector_labels
+from dockyard.registries.manifests.config import (
     CONFIG_DIR,
     CONFIG_PATH,
     DATA_DIR,
@@ -201,10 +202,10 @@ def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
         "spec": {
             "replicas": ctx.replicas,
             "strategy": strategy,
-            "selector": {"matchLabels": selector_labels(ctx.owner, COMPONENT)},
+            "selector": {"matchLabels": selector_labels(ctx.owner.kind, ctx.owner.name, COMPONENT)},
             "template": {
                 "metadata": {
-                    "labels": labels(ctx.owner, COMPONENT),
+                    "labels": labels(ctx.owner.kind, ctx.owner.name, COMPONENT),
                     "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
                 },
                 "spec": {
@@ -232,7 +233,7 @@ def build_service(ctx: RegistryContext) -> dict[str, Any]:
         "metadata": metadata(ctx.owner, ctx.names.service, COMPONENT),
         "spec": {
             "type": ctx.spec.exposure.service_type,
-            "selector": selector_labels(ctx.owner, COMPONENT),
+            "selector": selector_labels(ctx.owner.kind, ctx.owner.name, COMPONENT),
             "ports": [
                 {"name": "registry", "port": REGISTRY_PORT, "targetPort": "registry", "protocol": "TCP"},
                 {"name": "token", "port": TOKEN_PORT, "targetPort": "token", "protocol": "TCP"},

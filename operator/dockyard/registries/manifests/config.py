@@ -14,9 +14,10 @@ from typing import Any
 
 import yaml
 
-from ..models.registry import RegistrySpec
-from ..tiers import TIERS, Tier
-from .meta import Owner
+from dockyard.core.meta import Owner
+from dockyard.core.names import RegistryNames
+from dockyard.core.tiers import TIERS, Tier
+from dockyard.models.registry import RegistrySpec
 
 CONFIG_DIR = "/etc/distribution"
 CONFIG_PATH = f"{CONFIG_DIR}/config.yml"
@@ -28,70 +29,6 @@ REGISTRY_PORT = 5000
 TOKEN_PORT = 5001
 DEBUG_PORT = 5002
 ISSUER = "dockyard"
-
-
-@dataclass(frozen=True)
-class RegistryNames:
-    """Names of a Registry's children, all derived from the Registry's name."""
-
-    registry: str
-
-    @property
-    def deployment(self) -> str:
-        return self.registry
-
-    @property
-    def service(self) -> str:
-        return self.registry
-
-    @property
-    def config(self) -> str:
-        return f"{self.registry}-config"
-
-    @property
-    def http_secret(self) -> str:
-        return f"{self.registry}-http-secret"
-
-    @property
-    def data(self) -> str:
-        return f"{self.registry}-data"
-
-    @property
-    def tls(self) -> str:
-        return f"{self.registry}-tls"
-
-    @property
-    def ca_secret(self) -> str:
-        return f"{self.registry}-ca"
-
-    @property
-    def ca_config_map(self) -> str:
-        return f"{self.registry}-ca"
-
-    @property
-    def token_signer(self) -> str:
-        return f"{self.registry}-token-signer"
-
-    @property
-    def auth(self) -> str:
-        return f"{self.registry}-auth"
-
-    @property
-    def events(self) -> str:
-        """The token this registry presents to the operator's event intake."""
-        return f"{self.registry}-events"
-
-    @property
-    def admin(self) -> str:
-        return f"{self.registry}-admin"
-
-    @property
-    def pull(self) -> str:
-        return f"{self.registry}-pull"
-
-    @property
-    def ingress(self) -> str:
-        return self.registry
 
 
 def tls_secret_name(spec: RegistrySpec, names: RegistryNames) -> str | None:

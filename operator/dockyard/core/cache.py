@@ -1,0 +1,173 @@
+"""Watch-fed lookups: what the operator knows about objects without asking the API server.
+
+kopf keeps one index per watched kind (declared in `handlers/indexes.py`), filled from its watches
+before any resource handler runs (kopf postpones handlers until every index is pre-populated). This
+module reads them:
+
+- children (labelled `app.kubernetes.io/managed-by: dockyard`) by (namespace, name), as a
+  `Summary`: the resourceVersion, the few fields the operator reads back (a Secret's or ConfigMap's
+  data, a Deployment's generation and status, a claim's requested size), never the whole object:
+  1,000 registries hold ~10,000 children, and a full Deployment body costs tens of kB of Python
+  objects;
+- Dockyard's own kinds: Registries by name, Webhooks by name and by the registry they reference,
+  Replications by registry.
+
+kopf updates the indices on its event loop while handlers read them from worker threads, so every
+read copies under a retry (a dict that changes size during iteration raises `RuntimeError`).
+Before `bind` (unit tests, or a process that has not started) every lookup answers "unknown"
+(`None` / `Unknown`), and callers fall back to the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+T = TypeVar("T")
+
+# kopf index names (the decorated functions' names in handlers/indexes.py)
+CHILD_INDEX: Final = {
+    ("v1", "Secret"): "dockyard_secrets",
+    ("v1", "ConfigMap"): "dockyard_configmaps",
+    ("v1", "Service"): "dockyard_services",
+    ("v1", "PersistentVolumeClaim"): "dockyard_claims",
+    ("apps/v1", "Deployment"): "dockyard_deployments",
+    ("networking.k8s.io/v1", "Ingress"): "dockyard_ingresses",
+}
+REGISTRIES_INDEX: Final = "dockyard_registries"
+WEBHOOKS_INDEX: Final = "dockyard_webhooks"
+WEBHOOKS_BY_REGISTRY_INDEX: Final = "dockyard_webhooks_by_registry"
+REPLICATIONS_BY_REGISTRY_INDEX: Final = "dockyard_replications_by_registry"
+ALL_INDICES: Final = (
+    *CHILD_INDEX.values(),
+    REGISTRIES_INDEX,
+    WEBHOOKS_INDEX,
+    WEBHOOKS_BY_REGISTRY_INDEX,
+    REPLICATIONS_BY_REGISTRY_INDEX,
+)
+
+
+class _Unknown:
+    """The cache cannot answer (not bound, or the kind is not watched): ask the API."""
+
+    def __repr__(self) -> str:
+        return "Unknown"
+
+
+Unknown: Final = _Unknown()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the operator keeps of a child object."""
+
+    resource_version: str
+    generation: int = 0
+    annotations: Mapping[str, str] | None = None
+    data: Mapping[str, str] | None = None
+    status: Mapping[str, Any] | None = None
+    requested_storage: str | None = None
+
+    def as_object(self) -> dict[str, Any]:
+        """The parts of the object a reader uses, in the API's shape."""
+        return {
+            "metadata": {
+                "resourceVersion": self.resource_version,
+                "generation": self.generation,
+                "annotations": dict(self.annotations or {}),
+            },
+            "data": dict(self.data or {}),
+            "status": dict(self.status or {}),
+            "spec": {"resources": {"requests": {"storage": self.requested_storage}}} if self.requested_storage else {},
+        }
+
+
+def summarize(kind: str, body: Mapping[str, Any]) -> Summary:
+    """The `Summary` of a child as a watch delivers it."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return Summary(
+        resource_version=str(meta.get("resourceVersion") or ""),
+        generation=int(meta.get("generation") or 0),
+        annotations=dict(meta.get("annotations") or {}) or None,
+        data=dict(body.get("data") or {}) if kind in ("Secret", "ConfigMap") else None,
+        status=dict(body.get("status") or {}) if kind == "Deployment" else None,
+        requested_storage=((spec.get("resources") or {}).get("requests") or {}).get("storage")
+        if kind == "PersistentVolumeClaim"
+        else None,
+    )
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A Dockyard resource as kept in an index: without managedFields and kopf's own annotations."""
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith("kopf.")}
+    meta["annotations"] = annotations
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": meta,
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def _copy(read: Callable[[], T]) -> T:
+    for _ in range(100):
+        try:
+            return read()
+        except RuntimeError:  # changed size during iteration: kopf updated it meanwhile
+            continue
+    return read()
+
+
+class ClusterCache:
+    def __init__(self) -> None:
+        self._indices: Mapping[str, Any] | None = None
+
+    def bind(self, indices: Mapping[str, Any]) -> None:
+        """kopf's indices, as startup receives them (empty then, filled by kopf afterwards)."""
+        self._indices = {name: indices[name] for name in ALL_INDICES if name in indices}
+
+    @property
+    def bound(self) -> bool:
+        return self._indices is not None
+
+    def _values(self, index: str, key: tuple[str, str]) -> list[Any] | _Unknown:
+        if self._indices is None or index not in self._indices:
+            return Unknown
+        store = self._indices[index].get(key)
+        return [] if store is None else _copy(lambda: list(store))
+
+    def _one(self, index: str, key: tuple[str, str]) -> Any:
+        values = self._values(index, key)
+        if isinstance(values, _Unknown):
+            return Unknown
+        return values[0] if values else None
+
+    def child(self, api_version: str, kind: str, namespace: str, name: str) -> Summary | _Unknown | None:
+        """A labelled child's summary; None when it does not exist."""
+        index = CHILD_INDEX.get((api_version, kind))
+        return Unknown if index is None else self._one(index, (namespace, name))
+
+    def registry(self, namespace: str, name: str) -> dict[str, Any] | _Unknown | None:
+        return self._one(REGISTRIES_INDEX, (namespace, name))  # type: ignore[no-any-return]
+
+    def webhook(self, namespace: str, name: str) -> dict[str, Any] | _Unknown | None:
+        return self._one(WEBHOOKS_INDEX, (namespace, name))  # type: ignore[no-any-return]
+
+    def webhooks_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
+        return self._values(WEBHOOKS_BY_REGISTRY_INDEX, (namespace, registry))
+
+    def replications_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
+        return self._values(REPLICATIONS_BY_REGISTRY_INDEX, (namespace, registry))
+
+
+def known(value: T | _Unknown) -> bool:
+    return not isinstance(value, _Unknown)
+
+
+def first(values: Iterable[T]) -> T | None:
+    return next(iter(values), None)

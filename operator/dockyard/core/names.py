@@ -1,0 +1,104 @@
+"""Names and labels of every object the operator creates, in one place.
+
+Children are named after their parent (`<registry>-config`, `<webhook>-signing`, …) and carry the
+`app.kubernetes.io/*` labels below; the operator watches its children by `CHILD_LABELS`, and the test
+harness builds the names it looks for from these classes rather than spelling them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+MANAGED_BY: Final = "dockyard"
+NAME_LABEL: Final = "app.kubernetes.io/name"
+INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
+COMPONENT_LABEL: Final = "app.kubernetes.io/component"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+
+CHILD_LABELS: Final = {MANAGED_BY_LABEL: MANAGED_BY}
+"""What every child carries: the selector of the operator's watches on children."""
+
+
+def selector_labels(kind: str, instance: str, component: str) -> dict[str, str]:
+    return {NAME_LABEL: kind.lower(), INSTANCE_LABEL: instance, COMPONENT_LABEL: component}
+
+
+def labels(kind: str, instance: str, component: str) -> dict[str, str]:
+    return {**selector_labels(kind, instance, component), MANAGED_BY_LABEL: MANAGED_BY}
+
+
+@dataclass(frozen=True)
+class RegistryNames:
+    """Names of a Registry's children, all derived from the Registry's name."""
+
+    registry: str
+
+    @property
+    def deployment(self) -> str:
+        return self.registry
+
+    @property
+    def service(self) -> str:
+        return self.registry
+
+    @property
+    def config(self) -> str:
+        return f"{self.registry}-config"
+
+    @property
+    def http_secret(self) -> str:
+        return f"{self.registry}-http-secret"
+
+    @property
+    def data(self) -> str:
+        return f"{self.registry}-data"
+
+    @property
+    def tls(self) -> str:
+        return f"{self.registry}-tls"
+
+    @property
+    def ca_secret(self) -> str:
+        return f"{self.registry}-ca"
+
+    @property
+    def ca_config_map(self) -> str:
+        return f"{self.registry}-ca"
+
+    @property
+    def token_signer(self) -> str:
+        return f"{self.registry}-token-signer"
+
+    @property
+    def auth(self) -> str:
+        return f"{self.registry}-auth"
+
+    @property
+    def events(self) -> str:
+        """The token this registry presents to the operator's event intake."""
+        return f"{self.registry}-events"
+
+    @property
+    def admin(self) -> str:
+        return f"{self.registry}-admin"
+
+    @property
+    def pull(self) -> str:
+        return f"{self.registry}-pull"
+
+    @property
+    def ingress(self) -> str:
+        return self.registry
+
+
+@dataclass(frozen=True)
+class WebhookNames:
+    """Names of a Webhook's children."""
+
+    webhook: str
+
+    @property
+    def signing(self) -> str:
+        """The generated HMAC key (when `spec.signingSecretRef` is not set)."""
+        return f"{self.webhook}-signing"

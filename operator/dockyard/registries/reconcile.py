@@ -1,0 +1,179 @@
+"""Reconciling one Registry: its children made to match the spec, its status made to match them.
+
+Idempotent: generated values (http.secret, passwords, keys) are created once and read back
+afterwards, builders are pure, and `Kube.ensure` skips unchanged objects, so a reconcile over
+unchanged inputs issues no write, and, with the watch-fed cache, no read either. The data PVC is
+owned by the Registry only with `storage.reclaimPolicy: Delete`; every other child is owned and
+garbage-collected with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.auth.policy import generate_password
+from dockyard.core.cache import known
+from dockyard.core.kube import Kube
+from dockyard.core.meta import Owner
+from dockyard.core.names import RegistryNames
+from dockyard.core.pki import issue_signing_key
+from dockyard.models import API_VERSION
+from dockyard.models.base import referenced_registry
+from dockyard.models.registry import RegistrySpec
+from dockyard.registries import admin
+from dockyard.registries.manifests.config import (
+    RegistryContext,
+    build_registry_config,
+    content_hash,
+    render_config,
+    tls_secret_name,
+)
+from dockyard.registries.manifests.secrets import (
+    build_admin_secret,
+    build_auth_policy,
+    build_auth_secret,
+    build_events_secret,
+    build_http_secret,
+    build_pull_secret,
+    build_tls_secret,
+)
+from dockyard.registries.manifests.workload import (
+    build_config_map,
+    build_deployment,
+    build_ingress,
+    build_pvc,
+    build_service,
+)
+from dockyard.registries.status import observe
+from dockyard.registries.tier_guard import check_tier_change
+from dockyard.registries.tls import ensure_tls
+
+
+@dataclass
+class Outcome:
+    """What a reconcile found, for status and events."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    ready: bool = False
+    changed: list[str] = field(default_factory=list)
+
+
+def owner_of(body: Mapping[str, Any]) -> Owner:
+    meta = body["metadata"]
+    return Owner(API_VERSION, "Registry", meta["name"], meta["namespace"], meta["uid"])
+
+
+def count_referrers(kube: Kube, kind: str, namespace: str, registry: str) -> int:
+    """Webhooks or Replications that reference the registry: from the cache, else one LIST."""
+    cached = (
+        kube.cache.webhooks_of(namespace, registry)
+        if kind == "Webhook"
+        else kube.cache.replications_of(namespace, registry)
+    )
+    if known(cached):
+        return len(cached)  # type: ignore[arg-type]
+    return sum(1 for item in kube.list(API_VERSION, kind, namespace) if referenced_registry(item) == registry)
+
+
+class RegistryReconciler:
+    def __init__(self, kube: Kube, registry_image: str, token_image: str, events_url: str) -> None:
+        self.kube = kube
+        self.registry_image = registry_image
+        self.token_image = token_image
+        self.events_url = events_url
+
+    def context(self, body: Mapping[str, Any], spec: RegistrySpec) -> RegistryContext:
+        owner = owner_of(body)
+        return RegistryContext(
+            owner=owner,
+            spec=spec,
+            registry_image=spec.image or self.registry_image,
+            token_image=self.token_image,
+            tls_secret_name=tls_secret_name(spec, RegistryNames(owner.name)),
+            events_url=self.events_url,
+        )
+
+    def reconcile(self, body: Mapping[str, Any], spec: RegistrySpec) -> Outcome:
+        ctx = self.context(body, spec)
+        owner, names, kube = ctx.owner, ctx.names, self.kube
+        outcome = Outcome()
+        check_tier_change(spec, count_referrers(kube, "Replication", owner.namespace, owner.name))
+        tls_fingerprint = ensure_tls(kube, ctx, outcome.changed)
+        self._secret_once(
+            ctx,
+            names.token_signer,
+            lambda: build_tls_secret(ctx, names.token_signer, issue_signing_key(f"{owner.name} token signer")),
+        )
+        self._secret_once(ctx, names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32)))
+        events = self._secret_once(ctx, names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32)))
+        passwords = self._ensure_admin(ctx, body, outcome)
+        self._note(outcome, "auth", kube.ensure(build_auth_secret(ctx, build_auth_policy(ctx, passwords))))
+        config_text = render_config(build_registry_config(ctx))
+        self._note(outcome, "config", kube.ensure(build_config_map(ctx, config_text)))
+        if not ctx.uses_object_storage:
+            claim = kube.read_child("v1", "PersistentVolumeClaim", owner.namespace, names.data)
+            current_size = (((claim or {}).get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+            self._note(outcome, "data", kube.ensure(build_pvc(ctx, current_size)))
+        # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
+        config_hash = content_hash(config_text, tls_fingerprint, (events.get("data") or {}).get("token"))
+        self._note(outcome, "deployment", kube.ensure(build_deployment(ctx, config_hash)))
+        self._note(outcome, "service", kube.ensure(build_service(ctx)))
+        ingress = build_ingress(ctx)
+        if ingress is not None:
+            self._note(outcome, "ingress", kube.ensure(ingress))
+        elif kube.read_child("networking.k8s.io/v1", "Ingress", owner.namespace, names.ingress) is not None:
+            kube.delete("networking.k8s.io/v1", "Ingress", owner.namespace, names.ingress)
+            outcome.changed.append("ingress")
+        outcome.status, outcome.ready = self.observe(ctx, passwords is not None)
+        return outcome
+
+    def observe(
+        self, ctx: RegistryContext, admin_enabled: bool, deployment: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Status fields and readiness from the Deployment (as given, else cached) and referrer counts."""
+        ns, name = ctx.owner.namespace, ctx.owner.name
+        if deployment is None:
+            deployment = self.kube.read_child("apps/v1", "Deployment", ns, ctx.names.deployment)
+        return observe(
+            ctx,
+            deployment,
+            admin_enabled,
+            count_referrers(self.kube, "Webhook", ns, name),
+            count_referrers(self.kube, "Replication", ns, name),
+        )
+
+    def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A Secret of generated values: generated and created once, read back afterwards."""
+        return self.kube.create_if_missing("v1", "Secret", ctx.owner.namespace, name, build)
+
+    @staticmethod
+    def _note(outcome: Outcome, what: str, result: str) -> None:
+        if result != "unchanged":
+            outcome.changed.append(what)
+
+    def _ensure_admin(self, ctx: RegistryContext, body: Mapping[str, Any], outcome: Outcome) -> tuple[str, str] | None:
+        ns, names, kube = ctx.owner.namespace, ctx.names, self.kube
+        if not ctx.spec.admin_user.enabled:
+            for name in (names.admin, names.pull):
+                if kube.read_child("v1", "Secret", ns, name) is not None:
+                    kube.delete("v1", "Secret", ns, name)
+                    outcome.changed.append(name)
+            return None
+        stored = self._secret_once(
+            ctx, names.admin, lambda: build_admin_secret(ctx, generate_password(), generate_password())
+        )
+        if admin.pending_request(body, stored) is not None:
+            # The cache may not show our own last regeneration yet: never regenerate twice.
+            stored = kube.get("v1", "Secret", ns, names.admin) or stored
+        passwords = admin.plan_passwords(body, stored, generate_password)
+        desired = build_admin_secret(ctx, *passwords.pair)
+        if passwords.handled:
+            desired["metadata"]["annotations"] = {admin.HANDLED_REGENERATION_ANNOTATION: passwords.handled}
+        if passwords.regenerated:
+            outcome.changed.append(f"admin {passwords.regenerated} regenerated")
+        kube.ensure(desired)
+        kube.ensure(build_pull_secret(ctx, passwords.password))
+        return passwords.pair

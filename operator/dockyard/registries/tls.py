@@ -1,0 +1,89 @@
+"""The registry's serving certificate, by `spec.tls.mode`:
+
+- `SelfSigned`: the operator's CA (generated once, Secret `<name>-ca`) issues a serving certificate
+  for the Service's names; it is reissued only when the CA changed or the names are no longer
+  covered. The CA certificate is published in ConfigMap `<name>-ca`;
+- `Secret`: the user's `kubernetes.io/tls` Secret, waited for;
+- `CertManager`: a cert-manager Certificate the operator owns, and the Secret cert-manager fills;
+- `Disabled`: plain HTTP.
+
+`ensure_tls` returns a fingerprint of the serving certificate: a new certificate rolls the pods.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from dockyard.core.conditions import Reason
+from dockyard.core.errors import WaitsForUser
+from dockyard.core.kube import Kube
+from dockyard.core.meta import metadata
+from dockyard.core.pki import KeyPair, certificate_covers, issue_ca, issue_serving_cert
+from dockyard.registries.admin import decode
+from dockyard.registries.manifests.config import RegistryContext, content_hash
+from dockyard.registries.manifests.secrets import build_ca_config_map, build_tls_secret
+
+CERT_MANAGER_API: Final = "cert-manager.io/v1"
+
+
+def ensure_tls(kube: Kube, ctx: RegistryContext, changed: list[str]) -> str:
+    """Make the serving certificate exist; its fingerprint ("" for plain HTTP). Appends what it
+    wrote to `changed`."""
+    ns, names, mode = ctx.owner.namespace, ctx.names, ctx.spec.tls.mode
+    if ctx.tls_secret_name is None:
+        return ""
+    if mode == "CertManager":
+        _ensure_certificate(kube, ctx)
+    if mode in ("Secret", "CertManager"):
+        # Not a child of ours (the user's or cert-manager's): read from the API.
+        stored = kube.get("v1", "Secret", ns, ctx.tls_secret_name)
+        if stored is None or "tls.crt" not in (stored.get("data") or {}):
+            raise WaitsForUser(
+                Reason.DEPENDENCY_NOT_READY, f"waiting for TLS Secret {ctx.tls_secret_name} (tls.crt, tls.key)"
+            )
+        return content_hash(stored["data"].get("tls.crt"))
+    ca_secret = kube.create_if_missing(
+        "v1",
+        "Secret",
+        ns,
+        names.ca_secret,
+        lambda: build_tls_secret(ctx, names.ca_secret, issue_ca(f"{ctx.owner.name} registry CA")),
+    )
+    ca = KeyPair(decode(ca_secret, "tls.key").encode(), decode(ca_secret, "tls.crt").encode())
+    stored = kube.read_child("v1", "Secret", ns, names.tls)
+    reusable = (
+        stored is not None
+        and decode(stored, "ca.crt") == ca.cert_pem.decode()
+        and certificate_covers(decode(stored, "tls.crt").encode(), ctx.tls_hosts)
+    )
+    if stored is not None and reusable:
+        serving = KeyPair(decode(stored, "tls.key").encode(), decode(stored, "tls.crt").encode())
+    else:
+        serving = issue_serving_cert(ca, ctx.tls_hosts)
+    if kube.ensure(build_tls_secret(ctx, names.tls, serving, ca.cert_pem)) != "unchanged":
+        changed.append("tls")
+    if kube.ensure(build_ca_config_map(ctx, ca.cert_pem)) != "unchanged":
+        changed.append("ca")
+    return content_hash(serving.cert_pem.decode())
+
+
+def _ensure_certificate(kube: Kube, ctx: RegistryContext) -> None:
+    if not kube.kind_served(CERT_MANAGER_API, "Certificate"):
+        raise WaitsForUser(
+            Reason.DEPENDENCY_NOT_READY, "tls.mode CertManager needs cert-manager, whose Certificate kind is not served"
+        )
+    issuer = ctx.spec.tls.issuer_ref
+    assert issuer is not None and ctx.tls_secret_name is not None
+    kube.ensure(
+        {
+            "apiVersion": CERT_MANAGER_API,
+            "kind": "Certificate",
+            "metadata": metadata(ctx.owner, ctx.owner.name, "registry"),
+            "spec": {
+                "secretName": ctx.tls_secret_name,
+                "dnsNames": ctx.tls_hosts,
+                "issuerRef": {"name": issuer.name, "kind": issuer.kind, "group": issuer.group},
+                "privateKey": {"algorithm": "ECDSA", "size": 256},
+            },
+        }
+    )
