@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help install tools binaries crds dev test unit integration typecheck bench clean
+.PHONY: help install tools binaries crds dev test unit integration typecheck lint bench clean
 
 help:
 	@echo "make dev         local control plane + CRDs + operator + examples (Ctrl-C stops it)"
@@ -13,6 +13,7 @@ help:
 	@echo "make unit        unit tests only (no cluster)"
 	@echo "make crds        regenerate crds/ from operator/dockyard/models"
 	@echo "make typecheck   mypy --strict on the operator"
+	@echo "make lint        ruff (lint + format check) and the import contracts (lint-imports)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +39,7 @@ crds: install
 dev: install binaries
 	$(PY) hack/dev.py
 
-test: install tools binaries typecheck
+test: install tools binaries lint typecheck
 	$(PY) -m pytest tests
 
 unit: install
@@ -49,6 +50,11 @@ integration: install tools binaries
 
 typecheck: install
 	$(PY) -m mypy
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: install binaries
 	$(PY) hack/bench_registry.py

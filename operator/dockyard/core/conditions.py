@@ -70,6 +70,22 @@ class Reason:
     message carries it and the operator retries with backoff."""
 
 
+class EventReason:
+    """Reasons of the Events the operator posts beyond condition flips (those carry the condition's
+    reason)."""
+
+    READY: Final = "Ready"
+    """Normal: the resource became ready (a Registry: its login server serves)."""
+
+
+class Phase:
+    """`status.phase`, the one-word summary printer columns show."""
+
+    READY: Final = "Ready"
+    PROVISIONING: Final = "Provisioning"
+    FAILED: Final = "Failed"
+
+
 def find_condition(conditions: Iterable[Mapping[str, Any]] | None, type: str) -> dict[str, Any] | None:
     """A copy of the condition of this type, or None."""
     for condition in conditions or ():

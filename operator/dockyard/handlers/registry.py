@@ -14,7 +14,7 @@ import kopf
 
 from dockyard.core import conditions
 from dockyard.core.cache import known
-from dockyard.core.conditions import ConditionType, Reason
+from dockyard.core.conditions import ConditionType, EventReason, Reason
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains, kube_from
 from dockyard.core.names import CHILD_LABELS, NAME_LABEL
@@ -62,7 +62,7 @@ def _publish(kube: Kube, body: Mapping[str, Any], status: dict[str, Any]) -> Non
     _write_status(kube, body, status)
     after = conditions.find_condition(status.get("conditions"), ConditionType.READY) or {}
     if after.get("status") == "True" and before.get("status") != "True":
-        kube.post_event(dict(body), "Normal", "Ready", f"registry is ready at {status.get('loginServer')}")
+        kube.post_event(dict(body), "Normal", EventReason.READY, f"registry is ready at {status.get('loginServer')}")
 
 
 def _write_status(kube: Kube, body: Mapping[str, Any], status: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from dockyard.core import conditions
-from dockyard.core.conditions import ConditionType, Reason
+from dockyard.core.conditions import ConditionType, Phase, Reason
 from dockyard.core.tiers import TIERS
 from dockyard.registries.manifests.config import RegistryContext
 
@@ -81,7 +81,7 @@ def desired_status(
 ) -> dict[str, Any]:
     """The full status to hold, with `Ready` and `Progressing` set through the conditions helper."""
     now = now or datetime.now(UTC)
-    phase = "Ready" if ready else ("Failed" if reason in FAILED_REASONS else "Provisioning")
+    phase = Phase.READY if ready else (Phase.FAILED if reason in FAILED_REASONS else Phase.PROVISIONING)
     status = {**fields, "phase": phase, "observedGeneration": generation}
     status["conditions"] = conditions.set_condition(
         current.get("conditions"),

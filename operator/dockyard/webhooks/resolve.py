@@ -203,7 +203,10 @@ class WebhookResolver:
         return frozenset(
             str((r.get("spec") or {}).get("location"))
             for r in replications  # type: ignore[union-attr]
-            if (conditions.find_condition((r.get("status") or {}).get("conditions"), "Ready") or {}).get("status")
+            if (
+                conditions.find_condition((r.get("status") or {}).get("conditions"), conditions.ConditionType.READY)
+                or {}
+            ).get("status")
             == "True"
         )
 
