@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from dockyard.core.names import RegistryNames
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -141,11 +143,11 @@ class LocalRegistry:
 
     def files(self) -> dict[str, Any]:
         return {
-            "config": read_configmap(self.cluster, self.namespace, f"{self.name}-config"),
-            "auth": read_secret(self.cluster, self.namespace, f"{self.name}-auth"),
-            "signer": read_secret(self.cluster, self.namespace, f"{self.name}-token-signer"),
-            "http": read_secret(self.cluster, self.namespace, f"{self.name}-http-secret"),
-            "tls": read_secret(self.cluster, self.namespace, f"{self.name}-tls"),
+            "config": read_configmap(self.cluster, self.namespace, RegistryNames(self.name).config),
+            "auth": read_secret(self.cluster, self.namespace, RegistryNames(self.name).auth),
+            "signer": read_secret(self.cluster, self.namespace, RegistryNames(self.name).token_signer),
+            "http": read_secret(self.cluster, self.namespace, RegistryNames(self.name).http_secret),
+            "tls": read_secret(self.cluster, self.namespace, RegistryNames(self.name).tls),
         }
 
     def start(self) -> None:
@@ -208,7 +210,7 @@ class LocalRegistry:
             until(lambda p=port: connects(p), f"port {port} to listen", 20)
 
     def refresh_policy(self) -> None:
-        policy = until(lambda: read_secret(self.cluster, self.namespace, f"{self.name}-auth"), "auth secret")
+        policy = until(lambda: read_secret(self.cluster, self.namespace, RegistryNames(self.name).auth), "auth secret")
         (self.workdir / "policy.json").write_text(policy["policy.json"])
 
     def stop(self) -> None:

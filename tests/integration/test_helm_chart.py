@@ -17,6 +17,7 @@ from conftest import build_tool
 from test_registry import _apply, _until, crds  # noqa: F401  (fixture)
 from test_webhooks import Stack, _ready, _webhook
 
+from dockyard.core.names import RegistryNames
 from realregistry import ROOT
 
 pytestmark = pytest.mark.integration
@@ -166,7 +167,7 @@ def test_operator_runs_with_only_the_charts_permissions(cluster: Any, installed:
             "the Registry Ready",
             90,
         )
-        assert registry["status"]["credentials"]["adminSecretName"] == "hub-admin"
+        assert registry["status"]["credentials"]["adminSecretName"] == RegistryNames("hub").admin
         # a volume, an Ingress, then deletes of the Ingress and the admin Secrets
         _apply(
             cluster,
@@ -179,13 +180,17 @@ def test_operator_runs_with_only_the_charts_permissions(cluster: Any, installed:
             return cluster.kubectl("get", kind, name, "-n", namespace, check=False).returncode == 0
 
         _until(
-            lambda: exists("pvc", "files-data") and exists("ingress", "files") and exists("secret", "files-admin"),
+            lambda: (
+                exists("pvc", RegistryNames("files").data)
+                and exists("ingress", "files")
+                and exists("secret", RegistryNames("files").admin)
+            ),
             "the children",
             60,
         )
         _apply(cluster, namespace, "files", {"sku": "Basic"})
         _until(
-            lambda: not exists("ingress", "files") and not exists("secret", "files-admin"),
+            lambda: not exists("ingress", "files") and not exists("secret", RegistryNames("files").admin),
             "the Ingress and admin Secret deleted",
             60,
         )

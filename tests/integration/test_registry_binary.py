@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 from test_registry import _apply, _until, crds, operator  # noqa: F401  (fixtures)
 
+from dockyard.core.names import RegistryNames
 from realregistry import LocalRegistry
 from realregistry import read_configmap as _configmap
 from realregistry import read_secret as _secret
 from realregistry import write_oci_image as _oci_image
+
+REAL = RegistryNames("real")
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +44,7 @@ def local_registry(
 
 
 def test_admin_pushes_and_pulls_others_are_refused(local_registry: LocalRegistry, cluster: Any, namespace: str) -> None:
-    admin = _secret(cluster, namespace, "real-admin")
+    admin = _secret(cluster, namespace, REAL.admin)
     assert admin is not None and admin["username"] == "real"
     pushed = local_registry.push(f"real:{admin['password']}", "v1")
     assert pushed.returncode == 0, pushed.stderr
@@ -55,12 +58,12 @@ def test_admin_pushes_and_pulls_others_are_refused(local_registry: LocalRegistry
 
 
 def test_anonymous_pull_allows_pull_but_not_push(local_registry: LocalRegistry, cluster: Any, namespace: str) -> None:
-    admin = _secret(cluster, namespace, "real-admin")
+    admin = _secret(cluster, namespace, REAL.admin)
     assert admin is not None
     assert local_registry.push(f"real:{admin['password']}", "v1").returncode == 0
     _apply(cluster, namespace, "real", {"sku": "Standard", "adminUser": {"enabled": True}, "anonymousPull": True})
     _until(
-        lambda: '"anonymous":[{' in (_secret(cluster, namespace, "real-auth") or {}).get("policy.json", ""),
+        lambda: '"anonymous":[{' in (_secret(cluster, namespace, REAL.auth) or {}).get("policy.json", ""),
         "anonymous grants",
     )
     local_registry.refresh_policy()
@@ -72,16 +75,16 @@ def test_anonymous_pull_allows_pull_but_not_push(local_registry: LocalRegistry, 
 def test_regenerating_password2_replaces_only_that_one(
     local_registry: LocalRegistry, cluster: Any, namespace: str
 ) -> None:
-    before = _secret(cluster, namespace, "real-admin")
+    before = _secret(cluster, namespace, REAL.admin)
     assert before is not None
     cluster.kubectl("annotate", "registry", "real", "-n", namespace, "dockyard.dev/regenerate-password=password2")
     after = _until(
-        lambda: (s := _secret(cluster, namespace, "real-admin")) and s["password2"] != before["password2"] and s,
+        lambda: (s := _secret(cluster, namespace, REAL.admin)) and s["password2"] != before["password2"] and s,
         "password2 to be regenerated",
     )
     assert after["password"] == before["password"]
     _until(
-        lambda: before["password2"] not in json.dumps(_secret(cluster, namespace, "real-auth")),
+        lambda: before["password2"] not in json.dumps(_secret(cluster, namespace, REAL.auth)),
         "the policy to be re-rendered",
     )
     local_registry.refresh_policy()
@@ -107,7 +110,7 @@ def _handshake(port: int, ca: Path, hostname: str, version: ssl.TLSVersion) -> s
 def test_tls_refuses_1_1_and_serves_1_2_with_the_published_ca(
     local_registry: LocalRegistry, cluster: Any, namespace: str
 ) -> None:
-    ca = _configmap(cluster, namespace, "real-ca")
+    ca = _configmap(cluster, namespace, REAL.ca_config_map)
     assert ca is not None
     (local_registry.workdir / "published-ca.crt").write_text(ca["ca.crt"])
     host = f"real.{namespace}.svc"
@@ -120,14 +123,14 @@ def test_tls_refuses_1_1_and_serves_1_2_with_the_published_ca(
 def test_disabling_the_admin_user_removes_its_access(
     local_registry: LocalRegistry, cluster: Any, namespace: str
 ) -> None:
-    admin = _secret(cluster, namespace, "real-admin")
+    admin = _secret(cluster, namespace, REAL.admin)
     assert admin is not None
     assert local_registry.push(f"real:{admin['password']}", "v1").returncode == 0
     _apply(cluster, namespace, "real", {"sku": "Standard", "adminUser": {"enabled": False}})
-    _until(lambda: _secret(cluster, namespace, "real-admin") is None, "the admin Secret to be deleted")
-    _until(lambda: _secret(cluster, namespace, "real-pull") is None, "the pull Secret to be deleted")
+    _until(lambda: _secret(cluster, namespace, REAL.admin) is None, "the admin Secret to be deleted")
+    _until(lambda: _secret(cluster, namespace, REAL.pull) is None, "the pull Secret to be deleted")
     _until(
-        lambda: '"users":[]' in (_secret(cluster, namespace, "real-auth") or {}).get("policy.json", ""),
+        lambda: '"users":[]' in (_secret(cluster, namespace, REAL.auth) or {}).get("policy.json", ""),
         "a policy without users",
     )
     local_registry.refresh_policy()

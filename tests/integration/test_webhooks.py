@@ -25,6 +25,7 @@ import yaml
 from conftest import free_port, running_operator
 from test_registry import _apply, _metric_sum, _until, crds  # noqa: F401  (fixture)
 
+from dockyard.core.names import RegistryNames, WebhookNames
 from dockyard.webhooks import signing
 from realregistry import ROOT, LocalRegistry
 from realregistry import read_secret as _secret
@@ -208,7 +209,7 @@ class Stack:
 
     @property
     def creds(self) -> str:
-        admin = _until(lambda: _secret(self.cluster, self.namespace, "hub-admin"), "admin Secret")
+        admin = _until(lambda: _secret(self.cluster, self.namespace, RegistryNames("hub").admin), "admin Secret")
         return f"hub:{admin['password']}"
 
     def push(self, tag: str, repository: str = "team/app") -> None:
@@ -285,7 +286,7 @@ def test_push_and_delete_arrive_signed_and_acr_shaped(
         assert request.headers["content-type"] == "application/json"
         assert request.headers["authorization"] == "Bearer s3cr3t-header-value"
         assert request.headers["x-team"] == "platform"
-        key = _secret(cluster, namespace, "all-signing")
+        key = _secret(cluster, namespace, WebhookNames("all").signing)
         assert key is not None
         signature = request.headers[signing.SIGNATURE_HEADER.lower()]
         assert signing.verify(key["secret"].encode(), request.body, signature)
@@ -315,7 +316,7 @@ def test_push_and_delete_arrive_signed_and_acr_shaped(
             and records[1]["httpStatus"] == 200
             and records[1]["state"] == "delivered"
         )
-        assert body["status"]["signingSecretName"] == "all-signing"
+        assert body["status"]["signingSecretName"] == WebhookNames("all").signing
         shown = json.dumps(body["status"]) + cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
         assert "s3cr3t" not in shown
 
@@ -467,8 +468,10 @@ def test_intake_takes_a_registrys_events_only_with_its_own_token(stack: Stack, c
     with stack.operator():
         for name in ("hub", "other"):
             _apply(cluster, namespace, name, {"sku": "Standard"})
-        hub = _until(lambda: _secret(cluster, namespace, "hub-events"), "hub's events token")["token"]
-        other = _until(lambda: _secret(cluster, namespace, "other-events"), "other's events token")["token"]
+        hub = _until(lambda: _secret(cluster, namespace, RegistryNames("hub").events), "hub's events token")["token"]
+        other = _until(lambda: _secret(cluster, namespace, RegistryNames("other").events), "other's events token")[
+            "token"
+        ]
         url = f"http://127.0.0.1:{stack.events_port}/events/{namespace}/hub"
         envelope = {"events": []}
         assert httpx.post(url, json=envelope).status_code == 401
@@ -562,7 +565,9 @@ def test_webhook_waits_for_its_registry_and_follows_its_tier(stack: Stack, clust
         _until(
             lambda: (c := _ready(cluster, namespace, "third")) and c["status"] == "True", "third allowed on Standard"
         )
-        claim = json.loads(cluster.kubectl("get", "pvc", "hub-data", "-n", namespace, "-o", "json").stdout)
+        claim = json.loads(
+            cluster.kubectl("get", "pvc", RegistryNames("hub").data, "-n", namespace, "-o", "json").stdout
+        )
         assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi", "the tier change did not resize the volume"
         cluster.kubectl("delete", "registry", "hub", "-n", namespace)
         gone = _until(

@@ -1,0 +1,203 @@
+"""The watch-fed cache and `Kube.ensure`'s read-avoidance, with kopf's index shape and an
+in-memory object store standing in for the API (the logic under test is the operator's own)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from dockyard.core.cache import ClusterCache, Summary, Unknown, slim, summarize
+from dockyard.core.kube import Kube
+
+
+class Store(list[Any]):
+    """kopf's `Store`: the values of one key."""
+
+
+class Index(dict[Any, Store]):
+    """kopf's `Index`: key → Store."""
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = Store([value])
+
+
+def indices() -> dict[str, Index]:
+    names = [
+        "dockyard_secrets",
+        "dockyard_configmaps",
+        "dockyard_services",
+        "dockyard_claims",
+        "dockyard_deployments",
+        "dockyard_ingresses",
+        "dockyard_registries",
+        "dockyard_webhooks",
+        "dockyard_webhooks_by_registry",
+        "dockyard_replications_by_registry",
+    ]
+    return {name: Index() for name in names}
+
+
+class MemoryKube(Kube):
+    """`Kube` over a dict of objects; every GET and apply is counted as the real one counts them."""
+
+    def __init__(self, cache: ClusterCache) -> None:
+        self.cache = cache
+        self._verified = {}
+        self._verified_lock = threading.Lock()
+        self.requests = Counter("requests", "r", ["verb", "kind"], registry=CollectorRegistry())
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.version = 0
+        self.calls: list[str] = []
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        self.calls.append(f"get {kind}/{name}")
+        return self.objects.get((kind, name))
+
+    def _apply(self, desired: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(f"apply {desired['kind']}/{desired['metadata']['name']}")
+        self.version += 1
+        stored = {**desired, "metadata": {**desired["metadata"], "resourceVersion": str(self.version)}}
+        self.objects[(desired["kind"], desired["metadata"]["name"])] = stored
+        return stored
+
+    def edit(self, kind: str, name: str, **data: str) -> None:
+        """Someone else changes the object (a new resourceVersion)."""
+        self.version += 1
+        current = self.objects[(kind, name)]
+        self.objects[(kind, name)] = {
+            **current,
+            "data": {**current.get("data", {}), **data},
+            "metadata": {**current["metadata"], "resourceVersion": str(self.version)},
+        }
+
+
+def config_map(value: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hub-config", "namespace": "team", "labels": {"app.kubernetes.io/managed-by": "dockyard"}},
+        "data": {"config.yml": value},
+    }
+
+
+@pytest.fixture
+def watched() -> Iterator[tuple[MemoryKube, dict[str, Index]]]:
+    bound = indices()
+    cache = ClusterCache()
+    cache.bind(bound)
+    yield MemoryKube(cache), bound
+
+
+def deliver(kube: MemoryKube, bound: dict[str, Index], kind: str = "ConfigMap", name: str = "hub-config") -> None:
+    """The watch delivers the object as stored."""
+    bound["dockyard_configmaps"].put(("team", name), summarize(kind, kube.objects[(kind, name)]))
+
+
+def test_a_verified_child_at_the_same_version_costs_no_request(watched: tuple[MemoryKube, dict[str, Index]]) -> None:
+    kube, bound = watched
+    assert kube.ensure(config_map("a")) == "created"
+    assert kube.calls == ["apply ConfigMap/hub-config"], "absent in the cache: created without a GET"
+    deliver(kube, bound)
+    kube.calls.clear()
+    for _ in range(3):
+        assert kube.ensure(config_map("a")) == "unchanged"
+    assert kube.calls == []
+
+
+def test_a_hand_edit_costs_one_get_and_a_repair(watched: tuple[MemoryKube, dict[str, Index]]) -> None:
+    kube, bound = watched
+    kube.ensure(config_map("a"))
+    deliver(kube, bound)
+    kube.edit("ConfigMap", "hub-config", **{"config.yml": "edited"})
+    deliver(kube, bound)
+    kube.calls.clear()
+    assert kube.ensure(config_map("a")) == "updated"
+    assert kube.calls == ["get ConfigMap/hub-config", "apply ConfigMap/hub-config"]
+
+
+def test_an_unrelated_change_costs_one_get_then_nothing(watched: tuple[MemoryKube, dict[str, Index]]) -> None:
+    kube, bound = watched
+    kube.ensure(config_map("a"))
+    kube.edit("ConfigMap", "hub-config", extra="added by someone")  # our fields untouched
+    deliver(kube, bound)
+    kube.calls.clear()
+    assert kube.ensure(config_map("a")) == "unchanged"
+    assert kube.ensure(config_map("a")) == "unchanged"
+    assert kube.calls == ["get ConfigMap/hub-config"]
+
+
+def test_a_new_manifest_is_compared_again(watched: tuple[MemoryKube, dict[str, Index]]) -> None:
+    kube, bound = watched
+    kube.ensure(config_map("a"))
+    deliver(kube, bound)
+    kube.calls.clear()
+    assert kube.ensure(config_map("b")) == "updated"
+    assert kube.calls == ["get ConfigMap/hub-config", "apply ConfigMap/hub-config"]
+
+
+def test_without_a_cache_every_ensure_reads() -> None:
+    kube = MemoryKube(ClusterCache())
+    kube.ensure(config_map("a"))
+    kube.calls.clear()
+    assert kube.ensure(config_map("a")) == "unchanged"
+    assert kube.calls == ["get ConfigMap/hub-config"]
+
+
+def test_create_if_missing_reads_generated_values_from_the_cache(
+    watched: tuple[MemoryKube, dict[str, Index]],
+) -> None:
+    kube, bound = watched
+    bound["dockyard_secrets"].put(
+        ("team", "hub-admin"),
+        summarize("Secret", {"metadata": {"resourceVersion": "7", "annotations": {"a": "b"}}, "data": {"k": "dg=="}}),
+    )
+    stored = kube.create_if_missing("v1", "Secret", "team", "hub-admin", lambda: pytest.fail("must not generate"))
+    assert stored["data"] == {"k": "dg=="} and stored["metadata"]["annotations"] == {"a": "b"}
+    assert kube.calls == []
+
+
+def test_summaries_keep_only_what_is_read_back() -> None:
+    deployment = {
+        "metadata": {"resourceVersion": "9", "generation": 4, "managedFields": [{"big": "x" * 1000}]},
+        "spec": {"template": {"spec": {"containers": [{"name": "registry"}]}}},
+        "status": {"readyReplicas": 1},
+    }
+    summary = summarize("Deployment", deployment)
+    assert summary == Summary(resource_version="9", generation=4, status={"readyReplicas": 1})
+    claim = summarize(
+        "PersistentVolumeClaim", {"metadata": {}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}
+    )
+    assert claim.requested_storage == "1Gi" and claim.as_object()["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def test_slim_drops_managed_fields_and_kopf_state() -> None:
+    body = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Webhook",
+        "metadata": {
+            "name": "w",
+            "managedFields": [{}],
+            "annotations": {"kopf.dockyard.dev/last-handled-configuration": "{}", "dockyard.dev/ping": "1"},
+        },
+        "spec": {"registryRef": {"name": "hub"}},
+    }
+    kept = slim(body)
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["annotations"] == {"dockyard.dev/ping": "1"}
+
+
+def test_lookups_before_binding_are_unknown_and_after_are_answers() -> None:
+    cache = ClusterCache()
+    assert cache.registry("team", "hub") is Unknown
+    assert cache.webhooks_of("team", "hub") is Unknown
+    bound = indices()
+    cache.bind(bound)
+    assert cache.registry("team", "hub") is None
+    assert cache.webhooks_of("team", "hub") == []
+    bound["dockyard_webhooks_by_registry"].put(("team", "hub"), {"metadata": {"name": "w"}})
+    assert cache.webhooks_of("team", "hub") == [{"metadata": {"name": "w"}}]
+    assert cache.child("cert-manager.io/v1", "Certificate", "team", "hub") is Unknown, "not watched"
