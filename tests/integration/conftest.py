@@ -23,7 +23,7 @@ from kopf.testing import KopfRunner
 
 from localcluster import LocalCluster, LocalClusterError, ensure_binaries
 
-# kopf declares timers when dockyard.main is imported (at collection); tests want drift repair soon.
+# Tests want drift repair soon; the operator reads this at its startup.
 os.environ.setdefault("DOCKYARD_DRIFT_INTERVAL_SECONDS", "3")
 
 

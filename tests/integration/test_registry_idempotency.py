@@ -1,6 +1,7 @@
-"""A reconcile whose inputs did not change issues no write. Its own module and its own operator,
-watching only the test's namespace, so that no other test's registries (or their namespaces going
-away) write in the window measured."""
+"""A reconcile whose inputs did not change issues no write, and, once the watch-fed caches have
+seen everything, no read either. Its own module and its own operator, watching only the test's
+namespace, so that no other test's registries (or their namespaces going away) count in the window
+measured."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from conftest import running_operator
 from test_registry import S3, _apply, _get, _metric_sum, _ready, _until, crds  # noqa: F401
 
@@ -40,3 +42,43 @@ def test_unchanged_registry_causes_no_writes(
     before_reconciles, before_writes = reconciles(), writes()
     _until(lambda: reconciles() >= before_reconciles + 3, "three drift reconciles", 30)
     assert writes() == before_writes
+
+
+READ_VERBS = ("get", "list")
+
+
+def test_steady_drift_issues_no_request_at_all(
+    cluster: Any, crds: None, namespace: str, namespaced_operator: str
+) -> None:
+    """Registries and a Webhook in steady state: drift passes compare from the caches. The counter is
+    the operator's own `dockyard_kube_requests_total` (kopf's watches are not in it)."""
+    url = namespaced_operator
+    for name in ("calm", "still"):
+        _apply(cluster, namespace, name, {"sku": "Standard", "adminUser": {"enabled": True}, "storage": S3})
+    webhook = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Webhook",
+        "metadata": {"name": "calm-hook"},
+        "spec": {"registryRef": {"name": "calm"}, "serviceUri": "http://127.0.0.1:9/hook", "actions": ["push"]},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(webhook))
+    for name in ("calm", "still"):
+        _until(lambda name=name: _ready(cluster, namespace, name), f"Registry {name} Ready=True", 90)
+
+    def count(kind: str, verbs: tuple[str, ...]) -> float:
+        text = _get(url) or ""
+        return sum(_metric_sum(text, f"dockyard_{kind}", verb=verb) for verb in verbs)
+
+    def reconciles() -> float:
+        text = _get(url) or ""
+        return sum(_metric_sum(text, "dockyard_reconcile_total", kind=kind) for kind in ("Registry", "Webhook"))
+
+    # Settle: the first pass after the rollout reads each child once (controllers moved their
+    # resourceVersions since the operator applied them).
+    settled = reconciles()
+    _until(lambda: reconciles() >= settled + 6, "two drift passes to settle", 60)
+    assert count("kube_requests_total", READ_VERBS) > 0  # the counter does count this operator's reads
+    before = reconciles(), count("kube_requests_total", READ_VERBS), count("kube_requests_total", WRITE_VERBS)
+    _until(lambda: reconciles() >= before[0] + 9, "three more drift passes over 2 registries and 1 webhook", 60)
+    after = count("kube_requests_total", READ_VERBS), count("kube_requests_total", WRITE_VERBS)
+    assert after == before[1:], f"reads and writes during steady drift: {after[0] - before[1]}, {after[1] - before[2]}"
