@@ -22,7 +22,7 @@ import socket
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import kopf
 from prometheus_client import CollectorRegistry
@@ -31,6 +31,7 @@ import dockyard.handlers  # noqa: F401
 from dockyard import metrics
 from dockyard.core import kube
 from dockyard.core.cache import ClusterCache
+from dockyard.core.names import CHILD_LABELS
 from dockyard.events.intake import Intake, RegistryTokens
 from dockyard.events.metrics import register_intake_metrics
 from dockyard.models import GROUP
@@ -44,6 +45,14 @@ KOPF_PREFIX = f"kopf.{GROUP}"
 _STARTED_AT = "started_at"
 _METRICS_SERVER = "metrics_server"
 _INTAKE = "intake"
+CHILD_RESOURCES: Final = (
+    ("", "v1", "secrets"),
+    ("", "v1", "configmaps"),
+    ("", "v1", "services"),
+    ("", "v1", "persistentvolumeclaims"),
+    ("apps", "v1", "deployments"),
+    ("networking.k8s.io", "v1", "ingresses"),
+)
 
 
 def _installed_version() -> str:
@@ -74,6 +83,11 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
     kopf_settings.posting.reporting_instance = socket.gethostname()
     # httpx logs every request's URL at INFO; webhook URLs can carry tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Children are watched by label on the server: the operator never sees the cluster's other
+    # Secrets, ConfigMaps, Services, claims, Deployments or Ingresses.
+    child_selector = ",".join(f"{key}={value}" for key, value in CHILD_LABELS.items())
+    for resource in CHILD_RESOURCES:
+        kopf_settings.watching.label_selectors[resource] = child_selector
     kopf_settings.peering.standalone = True
     kopf_settings.peering.mandatory = False
 

@@ -35,3 +35,18 @@ def test_the_finalizer_stays_under_dockyard_dev() -> None:
     settings = kopf.OperatorSettings()
     configure_kopf(settings, OperatorSettings())
     assert settings.persistence.finalizer == FINALIZER == "dockyard.dev/finalizer"
+
+
+def test_children_are_watched_by_label_on_the_server() -> None:
+    from kopf._cogs.structs.references import Resource
+
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings, OperatorSettings())
+
+    def selectors(group: str, plural: str, kind: str) -> list[str]:
+        resource = Resource(group=group, version="v1", plural=plural, kind=kind, namespaced=True)
+        return list(settings.watching.label_selectors.collect(resource))
+
+    assert selectors("", "secrets", "Secret") == ["app.kubernetes.io/managed-by=dockyard"]
+    assert selectors("apps", "deployments", "Deployment") == ["app.kubernetes.io/managed-by=dockyard"]
+    assert selectors("dockyard.dev", "registries", "Registry") == [], "Dockyard's own kinds are watched whole"
