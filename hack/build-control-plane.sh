@@ -2,6 +2,8 @@
 # Builds the local control plane from the Go module proxy into ~/.cache/dockyard/<key>/bin:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (one wrapper module),
 # etcd and kwok. A stamp file records what was built; a matching stamp skips the build.
+# `build-control-plane.sh node` builds kubelet and kube-proxy (a real node) from the same wrapper
+# module into ~/.cache/dockyard/node/kubernetes-<version>/ instead, skipping what exists.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -12,7 +14,7 @@ cache="${DOCKYARD_CACHE:-$HOME/.cache/dockyard}"
 bin="$cache/$key/bin"
 stamp="$bin/.stamp"
 want_stamp="$key $(sha256sum "$0" | cut -c1-16)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ]; then
+if [ "${1:-}" != node ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ]; then
   echo "$bin"
   exit 0
 fi
@@ -27,8 +29,10 @@ check_proxy() {
   fi
 }
 
-build_kubernetes() {
-  local work minor v
+build_kubernetes() {  # [out_dir cmd...]: default the control plane into $bin
+  local out=${1:-$bin} work minor v
+  local cmds=("${@:2}")
+  [ ${#cmds[@]} -gt 0 ] || cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
@@ -51,6 +55,8 @@ build_kubernetes() {
     echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
     echo "	k8s.io/kubernetes/cmd/kube-scheduler"
     echo "	k8s.io/kubernetes/cmd/kubectl"
+    echo "	k8s.io/kubernetes/cmd/kubelet"
+    echo "	k8s.io/kubernetes/cmd/kube-proxy"
     echo ")"
     echo
     echo "replace ("
@@ -60,9 +66,9 @@ build_kubernetes() {
   log "resolving Kubernetes ${KUBERNETES_VERSION} modules"
   (cd "$work" && go mod tidy >&2)
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in "${cmds[@]}"; do
     log "building $cmd (a cold build takes several minutes)"
-    (cd "$work" && go build -trimpath -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd")
   done
 }
 
@@ -80,6 +86,20 @@ build_kwok() {
   log "building kwok ${KWOK_VERSION}"
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
 }
+
+if [ "${1:-}" = node ]; then
+  node_bin="$cache/node/kubernetes-${KUBERNETES_VERSION}"
+  node_missing=()
+  for c in kubelet kube-proxy; do [ -x "$node_bin/$c" ] || node_missing+=("$c"); done
+  if [ ${#node_missing[@]} -gt 0 ]; then
+    command -v go >/dev/null 2>&1 || { echo "error: Go is not installed (kubelet is built from the Go module proxy; install Go >= 1.24)." >&2; exit 3; }
+    check_proxy
+    mkdir -p "$node_bin"
+    build_kubernetes "$node_bin" "${node_missing[@]}"
+  fi
+  echo "$node_bin"
+  exit 0
+fi
 
 missing=()
 for c in etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubectl; do
