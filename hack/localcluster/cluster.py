@@ -19,7 +19,7 @@ from . import components
 from .errors import KubectlError, LocalClusterError
 from .kubeconfig import render_kubeconfig
 from .node import fake_node, node_is_schedulable
-from .pki import create_pki
+from .pki import Pki, create_pki
 from .ports import free_ports
 from .processes import Component, stop_all
 from .rest import ApiServer, http_ok, unverified_context
@@ -123,6 +123,7 @@ class LocalCluster:
         logs = workdir / "logs"
         logs.mkdir()
         pki = create_pki(workdir / "pki")
+        self._before_apiserver(workdir, pki)
         ports = components.Ports(*free_ports(5))
         server = f"https://127.0.0.1:{ports.apiserver}"
         kubeconfig = workdir / "kubeconfig"
@@ -132,6 +133,7 @@ class LocalCluster:
         env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
 
         def launch(name: str, argv: list[str]) -> Component:
+            argv = [*argv, *self._extra_flags(name)]
             component = Component(name, argv, logs / f"{name}.log", env)
             self._components.append(component)
             component.start()
@@ -153,6 +155,8 @@ class LocalCluster:
         scheduler = launch(
             "kube-scheduler", components.scheduler_argv(self.bin_dir, workdir, scheduler_config, kubeconfig, ports)
         )
+        if self._start_real_nodes(workdir, pki, ports):
+            return
         kwok = launch("kwok", components.kwok_argv(self.bin_dir, kubeconfig))
         insecure = unverified_context()
         for component, port in ((controller_manager, ports.controller_manager), (scheduler, ports.scheduler)):
@@ -171,6 +175,18 @@ class LocalCluster:
             "the default ServiceAccount in namespace default",
             controller_manager,
         )
+
+    # Hooks for a cluster with a real node instead of kwok's (realnode.RealNodeCluster).
+    def _before_apiserver(self, workdir: Path, pki: Pki) -> None:
+        """Runs once the certificates exist, before any component starts."""
+
+    def _extra_flags(self, component: str) -> list[str]:
+        """More command-line flags for a control-plane component."""
+        return []
+
+    def _start_real_nodes(self, workdir: Path, pki: Pki, ports: components.Ports) -> bool:
+        """Start real nodes once the control plane runs; False starts kwok and its fake node."""
+        return False
 
     def _wait(self, check: Callable[[], bool], what: str, blame: Component) -> None:
         remaining = max(self._deadline - time.monotonic(), 1.0)
