@@ -32,6 +32,7 @@ tools:
 binaries:
 	bash hack/build-control-plane.sh >/dev/null
 	bash hack/build-tools.sh >/dev/null
+	bash hack/build-node.sh >/dev/null
 
 crds: install
 	$(PY) -m dockyard.crdgen crds

@@ -56,7 +56,10 @@ apt_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" = 0 ] || { echo "error: installing ${missing[*]} needs root (apt-get)" >&2; exit 2; }
+  if [ "$(id -u)" != 0 ]; then  # the real node needs root anyway; its tests skip without it
+    log "not root: not installing ${missing[*]} (the real node needs them, and root)"
+    return 0
+  fi
   log "apt-get install ${missing[*]}"
   apt-get update -qq >&2
   # policy-rc.d: packages must not start services (containerd) on hosts that have an init system.

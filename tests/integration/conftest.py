@@ -22,6 +22,8 @@ import pytest
 from kopf.testing import KopfRunner
 
 from localcluster import LocalCluster, LocalClusterError, ensure_binaries
+from localcluster.realnode import RealNodeCluster, ensure_images, ensure_node_binaries
+from localcluster.realnode import host as real_node_host
 
 # Tests want drift repair soon; the operator reads this at its startup.
 os.environ.setdefault("DOCKYARD_DRIFT_INTERVAL_SECONDS", "3")
@@ -59,6 +61,26 @@ def cluster(bin_dir: Path) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="session")
+def real_node_cluster(bin_dir: Path) -> Iterator[RealNodeCluster]:
+    """A control plane with one real node (containerd, kubelet, kube-proxy, CoreDNS,
+    local-path-provisioner) and the locally built images, for tests whose pods must really run;
+    the kwok `cluster` stays for everything else. Stopping it must leave the host as it was."""
+    if os.geteuid() != 0:
+        pytest.skip("the real node needs root (containerd, kubelet, iptables and mounts)")
+    try:
+        binaries = ensure_node_binaries()
+        images = ensure_images(binaries)
+    except LocalClusterError as error:
+        pytest.fail(f"cannot build the real node: {error}", pytrace=False)
+    before = real_node_host.observe()
+    with RealNodeCluster(bin_dir, binaries, images, startup_timeout=240) as running:
+        workdir = str(running.workdir)
+        yield running
+    left = real_node_host.leftovers(before, real_node_host.observe(), workdir)
+    assert not running.cleanup_failures and not left, f"the real node left behind: {running.cleanup_failures + left}"
+
+
+@pytest.fixture(scope="session")
 def api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
     client = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
     try:
@@ -87,12 +109,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_operator(
-    cluster: LocalCluster, *scope: str, state_dir: Path | None = None, events_port: int | None = None
+    cluster: LocalCluster,
+    *scope: str,
+    state_dir: Path | None = None,
+    events_port: int | None = None,
+    events_host: str = "127.0.0.1",
 ) -> Iterator[str]:
     """The operator in this process (kopf's KopfRunner) against the test cluster, watching `scope`
     (`-A` or `-n NAME`); yields its metrics URL. Its event intake listens on `events_port` (a free
     one if None) and registries are configured to post there; its delivery queue lives in
-    `state_dir` (a fresh temporary one if None; pass the same one to a restarted operator). kopf logs
+    `state_dir` (a fresh temporary one if None; pass the same one to a restarted operator). Pods on a
+    real node reach the intake on `events_host` (the node's bridge gateway). kopf logs
     in through the kubernetes client, which reads $KUBECONFIG once when imported, so its default
     location is patched too."""
     patch = pytest.MonkeyPatch()
@@ -104,9 +131,9 @@ def running_operator(
     temporary = tempfile.TemporaryDirectory(prefix="dockyard-state-") if state_dir is None else None
     patch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
     patch.setenv("DOCKYARD_METRICS_PORT", str(port))
-    patch.setenv("DOCKYARD_EVENTS_HOST", "127.0.0.1")
+    patch.setenv("DOCKYARD_EVENTS_HOST", events_host)
     patch.setenv("DOCKYARD_EVENTS_PORT", str(events_port))
-    patch.setenv("DOCKYARD_EVENTS_URL", f"http://127.0.0.1:{events_port}")
+    patch.setenv("DOCKYARD_EVENTS_URL", f"http://{events_host}:{events_port}")
     patch.setenv("DOCKYARD_STATE_DIR", str(state_dir or temporary.name))  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}/metrics"
     try:
