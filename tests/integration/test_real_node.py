@@ -7,9 +7,11 @@ credentials and the operator-issued CA, and a Kaniko Job builds from it and push
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,7 +23,7 @@ import pytest
 import yaml
 from conftest import running_operator
 
-from localcluster.realnode import GATEWAY, RealNodeCluster
+from localcluster.realnode import GATEWAY, RealNodeCluster, host
 from realregistry import read_configmap, read_secret, write_oci_image
 
 pytestmark = pytest.mark.integration
@@ -84,6 +86,60 @@ def real_namespace(real_node_cluster: RealNodeCluster, request: pytest.FixtureRe
         yield name
     finally:
         real_node_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_a_killed_node_is_cleaned_up_at_the_next_start(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """First in this module, before the session's node exists: a node in another process, with a
+    pod running, is killed outright; the next start (the session fixture) finds its state file and
+    undoes it: no process, mount, network namespace or work dir of it is left."""
+    if os.geteuid() != 0:
+        pytest.skip("the real node needs root (containerd, kubelet, iptables and mounts)")
+    kubeconfig = tmp_path / "kubeconfig"
+    hack = Path(__file__).resolve().parents[2] / "hack"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localcluster.realnode", "up", "--kubeconfig", str(kubeconfig)],
+        cwd=hack,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "up.log").open("w"),
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready = process.stdout.readline()
+        assert ready.startswith("ready in"), (tmp_path / "up.log").read_text()[-3000:]
+        logs = process.stdout.readline().split("logs: ", 1)[1].strip()
+        workdir = str(Path(logs).parent)
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        kubectl = [str(request.getfixturevalue("bin_dir") / "kubectl")]
+        pod = [
+            *kubectl,
+            "run",
+            "sleeper",
+            "--image=dockyard.local/busybox:1.35.0",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "600",
+        ]
+        subprocess.run(pod, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*kubectl, "wait", "--for=condition=Ready", "pod/sleeper", "--timeout=90s"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        process.kill()
+        process.wait()
+    killed = host.observe()
+    assert any(workdir in m for m in killed.mounts) and "dockyard0" in killed.links  # what a crash leaves
+
+    cluster = request.getfixturevalue("real_node_cluster")
+    after = host.observe()
+    assert not Path(workdir).exists()
+    assert not [m for m in after.mounts if m.startswith(workdir)]
+    assert not [c for _, _, c in after.processes.values() if workdir in c]
+    assert cluster.workdir != Path(workdir)
 
 
 def test_the_node_is_real_and_pods_run_and_log(real_node_cluster: RealNodeCluster, real_namespace: str) -> None:
