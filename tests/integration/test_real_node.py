@@ -111,16 +111,9 @@ def test_a_killed_node_is_cleaned_up_at_the_next_start(request: pytest.FixtureRe
         workdir = str(Path(logs).parent)
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         kubectl = [str(request.getfixturevalue("bin_dir") / "kubectl")]
-        pod = [
-            *kubectl,
-            "run",
-            "sleeper",
-            "--image=dockyard.local/busybox:1.35.0",
-            "--restart=Never",
-            "--",
-            "sleep",
-            "600",
-        ]
+        names = process.stdout.readline().split()
+        busybox = next(name for name in names if "/busybox:" in name)
+        pod = [*kubectl, "run", "sleeper", f"--image={busybox}", "--restart=Never", "--", "sleep", "600"]
         subprocess.run(pod, env=env, check=True, capture_output=True)
         subprocess.run(
             [*kubectl, "wait", "--for=condition=Ready", "pod/sleeper", "--timeout=90s"],
