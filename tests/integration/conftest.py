@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
@@ -73,6 +74,9 @@ def real_node_cluster(bin_dir: Path) -> Iterator[RealNodeCluster]:
     except LocalClusterError as error:
         pytest.fail(f"cannot build the real node: {error}", pytrace=False)
     before = real_node_host.observe()
+    killed = real_node_host.read_record()  # a node that was killed: its start restores these
+    if killed is not None:
+        before = dataclasses.replace(before, sysctls={**before.sysctls, **killed.snapshot.sysctls})
     with RealNodeCluster(bin_dir, binaries, images, startup_timeout=240) as running:
         workdir = str(running.workdir)
         yield running
