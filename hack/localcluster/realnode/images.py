@@ -381,6 +381,11 @@ def _instructions(text: str) -> list[tuple[str, str]]:
     return result
 
 
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """`$VAR` and `${VAR}` from `env` (unset: empty), as Docker expands ENV values."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda match: env.get(match.group(1), ""), value)
+
+
 def _exec_form(value: str) -> list[str]:
     return list(json.loads(value)) if value.startswith("[") else ["/bin/sh", "-c", value]
 
@@ -393,14 +398,10 @@ def parse_dockerfile(text: str, base_env: Mapping[str, str] | None = None) -> Do
         if keyword == "FROM":
             stage = {"base": rest.split()[0], "env": dict(base_env or {}), "expose": [], "volume": [], "run": []}
         elif keyword == "ENV":
-            env = stage["env"]
+            env: dict[str, str] = stage["env"]
             for item in shlex.split(rest):
                 key, _, value = item.partition("=")
-                env[key] = re.sub(
-                    r"\$\{?(\w+)\}?",
-                    lambda m, e=env: e.get(m.group(1), ""),
-                    value,  # type: ignore[misc]
-                )
+                env[key] = _expand(value, env)
         elif keyword in ("USER", "WORKDIR"):
             stage[keyword.lower()] = rest
         elif keyword in ("ENTRYPOINT", "CMD"):
