@@ -57,7 +57,8 @@ def _busybox(cluster: RealNodeCluster) -> str:
 
 
 def _run_pod(cluster: RealNodeCluster, namespace: str, name: str, script: str, deadline_s: float = 60) -> str:
-    """A busybox pod running `script` to completion; returns its log (kubectl logs, through the kubelet)."""
+    """A busybox pod running `script` to completion; returns its log (kubectl logs, through the kubelet).
+    (Debian's busybox 1.35 `wget -T` segfaults: bound waits with `timeout` instead.)"""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -207,7 +208,7 @@ def test_service_cluster_ip_answers_from_the_host_and_from_a_pod(
     assert cluster_ip.startswith("10.0.0.")
     body = _until(lambda: _http_get(f"http://{cluster_ip}/"), f"http://{cluster_ip}/ from the host", 30)
     assert body.startswith("served-by-web-")
-    logs = _run_pod(real_node_cluster, real_namespace, "client", f"wget -qO- -T 5 http://{cluster_ip}/")
+    logs = _run_pod(real_node_cluster, real_namespace, "client", f"timeout 10 wget -qO- http://{cluster_ip}/")
     assert logs.startswith("served-by-web-")
 
 
@@ -215,7 +216,7 @@ def test_cluster_dns_resolves_services_in_pods(
     real_node_cluster: RealNodeCluster, real_namespace: str, web: tuple[str, str]
 ) -> None:
     namespace, cluster_ip = web
-    script = f"nslookup web.{namespace}.svc.cluster.local && wget -qO- -T 5 http://web.{namespace}.svc/"
+    script = f"nslookup web.{namespace}.svc.cluster.local && timeout 10 wget -qO- http://web.{namespace}.svc/"
     logs = _run_pod(real_node_cluster, real_namespace, "resolver", script)
     assert cluster_ip in logs
     assert "served-by-web-" in logs
