@@ -13,13 +13,13 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import components
 from .errors import KubectlError, LocalClusterError
 from .kubeconfig import render_kubeconfig
 from .node import fake_node, node_is_schedulable
-from .pki import Pki, create_pki
+from .pki import create_pki
 from .ports import free_ports
 from .processes import Component, stop_all
 from .rest import ApiServer, http_ok, unverified_context
@@ -28,6 +28,9 @@ from .waiting import wait_for
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
 DEFAULT_NODE_NAME = "kwok-node-0"
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from .pki import Pki
 
 
 class LocalCluster:
