@@ -195,3 +195,11 @@ def test_foreign_layer_urls_are_allowed_with_validation_on(name: str) -> None:
     assert allow.match("https://mcr.microsoft.com/v2/windows/servercore/blobs/sha256:abc")
     assert allow.match("http://example.com/layer.tar.gz")
     assert not allow.match("ftp://example.com/layer") and not allow.match("file:///etc/passwd")
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_registry_exports_no_traces(name: str) -> None:
+    """distribution 3.x would export OTel traces to localhost:4318, where nothing listens."""
+    container = build_deployment(_ctx(name), "h")["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "registry"
+    assert {"name": "OTEL_TRACES_EXPORTER", "value": "none"} in container["env"]
