@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from dockyard.auth.grants import Grant
 from dockyard.auth.policy import AuthPolicy, Credential, password_digest
 from dockyard.auth.server import TokenService, build_app
-from dockyard.pki import issue_signing_key
+from dockyard.core.pki import issue_signing_key
 
 KEY = issue_signing_key("test signer")
 SCOPE = "repository:team/app:pull,push"
