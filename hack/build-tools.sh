@@ -3,7 +3,8 @@
 # prints each binary's path, one per line; a present binary skips its build.
 #   helm      the Helm client (chart tests)                    ~4 min cold on 2 cores
 #   registry  CNCF distribution 3.x, the registry:3 default    ~2 min cold
-# Usage: build-tools.sh [helm] [registry]   (no argument: all)
+#   conformance  the OCI distribution-spec conformance suite  ~40 s cold
+# Usage: build-tools.sh [helm] [registry] [conformance]   (no argument: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -22,12 +23,14 @@ build() {  # name version package ldflags
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(helm registry)
+[ ${#tools[@]} -gt 0 ] || tools=(helm registry conformance)
 for tool in "${tools[@]}"; do
   case "$tool" in
     helm) build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" ;;
     registry) build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3/cmd/registry \
       "-X github.com/distribution/distribution/v3/version.version=${DISTRIBUTION_VERSION}" ;;
-    *) echo "error: unknown tool $tool (helm, registry)" >&2; exit 2 ;;
+    conformance) build conformance "$CONFORMANCE_VERSION" github.com/opencontainers/distribution-spec/conformance \
+      "-X main.Version=${CONFORMANCE_VERSION}" ;;
+    *) echo "error: unknown tool $tool (helm, registry, conformance)" >&2; exit 2 ;;
   esac
 done

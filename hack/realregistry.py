@@ -105,8 +105,18 @@ def write_oci_image(path: Path) -> None:
 class LocalRegistry:
     """A registry binary + token service running what the operator rendered for one Registry."""
 
-    def __init__(self, cluster: Any, namespace: str, name: str, workdir: Path, binary: str = "docker-registry") -> None:
-        self.binary = binary
+    def __init__(
+        self,
+        cluster: Any,
+        namespace: str,
+        name: str,
+        workdir: Path,
+        binary: str = "docker-registry",
+        realm_host: str = "127.0.0.1",
+    ) -> None:
+        """`realm_host` names the token service in the realm; a client that checks the serving
+        certificate needs one of its names there (and a way to reach it on the loopback)."""
+        self.binary, self.realm_host = binary, realm_host
         self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
         self.port, self.token_port = free_port(), free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -171,7 +181,7 @@ class LocalRegistry:
         config["http"]["tls"]["certificate"] = str(work / "tls.crt")
         config["http"]["tls"]["key"] = str(work / "tls.key")
         config["auth"]["token"]["rootcertbundle"] = str(work / "signer.crt")
-        config["auth"]["token"]["realm"] = f"https://127.0.0.1:{self.token_port}/token"
+        config["auth"]["token"]["realm"] = f"https://{self.realm_host}:{self.token_port}/token"
         (work / "config.yml").write_text(yaml.safe_dump(config))
         env = os.environ | self.container_env() | {"PYTHONPATH": str(ROOT / "operator")}
         log = open(work / "processes.log", "ab")

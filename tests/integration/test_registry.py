@@ -46,6 +46,16 @@ def _get(url: str) -> str | None:
         return None
 
 
+def _apply_webhook(cluster: Any, namespace: str, name: str, registry: str, uri: str) -> None:
+    hook = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Webhook",
+        "metadata": {"name": name},
+        "spec": {"registryRef": {"name": registry}, "serviceUri": uri, "actions": ["push"]},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(hook))
+
+
 def _metric_sum(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
@@ -142,13 +152,7 @@ def test_registry_becomes_ready_with_owned_children(cluster: Any, crds: None, op
 
 def test_usage_counts_webhooks_against_the_tier(cluster: Any, crds: None, operator: str, namespace: str) -> None:
     _apply(cluster, namespace, "counted", {"sku": "Basic", "storage": S3})
-    hook = {
-        "apiVersion": "dockyard.dev/v1alpha1",
-        "kind": "Webhook",
-        "metadata": {"name": "hook"},
-        "spec": {"registryRef": {"name": "counted"}, "serviceUri": "https://hooks.example.com/x", "actions": ["push"]},
-    }
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(hook))
+    _apply_webhook(cluster, namespace, "hook", "counted", "https://hooks.example.com/x")
     usage = _until(
         lambda: (
             (u := _registry(cluster, namespace, "counted").get("status", {}).get("usage", {}))

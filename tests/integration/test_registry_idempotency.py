@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from conftest import running_operator
-from test_registry import S3, _apply, _get, _metric_sum, _ready, _until, crds  # noqa: F401
+from test_registry import S3, _apply, _apply_webhook, _get, _metric_sum, _ready, _until, crds  # noqa: F401
 
 from dockyard.core.kube import WRITE_VERBS
 
@@ -55,13 +54,7 @@ def test_steady_drift_issues_no_request_at_all(
     url = namespaced_operator
     for name in ("calm", "still"):
         _apply(cluster, namespace, name, {"sku": "Standard", "adminUser": {"enabled": True}, "storage": S3})
-    webhook = {
-        "apiVersion": "dockyard.dev/v1alpha1",
-        "kind": "Webhook",
-        "metadata": {"name": "calm-hook"},
-        "spec": {"registryRef": {"name": "calm"}, "serviceUri": "http://127.0.0.1:9/hook", "actions": ["push"]},
-    }
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(webhook))
+    _apply_webhook(cluster, namespace, "calm-hook", "calm", "http://127.0.0.1:9/hook")
     for name in ("calm", "still"):
         _until(lambda name=name: _ready(cluster, namespace, name), f"Registry {name} Ready=True", 90)
 

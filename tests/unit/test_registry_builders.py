@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,24 @@ def test_a_tier_change_does_not_resize_an_existing_volume() -> None:
     explicit = _ctx("basic-plain-http-delete-volume")
     wanted = explicit.spec.storage.persistent_volume.size  # type: ignore[union-attr]
     assert wanted and size(build_pvc(explicit, current_size="1Gi")) == wanted, "an explicit size asks for expansion"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_foreign_layer_urls_are_allowed_with_validation_on(name: str) -> None:
+    """distribution refuses (500) a manifest whose non-distributable layers carry `urls` unless
+    `validation.manifests.urls.allow` matches them; `disabled`/`enabled` are left out, which keeps
+    validation on in 2.8 and 3.x."""
+    validation = build_registry_config(_ctx(name))["validation"]
+    assert validation == {"manifests": {"urls": {"allow": ["^https?://"]}}}
+    allow = re.compile("|".join(f"(?:{p})" for p in validation["manifests"]["urls"]["allow"]))
+    assert allow.match("https://mcr.microsoft.com/v2/windows/servercore/blobs/sha256:abc")
+    assert allow.match("http://example.com/layer.tar.gz")
+    assert not allow.match("ftp://example.com/layer") and not allow.match("file:///etc/passwd")
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_registry_exports_no_traces(name: str) -> None:
+    """distribution 3.x would export OTel traces to localhost:4318, where nothing listens."""
+    container = build_deployment(_ctx(name), "h")["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "registry"
+    assert {"name": "OTEL_TRACES_EXPORTER", "value": "none"} in container["env"]

@@ -2,7 +2,9 @@
 
 Guarantees: the policy and signing key are re-read when their files change (a mounted Secret
 update takes effect without a restart); wrong credentials get 401, so `docker login` fails fast;
-requests without credentials get the anonymous grants (possibly none); passwords are never logged.
+requests without credentials get the anonymous grants (possibly none), and so do empty Basic
+credentials (`Basic Og==`, user and password both empty, as clients without a login send);
+passwords are never logged.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from dockyard.auth.policy import AuthPolicy
 from dockyard.auth.tokens import SigningKey, issue_token, issued_at
 
 log = logging.getLogger("dockyard.auth")
+
+ANONYMOUS = ("", "")
+"""Basic credentials that name no one: an anonymous request, not a failed login."""
 
 
 @dataclass
@@ -75,10 +80,10 @@ class TokenService:
         grants: tuple[Grant, ...] = policy.anonymous
         subject = ""
         header = request.headers.get("Authorization", "")
-        if header:
-            credentials = _basic_credentials(header)
-            if credentials is None:
-                return _error(401, "UNAUTHORIZED", "malformed Authorization header", challenge=True)
+        credentials = _basic_credentials(header) if header else ANONYMOUS
+        if credentials is None:
+            return _error(401, "UNAUTHORIZED", "malformed Authorization header", challenge=True)
+        if credentials != ANONYMOUS:
             user = policy.authenticate(*credentials)
             if user is None:
                 log.info("token refused: bad credentials for user %r", credentials[0])

@@ -141,6 +141,13 @@ def _storage(ctx: RegistryContext) -> dict[str, Any]:
     return section
 
 
+# Manifest validation stays on (distribution turns it on unless `disabled: true`) but allows the
+# `urls` of non-distributable (foreign) layers, as in Windows base images: with no allow or deny list
+# distribution 2.8 and 3.0 allow no URL at all and refuse such a manifest with a 500. Only http(s)
+# URLs without a fragment pass either way; the registry never fetches them.
+FOREIGN_LAYER_URLS_ALLOWED = ("^https?://",)
+
+
 def build_registry_config(ctx: RegistryContext) -> dict[str, Any]:
     http: dict[str, Any] = {
         "addr": f":{REGISTRY_PORT}",
@@ -169,6 +176,7 @@ def build_registry_config(ctx: RegistryContext) -> dict[str, Any]:
             }
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+        "validation": {"manifests": {"urls": {"allow": list(FOREIGN_LAYER_URLS_ALLOWED)}}},
     }
 
 

@@ -126,6 +126,9 @@ def _registry_container(ctx: RegistryContext) -> dict[str, Any]:
             _secret_env("REGISTRY_HTTP_SECRET", ctx.names.http_secret, "secret"),
             *env,
             _secret_env(EVENTS_TOKEN_ENV, ctx.names.events, "token"),
+            # distribution 3.x exports traces through OTel's autoexport, to an OTLP collector at
+            # localhost:4318 unless told otherwise; there is none, so it would retry forever.
+            {"name": "OTEL_TRACES_EXPORTER", "value": "none"},
             # distribution reads a whole config section from a REGISTRY_<SECTION>_<KEY> variable as YAML.
             {
                 "name": "REGISTRY_NOTIFICATIONS_ENDPOINTS",
