@@ -119,10 +119,8 @@ item() {  # name dir binary builder args...: `builder dir/binary args...` unless
   echo "$name $dir/$binary"
 }
 
-want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(apt kubernetes pause coredns local-path kaniko registry)
-for w in "${want[@]}"; do
-  case "$w" in
+build_item() {  # one item: build it unless present, print `name path` for its binaries
+  case "$1" in
     apt) apt_packages ;;
     kubernetes)
       if [ ! -x "$node/kubernetes-${KUBERNETES_VERSION}/kubelet" ] || [ ! -x "$node/kubernetes-${KUBERNETES_VERSION}/kube-proxy" ]; then
@@ -147,6 +145,38 @@ for w in "${want[@]}"; do
       fi
       echo "registry $(bash "$here/build-tools.sh" registry)"
       ;;
-    *) echo "error: unknown item $w (apt kubernetes pause coredns local-path kaniko registry)" >&2; exit 2 ;;
+  esac
+}
+
+ITEMS=(apt kubernetes pause coredns local-path kaniko registry)
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=("${ITEMS[@]}")
+for w in "${want[@]}"; do
+  case " ${ITEMS[*]} " in
+    *" $w "*) ;;
+    *) echo "error: unknown item $w (${ITEMS[*]})" >&2; exit 2 ;;
   esac
 done
+# apt first (pause needs gcc); the builds then run side by side: each is partly downloads and a
+# single-threaded link, so together they finish sooner than one after another.
+rest=()
+for w in "${want[@]}"; do
+  if [ "$w" = apt ]; then build_item apt; else rest+=("$w"); fi
+done
+[ ${#rest[@]} -gt 0 ] || exit 0
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+pids=()
+for w in "${rest[@]}"; do
+  build_item "$w" >"$out/$w" &
+  pids+=($!)
+done
+failed=()
+for i in "${!rest[@]}"; do
+  wait "${pids[$i]}" || failed+=("${rest[$i]}")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "error: building ${failed[*]} failed (see the output above)" >&2
+  exit 1
+fi
+for w in "${rest[@]}"; do cat "$out/$w"; done
