@@ -178,11 +178,6 @@ class RealNode:
         self._wait(lambda: http_ok(ready), "CoreDNS /ready", coredns)
         self.timings["coredns"] = time.monotonic() - began
 
-        if self._import is not None:
-            self._import.join()
-        if self._import_error is not None:
-            raise self._import_error
-
         began = time.monotonic()
         kubelet_config = layout.workdir / "kubelet.yaml"
         kubelet_config.write_text(config.kubelet_config(layout, self.ports, pki.ca_cert))
@@ -211,6 +206,11 @@ class RealNode:
         time.sleep(0.5)
         if not provisioner.running():
             raise LocalClusterError(f"local-path-provisioner exited:\n{provisioner.tail()}")
+        # The kubelet and kube-proxy need no image to start; pods do, and none is created before this.
+        if self._import is not None:
+            self._import.join()
+        if self._import_error is not None:
+            raise self._import_error
 
     def _create_bridge(self) -> None:
         """The CNI bridge, made before any pod so CoreDNS and the kubelet can bind to its gateway
