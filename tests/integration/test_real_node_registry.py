@@ -1,0 +1,243 @@
+"""A Registry's life on the real node, end to end through Kubernetes: anonymous pull per spec, the
+data surviving a pod restart on its claim, a config change rolling the pod while the registry keeps
+serving, and webhook events from the in-cluster registry reaching the operator and a receiver on
+the host, ACR-shaped and signed. The operator runs in this process (see test_real_node's
+`operator` fixture); one Registry `public` serves every test of this module."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_real_node import Skopeo, _apply, _get, _until, operator  # noqa: F401  (fixture)
+from test_webhooks import receiving
+
+from localcluster.realnode import RealNodeCluster
+from realregistry import read_configmap, read_secret, write_oci_image
+
+pytestmark = pytest.mark.integration
+
+NAME = "public"
+
+
+def _ready(cluster: RealNodeCluster, namespace: str, name: str = NAME) -> dict[str, Any] | None:
+    """The Registry when Ready for its current generation."""
+    body = _get(cluster, namespace, "registry", name) or {}
+    generation = (body.get("metadata") or {}).get("generation")
+    status = body.get("status") or {}
+    if status.get("observedGeneration") != generation:
+        return None
+    for condition in status.get("conditions") or []:
+        if condition["type"] == "Ready" and condition["status"] == "True":
+            return body
+    return None
+
+
+def _pods(cluster: RealNodeCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance={name}"
+    out = cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+    return list(json.loads(out)["items"])
+
+
+def _running_pod(cluster: RealNodeCluster, namespace: str, name: str = NAME) -> dict[str, Any] | None:
+    """The registry's one pod when it is the only one and all its containers are ready."""
+    pods = _pods(cluster, namespace, name)
+    if len(pods) != 1 or pods[0]["metadata"].get("deletionTimestamp"):
+        return None
+    statuses = pods[0].get("status", {}).get("containerStatuses") or []
+    return pods[0] if statuses and all(s.get("ready") for s in statuses) else None
+
+
+class Registry:
+    """A Registry as a client on the host sees it: skopeo through the Service ClusterIP,
+    the admin credentials and the operator-issued CA."""
+
+    def __init__(self, cluster: RealNodeCluster, namespace: str, body: dict[str, Any], workdir: Path) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        name, status = body["metadata"]["name"], body["status"]
+        self.login = status["loginServer"]
+        admin = read_secret(cluster, namespace, status["credentials"]["adminSecretName"])
+        ca = read_configmap(cluster, namespace, status["credentials"]["caConfigMapName"])
+        assert admin is not None and ca is not None
+        self.creds = f"{admin['username']}:{admin['password']}"
+        cluster_ip = (_get(cluster, namespace, "service", name) or {})["spec"]["clusterIP"]
+        self.skopeo = Skopeo(workdir, f"{name}.{namespace}.svc", cluster_ip, ca["ca.crt"])
+        self.workdir = workdir
+        write_oci_image(workdir / "image")
+
+    def push(self, reference: str, creds: str | None = "admin") -> Any:
+        auth = ["--dest-no-creds"] if creds is None else ["--dest-creds", self.creds]
+        source = f"oci:{self.workdir / 'image'}:v1"
+        return self.skopeo("copy", *auth, "--dest-cert-dir", str(self.skopeo.certs), source, self.url(reference))
+
+    def pull(self, reference: str, creds: str | None = "admin") -> Any:
+        auth = ["--src-no-creds"] if creds is None else ["--src-creds", self.creds]
+        target = f"oci:{self.workdir / 'pulled'}:{reference.replace('@', '-').replace(':', '-')}"
+        return self.skopeo("copy", *auth, "--src-cert-dir", str(self.skopeo.certs), self.url(reference), target)
+
+    def digest(self, reference: str) -> str:
+        inspected = self.skopeo(
+            "inspect", "--creds", self.creds, "--cert-dir", str(self.skopeo.certs), self.url(reference)
+        )
+        assert inspected.returncode == 0, inspected.stderr
+        return str(json.loads(inspected.stdout)["Digest"])
+
+    def url(self, reference: str) -> str:
+        return f"docker://{self.login}/{reference}"
+
+
+@pytest.fixture(scope="module")
+def public(real_node_cluster: RealNodeCluster, operator: tuple[str, str]) -> dict[str, Any]:
+    """The Registry `public`: Standard with anonymous pull, the admin user, self-signed TLS, a claim."""
+    namespace = operator[0]
+    registry = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Registry",
+        "metadata": {"name": NAME},
+        "spec": {"sku": "Standard", "anonymousPull": True, "adminUser": {"enabled": True}},
+    }
+    began = time.monotonic()
+    _apply(real_node_cluster, namespace, registry)
+    body = _until(lambda: _ready(real_node_cluster, namespace), f"Registry {NAME} Ready", 180)
+    print(f"Registry {NAME} Ready {time.monotonic() - began:.1f}s after apply")
+    return dict(body)
+
+
+@pytest.fixture
+def registry(
+    real_node_cluster: RealNodeCluster, operator: tuple[str, str], public: dict[str, Any], tmp_path: Path
+) -> Registry:
+    return Registry(real_node_cluster, operator[0], public, tmp_path)
+
+
+def test_anonymous_pull_works_and_anonymous_push_is_refused(registry: Registry) -> None:
+    pushed = registry.push("open/app:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    pulled = registry.pull("open/app:v1", creds=None)
+    assert pulled.returncode == 0, pulled.stderr
+    refused = registry.push("open/app:anonymous", creds=None)
+    assert refused.returncode != 0
+    assert "unauthorized" in refused.stderr.lower() or "authentication required" in refused.stderr.lower(), (
+        refused.stderr
+    )
+    missing = registry.skopeo(
+        "inspect", "--no-creds", "--cert-dir", str(registry.skopeo.certs), registry.url("open/app:anonymous")
+    )
+    assert missing.returncode != 0  # nothing was written by the refused push
+
+
+def test_the_data_survives_a_pod_restart_on_its_claim(real_node_cluster: RealNodeCluster, registry: Registry) -> None:
+    cluster, namespace = real_node_cluster, registry.namespace
+    pushed = registry.push("keep/app:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    digest = registry.digest("keep/app:v1")
+    old = _until(lambda: _running_pod(cluster, namespace), "the registry pod", 60)["metadata"]
+    claim = next(v for v in _volumes(cluster, namespace, old["name"]) if "persistentVolumeClaim" in v)
+    assert claim["persistentVolumeClaim"]["claimName"] == f"{NAME}-data"
+
+    began = time.monotonic()
+    cluster.kubectl("delete", "pod", "-n", namespace, old["name"], "--wait=false")
+    new = _until(
+        lambda: (p := _running_pod(cluster, namespace)) and p["metadata"]["uid"] != old["uid"] and p,
+        "a new registry pod",
+        120,
+    )
+    print(f"new registry pod ready {time.monotonic() - began:.1f}s after the delete")
+    assert new["metadata"]["name"] != old["name"]
+    pulled = _until(lambda: (r := registry.pull(f"keep/app@{digest}")).returncode == 0 and r, "a pull by digest", 30)
+    assert pulled.returncode == 0
+    assert registry.digest("keep/app:v1") == digest
+
+
+def _volumes(cluster: RealNodeCluster, namespace: str, pod: str) -> list[dict[str, Any]]:
+    return list(((_get(cluster, namespace, "pod", pod) or {}).get("spec") or {}).get("volumes") or [])
+
+
+def test_a_config_change_rolls_the_pod_and_the_registry_keeps_serving(
+    real_node_cluster: RealNodeCluster, registry: Registry
+) -> None:
+    cluster, namespace = real_node_cluster, registry.namespace
+    annotation = "dockyard.dev/config-hash"
+    pushed = registry.push("roll/app:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    before = _until(lambda: _running_pod(cluster, namespace), "the registry pod", 60)
+    config = (_get(cluster, namespace, "configmap", f"{NAME}-config") or {})["data"]["config.yml"]
+    assert "minimumtls: tls1.2" in config
+
+    began = time.monotonic()
+    patch = json.dumps({"spec": {"tls": {"minimumVersion": "tls1.3"}}})
+    cluster.kubectl("patch", "registry", NAME, "-n", namespace, "--type=merge", "-p", patch)
+    try:
+        after = _until(
+            lambda: (
+                (p := _running_pod(cluster, namespace))
+                and p["metadata"]["annotations"][annotation] != before["metadata"]["annotations"][annotation]
+                and p
+            ),
+            "the pod to roll with the new config",
+            120,
+        )
+        print(f"pod rolled {time.monotonic() - began:.1f}s after the patch")
+        config = (_get(cluster, namespace, "configmap", f"{NAME}-config") or {})["data"]["config.yml"]
+        assert "minimumtls: tls1.3" in config
+        assert after["metadata"]["uid"] != before["metadata"]["uid"]
+        _until(lambda: _ready(cluster, namespace), f"Registry {NAME} Ready again", 60)
+        pulled = _until(lambda: (r := registry.pull("roll/app:v1")).returncode == 0 and r, "a pull after the roll", 30)
+        assert pulled.returncode == 0
+        again = registry.push("roll/app:v2")
+        assert again.returncode == 0, again.stderr
+    finally:
+        back = json.dumps({"spec": {"tls": {"minimumVersion": "tls1.2"}}})
+        cluster.kubectl("patch", "registry", NAME, "-n", namespace, "--type=merge", "-p", back, check=False)
+
+
+def test_webhook_events_from_the_in_cluster_registry_reach_a_receiver_signed(
+    real_node_cluster: RealNodeCluster, registry: Registry
+) -> None:
+    cluster, namespace = real_node_cluster, registry.namespace
+    _until(lambda: _ready(cluster, namespace) and _running_pod(cluster, namespace), f"Registry {NAME} serving", 120)
+    with receiving() as receiver:
+        hook = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "Webhook",
+            "metadata": {"name": "ci"},
+            "spec": {"registryRef": {"name": NAME}, "serviceUri": receiver.url("/hook"), "actions": ["push"]},
+        }
+        _apply(cluster, namespace, hook)
+
+        def hook_ready() -> bool:
+            conditions = ((_get(cluster, namespace, "webhook", "ci") or {}).get("status") or {}).get("conditions")
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions or [])
+
+        _until(hook_ready, "Webhook ci Ready", 60)
+        began = time.monotonic()
+        pushed = registry.push("hooked/app:v1")
+        assert pushed.returncode == 0, pushed.stderr
+        events = _until(lambda: receiver.delivered("/hook"), "the push at the receiver", 60)
+        print(f"push delivered {time.monotonic() - began:.1f}s after the push began")
+        digest = registry.digest("hooked/app:v1")
+        assert len(events) == 1, events
+        event = events[0]
+        assert set(event) == {"id", "timestamp", "action", "target", "request"}
+        assert event["action"] == "push"
+        assert event["target"]["repository"] == "hooked/app" and event["target"]["tag"] == "v1"
+        assert event["target"]["digest"] == digest
+        assert event["target"]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+        assert event["request"]["method"] == "PUT" and event["request"]["useragent"].startswith("skopeo")
+        assert event["request"]["host"] == registry.login
+
+        # Verified as README Webhooks tells a receiver to.
+        delivery = receiver.on("/hook")[0]
+        assert delivery.headers["content-type"] == "application/json"
+        assert delivery.headers["x-dockyard-event"] == "push"
+        assert delivery.headers["x-dockyard-attempt"] == "1"
+        signing = read_secret(cluster, namespace, "ci-signing")
+        assert signing is not None
+        expected = "sha256=" + hmac.new(signing["secret"].encode(), delivery.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(expected.encode(), delivery.headers["x-dockyard-signature-256"].encode())
+        cluster.kubectl("delete", "webhook", "ci", "-n", namespace, "--timeout=30s", check=False)
