@@ -136,7 +136,8 @@ class LocalCluster:
         env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
 
         def launch(name: str, argv: list[str]) -> Component:
-            argv = [*argv, *self._extra_flags(name)]
+            dropped = self._dropped_flags(name)
+            argv = [*(arg for arg in argv if arg not in dropped), *self._extra_flags(name)]
             component = Component(name, argv, logs / f"{name}.log", env)
             self._components.append(component)
             component.start()
@@ -186,6 +187,10 @@ class LocalCluster:
     def _extra_flags(self, component: str) -> list[str]:
         """More command-line flags for a control-plane component."""
         return []
+
+    def _dropped_flags(self, component: str) -> frozenset[str]:
+        """Command-line flags (exactly as written) left out of a control-plane component's."""
+        return frozenset()
 
     def _start_real_nodes(self, workdir: Path, pki: Pki, ports: components.Ports) -> bool:
         """Start real nodes once the control plane runs; False starts kwok and its fake node."""

@@ -83,6 +83,10 @@ def real_namespace(real_node_cluster: RealNodeCluster, request: pytest.FixtureRe
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:30].strip("-")
     name = f"r-{slug}-{secrets.token_hex(3)}"
     real_node_cluster.kubectl("create", "namespace", name)
+    # Pods are admitted once the namespace's ServiceAccount `default` exists.
+    _until(
+        lambda: _get(real_node_cluster, name, "serviceaccount", "default"), f"ServiceAccount {name}/default", 30, 0.1
+    )
     try:
         yield name
     finally:

@@ -111,6 +111,8 @@ def test_api_server_flags_tokens_and_bindings_for_the_node_and_kube_proxy() -> N
     flags = config.apiserver_flags(WORK / "c.crt", WORK / "c.key")
     assert "--kubelet-preferred-address-types=InternalIP,Hostname" in flags
     assert f"--kubelet-client-certificate={WORK}/c.crt" in flags
+    assert f"--advertise-address={config.GATEWAY}" in flags and "--endpoint-reconciler-type=lease" in flags
+    assert "--disable-admission-plugins=ServiceAccount" in config.APISERVER_DROPPED_FLAGS
     lines = config.node_token_lines("nt", "pt", "n1")
     assert lines == ['nt,system:node:n1,node-uid,"system:nodes"', "pt,system:kube-proxy,kube-proxy-uid"]
     roles = {b["roleRef"]["name"]: b["subjects"] for b in config.rbac_bindings()}  # type: ignore[index]

@@ -104,6 +104,10 @@ class RealNodeCluster(LocalCluster):
             return self.node.apiserver_flags()
         return []
 
+    def _dropped_flags(self, component: str) -> frozenset[str]:
+        # Pods get ServiceAccount tokens here (an operator installed in the cluster needs one).
+        return config.APISERVER_DROPPED_FLAGS if component == "kube-apiserver" else frozenset()
+
     def _start_real_nodes(self, workdir: Path, pki: Pki, ports: components.Ports) -> bool:
         assert self.node is not None
         if self.node.record is not None:

@@ -94,12 +94,22 @@ def node_token_lines(node_token: str, proxy_token: str, node_name: str = NODE_NA
     ]
 
 
+APISERVER_DROPPED_FLAGS = frozenset({"--disable-admission-plugins=ServiceAccount"})
+"""Left out of the shared control plane's API server flags: pods get ServiceAccount tokens."""
+
+
 def apiserver_flags(kubelet_client_cert: Path, kubelet_client_key: Path) -> list[str]:
-    """What the API server needs to reach a kubelet registered under a name DNS does not know."""
+    """What the API server needs to reach a kubelet registered under a name DNS does not know, and
+    to be reached from pods: the `kubernetes` Service's endpoint is the bridge gateway (the API
+    server listens on every address, its serving certificate names 10.0.0.1), so in-cluster
+    clients (an operator installed with its Helm chart) work as on any cluster."""
     return [
         "--kubelet-preferred-address-types=InternalIP,Hostname",
         f"--kubelet-client-certificate={kubelet_client_cert}",
         f"--kubelet-client-key={kubelet_client_key}",
+        "--bind-address=0.0.0.0",
+        f"--advertise-address={GATEWAY}",
+        "--endpoint-reconciler-type=lease",
     ]
 
 
