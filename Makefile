@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12
 .PHONY: help install tools binaries crds dev test unit integration typecheck lint bench clean
 
 help:
-	@echo "make dev         local control plane + CRDs + operator + examples (Ctrl-C stops it)"
+	@echo "make dev         local control plane (real node if root, else kwok) + CRDs + operator + examples (Ctrl-C stops it)"
 	@echo "make test        install dependencies, build the control plane if needed, run all tests"
 	@echo "make unit        unit tests only (no cluster)"
 	@echo "make crds        regenerate crds/ from operator/dockyard/models"
@@ -37,7 +37,7 @@ binaries:
 crds: install
 	$(PY) -m dockyard.crdgen crds
 
-dev: install binaries
+dev: install
 	$(PY) hack/dev.py
 
 test: install tools binaries lint typecheck

@@ -3,6 +3,11 @@
 Builds the control plane if needed, starts it, installs `crds/`, runs the operator as a child
 process, applies `examples/` into the namespace `dockyard-examples`, prints them, and keeps running
 until Ctrl-C, when everything it started is stopped and removed.
+
+The cluster has a real node (containerd, kubelet, ... from `localcluster.realnode`: registry pods
+really run and serve) when this machine can have one: run as root, the node's binaries and images
+built (on first use) and no other real node running. Otherwise, or with DOCKYARD_DEV_NODE=kwok, it
+says why in one sentence and uses kwok's fake node, where pods are scheduled but never run.
 """
 
 from __future__ import annotations
@@ -19,10 +24,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localcluster import LocalCluster, LocalClusterError, ensure_binaries  # noqa: E402
+from localcluster.realnode import (  # noqa: E402
+    GATEWAY,
+    Image,
+    NodeBinaries,
+    RealNodeCluster,
+    ensure_images,
+    ensure_node_binaries,
+)
 
 NAMESPACE = "dockyard-examples"
-KUBECONFIG = ROOT / ".dev" / "kubeconfig"
-STATE_DIR = ROOT / ".dev" / "state"
+DEV = ROOT / ".dev"
+KUBECONFIG = DEV / "kubeconfig"
+STATE_DIR = DEV / "state"
+LINKS = {DEV / "bin" / "kubectl": "kubectl", DEV / "busybox.oci.tar": "busybox"}
+"""Conveniences for the README's commands, removed on exit: kubectl, and an image to push."""
+FAKE_NODE = "make dev: using kwok's fake node (pods are scheduled but never run)"
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -54,6 +71,37 @@ def _volumes(count: int) -> str:
     return "---\n".join(template.format(i=i) for i in range(count))
 
 
+def _real_node() -> tuple[NodeBinaries, dict[str, Image]] | None:
+    """The node's binaries and images, or None (and one sentence why) where this machine cannot
+    have a real node."""
+    if os.environ.get("DOCKYARD_DEV_NODE") == "kwok":
+        print(f"{FAKE_NODE} because DOCKYARD_DEV_NODE=kwok.", file=sys.stderr)
+        return None
+    if os.geteuid() != 0:
+        print(f"{FAKE_NODE} because a real node needs root (containerd, kubelet, iptables).", file=sys.stderr)
+        return None
+    try:
+        binaries = ensure_node_binaries()
+        return binaries, ensure_images(binaries)
+    except LocalClusterError as error:
+        print(f"{FAKE_NODE} because the real node cannot be built here: {error}", file=sys.stderr)
+        return None
+
+
+def _started(bin_dir: Path) -> LocalCluster:
+    real = _real_node()
+    if real is not None:
+        cluster = RealNodeCluster(bin_dir, *real, startup_timeout=240)
+        try:
+            cluster.start()
+            return cluster
+        except LocalClusterError as error:
+            print(f"{FAKE_NODE} because the real node did not start: {error}", file=sys.stderr)
+    cluster = LocalCluster(bin_dir)
+    cluster.start()
+    return cluster
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -62,13 +110,16 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 3
     try:
-        with LocalCluster(bin_dir) as cluster:
+        cluster = _started(bin_dir)
+        try:
             KUBECONFIG.parent.mkdir(exist_ok=True)
             KUBECONFIG.write_text(cluster.kubeconfig.read_text())
-            try:
-                return _run(cluster, bin_dir)
-            finally:
-                KUBECONFIG.unlink(missing_ok=True)
+            return _run(cluster, bin_dir)
+        finally:
+            KUBECONFIG.unlink(missing_ok=True)
+            for link in LINKS:
+                link.unlink(missing_ok=True)
+            cluster.stop()
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
         return 0
@@ -78,36 +129,60 @@ def main() -> int:
 
 
 def _run(cluster: LocalCluster, bin_dir: Path) -> int:
+    real = isinstance(cluster, RealNodeCluster)
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard"
     )
     port = os.environ.get("DOCKYARD_HEALTH_PORT", "8080")
     events_port = os.environ.get("DOCKYARD_EVENTS_PORT", "8090")
+    # Registry pods on a real node post their events to the operator on the bridge gateway.
+    events_host = GATEWAY if real else "127.0.0.1"
     env = cluster.env() | {
         "DOCKYARD_HEALTH_PORT": port,
-        "DOCKYARD_EVENTS_HOST": "127.0.0.1",
+        "DOCKYARD_EVENTS_HOST": events_host,
         "DOCKYARD_EVENTS_PORT": events_port,
-        "DOCKYARD_EVENTS_URL": f"http://127.0.0.1:{events_port}",
+        "DOCKYARD_EVENTS_URL": f"http://{events_host}:{events_port}",
         "DOCKYARD_STATE_DIR": str(STATE_DIR),
     }
+    if isinstance(cluster, RealNodeCluster):
+        images = cluster.images
+        env |= {
+            "DOCKYARD_REGISTRY_IMAGE": images["registry"].name,
+            "DOCKYARD_OPERATOR_IMAGE": images["operator"].name,
+            "DOCKYARD_KANIKO_IMAGE": images["kaniko"].name,
+        }
+        for link, target in LINKS.items():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            link.symlink_to(bin_dir / "kubectl" if target == "kubectl" else images[target].archive)
     operator = subprocess.Popen([sys.executable, "-m", "dockyard"], env=env)
     try:
         _wait_for_probe(f"http://127.0.0.1:{port}/healthz", operator, 60)
         cluster.kubectl("create", "namespace", NAMESPACE)
-        # kwok plays the nodes but provisions no volumes: static volumes for the registries' claims
-        cluster.kubectl("apply", "-f", "-", input=_volumes(4))
+        if not real:
+            # kwok plays the nodes but provisions no volumes: static volumes for the registries' claims
+            cluster.kubectl("apply", "-f", "-", input=_volumes(4))
         cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples"))
-        for kind in ("registry", "webhook"):
+        # On a real node, wait for what README Quick start uses (fabrikam's S3 endpoint does not exist here).
+        waits = (
+            (("registry/contoso", 240), ("webhook/contoso-ci", 60)) if real else (("registry", 120), ("webhook", 120))
+        )
+        for what, seconds in waits:
+            target = [what] if "/" in what else [what, "--all"]
             waited = cluster.kubectl(
-                "wait", "--for=condition=Ready", kind, "--all", "-n", NAMESPACE, "--timeout=120s", check=False
+                "wait", "--for=condition=Ready", *target, "-n", NAMESPACE, f"--timeout={seconds}s", check=False
             )
             print(waited.stdout or waited.stderr)
         print(cluster.kubectl("get", "dockyard", "-n", NAMESPACE).stdout)
+        if real:
+            print(cluster.kubectl("get", "pods,pvc", "-n", NAMESPACE).stdout)
+        kubectl = f"{DEV / 'bin'}/kubectl" if real else f"{bin_dir}/kubectl"
+        node = "a real node (registry pods run: see README Quick start to push and pull)" if real else "kwok"
         print(
-            "Dockyard is running against a local control plane.\n"
+            f"Dockyard is running against a local control plane with {node}.\n"
             f"  export KUBECONFIG={KUBECONFIG}\n"
-            f"  {bin_dir}/kubectl get dockyard -A\n"
+            f"  {kubectl} get dockyard -A\n"
             "Press Ctrl-C to stop everything.",
             flush=True,
         )
