@@ -21,9 +21,10 @@ of its due ones. A buffered delivery is checked against the directory when it st
 disabled webhook's deliveries send nothing. Deliveries of one webhook are concurrent: receivers get
 no ordering guarantee (ACR gives none either) and order by `timestamp`.
 
-Connections: one httpx connection pool per receiver (scheme, host, port), keep-alive, up to
-`concurrency` connections; a pool unused for POOL_IDLE_SECONDS is closed. Requests go to the pool
-itself, not through an httpx client: no cookies are kept and redirects are not followed.
+Connections: one connection pool per receiver (scheme, host, port; `transport.ReceiverTransport`,
+httpcore's pool on asyncio sockets), keep-alive, up to `concurrency` connections; a pool unused for
+POOL_IDLE_SECONDS is closed. Requests go to the pool itself, not through an httpx client: no
+cookies are kept and redirects are not followed.
 
 Durability: an attempt counts (metrics, status, its slot freed) only once its outcome is committed.
 An attempt interrupted by shutdown, or whose outcome was not committed yet when the process died, is
@@ -58,6 +59,7 @@ from . import retry, signing
 from .directory import WebhookDirectory, WebhookEntry
 from .metrics import WebhookMetrics
 from .store import AttemptRecord, Delivery, DeliveryStore, GroupCommit, State
+from .transport import ReceiverTransport
 
 logger = logging.getLogger(__name__)
 
@@ -367,12 +369,7 @@ class Dispatcher:
             else:
                 if self._ssl_context is None:
                     self._ssl_context = httpx.create_ssl_context(trust_env=False)
-                limits = httpx.Limits(
-                    max_connections=self.concurrency,
-                    max_keepalive_connections=self.concurrency,
-                    keepalive_expiry=KEEPALIVE_SECONDS,
-                )
-                transport = httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=limits, trust_env=False)
+                transport = ReceiverTransport(self._ssl_context, self.concurrency, KEEPALIVE_SECONDS)
             pool = self._pools[key] = _Pool(transport)
         return pool
 
