@@ -122,13 +122,17 @@ def test_at_most_max_connections_and_the_rest_wait_their_turn() -> None:
     ids=["closed", "408-then-closed"],
 )
 def test_a_connection_the_server_closed_or_wrote_to_while_idle_is_not_reused(after_answer: bytes) -> None:
+    closed = asyncio.Event()
+
     async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(OK)  # keep-alive as far as the client knows
         await writer.drain()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
         writer.write(after_answer)
-        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
 
     async def main() -> None:
         async with Server(once) as server:
@@ -136,7 +140,10 @@ def test_a_connection_the_server_closed_or_wrote_to_while_idle_is_not_reused(aft
             try:
                 for _ in range(3):
                     assert await post(client, server.url()) == (200, b"ok")
-                    await asyncio.sleep(0.2)  # the server's close (or stray answer) has arrived
+                    await asyncio.wait_for(closed.wait(), 10)
+                    closed.clear()
+                    for _ in range(3):  # loop turns for the close (and stray answer) to reach the client
+                        await asyncio.sleep(0.01)
             finally:
                 await client.aclose()
             assert server.connections == 3

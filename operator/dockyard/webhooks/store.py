@@ -229,10 +229,17 @@ class DeliveryStore:
         skip = set(exclude)
         rank = per_webhook if per_webhook is not None else -1
         with self._reading() as db:
-            # Index only: each webhook's oldest due ones, then bodies for the rows chosen.
+            # Index only: each webhook's oldest due ones, then bodies for the rows chosen. The
+            # webhooks with pending deliveries are found by hopping from one to the next in the
+            # index (one lookup per webhook), not by reading every pending row (GROUP BY).
             webhooks = db.execute(
-                "SELECT webhook_uid, MIN(next_attempt_at) AS due_at FROM deliveries WHERE state = 'pending' "
-                "GROUP BY webhook_uid HAVING due_at <= ? ORDER BY due_at",
+                "WITH RECURSIVE hooks(uid) AS ("
+                " SELECT (SELECT MIN(webhook_uid) FROM deliveries WHERE state = 'pending')"
+                " UNION ALL"
+                " SELECT (SELECT MIN(webhook_uid) FROM deliveries WHERE state = 'pending' AND webhook_uid > hooks.uid)"
+                " FROM hooks WHERE uid IS NOT NULL)"
+                " SELECT uid, (SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' AND webhook_uid = uid)"
+                " AS due_at FROM hooks WHERE uid IS NOT NULL AND due_at <= ? ORDER BY due_at",
                 (now,),
             ).fetchall()
             candidates: list[tuple[float, str]] = []
