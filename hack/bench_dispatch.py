@@ -251,7 +251,7 @@ def event_body(i: int) -> bytes:
 
 
 async def run_bench(args: argparse.Namespace) -> dict[str, float]:
-    sys.path.insert(0, str(ROOT / "operator"))
+    sys.path.insert(0, str(args.operator.resolve()))
     from prometheus_client import CollectorRegistry
 
     from dockyard.webhooks.directory import Target, WebhookEntry
@@ -380,6 +380,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, float]:
         f"{args.receivers} receivers, concurrency {args.concurrency}"
         + (f", rate {args.rate}/s" if args.rate else "")
         + (f", kopf loop busy {args.loop_load}/10 ms" if args.loop_load else "")
+        + (f", operator from {args.operator}" if args.operator.resolve() != (ROOT / "operator").resolve() else "")
         + f": {len(unique)}/{expected} in {span:.2f} s = {result['rate']:.0f} deliveries/s; "
         f"commit -> receiver p50 {result['p50']:.0f} ms p99 {result['p99']:.0f} ms max {result['max']:.0f} ms; "
         f"CPU {result['cpu_ms']:.2f} ms/delivery (pipeline process, feeding included); "
@@ -401,6 +402,12 @@ def main() -> int:
     parser.add_argument("--loop-load", type=int, default=0, help="ms of every 10 ms the stand-in kopf loop is busy")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--operator",
+        type=Path,
+        default=ROOT / "operator",
+        help="the operator source tree (another version's, to compare)",
+    )
     args = parser.parse_args()
     if args.serve_receivers:
         with contextlib.suppress(KeyboardInterrupt):

@@ -359,6 +359,12 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=4, help="skopeo processes at once during the burst")
     parser.add_argument("--events", type=int, default=200, help="synthetic events posted to the intake (part 3)")
     parser.add_argument("--posters", type=int, default=4, help="connections posting them at once")
+    parser.add_argument(
+        "--operator",
+        type=Path,
+        default=ROOT / "operator",
+        help="the operator source tree to run (another version's, to compare both under the same load)",
+    )
     args = parser.parse_args()
     hooks = [f"hook-{i}" for i in range(args.hooks)]
     sku = "Standard" if args.hooks <= 10 else "Premium"
@@ -386,7 +392,7 @@ def main() -> int:
             "DOCKYARD_STATE_DIR": str(work / "state"),
             "DOCKYARD_LOG_FORMAT": "plain",
             "DOCKYARD_LOG_LEVEL": "warning",
-            "PYTHONPATH": str(ROOT / "operator"),
+            "PYTHONPATH": str(args.operator.resolve()),
         }
         operator = subprocess.Popen([sys.executable, "-m", "dockyard"], env=env)
         registry: BenchRegistry | None = None
@@ -471,7 +477,12 @@ def main() -> int:
             print()
             print(
                 f"webhook delivery: {len(hooks)} Webhooks on one {sku} registry, each selecting every push, "
-                f"over {args.receivers} receivers; 'direct' = distribution posting to the first receiver",
+                f"over {args.receivers} receivers; 'direct' = distribution posting to the first receiver"
+                + (
+                    f"; operator from {args.operator}"
+                    if args.operator.resolve() != (ROOT / "operator").resolve()
+                    else ""
+                ),
                 flush=True,
             )
 
