@@ -1,6 +1,7 @@
 """Attempt outcomes written in batches: `DeliveryStore.record_attempts` (one transaction) and
 `GroupCommit` (one writer thread, callers told only after the commit)."""
 
+import random
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -82,6 +83,52 @@ def test_a_batch_is_committed_in_order_with_totals_as_if_one_by_one(store: Deliv
         "d4": ("failed", 1),
         "d5": ("pending", 0),
     }
+
+
+def test_pings_are_outside_the_counts_but_tell_whether_the_receiver_answers(path: Path) -> None:
+    store = DeliveryStore(path)
+    try:
+        ping = NewDelivery(**{**vars(new("p1")), "ping": True, "max_attempts": 1})
+        store.enqueue([new("d1"), new("d2"), ping, NewDelivery(**{**vars(new("p2")), "ping": True})], now=T0)
+        store.record_attempts([outcome("d1", "pending", 503, next_at=T0 + 5), outcome("p1", "failed", 503)])
+        assert store.totals("uid-a") == Totals(delivered=0, failed=0, pending=2, failing_attempts=2)
+        store.record_attempts([outcome("p2"), outcome("d2", "failed", 410)])
+        assert store.totals("uid-a") == Totals(delivered=0, failed=1, pending=1, failing_attempts=1)
+    finally:
+        store.close()
+
+
+def test_a_batch_ends_as_the_same_outcomes_recorded_one_by_one(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    deliveries = [new(f"{u}-{i}", f"uid-{u}") for u in "abc" for i in range(8)]
+    deliveries += [NewDelivery(**{**vars(new(f"p{u}", f"uid-{u}")), "ping": True, "max_attempts": 1}) for u in "ab"]
+    records = [
+        AttemptRecord(
+            rng.choice(deliveries).id,
+            rng.choice(["pending", "delivered", "failed"]),  # type: ignore[arg-type]
+            T0 + n,
+            rng.choice([200, 410, 503, None]),
+            n,
+            None,
+            T0 + 100 + n,
+        )
+        for n in range(120)
+    ]
+    records[:0] = [outcome("pa"), outcome("pb", "failed", 503)]  # pings: outside the counts
+    batched, single = DeliveryStore(tmp_path / "batched.sqlite"), DeliveryStore(tmp_path / "single.sqlite")
+    try:
+        for store in (batched, single):
+            store.enqueue(deliveries, now=T0)
+        for first in range(0, len(records), 40):
+            batched.record_attempts(records[first : first + 40])
+        for record in records:
+            single.record_attempts([record])
+        for uid in ("uid-a", "uid-b", "uid-c"):
+            assert batched.totals(uid) == single.totals(uid)
+        assert [batched.get(d.id) for d in deliveries] == [single.get(d.id) for d in deliveries]
+    finally:
+        batched.close()
+        single.close()
 
 
 def test_a_batch_is_all_or_nothing(store: DeliveryStore, path: Path) -> None:

@@ -293,55 +293,68 @@ class DeliveryStore:
         )
 
     def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
-        """Attempts made, in the order given, committed in one transaction: all or none. An attempt on
-        a delivery no longer pending (canceled meanwhile, or recorded twice) changes nothing."""
+        """Attempts made, in the order given, committed in one transaction: all or none, totals as
+        if recorded one by one. An attempt on a delivery no longer pending (canceled meanwhile, or
+        recorded twice) changes nothing."""
         if not records:
             return
+        ids = list(dict.fromkeys(r.delivery_id for r in records))
         with self._lock:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                rows: dict[str, tuple[str, str, bool]] = {}
+                for first in range(0, len(ids), 500):
+                    chunk = ids[first : first + 500]
+                    cursor = self._db.execute(
+                        f"SELECT id, webhook_uid, state, ping FROM deliveries WHERE id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                    rows.update({i: (uid, state, bool(ping)) for i, uid, state, ping in cursor})
+                updates: list[tuple[object, ...]] = []
+                totals: dict[str, list[int]] = {}  # uid: [delivered, failed, failing attempts, streak ended]
                 for record in records:
-                    self._record(record)
+                    row = rows.get(record.delivery_id)
+                    if row is None or row[1] != "pending":
+                        continue
+                    uid, _, ping = row
+                    rows[record.delivery_id] = (uid, record.state, ping)
+                    updates.append(
+                        (
+                            record.state,
+                            record.attempted_at,
+                            record.attempted_at,
+                            record.http_status,
+                            record.latency_ms,
+                            record.error,
+                            record.next_attempt_at,
+                            record.delivery_id,
+                        )
+                    )
+                    counts = totals.setdefault(uid, [0, 0, 0, 0])
+                    # Pings tell whether the receiver answers, but they are not events: not in the counts.
+                    if record.state == "delivered":
+                        counts[0] += 0 if ping else 1
+                        counts[2], counts[3] = 0, 1
+                    else:
+                        counts[1] += 1 if record.state == "failed" and not ping else 0
+                        counts[2] += 1
+                self._db.executemany(
+                    "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, sort_at = ?, "
+                    "http_status = ?, latency_ms = ?, error = ?, next_attempt_at = COALESCE(?, next_attempt_at) "
+                    "WHERE id = ?",
+                    updates,
+                )
+                self._db.executemany("INSERT OR IGNORE INTO totals (webhook_uid) VALUES (?)", [(u,) for u in totals])
+                self._db.executemany(
+                    "UPDATE totals SET delivered = delivered + ?, failed = failed + ?, "
+                    "failing_attempts = CASE WHEN ? THEN ? ELSE failing_attempts + ? END WHERE webhook_uid = ?",
+                    [(d, f, ended, failing, failing, uid) for uid, (d, f, failing, ended) in totals.items()],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def _record(self, record: AttemptRecord) -> None:
-        row = self._db.execute(
-            "SELECT webhook_uid, state, ping FROM deliveries WHERE id = ?", (record.delivery_id,)
-        ).fetchone()
-        if row is None or row[1] != "pending":
-            return
-        uid, ping = row[0], bool(row[2])
-        self._db.execute(
-            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, sort_at = ?, http_status = ?, "
-            "latency_ms = ?, error = ?, next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
-            (
-                record.state,
-                record.attempted_at,
-                record.attempted_at,
-                record.http_status,
-                record.latency_ms,
-                record.error,
-                record.next_attempt_at,
-                record.delivery_id,
-            ),
-        )
-        self._db.execute("INSERT OR IGNORE INTO totals (webhook_uid) VALUES (?)", (uid,))
-        # Pings tell whether the receiver answers, but they are not events: not in the counts.
-        if record.state == "delivered":
-            self._db.execute(
-                "UPDATE totals SET delivered = delivered + ?, failing_attempts = 0 WHERE webhook_uid = ?",
-                (0 if ping else 1, uid),
-            )
-        else:
-            failed = 1 if record.state == "failed" and not ping else 0
-            self._db.execute(
-                "UPDATE totals SET failed = failed + ?, failing_attempts = failing_attempts + 1 WHERE webhook_uid = ?",
-                (failed, uid),
-            )
 
     def postpone(self, delivery_id: str, until: float) -> None:
         """Not attempted now (its webhook cannot be looked up); no attempt is counted."""
