@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import resource
@@ -332,7 +333,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, float]:
 
         load_task = asyncio.create_task(loop_load()) if args.loop_load else None
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-        await service.start("127.0.0.1", 0)
+        # (an intake port to bind for versions whose service also runs the intake)
+        await (service.start("127.0.0.1", 0) if inspect.signature(service.start).parameters else service.start())
         feeder = None
         if not args.backlog:
             feeder = threading.Thread(target=feed, args=(first,), daemon=True)

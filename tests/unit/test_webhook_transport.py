@@ -2,15 +2,20 @@
 keep-alive, connections the server closed or wrote to while idle, timeouts, TLS, flow control."""
 
 import asyncio
+import ipaddress
 import re
 import ssl
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from dockyard import pki
 from dockyard.webhooks.transport import ReceiverTransport
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -230,13 +235,46 @@ def test_large_bodies_both_ways_go_through_flow_control() -> None:
 
 
 def tls_contexts(tmp_path: Path, hosts: list[str]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    ca = pki.issue_ca("test CA")
-    leaf = pki.issue_serving_cert(ca, hosts)
-    (tmp_path / "cert.pem").write_bytes(leaf.cert_pem)
-    (tmp_path / "key.pem").write_bytes(leaf.key_pem)
+    """(server, client) contexts: a CA the client trusts, and a certificate it issued for `hosts`."""
+    now = datetime.now(UTC)
+
+    def issue(
+        subject: str, key: ec.EllipticCurvePrivateKey, signer: ec.EllipticCurvePrivateKey, ca: bool
+    ) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            sans: list[x509.GeneralName] = []
+            for host in hosts:
+                try:
+                    sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+                except ValueError:
+                    sans.append(x509.DNSName(host))
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_cert = issue("test CA", ca_key, ca_key, ca=True)
+    leaf_cert = issue(hosts[0], leaf_key, ca_key, ca=False)
+    (tmp_path / "cert.pem").write_bytes(leaf_cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    return server, ssl.create_default_context(cadata=ca.cert_pem.decode())
+    client = ssl.create_default_context(cadata=ca_cert.public_bytes(serialization.Encoding.PEM).decode())
+    return server, client
 
 
 def test_tls_is_verified_and_kept_alive(tmp_path: Path) -> None:
