@@ -301,15 +301,26 @@ def test_a_store_that_cannot_write_holds_the_delivery_back(harness: Harness, mon
     def full(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(harness.store, "record_attempt", full)
+    monkeypatch.setattr(harness.store, "record_attempts", full)
+
+    elapsed = 0.0
 
     async def scenario(dispatcher: Dispatcher) -> None:
+        nonlocal elapsed
+        started = time.monotonic()
         runner = asyncio.create_task(dispatcher.run())
-        await asyncio.sleep(1.0)
+        while len(harness.requests) < 3 and time.monotonic() - started < 10:
+            await asyncio.sleep(0.01)
+        elapsed = time.monotonic() - started
         runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
 
     harness.run(answer(200), scenario)
-    assert 1 <= len(harness.requests) <= 6, "at most one send per STORE_RETRY_SECONDS, not a tight loop"
+    assert len(harness.requests) >= 3, "sent again once held back"
+    assert elapsed >= 2 * 0.2, "held back STORE_RETRY_SECONDS between sends, not a tight loop"
+    assert (harness.get("delivery-1").state, harness.get("delivery-1").attempts) == ("pending", 0)
+    assert harness.metric("dockyard_webhook_deliveries_total", outcome="delivered") == 0
+    assert harness.changed == [], "never reported delivered before it is durable"
 
 
 def test_disabled_webhook_postpones_without_an_attempt(harness: Harness) -> None:

@@ -2,9 +2,10 @@
 (`fanout`), dispatcher, and the loop that writes changed delivery counts back to each Webhook's
 status.
 
-Started by the operator's startup handler on kopf's event loop, stopped by cleanup. Handler threads
-and the event intake's thread talk to the rest only through thread-safe parts (store, directory,
-publisher) and `changed`/`wake`, which hop onto the main loop.
+Started by the operator's startup handler on kopf's event loop, stopped by cleanup; the dispatcher
+runs on an event loop and thread of its own (see `dispatch.py`). Handler threads and the event
+intake's thread talk to the rest only through thread-safe parts (store, directory, publisher) and
+`changed`/`wake`.
 """
 
 from __future__ import annotations
@@ -152,8 +153,7 @@ class WebhookService:
 
     def wake(self) -> None:
         """Thread-safe: make the dispatcher look for due deliveries now."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.dispatcher.wake)
+        self.dispatcher.wake()
 
     async def _flush_status(self) -> None:
         loop = asyncio.get_running_loop()
