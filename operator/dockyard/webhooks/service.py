@@ -67,7 +67,6 @@ class WebhookService:
         self.fanout = WebhookFanOut(self.store, self.directory, self.load_namespace, self._enqueued)
         """The event subscriber the intake hands registry events to."""
         self.publisher = StatusPublisher(kube, self.store, self.directory)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -80,7 +79,6 @@ class WebhookService:
         tier change from other updates."""
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self._tasks = [
             asyncio.create_task(self._supervise("dispatcher", self.dispatcher.run)),
             asyncio.create_task(self._supervise("status writer", self._flush_status)),
