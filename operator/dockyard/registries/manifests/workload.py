@@ -275,16 +275,25 @@ def build_ingress(ctx: RegistryContext) -> dict[str, Any] | None:
 NODE_TRUST_COMPONENT = "node-trust"
 NODE_CONFIG_MOUNT = "/host/certs.d"
 # Writes the CA and hosts.toml into containerd's config_path directory of the node (containerd reads
-# it at every pull: no restart), keeps them while the pod runs and removes them when it is stopped
-# (the Registry deleted or nodePull turned off). Files are replaced by rename, never half-written.
+# it at every pull: no restart), checks them every minute (a runtime that regenerates its directory,
+# as k3s does from registries.yaml, or a hand edit is repaired) and removes them when the pod is
+# stopped (the Registry deleted or nodePull turned off). Files are replaced by rename, never
+# half-written.
 NODE_TRUST_SCRIPT = """set -eu
 dir="$NODE_CONFIG_DIR/$NODE_LOGIN_SERVER"
-mkdir -p "$dir"
-cp /etc/dockyard/ca/ca.crt "$dir/.ca.crt.new" && mv -f "$dir/.ca.crt.new" "$dir/ca.crt"
-printf '%s' "$HOSTS_TOML" > "$dir/.hosts.toml.new" && mv -f "$dir/.hosts.toml.new" "$dir/hosts.toml"
-echo "containerd trusts $NODE_LOGIN_SERVER on this node ($dir)"
+put() {  # put NAME CONTENT
+  if [ "$(cat "$dir/$1" 2>/dev/null)" != "$2" ]; then
+    mkdir -p "$dir"
+    printf '%s\\n' "$2" > "$dir/.$1.new" && mv -f "$dir/.$1.new" "$dir/$1"
+    echo "wrote $dir/$1"
+  fi
+}
 trap 'rm -rf "$dir"; echo "removed $dir"; exit 0' TERM INT
-while true; do sleep 3600 & wait $! || true; done
+while true; do
+  put ca.crt "$(cat /etc/dockyard/ca/ca.crt)"
+  put hosts.toml "$(printf '%s' "$HOSTS_TOML")"
+  sleep 60 & wait $! || true
+done
 """
 
 
