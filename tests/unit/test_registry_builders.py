@@ -32,6 +32,7 @@ from dockyard.registries.manifests.workload import (
     build_pvc,
     build_service,
 )
+from dockyard.registries.status import observe
 
 GOLDEN = Path(__file__).parent / "golden"
 OWNER = Owner("dockyard.dev/v1alpha1", "Registry", "contoso", "team-a", "8b7c6d5e-0000-4000-8000-000000000001")
@@ -213,6 +214,13 @@ def test_node_pull_waits_for_the_cluster_ip_and_is_off_by_default() -> None:
     default = _ctx("default")
     assert default.node_login_server is None and CLUSTER_IP not in default.tls_hosts
     assert build_node_trust_daemonset(default, "h") is None
+
+
+def test_status_shows_the_node_login_server_and_drops_it_when_off() -> None:
+    on, _ = observe(_ctx("standard-admin-node-pull"), None, True, 0, 0)
+    assert on["nodeLoginServer"] == "10.96.12.34:5000"
+    off, _ = observe(_ctx("standard-admin-anonymous"), None, True, 0, 0)
+    assert "nodeLoginServer" in off and off["nodeLoginServer"] is None  # a merge patch deletes it
 
 
 def test_a_tier_change_does_not_resize_an_existing_volume() -> None:

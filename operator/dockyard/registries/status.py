@@ -61,8 +61,8 @@ def observe(
     }
     if ctx.external_host:
         status["externalLoginServer"] = ctx.external_host
-    if ctx.node_login_server:
-        status["nodeLoginServer"] = ctx.node_login_server
+    # None (a merge patch deletes the key) once nodePull is off.
+    status["nodeLoginServer"] = ctx.node_login_server
     return status, rolled_out(deployment, ctx.replicas)
 
 
