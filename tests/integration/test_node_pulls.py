@@ -1,6 +1,6 @@
 """Kubelets pull from a Dockyard registry (`spec.exposure.nodePull`) on the real node: a pod with
 `imagePullSecrets: [<name>-pull]` runs an image that skopeo pushed, a pod without the Secret is
-refused, and turning nodePull off takes the registry's files off the node again.
+refused, and turning nodePull off, or deleting the Registry, takes its files off the node again.
 
 Nothing on the node is edited by the test: the operator is told the containerd registry
 `config_path` the node's own containerd config names (as an admin sets
@@ -235,5 +235,14 @@ def test_a_pod_runs_an_image_the_node_pulls_with_the_registry_pull_secret(
     timings["nodePull off, node cleaned"] = time.monotonic() - began
     status = (_get(cluster, namespace, "registry", REGISTRY) or {}).get("status") or {}
     assert "nodeLoginServer" not in status, status
+
+    # On again, then the Registry deleted: garbage collection stops the pod, which cleans up too.
+    began = time.monotonic()
+    patch = {"spec": {"exposure": {"nodePull": True}}}
+    cluster.kubectl("patch", "registry", REGISTRY, "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+    _until((host_dir / "hosts.toml").exists, f"{host_dir} written again", 90)
+    cluster.kubectl("delete", "registry", REGISTRY, "-n", namespace, "--timeout=60s")
+    _until(lambda: not host_dir.exists(), f"{host_dir} removed after the Registry's deletion", 60)
+    timings["on again, Registry deleted, node cleaned"] = time.monotonic() - began
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()), file=sys.__stderr__)
     assert os.listdir(node_registry_config_dir(cluster)) == []
