@@ -85,10 +85,13 @@ def operator(real_node_cluster: RealNodeCluster) -> Iterator[str]:
 
 
 def _ready_registry(cluster: RealNodeCluster, namespace: str) -> dict[str, Any] | None:
+    """Ready, with the node trust ready on the one node (status is refreshed at the drift interval)."""
     body = _get(cluster, namespace, "registry", REGISTRY) or {}
     status = body.get("status") or {}
     ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
-    return body if ready and status.get("nodeLoginServer") else None
+    return (
+        body if ready and status.get("nodeLoginServer") and status.get("nodePull") == {"nodes": 1, "ready": 1} else None
+    )
 
 
 def _daemonset_ready(cluster: RealNodeCluster, namespace: str) -> bool:
@@ -234,7 +237,7 @@ def test_a_pod_runs_an_image_the_node_pulls_with_the_registry_pull_secret(
     _until(lambda: not host_dir.exists(), f"{host_dir} removed from the node", 60)
     timings["nodePull off, node cleaned"] = time.monotonic() - began
     status = (_get(cluster, namespace, "registry", REGISTRY) or {}).get("status") or {}
-    assert "nodeLoginServer" not in status, status
+    assert "nodeLoginServer" not in status and "nodePull" not in status, status
 
     # On again, then the Registry deleted: garbage collection stops the pod, which cleans up too.
     began = time.monotonic()

@@ -217,10 +217,13 @@ def test_node_pull_waits_for_the_cluster_ip_and_is_off_by_default() -> None:
 
 
 def test_status_shows_the_node_login_server_and_drops_it_when_off() -> None:
-    on, _ = observe(_ctx("standard-admin-node-pull"), None, True, 0, 0)
+    daemonset = {"status": {"desiredNumberScheduled": 3, "numberReady": 2}}
+    on, _ = observe(_ctx("standard-admin-node-pull"), None, True, 0, 0, daemonset)
     assert on["nodeLoginServer"] == "10.96.12.34:5000"
-    off, _ = observe(_ctx("standard-admin-anonymous"), None, True, 0, 0)
-    assert "nodeLoginServer" in off and off["nodeLoginServer"] is None  # a merge patch deletes it
+    assert on["nodePull"] == {"nodes": 3, "ready": 2}
+    assert observe(_ctx("standard-admin-node-pull"), None, True, 0, 0)[0]["nodePull"] == {"nodes": 0, "ready": 0}
+    off, _ = observe(_ctx("standard-admin-anonymous"), None, True, 0, 0, daemonset)
+    assert off["nodeLoginServer"] is None and off["nodePull"] is None  # a merge patch deletes them
 
 
 def test_a_tier_change_does_not_resize_an_existing_volume() -> None:

@@ -97,7 +97,7 @@ def summarize(kind: str, body: Mapping[str, Any]) -> Summary:
         generation=int(meta.get("generation") or 0),
         annotations=dict(meta.get("annotations") or {}) or None,
         data=dict(body.get("data") or {}) if kind in ("Secret", "ConfigMap") else None,
-        status=dict(body.get("status") or {}) if kind == "Deployment" else None,
+        status=dict(body.get("status") or {}) if kind in ("Deployment", "DaemonSet") else None,
         requested_storage=((spec.get("resources") or {}).get("requests") or {}).get("storage")
         if kind == "PersistentVolumeClaim"
         else None,

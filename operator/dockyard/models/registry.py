@@ -334,6 +334,18 @@ class RegistryCredentials(ApiModel):
     )
 
 
+class NodePullStatus(ApiModel):
+    """Progress of the node-trust DaemonSet (exposure.nodePull)."""
+
+    nodes: int = Field(0, description="Nodes the DaemonSet should run on.", ge=0)
+    ready: int = Field(
+        0,
+        description="Nodes whose runtime has the registry's CA and hosts.toml. Fewer than nodes for long: "
+        "see `kubectl describe daemonset <name>-node-trust` (e.g. refused by the namespace's Pod Security).",
+        ge=0,
+    )
+
+
 class RegistryStatus(ApiModel):
     """Observed state of a Registry."""
 
@@ -347,6 +359,7 @@ class RegistryStatus(ApiModel):
         description="host:port kubelets pull from (exposure.nodePull): image references in pod specs "
         "start with it, e.g. <nodeLoginServer>/team/app:v1.",
     )
+    node_pull: NodePullStatus | None = Field(None, description="Node trust progress, with exposure.nodePull.")
     image: str | None = Field(None, description="Registry image in use.")
     replicas: int | None = Field(None, description="Desired registry pods.", ge=0)
     ready_replicas: int | None = Field(None, description="Registry pods that are ready.", ge=0)

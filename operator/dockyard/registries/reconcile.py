@@ -172,12 +172,16 @@ class RegistryReconciler:
         ns, name = ctx.owner.namespace, ctx.owner.name
         if deployment is None:
             deployment = self.kube.read_child("apps/v1", "Deployment", ns, ctx.names.deployment)
+        node_trust = (
+            self.kube.read_child("apps/v1", "DaemonSet", ns, ctx.names.node_trust) if ctx.node_login_server else None
+        )
         return observe(
             ctx,
             deployment,
             admin_enabled,
             count_referrers(self.kube, "Webhook", ns, name),
             count_referrers(self.kube, "Replication", ns, name),
+            node_trust,
         )
 
     def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
