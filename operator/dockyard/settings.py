@@ -60,6 +60,11 @@ class OperatorSettings(BaseSettings):
     """How registry pods reach the event intake: the operator's Service, rendered into every
     registry's notification endpoint."""
 
+    node_registry_config_dir: str = Field(default="/etc/containerd/certs.d", pattern=r"^/")
+    """containerd's registry `config_path` directory on the nodes, where a Registry with
+    exposure.nodePull has its CA and hosts.toml written (k3s/RKE2:
+    /var/lib/rancher/k3s/agent/etc/containerd/certs.d)."""
+
     state_dir: str = "/var/lib/dockyard"
     """Where the webhook delivery queue lives (SQLite); mount a PersistentVolume here so accepted
     events survive the pod."""

@@ -25,7 +25,14 @@ from dockyard.registries.manifests.config import (
     tls_secret_name,
 )
 from dockyard.registries.manifests.secrets import build_admin_secret, build_auth_policy, build_pull_secret
-from dockyard.registries.manifests.workload import build_deployment, build_ingress, build_pvc, build_service
+from dockyard.registries.manifests.workload import (
+    build_deployment,
+    build_ingress,
+    build_node_trust_daemonset,
+    build_pvc,
+    build_service,
+)
+from dockyard.registries.status import observe
 
 GOLDEN = Path(__file__).parent / "golden"
 OWNER = Owner("dockyard.dev/v1alpha1", "Registry", "contoso", "team-a", "8b7c6d5e-0000-4000-8000-000000000001")
@@ -48,6 +55,7 @@ SPECS: dict[str, dict[str, Any]] = {
         "exposure": {"ingress": {"host": "registry.example.com", "className": "nginx"}},
         "tls": {"mode": "Secret", "secretName": "wildcard-tls", "minimumVersion": "tls1.3"},
     },
+    "standard-admin-node-pull": {"sku": "Standard", "adminUser": {"enabled": True}, "exposure": {"nodePull": True}},
     "basic-plain-http-delete-volume": {
         "sku": "Basic",
         "tls": {"mode": "Disabled"},
@@ -56,7 +64,10 @@ SPECS: dict[str, dict[str, Any]] = {
 }
 
 
-def _ctx(name: str) -> RegistryContext:
+CLUSTER_IP = "10.96.12.34"
+
+
+def _ctx(name: str, cluster_ip: str | None = CLUSTER_IP) -> RegistryContext:
     spec = RegistrySpec.model_validate(SPECS[name])
     return RegistryContext(
         OWNER,
@@ -65,6 +76,7 @@ def _ctx(name: str) -> RegistryContext:
         "ghcr.io/dockyard/dockyard:0.1.0",
         tls_secret_name(spec, RegistryNames(OWNER.name)),
         "http://dockyard-events.dockyard-system.svc:8090",
+        cluster_ip=cluster_ip,
     )
 
 
@@ -75,6 +87,7 @@ def _render(ctx: RegistryContext) -> str:
         build_service(ctx),
         build_pvc(ctx) if not ctx.uses_object_storage else None,
         build_ingress(ctx),
+        build_node_trust_daemonset(ctx, content_hash("ca")),
     ]
     manifests = yaml.safe_dump_all([d for d in documents if d is not None], sort_keys=False)
     return f"# config.yml\n{config}---\n{manifests}"
@@ -173,6 +186,44 @@ def test_admin_and_pull_secrets() -> None:
     config = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))
     entry = config["auths"]["contoso.team-a.svc:5000"]
     assert base64.b64decode(entry["auth"]).decode() == "contoso:one"
+
+
+def test_node_pull_names_the_cluster_ip_in_certificate_realm_pull_secret_and_node_config() -> None:
+    ctx = _ctx("standard-admin-node-pull")
+    assert ctx.node_login_server == "10.96.12.34:5000"
+    assert CLUSTER_IP in ctx.tls_hosts and "contoso.team-a.svc" in ctx.tls_hosts
+    token = build_registry_config(ctx)["auth"]["token"]
+    assert token["realm"] == "https://10.96.12.34:5001/token"
+    assert token["service"] == "contoso.team-a.svc:5000"  # what tokens are issued for stays the same
+    config = json.loads(base64.b64decode(build_pull_secret(ctx, "one")["data"][".dockerconfigjson"]))
+    assert sorted(config["auths"]) == ["10.96.12.34:5000", "contoso.team-a.svc:5000"]
+    daemonset = build_node_trust_daemonset(ctx, "h")
+    assert daemonset is not None and daemonset["metadata"]["name"] == "contoso-node-trust"
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["volumes"][1]["hostPath"] == {"path": "/etc/containerd/certs.d", "type": "DirectoryOrCreate"}
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["NODE_LOGIN_SERVER"] == "10.96.12.34:5000"
+    assert '[host."https://10.96.12.34:5000"]' in env["HOSTS_TOML"] and 'ca = "ca.crt"' in env["HOSTS_TOML"]
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_node_pull_waits_for_the_cluster_ip_and_is_off_by_default() -> None:
+    waiting = _ctx("standard-admin-node-pull", cluster_ip=None)
+    assert waiting.node_login_server is None and build_node_trust_daemonset(waiting, "h") is None
+    assert build_registry_config(waiting)["auth"]["token"]["realm"] == "https://contoso.team-a.svc:5001/token"
+    default = _ctx("default")
+    assert default.node_login_server is None and CLUSTER_IP not in default.tls_hosts
+    assert build_node_trust_daemonset(default, "h") is None
+
+
+def test_status_shows_the_node_login_server_and_drops_it_when_off() -> None:
+    daemonset = {"status": {"desiredNumberScheduled": 3, "numberReady": 2}}
+    on, _ = observe(_ctx("standard-admin-node-pull"), None, True, 0, 0, daemonset)
+    assert on["nodeLoginServer"] == "10.96.12.34:5000"
+    assert on["nodePull"] == {"nodes": 3, "ready": 2}
+    assert observe(_ctx("standard-admin-node-pull"), None, True, 0, 0)[0]["nodePull"] == {"nodes": 0, "ready": 0}
+    off, _ = observe(_ctx("standard-admin-anonymous"), None, True, 0, 0, daemonset)
+    assert off["nodeLoginServer"] is None and off["nodePull"] is None  # a merge patch deletes them
 
 
 def test_a_tier_change_does_not_resize_an_existing_volume() -> None:

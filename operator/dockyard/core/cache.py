@@ -33,6 +33,7 @@ CHILD_INDEX: Final = {
     ("v1", "Service"): "dockyard_services",
     ("v1", "PersistentVolumeClaim"): "dockyard_claims",
     ("apps/v1", "Deployment"): "dockyard_deployments",
+    ("apps/v1", "DaemonSet"): "dockyard_daemonsets",
     ("networking.k8s.io/v1", "Ingress"): "dockyard_ingresses",
 }
 REGISTRIES_INDEX: Final = "dockyard_registries"
@@ -68,6 +69,7 @@ class Summary:
     data: Mapping[str, str] | None = None
     status: Mapping[str, Any] | None = None
     requested_storage: str | None = None
+    cluster_ip: str | None = None
 
     def as_object(self) -> dict[str, Any]:
         """The parts of the object a reader uses, in the API's shape."""
@@ -79,7 +81,10 @@ class Summary:
             },
             "data": dict(self.data or {}),
             "status": dict(self.status or {}),
-            "spec": {"resources": {"requests": {"storage": self.requested_storage}}} if self.requested_storage else {},
+            "spec": {
+                **({"resources": {"requests": {"storage": self.requested_storage}}} if self.requested_storage else {}),
+                **({"clusterIP": self.cluster_ip} if self.cluster_ip else {}),
+            },
         }
 
 
@@ -92,10 +97,11 @@ def summarize(kind: str, body: Mapping[str, Any]) -> Summary:
         generation=int(meta.get("generation") or 0),
         annotations=dict(meta.get("annotations") or {}) or None,
         data=dict(body.get("data") or {}) if kind in ("Secret", "ConfigMap") else None,
-        status=dict(body.get("status") or {}) if kind == "Deployment" else None,
+        status=dict(body.get("status") or {}) if kind in ("Deployment", "DaemonSet") else None,
         requested_storage=((spec.get("resources") or {}).get("requests") or {}).get("storage")
         if kind == "PersistentVolumeClaim"
         else None,
+        cluster_ip=spec.get("clusterIP") if kind == "Service" else None,
     )
 
 

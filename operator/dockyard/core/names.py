@@ -67,6 +67,11 @@ class RegistryNames:
         return f"{self.registry}-ca"
 
     @property
+    def node_trust(self) -> str:
+        """The DaemonSet that makes nodes trust and reach the registry (exposure.nodePull)."""
+        return f"{self.registry}-node-trust"
+
+    @property
     def token_signer(self) -> str:
         return f"{self.registry}-token-signer"
 

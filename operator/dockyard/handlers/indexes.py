@@ -43,6 +43,11 @@ def dockyard_deployments(namespace: str | None, name: str, body: kopf.Body, **_:
     return {(namespace or "", name): summarize("Deployment", body)}
 
 
+@kopf.index("apps", "v1", "daemonsets", labels=CHILD_LABELS)
+def dockyard_daemonsets(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Summary]:
+    return {(namespace or "", name): summarize("DaemonSet", body)}
+
+
 @kopf.index("networking.k8s.io", "v1", "ingresses", labels=CHILD_LABELS)
 def dockyard_ingresses(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Summary]:
     return {(namespace or "", name): summarize("Ingress", body)}

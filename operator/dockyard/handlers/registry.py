@@ -34,7 +34,13 @@ until the next reconcile clears it."""
 
 
 def _reconciler(kube: Kube, settings: OperatorSettings) -> RegistryReconciler:
-    return RegistryReconciler(kube, settings.registry_image, settings.operator_image, settings.events_url)
+    return RegistryReconciler(
+        kube,
+        settings.registry_image,
+        settings.operator_image,
+        settings.events_url,
+        settings.node_registry_config_dir,
+    )
 
 
 def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any) -> None:

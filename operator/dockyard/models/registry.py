@@ -197,6 +197,15 @@ class ExposureSpec(ApiModel):
         "ClusterIP", description="Type of the registry's Service."
     )
     ingress: IngressSpec | None = Field(None, description="Expose the registry through an Ingress.")
+    node_pull: bool = Field(
+        False,
+        description="Let kubelets pull this registry's images (pods with imagePullSecrets: [<name>-pull]). "
+        "Nodes reach the registry at its Service's ClusterIP, shown in status.nodeLoginServer: the serving "
+        "certificate and the token realm name that address, and a DaemonSet `<name>-node-trust` writes "
+        "the CA and a hosts.toml for it into containerd's registry config_path on every node (the "
+        "operator's DOCKYARD_NODE_REGISTRY_CONFIG_DIR, /etc/containerd/certs.d by default). Requires "
+        "tls.mode SelfSigned and no ingress; the namespace must admit a root pod with a hostPath volume.",
+    )
 
 
 class IpRule(ApiModel):
@@ -244,6 +253,13 @@ class RegistrySpec(ApiModel):
                     "self.publicNetworkAccess == 'Enabled' || self.sku == 'Premium'",
                     "publicNetworkAccess Disabled requires the Premium tier",
                     field_path=".publicNetworkAccess",
+                ),
+                cel(
+                    "!self.exposure.nodePull || (self.tls.mode == 'SelfSigned' && !has(self.exposure.ingress))",
+                    "exposure.nodePull requires tls.mode SelfSigned (the operator certifies the Service's "
+                    "ClusterIP and ships its CA to the nodes) and no exposure.ingress (nodes pull through "
+                    "the Ingress host and its trusted certificate instead)",
+                    field_path=".exposure.nodePull",
                 ),
                 cel(
                     "!has(self.replicas) || self.replicas == 1 || has(self.storage.s3) "
@@ -318,6 +334,18 @@ class RegistryCredentials(ApiModel):
     )
 
 
+class NodePullStatus(ApiModel):
+    """Progress of the node-trust DaemonSet (exposure.nodePull)."""
+
+    nodes: int = Field(0, description="Nodes the DaemonSet should run on.", ge=0)
+    ready: int = Field(
+        0,
+        description="Nodes whose runtime has the registry's CA and hosts.toml. Fewer than nodes for long: "
+        "see `kubectl describe daemonset <name>-node-trust` (e.g. refused by the namespace's Pod Security).",
+        ge=0,
+    )
+
+
 class RegistryStatus(ApiModel):
     """Observed state of a Registry."""
 
@@ -326,6 +354,12 @@ class RegistryStatus(ApiModel):
     )
     login_server: str | None = Field(None, description="In-cluster host:port clients log in to.")
     external_login_server: str | None = Field(None, description="External host name, when exposed.")
+    node_login_server: str | None = Field(
+        None,
+        description="host:port kubelets pull from (exposure.nodePull): image references in pod specs "
+        "start with it, e.g. <nodeLoginServer>/team/app:v1.",
+    )
+    node_pull: NodePullStatus | None = Field(None, description="Node trust progress, with exposure.nodePull.")
     image: str | None = Field(None, description="Registry image in use.")
     replicas: int | None = Field(None, description="Desired registry pods.", ge=0)
     ready_replicas: int | None = Field(None, description="Registry pods that are ready.", ge=0)
@@ -348,6 +382,9 @@ REGISTRY = KindInfo(
         PrinterColumn("SKU", "string", ".spec.sku", "Service tier."),
         PrinterColumn("Login Server", "string", ".status.loginServer", "Host clients log in to."),
         ready_column(),
+        PrinterColumn(
+            "Node Login Server", "string", ".status.nodeLoginServer", "Image prefix kubelets pull from.", priority=1
+        ),
         PrinterColumn("Phase", "string", ".status.phase", "Summary of the state.", priority=1),
         age_column(),
     ),

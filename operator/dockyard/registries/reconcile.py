@@ -9,6 +9,7 @@ garbage-collected with it.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from dockyard.registries.manifests.workload import (
     build_config_map,
     build_deployment,
     build_ingress,
+    build_node_trust_daemonset,
     build_pvc,
     build_service,
 )
@@ -79,28 +81,51 @@ def count_referrers(kube: Kube, kind: str, namespace: str, registry: str) -> int
 
 
 class RegistryReconciler:
-    def __init__(self, kube: Kube, registry_image: str, token_image: str, events_url: str) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        registry_image: str,
+        token_image: str,
+        events_url: str,
+        node_registry_config_dir: str = "/etc/containerd/certs.d",
+    ) -> None:
         self.kube = kube
         self.registry_image = registry_image
         self.token_image = token_image
         self.events_url = events_url
+        self.node_registry_config_dir = node_registry_config_dir
 
     def context(self, body: Mapping[str, Any], spec: RegistrySpec) -> RegistryContext:
         owner = owner_of(body)
-        return RegistryContext(
+        ctx = RegistryContext(
             owner=owner,
             spec=spec,
             registry_image=spec.image or self.registry_image,
             token_image=self.token_image,
             tls_secret_name=tls_secret_name(spec, RegistryNames(owner.name)),
             events_url=self.events_url,
+            node_registry_config_dir=self.node_registry_config_dir,
         )
+        return dataclasses.replace(ctx, cluster_ip=self._cluster_ip(ctx)) if spec.exposure.node_pull else ctx
+
+    def _cluster_ip(self, ctx: RegistryContext) -> str | None:
+        """The Service's ClusterIP (cached, else read once: a Service just created is not cached yet)."""
+        ns, name = ctx.owner.namespace, ctx.names.service
+        service = self.kube.read_child("v1", "Service", ns, name) or {}
+        address = (service.get("spec") or {}).get("clusterIP")
+        if not address:
+            address = ((self.kube.get("v1", "Service", ns, name) or {}).get("spec") or {}).get("clusterIP")
+        return str(address) if address and address != "None" else None
 
     def reconcile(self, body: Mapping[str, Any], spec: RegistrySpec) -> Outcome:
         ctx = self.context(body, spec)
         owner, names, kube = ctx.owner, ctx.names, self.kube
         outcome = Outcome()
         check_tier_change(spec, count_referrers(kube, "Replication", owner.namespace, owner.name))
+        # The Service comes first: with nodePull its ClusterIP goes into the certificate and the realm.
+        self._note(outcome, "service", kube.ensure(build_service(ctx)))
+        if spec.exposure.node_pull and ctx.cluster_ip is None:
+            ctx = dataclasses.replace(ctx, cluster_ip=self._cluster_ip(ctx))
         tls_fingerprint = ensure_tls(kube, ctx, outcome.changed)
         self._secret_once(
             ctx,
@@ -120,7 +145,7 @@ class RegistryReconciler:
         # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
         config_hash = content_hash(config_text, tls_fingerprint, (events.get("data") or {}).get("token"))
         self._note(outcome, "deployment", kube.ensure(build_deployment(ctx, config_hash)))
-        self._note(outcome, "service", kube.ensure(build_service(ctx)))
+        self._ensure_node_trust(ctx, outcome)
         ingress = build_ingress(ctx)
         if ingress is not None:
             self._note(outcome, "ingress", kube.ensure(ingress))
@@ -130,6 +155,16 @@ class RegistryReconciler:
         outcome.status, outcome.ready = self.observe(ctx, passwords is not None)
         return outcome
 
+    def _ensure_node_trust(self, ctx: RegistryContext, outcome: Outcome) -> None:
+        ns, name = ctx.owner.namespace, ctx.names.node_trust
+        ca = self.kube.read_child("v1", "ConfigMap", ns, ctx.names.ca_config_map) or {}
+        daemonset = build_node_trust_daemonset(ctx, content_hash((ca.get("data") or {}).get("ca.crt")))
+        if daemonset is not None:
+            self._note(outcome, "node trust", self.kube.ensure(daemonset))
+        elif self.kube.read_child("apps/v1", "DaemonSet", ns, name) is not None:
+            self.kube.delete("apps/v1", "DaemonSet", ns, name)
+            outcome.changed.append("node trust")
+
     def observe(
         self, ctx: RegistryContext, admin_enabled: bool, deployment: Mapping[str, Any] | None = None
     ) -> tuple[dict[str, Any], bool]:
@@ -137,12 +172,16 @@ class RegistryReconciler:
         ns, name = ctx.owner.namespace, ctx.owner.name
         if deployment is None:
             deployment = self.kube.read_child("apps/v1", "Deployment", ns, ctx.names.deployment)
+        node_trust = (
+            self.kube.read_child("apps/v1", "DaemonSet", ns, ctx.names.node_trust) if ctx.node_login_server else None
+        )
         return observe(
             ctx,
             deployment,
             admin_enabled,
             count_referrers(self.kube, "Webhook", ns, name),
             count_referrers(self.kube, "Replication", ns, name),
+            node_trust,
         )
 
     def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -36,7 +36,12 @@ def rolled_out(deployment: Mapping[str, Any], replicas: int) -> bool:
 
 
 def observe(
-    ctx: RegistryContext, deployment: Mapping[str, Any] | None, admin: bool, webhooks: int, replications: int
+    ctx: RegistryContext,
+    deployment: Mapping[str, Any] | None,
+    admin: bool,
+    webhooks: int,
+    replications: int,
+    node_trust: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The status fields the children justify, and whether the registry is ready."""
     deployment = deployment or {}
@@ -61,6 +66,12 @@ def observe(
     }
     if ctx.external_host:
         status["externalLoginServer"] = ctx.external_host
+    # None (a merge patch deletes the key) once nodePull is off.
+    status["nodeLoginServer"] = ctx.node_login_server
+    status["nodePull"] = None
+    if ctx.node_login_server:
+        trust = (node_trust or {}).get("status") or {}
+        status["nodePull"] = {"nodes": trust.get("desiredNumberScheduled") or 0, "ready": trust.get("numberReady") or 0}
     return status, rolled_out(deployment, ctx.replicas)
 
 

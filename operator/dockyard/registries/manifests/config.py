@@ -52,6 +52,10 @@ class RegistryContext:
     """The kubernetes.io/tls Secret serving HTTPS (user's, cert-manager's or ours); None = plain HTTP."""
     events_url: str
     """Base URL of the operator's event intake, as registry pods reach it."""
+    cluster_ip: str | None = None
+    """The Service's ClusterIP once assigned; nodes pull there with exposure.nodePull."""
+    node_registry_config_dir: str = "/etc/containerd/certs.d"
+    """containerd's registry `config_path` on the nodes (exposure.nodePull writes there)."""
 
     @property
     def names(self) -> RegistryNames:
@@ -81,8 +85,18 @@ class RegistryContext:
         return ingress.host if ingress else None
 
     @property
+    def node_pull(self) -> bool:
+        """Nodes pull at the ClusterIP (exposure.nodePull, once the Service has its address)."""
+        return self.spec.exposure.node_pull and self.cluster_ip is not None
+
+    @property
+    def node_login_server(self) -> str | None:
+        return f"{self.cluster_ip}:{REGISTRY_PORT}" if self.node_pull else None
+
+    @property
     def tls_hosts(self) -> list[str]:
-        return self.service_hosts + ([self.external_host] if self.external_host else [])
+        node = [self.cluster_ip] if self.node_pull and self.cluster_ip else []
+        return self.service_hosts + node + ([self.external_host] if self.external_host else [])
 
     @property
     def login_server(self) -> str:
@@ -98,7 +112,10 @@ class RegistryContext:
         if self.external_host:
             return f"https://{self.external_host}/token"
         scheme = "https" if self.tls_enabled else "http"
-        return f"{scheme}://{self.service_host}:{TOKEN_PORT}/token"
+        # Kubelets (the node's runtime) fetch tokens too and cannot resolve `*.svc`: with nodePull the
+        # realm names the ClusterIP, which pods and nodes both reach.
+        host = self.cluster_ip if self.node_pull else self.service_host
+        return f"{scheme}://{host}:{TOKEN_PORT}/token"
 
     @property
     def replicas(self) -> int:

@@ -47,7 +47,7 @@ def build_admin_secret(ctx: RegistryContext, password: str, password2: str) -> d
 def build_pull_secret(ctx: RegistryContext, password: str) -> dict[str, Any]:
     auth = base64.b64encode(f"{ctx.owner.name}:{password}".encode()).decode()
     entry = {"username": ctx.owner.name, "password": password, "auth": auth}
-    servers = [ctx.login_server] + ([ctx.external_host] if ctx.external_host else [])
+    servers = [ctx.login_server] + [s for s in (ctx.node_login_server, ctx.external_host) if s]
     config = {"auths": dict.fromkeys(servers, entry)}
     return _secret(
         ctx, ctx.names.pull, {".dockerconfigjson": json.dumps(config, sort_keys=True)}, "kubernetes.io/dockerconfigjson"

@@ -270,3 +270,88 @@ def build_ingress(ctx: RegistryContext) -> dict[str, Any] | None:
         "metadata": metadata(ctx.owner, ctx.names.ingress, COMPONENT, annotations=annotations or None),
         "spec": spec,
     }
+
+
+NODE_TRUST_COMPONENT = "node-trust"
+NODE_CONFIG_MOUNT = "/host/certs.d"
+# Writes the CA and hosts.toml into containerd's config_path directory of the node (containerd reads
+# it at every pull: no restart), checks them every minute (a runtime that regenerates its directory,
+# as k3s does from registries.yaml, or a hand edit is repaired) and removes them when the pod is
+# stopped (the Registry deleted or nodePull turned off). Files are replaced by rename, never
+# half-written.
+NODE_TRUST_SCRIPT = """set -eu
+dir="$NODE_CONFIG_DIR/$NODE_LOGIN_SERVER"
+put() {  # put NAME CONTENT
+  if [ "$(cat "$dir/$1" 2>/dev/null)" != "$2" ]; then
+    mkdir -p "$dir"
+    printf '%s\\n' "$2" > "$dir/.$1.new" && mv -f "$dir/.$1.new" "$dir/$1"
+    echo "wrote $dir/$1"
+  fi
+}
+trap 'rm -rf "$dir"; echo "removed $dir"; exit 0' TERM INT
+while true; do
+  put ca.crt "$(cat /etc/dockyard/ca/ca.crt)"
+  put hosts.toml "$(printf '%s' "$HOSTS_TOML")"
+  sleep 60 & wait $! || true
+done
+"""
+
+
+def node_hosts_toml(ctx: RegistryContext) -> str:
+    """containerd's hosts.toml for the node login server: HTTPS, the registry's CA (beside it)."""
+    server = f"https://{ctx.node_login_server}"
+    return f'server = "{server}"\n\n[host."{server}"]\n  capabilities = ["pull", "resolve"]\n  ca = "ca.crt"\n'
+
+
+def build_node_trust_daemonset(ctx: RegistryContext, ca_hash: str) -> dict[str, Any] | None:
+    """The DaemonSet that lets every node's containerd pull from the registry (exposure.nodePull):
+    root (to write the node's root-owned config directory) but with no capability, a read-only root
+    filesystem and only that directory mounted. `ca_hash` rolls it when the CA changes."""
+    if not ctx.node_pull or ctx.node_login_server is None:
+        return None
+    selector = selector_labels(ctx.owner.kind, ctx.owner.name, NODE_TRUST_COMPONENT)
+    container = {
+        "name": "node-trust",
+        "image": ctx.token_image,
+        "command": ["sh", "-c", NODE_TRUST_SCRIPT],
+        "env": [
+            {"name": "NODE_CONFIG_DIR", "value": NODE_CONFIG_MOUNT},
+            {"name": "NODE_LOGIN_SERVER", "value": ctx.node_login_server},
+            {"name": "HOSTS_TOML", "value": node_hosts_toml(ctx)},
+        ],
+        "volumeMounts": [
+            {"name": "ca", "mountPath": "/etc/dockyard/ca", "readOnly": True},
+            {"name": "node-config", "mountPath": NODE_CONFIG_MOUNT},
+        ],
+        "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}},
+        "securityContext": {**RESTRICTED, "runAsNonRoot": False, "runAsUser": 0},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": metadata(ctx.owner, ctx.names.node_trust, NODE_TRUST_COMPONENT),
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": labels(ctx.owner.kind, ctx.owner.name, NODE_TRUST_COMPONENT),
+                    "annotations": {CONFIG_HASH_ANNOTATION: ca_hash},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 10,
+                    "tolerations": [{"operator": "Exists"}],
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "ca", "configMap": {"name": ctx.names.ca_config_map}},
+                        {
+                            "name": "node-config",
+                            "hostPath": {"path": ctx.node_registry_config_dir, "type": "DirectoryOrCreate"},
+                        },
+                    ],
+                },
+            },
+        },
+    }
