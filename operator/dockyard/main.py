@@ -51,6 +51,7 @@ CHILD_RESOURCES: Final = (
     ("", "v1", "services"),
     ("", "v1", "persistentvolumeclaims"),
     ("apps", "v1", "deployments"),
+    ("apps", "v1", "daemonsets"),
     ("networking.k8s.io", "v1", "ingresses"),
 )
 

@@ -49,4 +49,5 @@ def test_children_are_watched_by_label_on_the_server() -> None:
 
     assert selectors("", "secrets", "Secret") == ["app.kubernetes.io/managed-by=dockyard"]
     assert selectors("apps", "deployments", "Deployment") == ["app.kubernetes.io/managed-by=dockyard"]
+    assert selectors("apps", "daemonsets", "DaemonSet") == ["app.kubernetes.io/managed-by=dockyard"]
     assert selectors("dockyard.dev", "registries", "Registry") == [], "Dockyard's own kinds are watched whole"
