@@ -51,3 +51,12 @@ def test_children_are_watched_by_label_on_the_server() -> None:
     assert selectors("apps", "deployments", "Deployment") == ["app.kubernetes.io/managed-by=dockyard"]
     assert selectors("apps", "daemonsets", "DaemonSet") == ["app.kubernetes.io/managed-by=dockyard"]
     assert selectors("dockyard.dev", "registries", "Registry") == [], "Dockyard's own kinds are watched whole"
+
+
+def test_every_cached_child_kind_is_watched_by_label() -> None:
+    from dockyard.core.cache import CHILD_INDEX
+    from dockyard.main import CHILD_RESOURCES
+
+    watched = {(group, version) for group, version, _ in CHILD_RESOURCES}
+    assert {tuple(api.split("/")) if "/" in api else ("", api) for api, _ in CHILD_INDEX} <= watched
+    assert len(CHILD_RESOURCES) == len(CHILD_INDEX)
