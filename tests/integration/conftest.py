@@ -30,6 +30,12 @@ from localcluster.realnode import host as real_node_host
 os.environ.setdefault("DOCKYARD_DRIFT_INTERVAL_SECONDS", "3")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a real node of their own run first: the session's node, once up, holds the
+    machine's one real-node lock until the session ends."""
+    items.sort(key=lambda item: item.get_closest_marker("before_real_node") is None)
+
+
 @pytest.fixture(scope="session")
 def bin_dir() -> Path:
     """The control-plane binaries, built on first use (a cold build takes 10-25 minutes)."""

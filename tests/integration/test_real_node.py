@@ -93,8 +93,9 @@ def real_namespace(real_node_cluster: RealNodeCluster, request: pytest.FixtureRe
         real_node_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
+@pytest.mark.before_real_node
 def test_a_killed_node_is_cleaned_up_at_the_next_start(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """First in this module, before the session's node exists: a node in another process, with a
+    """First in the session (before the session's node exists): a node in another process, with a
     pod running, is killed outright; the next start (the session fixture) finds its state file and
     undoes it: no process, mount, network namespace or work dir of it is left."""
     if os.geteuid() != 0:
