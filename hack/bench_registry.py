@@ -76,7 +76,8 @@ POD_REQUESTS = {"cpu": "110m", "memory": "176Mi"}
 NODE = {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "1Ti"}
 WRITE_VERBS = ("create", "apply", "patch", "delete")
 READ_VERBS_API = {"GET", "LIST", "WATCH", "CONNECT"}
-HEARTBEATS = {"nodes", "leases"}  # kwok plays the kubelets: node status and lease renewals
+HEARTBEATS = {"nodes", "leases"}
+SERVICE_CIDR = "10.0.0.0/16"  # a Service per registry: the harness's /24 holds only 254  # kwok plays the kubelets: node status and lease renewals
 
 
 def registry_body(name: str) -> dict[str, Any]:
@@ -230,8 +231,9 @@ class Bench:
             list(pool.map(one, bodies))
         return started, time.monotonic() - began
 
-    def progress(self, what: str, total: int) -> Callable[[int, float], None]:
-        def report(count: int, elapsed: float) -> None:
+    def progress(self, what: str, total: int, began: float) -> Callable[[int, float], None]:
+        def report(count: int, _: float) -> None:
+            elapsed = time.monotonic() - began
             say(f"   ... {count}/{total} {what} after {elapsed:.0f} s ({mib(self.memory.latest())} operator RSS)")
 
         return report
@@ -243,7 +245,7 @@ class Bench:
             what,
             names,
             max(self.args.burst_timeout - (time.monotonic() - began), 1.0),
-            progress=self.progress(label, len(names)),
+            progress=self.progress(label, len(names), began),
         )
         if missing:
             done = len(names) - len(missing)
@@ -533,7 +535,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     state = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     with LocalCluster(
-        ensure_binaries(), nodes=args.nodes, node_allocatable=allocatable, tuning=tuning, startup_timeout=300
+        ensure_binaries(),
+        nodes=args.nodes,
+        node_allocatable=allocatable,
+        tuning=tuning,
+        service_cidr=SERVICE_CIDR,
+        startup_timeout=300,
     ) as cluster:
         say(f"cluster up in {cluster.startup_seconds:.0f} s; operator log: {state / 'operator.log'}")
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))

@@ -36,7 +36,9 @@ class LocalCluster:
     Everything lives in a fresh temp dir (certificates, etcd data, component logs under
     `workdir / "logs"`) that is removed again on exit. `node_allocatable` sizes every fake node
     (default node.ALLOCATABLE); `tuning` raises client rate limits and API-server concurrency for
-    benchmarks (default: each component's own).
+    benchmarks (default: each component's own). `service_cidr` (default 10.0.0.0/24: 254 ClusterIPs,
+    after which creating a Service fails with 500) can be widened, e.g. to 10.0.0.0/16; keep it
+    starting at 10.0.0.0, as the serving certificate names 10.0.0.1, the `kubernetes` Service.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class LocalCluster:
         nodes: int = 1,
         node_allocatable: Mapping[str, str] | None = None,
         tuning: components.Tuning = components.DEFAULT_TUNING,
+        service_cidr: str = components.SERVICE_CIDR,
         startup_timeout: float = 120.0,
     ) -> None:
         self.bin_dir = Path(bin_dir)
@@ -54,6 +57,7 @@ class LocalCluster:
         self.node_names = node_names(node_name, nodes)
         self.node_allocatable = dict(node_allocatable) if node_allocatable is not None else None
         self.tuning = tuning
+        self.service_cidr = service_cidr
         self.startup_timeout = startup_timeout
         self.startup_seconds: float | None = None
         self._workdir: Path | None = None
@@ -154,7 +158,10 @@ class LocalCluster:
         etcd = launch("etcd", components.etcd_argv(self.bin_dir, workdir / "etcd", ports))
         self._wait(lambda: http_ok(f"http://127.0.0.1:{ports.etcd_client}/health"), "etcd /health", etcd)
 
-        apiserver = launch("kube-apiserver", components.apiserver_argv(self.bin_dir, workdir, pki, ports, self.tuning))
+        apiserver = launch(
+            "kube-apiserver",
+            components.apiserver_argv(self.bin_dir, workdir, pki, ports, self.tuning, self.service_cidr),
+        )
         ca_context = ssl.create_default_context(cafile=str(pki.ca_cert))
         self._wait(lambda: http_ok(f"{server}/readyz", ca_context), "kube-apiserver /readyz", apiserver)
 

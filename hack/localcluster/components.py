@@ -66,7 +66,14 @@ def etcd_argv(bin_dir: Path, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_argv(bin_dir: Path, workdir: Path, pki: Pki, ports: Ports, tuning: Tuning = DEFAULT_TUNING) -> list[str]:
+def apiserver_argv(
+    bin_dir: Path,
+    workdir: Path,
+    pki: Pki,
+    ports: Ports,
+    tuning: Tuning = DEFAULT_TUNING,
+    service_cidr: str = SERVICE_CIDR,
+) -> list[str]:
     return [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
@@ -77,7 +84,7 @@ def apiserver_argv(bin_dir: Path, workdir: Path, pki: Pki, ports: Ports, tuning:
         f"--tls-cert-file={pki.serving_cert}",
         f"--tls-private-key-file={pki.serving_key}",
         f"--client-ca-file={pki.ca_cert}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={service_cidr}",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki.service_account_key}",
         f"--service-account-signing-key-file={pki.service_account_key}",

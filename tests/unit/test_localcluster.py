@@ -314,6 +314,7 @@ def test_default_tuning_leaves_every_command_line_as_it_was(tmp_path: Path) -> N
     apiserver = components.apiserver_argv(tmp_path, tmp_path, pki, ports)
     assert apiserver == components.apiserver_argv(tmp_path, tmp_path, pki, ports, default)
     assert not [a for a in apiserver if "inflight" in a]
+    assert "--service-cluster-ip-range=10.0.0.0/24" in apiserver
     manager = components.controller_manager_argv(tmp_path, tmp_path, kubeconfig, pki, ports, default)
     assert not [a for a in manager if "kube-api-" in a]
     config = yaml.safe_load(components.scheduler_config(kubeconfig, default))
@@ -364,3 +365,12 @@ def test_a_cluster_of_several_nodes_names_them_all_and_keeps_the_first(tmp_path:
     assert cluster.node_allocatable == {"pods": "110"}
     assert LocalCluster(tmp_path).node_names == ["kwok-node-0"]
     assert LocalCluster(tmp_path).tuning == components.Tuning()
+
+
+def test_the_service_range_can_be_widened_for_more_than_254_services(tmp_path: Path) -> None:
+    pki = create_pki(tmp_path / "pki")
+    ports = components.Ports(*free_ports(5))
+    argv = components.apiserver_argv(tmp_path, tmp_path, pki, ports, service_cidr="10.0.0.0/16")
+    assert "--service-cluster-ip-range=10.0.0.0/16" in argv
+    assert LocalCluster(tmp_path).service_cidr == components.SERVICE_CIDR == "10.0.0.0/24"
+    assert LocalCluster(tmp_path, service_cidr="10.0.0.0/16").service_cidr == "10.0.0.0/16"
