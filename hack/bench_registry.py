@@ -9,19 +9,22 @@ Phases, each printed as soon as it is measured (an interrupted run still reports
    -> all Available;
 3. --registries Registries created at once -> all Deployments created, -> all Deployments
    Available, -> all Ready=True (target: <= 120 s for 1,000), with the operator's RSS;
-4. --webhooks Webhooks created at once (one per registry in turn; serviceUri on loopback port 9,
-   where nothing listens) -> all Ready=True, with the operator's RSS;
-5. settle (no writes for --quiet-seconds), then --idle-seconds idle: requests by verb from the
-   operator's `dockyard_kube_requests_total` (target: 0 writes), writes the API server counted by
-   resource (kopf's own patches included; kwok's node heartbeats left out), and requests per drift
-   pass per registry (DOCKYARD_DRIFT_INTERVAL_SECONDS=--drift-interval);
-6. operator RSS peak (VmHWM) and settled (end of the idle period; target <= 250 MB), and the CPU
-   time each process used.
+4. settle (no writes for --quiet-seconds), then --idle-seconds idle with the
+   Registries only: requests by verb from the operator's `dockyard_kube_requests_total` (target:
+   0 writes), writes the API server counted by resource (kopf's own patches included; kwok's node
+   heartbeats left out), and requests per drift pass per registry (passes = Registry reconciles /
+   registries; DOCKYARD_DRIFT_INTERVAL_SECONDS=--drift-interval);
+5. --webhooks Webhooks created at once (one per registry in turn; serviceUri on loopback port
+   9, where nothing listens) -> all Ready=True, with the operator's RSS;
+6. settle again, then the same counts for --settled-seconds with Registries and Webhooks;
+7. operator RSS peak (VmHWM) and settled (end of phase 6; target <= 250 MB), and the CPU time
+   each process used.
 
 Times are taken by this process from watch events, so every figure includes the same watch
 latency. The cluster gets enough kwok nodes for every pod of the run (--pods-per-node, kubelet's
 default 110, on 16-CPU/64-GiB nodes: a common node size; one 500-pod node would be unlike any real
-cluster), and the controller-manager and scheduler the client limits of Kubernetes' own
+cluster), a service range of 10.0.0.0/16 (the harness's /24 runs out after 254 Services: one per
+registry), and the controller-manager and scheduler the client limits of Kubernetes' own
 scalability tests (--kube-api-qps=100 --kube-api-burst=100) instead of 20/30 and 50/100.
 """
 
@@ -333,18 +336,18 @@ class Bench:
             say(f"   all {n} Ready in {total:.1f} s: target <= 120 s {verdict}")
         say(f"   {self.memory.describe(phase)}")
 
-    # 4. Webhooks at once.
+    # 5. Webhooks at once.
     def webhook_burst(self) -> None:
         n = self.args.webhooks
         burst = [name for name in self.registries if name.startswith("b")]
         if n <= 0:
             return
         if not burst:
-            say("4. no Webhooks: they need the registries of phase 3 (--registries > 0)")
+            say("5. no Webhooks: they need the registries of phase 3 (--registries > 0)")
             return
         names = [f"h{i}" for i in range(n)]
         bodies = [webhook_body(name, burst[i % len(burst)]) for i, name in enumerate(names)]
-        say(f"4. {n} Webhooks created at once, over {min(n, len(burst))} registries (serviceUri {HOOK_URI})")
+        say(f"5. {n} Webhooks created at once, over {min(n, len(burst))} registries (serviceUri {HOOK_URI})")
         phase = began = time.monotonic()
         started, submitted = self.create(BURST, "webhooks", bodies)
         self.webhooks = names
@@ -353,7 +356,7 @@ class Bench:
         say(latency_line("   each: Webhook created -> Ready=True", self.seen.spans("webhook-ready", started)))
         say(f"   {self.memory.describe(phase)}")
 
-    # 5. Idle.
+    # Counting requests.
     def operator_metrics(self) -> dict[str, dict[Labels, float]]:
         with urllib.request.urlopen(self.metrics_url, timeout=30) as response:
             text = response.read().decode()
@@ -379,41 +382,38 @@ class Bench:
         )
         return mine, server
 
-    def settle(self) -> None:
+    def settle(self) -> bool:
         """Wait until neither the operator nor anyone else (but kwok's heartbeats) has written for
-        --quiet-seconds, at most --settle-timeout."""
+        --quiet-seconds, at most --settle-timeout; False if writes were still going then."""
         began = time.monotonic()
         last = self.writes()
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < self.args.quiet_seconds:
             if time.monotonic() - began > self.args.settle_timeout:
                 say(
-                    f"   writes still going after {self.args.settle_timeout:.0f} s (--settle-timeout); idle measured anyway"
+                    f"   not settled: writes still going after {self.args.settle_timeout:.0f} s (--settle-timeout); "
+                    "measured anyway, so the figures below include catching up, not only idling"
                 )
-                return
+                return False
             time.sleep(5)
             now = self.writes()
             if now != last:
                 last, quiet_since = now, time.monotonic()
         say(
-            f"   settled: no writes for {self.args.quiet_seconds:.0f} s, {time.monotonic() - began:.0f} s after phase 4"
+            f"   settled: no writes for {self.args.quiet_seconds:.0f} s, {time.monotonic() - began:.0f} s after the burst"
         )
+        return True
 
-    def idle(self) -> None:
-        seconds = self.args.idle_seconds
-        if seconds <= 0:
-            return
-        total = len(self.registries)
-        say(
-            f"5. idle {seconds:.0f} s with {total} Registries and {len(self.webhooks)} Webhooks "
-            f"(drift interval {self.args.drift_interval:.0f} s: ~{seconds / self.args.drift_interval:.0f} passes)"
-        )
+    def quiet_period(self, seconds: float, *, target: bool) -> tuple[float, float]:
+        """Settle, then count requests for `seconds`: the operator's by verb (and kind), the API
+        server's writes by resource, reconciles by kind, and requests per drift pass per registry
+        (Registry reconciles / registries = passes). Returns the period's (start, end)."""
         self.settle()
         operator_before, server_before = self.operator_metrics(), self.apiserver_requests()
         began = time.monotonic()
         time.sleep(seconds)
         operator_after, server_after = self.operator_metrics(), self.apiserver_requests()
-        elapsed = time.monotonic() - began
+        ended = time.monotonic()
         requests_before = operator_before.get("dockyard_kube_requests_total", {})
         requests_after = operator_after.get("dockyard_kube_requests_total", {})
         by_verb = counter_delta(requests_before, requests_after, ["verb"])
@@ -424,11 +424,11 @@ class Bench:
             ["kind", "result"],
         )
         writes = sum(v for (verb,), v in by_verb.items() if verb in WRITE_VERBS)
-        verdict = "met" if writes == 0 else "missed"
+        verdict = f" (target 0: {'met' if writes == 0 else 'missed'})" if target else ""
         say(
-            f"   operator requests in {elapsed:.0f} s by verb: "
+            f"   operator requests in {ended - began:.0f} s by verb: "
             + (", ".join(f"{verb} {v:.0f}" for (verb,), v in sorted(by_verb.items())) or "none")
-            + f"; writes {writes:.0f} (target 0: {verdict})"
+            + f"; writes {writes:.0f}{verdict}"
         )
         say(
             "   by verb and kind: "
@@ -455,26 +455,47 @@ class Bench:
             f"   reconciles: Registry {registry_runs:.0f}, Webhook {webhook_runs:.0f}"
             + (f" (not successful: {failed})" if failed else "")
         )
-        requests = sum(by_verb.values())
+        total = len(self.registries)
         if total and registry_runs:
-            passes = registry_runs / total
+            shared = " (Webhook reconciles' requests included)" if webhook_runs else ""
             say(
-                f"   drift passes: {passes:.1f} (Registry reconciles / {total} registries); requests per pass per "
-                f"registry: {requests / registry_runs:.2f} (all requests, the Webhooks' drift included)"
+                f"   drift passes: {registry_runs / total:.1f} (Registry reconciles / {total} registries); "
+                f"requests per pass per registry: {sum(by_verb.values()) / registry_runs:.2f}{shared}"
             )
         else:
-            say("   no Registry drift pass in the idle period (is --idle-seconds longer than --drift-interval?)")
-        self.idle_began, self.idle_ended = began, time.monotonic()
+            say("   no Registry drift pass in this period (is it shorter than --drift-interval?)")
+        return began, ended
+
+    # 4. Idle, registries only.
+    def idle(self) -> None:
+        seconds = self.args.idle_seconds
+        if seconds <= 0:
+            return
+        say(
+            f"4. idle {seconds:.0f} s with {len(self.registries)} Registries (drift interval "
+            f"{self.args.drift_interval:.0f} s: ~{seconds / self.args.drift_interval:.0f} passes)"
+        )
+        began, _ = self.quiet_period(seconds, target=True)
+        say(f"   {self.memory.describe(began)}")
+
+    # 6. Settled with the Webhooks too.
+    def settled(self) -> None:
+        seconds = self.args.settled_seconds
+        if seconds <= 0 or not self.webhooks:
+            return
+        say(f"6. settled with {len(self.registries)} Registries and {len(self.webhooks)} Webhooks, {seconds:.0f} s")
+        self.settled_window = self.quiet_period(seconds, target=False)
 
     def summary(self, cpu_before: dict[str, float]) -> None:
         hwm = self.memory.hwm
-        say("6. operator memory and CPU")
-        if hasattr(self, "idle_began"):
-            window = self.memory.between(self.idle_ended - min(60.0, self.args.idle_seconds), self.idle_ended)
-            settled = window[-1] if window else self.memory.latest()
+        say("7. operator memory and CPU")
+        window = getattr(self, "settled_window", None)
+        if window is not None:
+            samples = self.memory.between(*window)
+            settled = samples[-1] if samples else self.memory.latest()
             say(
-                f"   RSS peak (VmHWM) {mib(hwm)}; settled (end of idle) {mib(settled)}, range over its last minute "
-                f"{mib(min(window or [0]))}..{mib(max(window or [0]))}; target <= 250 MB (= {250e6 / MIB:.0f} MiB): "
+                f"   RSS peak (VmHWM) {mib(hwm)}; settled (end of phase 6) {mib(settled)}, over phase 6 "
+                f"{mib(min(samples or [0]))}..{mib(max(samples or [0]))}; target <= 250 MB (= {250e6 / MIB:.0f} MiB): "
                 f"{'met' if hwm <= 250e6 else 'missed'} at peak, {'met' if settled <= 250e6 else 'missed'} settled"
             )
         else:
@@ -494,6 +515,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--deployments", type=int, help="plain Deployments at once (default: --registries)")
     parser.add_argument("--webhooks", type=int, default=1000, help="webhooks created at once")
     parser.add_argument("--idle-seconds", type=float, default=600, help="length of the idle period")
+    parser.add_argument(
+        "--settled-seconds", type=float, help="observed after the Webhooks settle (default: 2 drift intervals)"
+    )
     parser.add_argument("--drift-interval", type=float, default=60, help="DOCKYARD_DRIFT_INTERVAL_SECONDS")
     parser.add_argument("--burst-timeout", type=float, default=900, help="give up on a burst phase after this")
     parser.add_argument("--quiet-seconds", type=float, default=30, help="no writes for this long = settled")
@@ -510,6 +534,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.deployments is None:
         args.deployments = args.registries
+    if args.settled_seconds is None:
+        args.settled_seconds = 2 * args.drift_interval
     if args.nodes <= 0:
         pods = 2 * args.sequential + args.deployments + args.registries
         args.nodes = nodes_for(pods, args.pods_per_node)
@@ -570,13 +596,15 @@ def main(argv: list[str] | None = None) -> int:
         bench: Bench | None = None
         try:
             bench = Bench(args, cluster, operator)
-            for phase in (
+            phases = (
                 bench.sequential,
                 bench.deployment_burst,
                 bench.registry_burst,
-                bench.webhook_burst,
                 bench.idle,
-            ):
+                bench.webhook_burst,
+                bench.settled,
+            )
+            for phase in phases:
                 try:
                     phase()
                 except Exception as error:  # report it and go on: the later figures may still be worth having

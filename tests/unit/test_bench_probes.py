@@ -151,6 +151,8 @@ def test_bench_defaults_are_the_full_run_and_size_the_cluster() -> None:
     quick = bench_registry.parse_args(["--burst", "100", "--webhooks", "100", "--idle-seconds", "60"])
     assert (quick.registries, quick.deployments, quick.idle_seconds) == (100, 100, 60)
     assert bench_registry.parse_args(["--nodes", "3"]).nodes == 3
+    assert args.settled_seconds == 2 * args.drift_interval == 120
+    assert bench_registry.parse_args(["--drift-interval", "10"]).settled_seconds == 20
 
 
 def test_watch_handlers_mark_what_the_phases_wait_for() -> None:
