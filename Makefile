@@ -14,6 +14,8 @@ help:
 	@echo "make crds        regenerate crds/ from operator/dockyard/models"
 	@echo "make typecheck   mypy --strict on the operator"
 	@echo "make lint        ruff (lint + format check) and the import contracts (lint-imports)"
+	@echo "make bench       benchmarks at full scale (~1 h); quick try:"
+	@echo "                 make bench BENCH_ARGS='--registries 100 --webhooks 100 --idle-seconds 60'"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,9 +59,13 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
+# 1,000 Registries and 1,000 Webhooks at once, then 10 minutes idle; see hack/bench_registry.py --help.
+BENCH_ARGS ?= --registries 1000 --webhooks 1000 --idle-seconds 600
+
 bench: install binaries
-	$(PY) hack/bench_registry.py
+	$(PY) hack/bench_registry.py $(BENCH_ARGS)
 	$(PY) hack/bench_webhooks.py
+	$(PY) hack/bench_dispatch.py
 
 clean:
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache

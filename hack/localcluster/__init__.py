@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .build import ensure_binaries
 from .cluster import LocalCluster
+from .components import Tuning
 from .errors import KubectlError, LocalClusterError
 from .stages import EXIT_CODE_ANNOTATION, RUN_DURATION_ANNOTATION, TERMINATION_MESSAGE_ANNOTATION
 
@@ -20,5 +21,6 @@ __all__ = [
     "KubectlError",
     "LocalCluster",
     "LocalClusterError",
+    "Tuning",
     "ensure_binaries",
 ]

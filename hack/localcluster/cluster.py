@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from . import components
 from .errors import KubectlError, LocalClusterError
 from .kubeconfig import render_kubeconfig
-from .node import fake_node, node_is_schedulable
+from .node import fake_node, node_is_schedulable, node_names
 from .pki import create_pki
 from .ports import free_ports
 from .processes import Component, stop_all
@@ -34,15 +34,33 @@ if TYPE_CHECKING:
 
 
 class LocalCluster:
-    """A throw-away control plane with one fake node; use it as a context manager.
+    """A throw-away control plane with one fake node (or `nodes` of them); use it as a context manager.
 
     Everything lives in a fresh temp dir (certificates, etcd data, component logs under
-    `workdir / "logs"`) that is removed again on exit.
+    `workdir / "logs"`) that is removed again on exit. `node_allocatable` sizes every fake node
+    (default node.ALLOCATABLE); `tuning` raises client rate limits and API-server concurrency for
+    benchmarks (default: each component's own). `service_cidr` (default 10.0.0.0/24: 254 ClusterIPs,
+    after which creating a Service fails with 500) can be widened, e.g. to 10.0.0.0/16; keep it
+    starting at 10.0.0.0, as the serving certificate names 10.0.0.1, the `kubernetes` Service.
     """
 
-    def __init__(self, bin_dir: Path, *, node_name: str = DEFAULT_NODE_NAME, startup_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        bin_dir: Path,
+        *,
+        node_name: str = DEFAULT_NODE_NAME,
+        nodes: int = 1,
+        node_allocatable: Mapping[str, str] | None = None,
+        tuning: components.Tuning = components.DEFAULT_TUNING,
+        service_cidr: str = components.SERVICE_CIDR,
+        startup_timeout: float = 120.0,
+    ) -> None:
         self.bin_dir = Path(bin_dir)
         self.node_name = node_name
+        self.node_names = node_names(node_name, nodes)
+        self.node_allocatable = dict(node_allocatable) if node_allocatable is not None else None
+        self.tuning = tuning
+        self.service_cidr = service_cidr
         self.startup_timeout = startup_timeout
         self.startup_seconds: float | None = None
         self._workdir: Path | None = None
@@ -146,15 +164,18 @@ class LocalCluster:
         etcd = launch("etcd", components.etcd_argv(self.bin_dir, workdir / "etcd", ports))
         self._wait(lambda: http_ok(f"http://127.0.0.1:{ports.etcd_client}/health"), "etcd /health", etcd)
 
-        apiserver = launch("kube-apiserver", components.apiserver_argv(self.bin_dir, workdir, pki, ports))
+        apiserver = launch(
+            "kube-apiserver",
+            components.apiserver_argv(self.bin_dir, workdir, pki, ports, self.tuning, self.service_cidr),
+        )
         ca_context = ssl.create_default_context(cafile=str(pki.ca_cert))
         self._wait(lambda: http_ok(f"{server}/readyz", ca_context), "kube-apiserver /readyz", apiserver)
 
         scheduler_config = workdir / "scheduler.yaml"
-        scheduler_config.write_text(components.scheduler_config(kubeconfig))
+        scheduler_config.write_text(components.scheduler_config(kubeconfig, self.tuning))
         controller_manager = launch(
             "kube-controller-manager",
-            components.controller_manager_argv(self.bin_dir, workdir, kubeconfig, pki, ports),
+            components.controller_manager_argv(self.bin_dir, workdir, kubeconfig, pki, ports, self.tuning),
         )
         scheduler = launch(
             "kube-scheduler", components.scheduler_argv(self.bin_dir, workdir, scheduler_config, kubeconfig, ports)
@@ -168,12 +189,14 @@ class LocalCluster:
             self._wait(partial(http_ok, url, insecure), f"{component.name} /healthz", component)
 
         api = ApiServer(server, pki.admin_token, str(pki.ca_cert))
-        api.create("/api/v1/nodes", fake_node(self.node_name))
-        self._wait(
-            lambda: node_is_schedulable(api.get(f"/api/v1/nodes/{self.node_name}") or {}),
-            f"node {self.node_name} to be Ready and untainted",
-            kwok,
-        )
+
+        def schedulable(name: str) -> bool:
+            return node_is_schedulable(api.get(f"/api/v1/nodes/{name}") or {})
+
+        for name in self.node_names:
+            api.create("/api/v1/nodes", fake_node(name, self.node_allocatable))
+        for name in self.node_names:
+            self._wait(partial(schedulable, name), f"node {name} to be Ready and untainted", kwok)
         self._wait(
             lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
             "the default ServiceAccount in namespace default",

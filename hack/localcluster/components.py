@@ -16,6 +16,31 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """Optional client rate limits and API-server concurrency for large bursts (benchmarks).
+
+    None leaves a component's own default (and its command line as it was): API server 400
+    read-only / 200 mutating requests in flight, controller-manager 20 QPS / burst 30, scheduler 50
+    QPS / burst 100. kwok (v0.8) needs nothing here: its client has no rate limit.
+    """
+
+    max_requests_inflight: int | None = None
+    max_mutating_requests_inflight: int | None = None
+    controller_manager_qps: float | None = None
+    controller_manager_burst: int | None = None
+    scheduler_qps: float | None = None
+    scheduler_burst: int | None = None
+
+
+DEFAULT_TUNING = Tuning()
+
+
+def _flags(**values: object) -> list[str]:
+    """`--name=value` for every value that is not None, names with dashes for underscores."""
+    return [f"--{name.replace('_', '-')}={value}" for name, value in values.items() if value is not None]
+
+
+@dataclass(frozen=True)
 class Ports:
     etcd_client: int
     etcd_peer: int
@@ -41,7 +66,14 @@ def etcd_argv(bin_dir: Path, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_argv(bin_dir: Path, workdir: Path, pki: Pki, ports: Ports) -> list[str]:
+def apiserver_argv(
+    bin_dir: Path,
+    workdir: Path,
+    pki: Pki,
+    ports: Ports,
+    tuning: Tuning = DEFAULT_TUNING,
+    service_cidr: str = SERVICE_CIDR,
+) -> list[str]:
     return [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
@@ -52,7 +84,7 @@ def apiserver_argv(bin_dir: Path, workdir: Path, pki: Pki, ports: Ports) -> list
         f"--tls-cert-file={pki.serving_cert}",
         f"--tls-private-key-file={pki.serving_key}",
         f"--client-ca-file={pki.ca_cert}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={service_cidr}",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki.service_account_key}",
         f"--service-account-signing-key-file={pki.service_account_key}",
@@ -63,10 +95,16 @@ def apiserver_argv(bin_dir: Path, workdir: Path, pki: Pki, ports: Ports) -> list
         "--endpoint-reconciler-type=none",
         "--enable-priority-and-fairness=false",
         "--profiling=false",
+        *_flags(
+            max_requests_inflight=tuning.max_requests_inflight,
+            max_mutating_requests_inflight=tuning.max_mutating_requests_inflight,
+        ),
     ]
 
 
-def controller_manager_argv(bin_dir: Path, workdir: Path, kubeconfig: Path, pki: Pki, ports: Ports) -> list[str]:
+def controller_manager_argv(
+    bin_dir: Path, workdir: Path, kubeconfig: Path, pki: Pki, ports: Ports, tuning: Tuning = DEFAULT_TUNING
+) -> list[str]:
     return [
         str(bin_dir / "kube-controller-manager"),
         f"--kubeconfig={kubeconfig}",
@@ -82,14 +120,21 @@ def controller_manager_argv(bin_dir: Path, workdir: Path, kubeconfig: Path, pki:
         f"--service-account-private-key-file={pki.service_account_key}",
         f"--root-ca-file={pki.ca_cert}",
         "--profiling=false",
+        *_flags(kube_api_qps=tuning.controller_manager_qps, kube_api_burst=tuning.controller_manager_burst),
     ]
 
 
-def scheduler_config(kubeconfig: Path) -> str:
+def scheduler_config(kubeconfig: Path, tuning: Tuning = DEFAULT_TUNING) -> str:
+    """The scheduler's client limits live here: with --config its --kube-api-qps flag is ignored."""
+    connection: dict[str, object] = {"kubeconfig": str(kubeconfig)}
+    if tuning.scheduler_qps is not None:
+        connection["qps"] = tuning.scheduler_qps
+    if tuning.scheduler_burst is not None:
+        connection["burst"] = tuning.scheduler_burst
     config = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
-        "clientConnection": {"kubeconfig": str(kubeconfig)},
+        "clientConnection": connection,
         "leaderElection": {"leaderElect": False},
     }
     return json.dumps(config, indent=2) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .stages import NODE_ANNOTATION, NODE_ANNOTATION_VALUE
@@ -9,7 +10,18 @@ from .stages import NODE_ANNOTATION, NODE_ANNOTATION_VALUE
 ALLOCATABLE = {"cpu": "32", "memory": "256Gi", "pods": "500", "ephemeral-storage": "1Ti"}
 
 
-def fake_node(name: str) -> dict[str, Any]:
+def node_names(first: str, count: int) -> list[str]:
+    """`count` node names starting with `first`: `kwok-node-0` gives kwok-node-0, kwok-node-1, ...;
+    a name not ending in `-0` gets `-1`, `-2`, ... appended for the others."""
+    if count < 1:
+        raise ValueError(f"a cluster needs at least one node, not {count}")
+    stem = first.removesuffix("-0") if first.endswith("-0") else first
+    return [first] + [f"{stem}-{i}" for i in range(1, count)]
+
+
+def fake_node(name: str, allocatable: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A node kwok plays; `allocatable` (also its capacity) defaults to ALLOCATABLE."""
+    resources = dict(ALLOCATABLE if allocatable is None else allocatable)
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -24,7 +36,7 @@ def fake_node(name: str) -> dict[str, Any]:
             },
         },
         "spec": {},
-        "status": {"allocatable": dict(ALLOCATABLE), "capacity": dict(ALLOCATABLE)},
+        "status": {"allocatable": resources, "capacity": dict(resources)},
     }
 
 

@@ -1,6 +1,6 @@
 """hack/localcluster without a cluster: the build script's refusal without Go, port picking,
-certificates, the kubeconfig, the kwok stages, the fake node, process clean-up and start-up
-failures that name the failing component."""
+certificates, the kubeconfig, the kwok stages, the fake nodes, the optional tuning of the
+components, process clean-up and start-up failures that name the failing component."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from localcluster import (
 from localcluster.build import BUILD_SCRIPT
 from localcluster.errors import KubectlError
 from localcluster.kubeconfig import render_kubeconfig
-from localcluster.node import fake_node, node_is_schedulable
+from localcluster.node import fake_node, node_is_schedulable, node_names
 from localcluster.pki import create_pki
 from localcluster.ports import free_ports
 from localcluster.processes import Component, stop_all
@@ -304,3 +304,73 @@ def test_env_has_path_and_kubeconfig_for_the_running_cluster(tmp_path: Path, mon
     env = cluster.env()
     assert env["KUBECONFIG"] == str(tmp_path / "kubeconfig")
     assert env["PATH"].split(os.pathsep) == [str(tmp_path / "bin"), "/usr/bin"]
+
+
+def test_default_tuning_leaves_every_command_line_as_it_was(tmp_path: Path) -> None:
+    pki = create_pki(tmp_path / "pki")
+    ports = components.Ports(*free_ports(5))
+    default = components.Tuning()
+    kubeconfig = tmp_path / "kubeconfig"
+    apiserver = components.apiserver_argv(tmp_path, tmp_path, pki, ports)
+    assert apiserver == components.apiserver_argv(tmp_path, tmp_path, pki, ports, default)
+    assert not [a for a in apiserver if "inflight" in a]
+    assert "--service-cluster-ip-range=10.0.0.0/24" in apiserver
+    manager = components.controller_manager_argv(tmp_path, tmp_path, kubeconfig, pki, ports, default)
+    assert not [a for a in manager if "kube-api-" in a]
+    config = yaml.safe_load(components.scheduler_config(kubeconfig, default))
+    assert config["clientConnection"] == {"kubeconfig": str(kubeconfig)}
+
+
+def test_tuning_reaches_the_api_server_controller_manager_and_scheduler(tmp_path: Path) -> None:
+    pki = create_pki(tmp_path / "pki")
+    ports = components.Ports(*free_ports(5))
+    kubeconfig = tmp_path / "kubeconfig"
+    tuning = components.Tuning(
+        max_requests_inflight=3000,
+        max_mutating_requests_inflight=1000,
+        controller_manager_qps=100,
+        controller_manager_burst=200,
+        scheduler_qps=150,
+        scheduler_burst=300,
+    )
+    apiserver = components.apiserver_argv(tmp_path, tmp_path, pki, ports, tuning)
+    assert "--max-requests-inflight=3000" in apiserver
+    assert "--max-mutating-requests-inflight=1000" in apiserver
+    manager = components.controller_manager_argv(tmp_path, tmp_path, kubeconfig, pki, ports, tuning)
+    assert "--kube-api-qps=100" in manager and "--kube-api-burst=200" in manager
+    connection = yaml.safe_load(components.scheduler_config(kubeconfig, tuning))["clientConnection"]
+    assert connection == {"kubeconfig": str(kubeconfig), "qps": 150, "burst": 300}
+
+
+def test_node_names_number_the_nodes_after_the_first() -> None:
+    assert node_names("kwok-node-0", 1) == ["kwok-node-0"]
+    assert node_names("kwok-node-0", 3) == ["kwok-node-0", "kwok-node-1", "kwok-node-2"]
+    assert node_names("cleanup-node", 2) == ["cleanup-node", "cleanup-node-1"]
+    with pytest.raises(ValueError):
+        node_names("kwok-node-0", 0)
+
+
+def test_fake_node_takes_its_allocatable_as_capacity_too() -> None:
+    sized = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+    node = fake_node("n2", sized)
+    assert node["status"]["allocatable"] == sized == node["status"]["capacity"]
+    assert node["status"]["allocatable"] is not node["status"]["capacity"]
+    assert fake_node("n3")["status"]["allocatable"]["pods"] == "500"
+
+
+def test_a_cluster_of_several_nodes_names_them_all_and_keeps_the_first(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path, nodes=3, node_allocatable={"pods": "110"})
+    assert cluster.node_name == "kwok-node-0"
+    assert cluster.node_names == ["kwok-node-0", "kwok-node-1", "kwok-node-2"]
+    assert cluster.node_allocatable == {"pods": "110"}
+    assert LocalCluster(tmp_path).node_names == ["kwok-node-0"]
+    assert LocalCluster(tmp_path).tuning == components.Tuning()
+
+
+def test_the_service_range_can_be_widened_for_more_than_254_services(tmp_path: Path) -> None:
+    pki = create_pki(tmp_path / "pki")
+    ports = components.Ports(*free_ports(5))
+    argv = components.apiserver_argv(tmp_path, tmp_path, pki, ports, service_cidr="10.0.0.0/16")
+    assert "--service-cluster-ip-range=10.0.0.0/16" in argv
+    assert LocalCluster(tmp_path).service_cidr == components.SERVICE_CIDR == "10.0.0.0/24"
+    assert LocalCluster(tmp_path, service_cidr="10.0.0.0/16").service_cidr == "10.0.0.0/16"
