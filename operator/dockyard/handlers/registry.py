@@ -131,7 +131,13 @@ def registry_deployment_changed(
     ready = conditions.find_condition(current.get("conditions"), ConditionType.READY)
     generation = int(parent["metadata"].get("generation", 1))
     if ready is None or ready.get("reason") not in OBSERVED_REASONS or current.get("observedGeneration") != generation:
-        return  # not reconciled at this generation yet, or waiting for the user: the reconcile decides
+        # Not reconciled at this generation as far as the cache shows (its copy of our last status
+        # write may lag), or waiting for the user: only the reconcile can decide. With the caches it
+        # costs no request when nothing changed; returning instead would leave a rollout that just
+        # finished unreported until the next drift pass.
+        with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+            _reconcile(parent, memo, logger)
+        return
     try:
         spec = RegistrySpec.model_validate(parent.get("spec") or {})
     except ValueError:
