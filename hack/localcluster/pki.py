@@ -67,7 +67,27 @@ def create_pki(directory: Path) -> Pki:
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     )
-    csr = directory / "apiserver.csr"
+    issue_certificate(
+        pki,
+        pki.serving_key,
+        pki.serving_cert,
+        "/CN=kube-apiserver",
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        f"subjectAltName={','.join(SERVING_SANS)}\n",
+    )
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pki.service_account_key)
+    pki.token_file.write_text(f'{pki.admin_token},admin,admin-uid,"system:masters"\n')
+    for secret in (pki.ca_key, pki.serving_key, pki.service_account_key, pki.token_file):
+        secret.chmod(0o600)
+    return pki
+
+
+def issue_certificate(pki: Pki, key: Path, cert: Path, subject: str, extensions: str) -> None:
+    """A new P-256 key at `key` and a certificate for it at `cert`, signed by the cluster's CA, with
+    the given subject and x509v3 extensions (one per line)."""
+    csr, extfile = cert.with_suffix(".csr"), cert.with_suffix(".ext")
     _openssl(
         "req",
         "-new",
@@ -77,19 +97,13 @@ def create_pki(directory: Path) -> Pki:
         "ec_paramgen_curve:prime256v1",
         "-nodes",
         "-keyout",
-        pki.serving_key,
+        key,
         "-out",
         csr,
         "-subj",
-        "/CN=kube-apiserver",
+        subject,
     )
-    extensions = directory / "apiserver.ext"
-    extensions.write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        f"subjectAltName={','.join(SERVING_SANS)}\n"
-    )
+    extfile.write_text(extensions)
     _openssl(
         "x509",
         "-req",
@@ -103,15 +117,11 @@ def create_pki(directory: Path) -> Pki:
         "-days",
         "3650",
         "-out",
-        pki.serving_cert,
+        cert,
         "-extfile",
-        extensions,
+        extfile,
     )
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pki.service_account_key)
-    pki.token_file.write_text(f'{pki.admin_token},admin,admin-uid,"system:masters"\n')
-    for secret in (pki.ca_key, pki.serving_key, pki.service_account_key, pki.token_file):
-        secret.chmod(0o600)
-    return pki
+    key.chmod(0o600)
 
 
 def _openssl(*args: str | Path) -> None:

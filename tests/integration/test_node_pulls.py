@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from conftest import running_operator
+from test_real_node import _apply, _get, _until
 
 from localcluster.realnode import GATEWAY, RealNodeCluster
 from localcluster.realnode.images import Blob, ImageConfig, Layer, write_oci_archive
@@ -33,25 +33,6 @@ from realregistry import read_configmap, read_secret
 pytestmark = pytest.mark.integration
 
 REGISTRY = "shipyard"
-
-
-def _until(check: Callable[[], Any], what: str, deadline_s: float = 90, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}")
-
-
-def _apply(cluster: RealNodeCluster, namespace: str, *objects: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
-
-
-def _get(cluster: RealNodeCluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def node_registry_config_dir(cluster: RealNodeCluster) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import LocalClusterError
 from ..kubeconfig import render_kubeconfig
-from ..pki import Pki, _openssl
+from ..pki import Pki, issue_certificate
 from ..ports import free_ports
 from ..processes import Component, stop_all
 from ..rest import http_ok
@@ -67,47 +67,14 @@ class RealNode:
         return config.apiserver_flags(self.kubelet_client_cert, self.kubelet_client_key)
 
     def _client_certificate(self, pki: Pki) -> None:
-        directory = self.layout.node_pki
-        directory.mkdir(parents=True)
-        csr = directory / "apiserver-kubelet-client.csr"
-        subject = f"/O={config.KUBELET_CLIENT_ORGANIZATION}/CN={config.KUBELET_CLIENT_NAME}"
-        _openssl(
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
+        self.layout.node_pki.mkdir(parents=True)
+        issue_certificate(
+            pki,
             self.kubelet_client_key,
-            "-out",
-            csr,
-            "-subj",
-            subject,
-        )
-        extensions = directory / "client.ext"
-        extensions.write_text(
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            pki.ca_cert,
-            "-CAkey",
-            pki.ca_key,
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-out",
             self.kubelet_client_cert,
-            "-extfile",
-            extensions,
+            f"/O={config.KUBELET_CLIENT_ORGANIZATION}/CN={config.KUBELET_CLIENT_NAME}",
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
         )
-        self.kubelet_client_key.chmod(0o600)
 
     def _launch(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Component:
         logs = self.layout.workdir / "logs"
