@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import LocalClusterError
@@ -12,14 +13,14 @@ BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "build-control-plane.sh"
 MISSING_TOOLCHAIN_EXIT = 3
 
 
-def ensure_binaries(script: Path = BUILD_SCRIPT) -> Path:
-    """Return the directory holding the control-plane binaries, building them first if needed.
+def run_build_script(script: Path, env: Mapping[str, str] | None = None) -> str:
+    """Run one of hack/build-*.sh and return what it printed on stdout.
 
     The script's progress is copied to stderr as it happens; its `error: ...` sentences become the
     message of the LocalClusterError raised when it fails (exit code 3: Go or the proxy is missing).
     """
     process = subprocess.Popen(
-        ["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+        ["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, env=env
     )
     assert process.stderr is not None and process.stdout is not None
     errors: list[str] = []
@@ -35,6 +36,12 @@ def ensure_binaries(script: Path = BUILD_SCRIPT) -> Path:
     if returncode != 0:
         detail = " ".join(errors) or "see its output above"
         raise LocalClusterError(f"{script.name} failed with exit code {returncode}: {detail}")
+    return stdout
+
+
+def ensure_binaries(script: Path = BUILD_SCRIPT) -> Path:
+    """Return the directory holding the control-plane binaries, building them first if needed."""
+    stdout = run_build_script(script)
     lines = stdout.strip().splitlines()
     if not lines or not Path(lines[-1]).is_dir():
         raise LocalClusterError(f"{script.name} did not print the bin directory (stdout: {stdout.strip()!r})")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build import run_build_script
 from ..errors import LocalClusterError
 
 HACK = Path(__file__).resolve().parents[2]
@@ -61,21 +60,7 @@ def ensure_node_binaries(script: Path = BUILD_SCRIPT, skip_apt: bool = False) ->
     env = dict(os.environ)
     if skip_apt:
         env["SKIP_APT"] = "1"
-    process = subprocess.Popen(
-        ["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, env=env
-    )
-    assert process.stderr is not None and process.stdout is not None
-    errors: list[str] = []
-    for line in process.stderr:
-        if line.startswith("error: "):
-            errors.append(line.removeprefix("error: ").strip())
-        else:
-            sys.stderr.write(line)
-    stdout = process.stdout.read()
-    returncode = process.wait()
-    if returncode != 0:
-        detail = " ".join(errors) or "see its output above"
-        raise LocalClusterError(f"{script.name} failed with exit code {returncode}: {detail}")
+    stdout = run_build_script(script, env)
     built = parse_build_output(stdout)
     missing = [name for name in BUILT if name not in built or not os.access(built[name], os.X_OK)]
     if missing:
