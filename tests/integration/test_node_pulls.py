@@ -23,10 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_operator
-from test_real_node import _apply, _get, _until
+from test_real_node import _apply, _get, _until, operator_on_real_node
 
-from localcluster.realnode import GATEWAY, RealNodeCluster
+from localcluster.realnode import RealNodeCluster
 from localcluster.realnode.images import Blob, ImageConfig, Layer, write_oci_archive
 from realregistry import read_configmap, read_secret
 
@@ -45,24 +44,12 @@ def node_registry_config_dir(cluster: RealNodeCluster) -> Path:
 def operator(real_node_cluster: RealNodeCluster) -> Iterator[str]:
     """The CRDs and the operator (in this process) watching a namespace of its own, with the
     locally built images, an event intake on the bridge gateway and the node's config_path."""
-    cluster = real_node_cluster
-    cluster.kubectl("apply", "--server-side", "-f", "crds")
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard"
-    )
-    namespace = f"r-pulls-{secrets.token_hex(3)}"
-    cluster.kubectl("create", "namespace", namespace)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DOCKYARD_REGISTRY_IMAGE", cluster.images["registry"].name)
-        patch.setenv("DOCKYARD_OPERATOR_IMAGE", cluster.images["operator"].name)
-        patch.setenv("DOCKYARD_KANIKO_IMAGE", cluster.images["kaniko"].name)
-        patch.setenv("DOCKYARD_NODE_REGISTRY_CONFIG_DIR", str(node_registry_config_dir(cluster)))
-        with running_operator(cluster, "-n", namespace, events_host=GATEWAY):
-            try:
-                yield namespace
-            finally:
-                cluster.kubectl("delete", "registries", "--all", "-n", namespace, "--timeout=60s", check=False)
-                cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    config_dir = {"DOCKYARD_NODE_REGISTRY_CONFIG_DIR": str(node_registry_config_dir(real_node_cluster))}
+    with operator_on_real_node(real_node_cluster, "r-pulls", config_dir) as (namespace, _):
+        try:
+            yield namespace
+        finally:
+            real_node_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 def _ready_registry(cluster: RealNodeCluster, namespace: str) -> dict[str, Any] | None:

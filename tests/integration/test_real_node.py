@@ -6,6 +6,7 @@ credentials and the operator-issued CA, and a Kaniko Job builds from it and push
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -273,22 +274,33 @@ def operator(real_node_cluster: RealNodeCluster) -> Iterator[tuple[str, str]]:
     """The CRDs, a namespace, and the operator (in this process) watching it, configured with the
     locally built images and an event intake on the bridge gateway that registry pods can reach:
     (namespace, metrics URL)."""
-    cluster = real_node_cluster
+    with operator_on_real_node(real_node_cluster, "r-operator") as running:
+        yield running
+
+
+@contextlib.contextmanager
+def operator_on_real_node(
+    cluster: RealNodeCluster, prefix: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """The CRDs installed, a namespace `<prefix>-<random>`, and the operator watching it with the
+    locally built images, its event intake on the bridge gateway and `env` set: (namespace, metrics
+    URL). Registries are deleted while the operator still runs (its finalizers would block it)."""
     cluster.kubectl("apply", "--server-side", "-f", "crds")
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=dockyard"
     )
-    namespace = f"r-operator-{secrets.token_hex(3)}"
+    namespace = f"{prefix}-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", namespace)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DOCKYARD_REGISTRY_IMAGE", cluster.images["registry"].name)
         patch.setenv("DOCKYARD_OPERATOR_IMAGE", cluster.images["operator"].name)
         patch.setenv("DOCKYARD_KANIKO_IMAGE", cluster.images["kaniko"].name)
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
         with running_operator(cluster, "-n", namespace, events_host=GATEWAY) as metrics:
             try:
                 yield namespace, metrics
             finally:
-                # While the operator still runs: its finalizers would block the deletion otherwise.
                 cluster.kubectl("delete", "registries", "--all", "-n", namespace, "--timeout=60s", check=False)
 
 
