@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,17 @@ def _running_pod(cluster: RealNodeCluster, namespace: str, name: str = NAME) -> 
     return pods[0] if statuses and all(s.get("ready") for s in statuses) else None
 
 
+def _accepts(host: str, port: int) -> bool:
+    """Whether a TCP connection is accepted. Ready follows the Deployment, but kube-proxy programs
+    the Service's rules from the EndpointSlice a moment later; until then the node's own rules
+    refuse the connection."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 class Registry:
     """A Registry as a client on the host sees it: skopeo through the Service ClusterIP,
     the admin credentials and the operator-issued CA."""
@@ -69,6 +81,7 @@ class Registry:
         self.skopeo = Skopeo(workdir, f"{name}.{namespace}.svc", cluster_ip, ca["ca.crt"])
         self.workdir = workdir
         write_oci_image(workdir / "image")
+        _until(lambda: _accepts(cluster_ip, 5000), f"{name}'s Service accepting connections", 60)
 
     def push(self, reference: str, creds: str | None = "admin") -> Any:
         auth = ["--dest-no-creds"] if creds is None else ["--dest-creds", self.creds]

@@ -37,9 +37,25 @@ class GitSource(ApiModel):
     url: str = Field(
         description="Clone URL, e.g. https://github.com/org/app.git.",
         max_length=2048,
-        pattern=r"^(https?|ssh|git)://|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:",
+        pattern=r"^https?://[^\s#]+$",
     )
-    revision: str = Field("main", description="Branch, tag or commit to build.", min_length=1, max_length=255)
+    revision: str = Field(
+        "main",
+        description="Branch, tag or full 40-character commit SHA to build. The operator resolves it to a "
+        "commit before the build starts, records it in status.commit, and Kaniko builds exactly that commit.",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\s#]+$",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.matches('^[0-9a-f]{7,39}$')",
+                    "revision: an abbreviated commit SHA is ambiguous; give the full 40-character SHA, "
+                    "a branch or a tag",
+                )
+            ]
+        },
+    )
     context_sub_path: str | None = Field(
         None, description="Directory inside the repository used as build context.", max_length=1024
     )
@@ -52,26 +68,42 @@ class ArchiveSource(ApiModel):
     """A tar.gz archive as build context."""
 
     url: str = Field(
-        description="Where Kaniko fetches the archive: https://…/ctx.tar.gz, s3://bucket/ctx.tar.gz, "
-        "gs://bucket/ctx.tar.gz or an Azure blob URL.",
+        description="Where Kaniko fetches the archive: an http(s) URL of a .tar.gz (a presigned object-store URL "
+        "works).",
         max_length=2048,
-        pattern=r"^(https?|s3|gs)://",
+        pattern=r"^https?://[^\s]+$",
     )
 
 
+class OciSource(ApiModel):
+    """A context uploaded into the task's Registry as an OCI artifact (what `dockyard build` does):
+    one gzip'd tar layer, fetched by the build pod before Kaniko starts."""
+
+    repository: str = Field(
+        description="Repository in the task's Registry, e.g. dockyard/sources.",
+        max_length=256,
+        pattern=r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
+    )
+    digest: str = Field(description="Manifest digest of the artifact.", pattern=r"^sha256:[a-f0-9]{64}$")
+
+
 class BuildSource(ApiModel):
-    """The build context. Set exactly one of git or archive."""
+    """The build context. Set exactly one of git, archive or oci."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("has(self.git) != has(self.archive)", "set exactly one build source: git or archive"),
+                cel(
+                    "(has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) + (has(self.oci) ? 1 : 0) == 1",
+                    "set exactly one build source: git, archive or oci",
+                ),
             ]
         }
     )
 
     git: GitSource | None = Field(None, description="A git repository.")
     archive: ArchiveSource | None = Field(None, description="A tar.gz archive.")
+    oci: OciSource | None = Field(None, description="A context uploaded into the Registry (quick build).")
 
 
 class BuildArg(ApiModel):
@@ -174,7 +206,14 @@ class BuildDefinition(ApiModel):
         max_length=64,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    timeout_seconds: int = Field(3600, description="Time limit of a run.", ge=300, le=28800)
+    pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        description="kubernetes.io/dockerconfigjson Secrets with credentials for other registries (private "
+        "base images, destinations elsewhere). The run's own Registry needs none: each run gets a token "
+        "for exactly its repositories.",
+        max_length=16,
+    )
+    timeout_seconds: int = Field(3600, description="Time limit of a run.", ge=60, le=28800)
     resources: ResourceRequirements | None = Field(None, description="Resources of the build container.")
     builder_image: str | None = Field(
         None, description="Kaniko image; defaults to the operator's setting.", max_length=512
@@ -337,7 +376,7 @@ class BuildRunSpec(ApiModel):
             "x-kubernetes-validations": [immutable("values")],
         },
     )
-    timeout_seconds: int | None = Field(None, description="Time limit overriding the task's.", ge=300, le=28800)
+    timeout_seconds: int | None = Field(None, description="Time limit overriding the task's.", ge=60, le=28800)
     cancel: bool = Field(False, description="Set to true to cancel the run.")
 
 
@@ -375,8 +414,14 @@ class BuildRunStatus(ApiModel):
     finish_time: str | None = Field(None, description="When the run ended.")
     output_images: list[OutputImage] = Field(default_factory=list, description="Images pushed.", max_length=20)
     steps: list[StepStatus] = Field(default_factory=list, description="Steps of a multi-step run.", max_length=64)
-    message: str | None = Field(None, description="Error message of a failed run.")
-    logs_config_map_name: str | None = Field(None, description="ConfigMap keeping the run's log.")
+    message: str | None = Field(None, description="Why the run failed: the failing build line and its error.")
+    commit: str | None = Field(None, description="The commit built (git sources).")
+    log_reference: str | None = Field(
+        None,
+        description="Where the full log is kept once the pod is gone: an OCI artifact in the Registry "
+        "(`dockyard logs <run>` or `oras pull` read it).",
+    )
+    log_tail: str | None = Field(None, description="The last lines of the log.")
     conditions: list[Condition] = CONDITIONS_FIELD
     observed_generation: int | None = OBSERVED_GENERATION_FIELD
 
