@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -224,6 +224,64 @@ class Kube:
             self._resource(api_version, kind).status.patch(
                 body={"status": status}, name=name, namespace=namespace, content_type="application/merge-patch+json"
             )
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create an object; None when one of that name exists already (409). Deterministic names
+        make this the exactly-once step: a second create of the same child is refused by the API."""
+        meta = body["metadata"]
+        self._count("create", body["kind"])
+        try:
+            created = self._resource(body["apiVersion"], body["kind"]).create(
+                body=body, namespace=meta.get("namespace")
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return None
+            raise
+        return dict(created.to_dict())
+
+    def patch(
+        self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A JSON merge patch of an object (None if it is gone). Never used on a resource's spec by
+        the operator; the CLI uses it for `spec.cancel`."""
+        self._count("patch", kind)
+        try:
+            patched = self._resource(api_version, kind).patch(
+                body=patch, name=name, namespace=namespace, content_type="application/merge-patch+json"
+            )
+        except NotFoundError:
+            return None
+        return dict(patched.to_dict())
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, limit_bytes: int | None = None) -> str | None:
+        """A container's log as it is now (None when the pod or container is gone or never started)."""
+        self._count("get", "Pod/log")
+        core = client.CoreV1Api(self._dynamic.client)
+        try:
+            response: Any = core.read_namespaced_pod_log(
+                pod, namespace, container=container, limit_bytes=limit_bytes, _preload_content=False
+            )
+            text = response.data
+        except ApiException as error:
+            if error.status in (400, 404):
+                return None
+            raise
+        return bytes(text).decode("utf-8", errors="replace")
+
+    def follow_pod_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
+        """A container's log line by line as it is written, until the container ends (the CLI's
+        streaming; never used by the operator, whose handlers must not block)."""
+        self._count("get", "Pod/log")
+        core = client.CoreV1Api(self._dynamic.client)
+        response: Any = core.read_namespaced_pod_log(
+            pod, namespace, container=container, follow=True, _preload_content=False
+        )
+        try:
+            for line in response.stream(decode_content=True):
+                yield bytes(line).decode("utf-8", errors="replace")
+        finally:
+            response.release_conn()
 
     def post_event(
         self, involved: dict[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str
