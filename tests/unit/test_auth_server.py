@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import jwt
 from aiohttp.test_utils import TestClient, TestServer
 
+from dockyard.auth.delegation import DELEGATED_USER, issue_delegation, verify_delegation
 from dockyard.auth.grants import Grant
 from dockyard.auth.policy import AuthPolicy, Credential, password_digest
 from dockyard.auth.server import TokenService, build_app
+from dockyard.auth.tokens import SigningKey
 from dockyard.core.pki import issue_signing_key
 
 KEY = issue_signing_key("test signer")
@@ -88,3 +91,44 @@ def test_wrong_or_half_empty_credentials_are_refused(tmp_path: Path) -> None:
         status, body = _request(tmp_path, ANONYMOUS_PULL, authorization)
         assert status == 401, (authorization, body)
         assert body["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def _delegation(grants: tuple[Grant, ...], *, service: str = "svc", ttl: int = 600, key: Any = KEY) -> str:
+    signer = SigningKey(key.key_pem, key.cert_pem)
+    return issue_delegation(signer, service=service, subject="buildrun:ns/app-1", grants=grants, ttl_seconds=ttl)
+
+
+def test_a_delegated_credential_gets_exactly_its_grants() -> None:
+    """A build run's credential: push on its own repository, pull elsewhere, nothing more."""
+    grants = (Grant(repositories="team/app", actions=("push",)), Grant(repositories="*", actions=("pull",)))
+    password = _delegation(grants)
+    with TemporaryDirectory() as tmp:
+        status, body = _request(Path(tmp), (), _basic(DELEGATED_USER, password))
+    assert status == 200, body
+    assert _actions(body) == ["pull", "push"] and body["sub"] == "buildrun:ns/app-1"
+    other = _delegation((Grant(repositories="team/other", actions=("push",)),))
+    with TemporaryDirectory() as tmp:
+        status, body = _request(Path(tmp), (), _basic(DELEGATED_USER, other))
+    assert status == 200 and body["access"] == []
+
+
+def test_delegations_that_are_expired_forged_or_for_another_registry_are_refused() -> None:
+    grants = (Grant(repositories="*", actions=("push",)),)
+    for password in (
+        _delegation(grants, ttl=-30),
+        _delegation(grants, service="another-registry"),
+        _delegation(grants, key=issue_signing_key("someone else")),
+        "not-a-jwt",
+    ):
+        with TemporaryDirectory() as tmp:
+            status, body = _request(Path(tmp), ANONYMOUS_PULL, _basic(DELEGATED_USER, password))
+        assert status == 401, body
+
+
+def test_verify_delegation_checks_the_clock_it_is_given() -> None:
+    signer = SigningKey(KEY.key_pem, KEY.cert_pem)
+    grants = (Grant(repositories="a", actions=("pull",)),)
+    token = issue_delegation(signer, service="svc", subject="s", grants=grants, ttl_seconds=60, now=1000)
+    assert verify_delegation(token, signer, service="svc", now=1030) == ("s", grants)
+    assert verify_delegation(token, signer, service="svc", now=1061) is None
+    assert verify_delegation(token, signer, service="other", now=1030) is None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from dockyard.auth.delegation import DELEGATED_USER, verify_delegation
 from dockyard.auth.grants import Grant, Scope
 from dockyard.auth.policy import AuthPolicy
 from dockyard.auth.tokens import SigningKey, issue_token, issued_at
@@ -83,7 +84,14 @@ class TokenService:
         credentials = _basic_credentials(header) if header else ANONYMOUS
         if credentials is None:
             return _error(401, "UNAUTHORIZED", "malformed Authorization header", challenge=True)
-        if credentials != ANONYMOUS:
+        if credentials != ANONYMOUS and credentials[0] == DELEGATED_USER:
+            delegated = verify_delegation(credentials[1], self.signing_key(), service=policy.service)
+            if delegated is None:
+                log.info("token refused: invalid or expired delegated credential")
+                return _error(401, "UNAUTHORIZED", "authentication required", challenge=True)
+            subject, delegated_grants = delegated
+            grants = grants + delegated_grants
+        elif credentials != ANONYMOUS:
             user = policy.authenticate(*credentials)
             if user is None:
                 log.info("token refused: bad credentials for user %r", credentials[0])
