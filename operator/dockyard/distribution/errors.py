@@ -1,0 +1,35 @@
+"""What goes wrong talking to a registry, as a small tree (see `dockyard.distribution.client`).
+
+DistributionError                  anything below; `str()` is one line, never a secret
+├── RegistryUnreachable            no answer: DNS, connect, TLS verification, timeout
+├── RegistryUnauthorized           401/403 after authenticating, or the token realm refused us
+├── RegistryNotFound               404: repository, manifest or blob unknown
+└── RegistryProtocolError          an answer that breaks the protocol (unexpected status, bad
+    └── DigestMismatch             challenge, bad JSON, content that is not what its digest says)
+"""
+
+from __future__ import annotations
+
+
+class DistributionError(Exception):
+    """A registry request failed; the message names the request, never a credential."""
+
+
+class RegistryUnreachable(DistributionError):
+    """The registry (or its token realm) did not answer: DNS, connection, TLS or timeout."""
+
+
+class RegistryUnauthorized(DistributionError):
+    """Credentials missing, wrong, or without the access the request needs."""
+
+
+class RegistryNotFound(DistributionError):
+    """The repository, manifest or blob does not exist."""
+
+
+class RegistryProtocolError(DistributionError):
+    """The registry answered something the protocol does not allow here."""
+
+
+class DigestMismatch(RegistryProtocolError):
+    """Content whose sha256 is not the digest it was asked for or announced with."""
