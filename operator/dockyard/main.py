@@ -31,7 +31,7 @@ import dockyard.handlers  # noqa: F401
 from dockyard import metrics
 from dockyard.core import kube
 from dockyard.core.cache import ClusterCache
-from dockyard.core.names import CHILD_LABELS
+from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
 from dockyard.events.intake import Intake, RegistryTokens
 from dockyard.events.metrics import register_intake_metrics
 from dockyard.models import GROUP
@@ -54,6 +54,7 @@ CHILD_RESOURCES: Final = (
     ("apps", "v1", "daemonsets"),
     ("networking.k8s.io", "v1", "ingresses"),
 )
+BUILD_RESOURCES: Final = (("batch", "v1", "jobs"), ("", "v1", "pods"))
 
 
 def _installed_version() -> str:
@@ -89,6 +90,9 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
     child_selector = ",".join(f"{key}={value}" for key, value in CHILD_LABELS.items())
     for resource in CHILD_RESOURCES:
         kopf_settings.watching.label_selectors[resource] = child_selector
+    # Build Jobs and their pods by the run label: never the cluster's other Jobs and pods.
+    for resource in BUILD_RESOURCES:
+        kopf_settings.watching.label_selectors[resource] = BUILD_RUN_LABEL
     kopf_settings.peering.standalone = True
     kopf_settings.peering.mandatory = False
 

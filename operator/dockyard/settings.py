@@ -47,8 +47,14 @@ class OperatorSettings(BaseSettings):
     log_level: LogLevel = "info"
 
     registry_image: str = Field(default="registry:3", min_length=1)
-    kaniko_image: str = Field(default="ghcr.io/osscontainertools/kaniko:v1.25.0", min_length=1)
-    """The maintained community fork: the original GoogleContainerTools/kaniko is archived."""
+    kaniko_image: str = Field(default="ghcr.io/osscontainertools/kaniko:v1.28.3", min_length=1)
+    """The maintained community fork: the original GoogleContainerTools/kaniko is archived. A task's
+    `builderImage` overrides it."""
+    build_cpu_request: str = "250m"
+    build_memory_request: str = "512Mi"
+    build_cpu_limit: str = "2"
+    build_memory_limit: str = "4Gi"
+    """Resources of a build container when its task sets none (Kaniko holds layers in memory)."""
 
     operator_image: str = Field(default="ghcr.io/dockyard-dev/dockyard:0.1.0", min_length=1)
     """The Dockyard image (this repository's Dockerfile); registry pods run its token service."""

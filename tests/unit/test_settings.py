@@ -20,7 +20,7 @@ def test_defaults() -> None:
     assert (settings.metrics_host, settings.metrics_port) == ("0.0.0.0", 9090)
     assert (settings.log_format, settings.log_level) == ("full", "info")
     assert settings.registry_image == "registry:3"
-    assert settings.kaniko_image == "ghcr.io/osscontainertools/kaniko:v1.25.0"
+    assert settings.kaniko_image == "ghcr.io/osscontainertools/kaniko:v1.28.3"
     assert settings.watch_server_timeout == 60
     assert settings.watch_client_timeout > settings.watch_server_timeout
 

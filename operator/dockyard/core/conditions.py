@@ -65,6 +65,28 @@ class Reason:
     successful delivery."""
     DISABLED: Final = "Disabled"
     """Webhooks, `Ready=True`: the webhook is valid but `enabled: false`, so no event is sent."""
+    QUEUED: Final = "Queued"
+    """Runs, `Succeeded=Unknown`: the run has an ID and waits for its build pod to start."""
+    RUNNING: Final = "Running"
+    """Runs, `Succeeded=Unknown`: the build pod runs."""
+    SUCCEEDED: Final = "Succeeded"
+    """Runs, `Succeeded=True`: the build finished with exit code 0 and its images are pushed."""
+    BUILD_FAILED: Final = "BuildFailed"
+    """Runs, `Succeeded=False` (status Failed): the build itself failed; the message is the failing
+    build line and its error."""
+    CANCELED: Final = "Canceled"
+    """Runs, `Succeeded=False`: `spec.cancel` stopped the run; the log so far is kept."""
+    TIMED_OUT: Final = "TimedOut"
+    """Runs, `Succeeded=False` (status Timeout): the run exceeded its `timeoutSeconds`."""
+    RUN_ERROR: Final = "RunError"
+    """Runs, `Succeeded=False` (status Error): the run could not build at all: the source could not
+    be fetched, the pod was lost or its Job deleted, the Registry is gone."""
+    WAITING: Final = "Waiting"
+    """Runs, `Succeeded=Unknown`: the run waits for something the user provides (its BuildTask,
+    Registry or a Secret); the message names it."""
+    NOT_IMPLEMENTED: Final = "NotImplemented"
+    """BuildTasks, `Ready=False`: the spec uses a feature this version accepts but does not carry
+    out yet (the message lists the fields); nothing it names is ignored silently."""
     RECONCILE_FAILED: Final = "ReconcileFailed"
     """`Ready=False`: an unexpected error (API server, network) interrupted reconciliation; the
     message carries it and the operator retries with backoff."""
@@ -76,6 +98,12 @@ class EventReason:
 
     READY: Final = "Ready"
     """Normal: the resource became ready (a Registry: its login server serves)."""
+    RUN_STARTED: Final = "RunStarted"
+    """Normal: a BuildRun got its run ID and its Job."""
+    RUN_FINISHED: Final = "RunFinished"
+    """Normal (Succeeded) or Warning (any other end): a BuildRun ended; the message says how."""
+    LOG_NOT_STORED: Final = "LogNotStored"
+    """Warning: a finished run's log could not be kept in its registry (the tail is on the run)."""
 
 
 class Phase:

@@ -19,7 +19,6 @@ them to `kopf.TemporaryError`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
@@ -208,22 +207,33 @@ class Kube:
         )
         return dict(applied.to_dict())
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+    def delete(
+        self, api_version: str, kind: str, namespace: str | None, name: str, *, propagation: str | None = None
+    ) -> bool:
+        """Delete an object; `propagation="Background"` also deletes what it owns (a Job's pods:
+        batch/v1 orphans them by default)."""
         with self._verified_lock:
             self._verified.pop((api_version, kind, namespace, name), None)
         self._count("delete", kind)
+        body = {"propagationPolicy": propagation} if propagation else None
         try:
-            self._resource(api_version, kind).delete(name=name, namespace=namespace)
+            self._resource(api_version, kind).delete(name=name, namespace=namespace, body=body)
             return True
         except NotFoundError:
             return False
 
-    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge `status` into the object's status; the object as stored (None if it is gone)."""
         self._count("patch", f"{kind}/status")
-        with contextlib.suppress(NotFoundError):
-            self._resource(api_version, kind).status.patch(
+        try:
+            patched = self._resource(api_version, kind).status.patch(
                 body={"status": status}, name=name, namespace=namespace, content_type="application/merge-patch+json"
             )
+        except NotFoundError:
+            return None
+        return dict(patched.to_dict())
 
     def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create an object; None when one of that name exists already (409). Deterministic names

@@ -7,6 +7,7 @@ harness builds the names it looks for from these classes rather than spelling th
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -96,6 +97,11 @@ class RegistryNames:
     def ingress(self) -> str:
         return self.registry
 
+    @property
+    def run_ids(self) -> str:
+        """The ConfigMap holding the registry's next build run number."""
+        return f"{self.registry}-run-ids"
+
 
 @dataclass(frozen=True)
 class WebhookNames:
@@ -107,3 +113,40 @@ class WebhookNames:
     def signing(self) -> str:
         """The generated HMAC key (when `spec.signingSecretRef` is not set)."""
         return f"{self.webhook}-signing"
+
+
+BUILD_RUN_LABEL: Final = "dockyard.dev/build-run"
+"""On a run's Job, its pod and its credentials Secret: the BuildRun's name (shortened when longer
+than a label value may be), so the operator's watch on build pods finds the run."""
+BUILD_TASK_LABEL: Final = "dockyard.dev/build-task"
+"""On a task's BuildRuns: the task, for history and `kubectl get buildruns -l`."""
+
+
+def shortened(name: str, limit: int) -> str:
+    """`name` if it fits, else a prefix and a hash of the whole, so distinct names stay distinct."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-.')}-{digest}"
+
+
+@dataclass(frozen=True)
+class BuildRunNames:
+    """Names of a BuildRun's children."""
+
+    run: str
+
+    @property
+    def job(self) -> str:
+        """The Kaniko Job: deterministic, so a second create after a crash is refused (exactly once).
+        52 characters leave room for the pod name suffix within a label value's 63."""
+        return shortened(f"{self.run}-build", 52)
+
+    @property
+    def credentials(self) -> str:
+        """The run's docker config (a delegated credential for its registry, plus pull secrets)."""
+        return shortened(f"{self.run}-build-auth", 253)
+
+    @property
+    def label(self) -> str:
+        return shortened(self.run, 63)

@@ -416,6 +416,7 @@ class BuildRunStatus(ApiModel):
     steps: list[StepStatus] = Field(default_factory=list, description="Steps of a multi-step run.", max_length=64)
     message: str | None = Field(None, description="Why the run failed: the failing build line and its error.")
     commit: str | None = Field(None, description="The commit built (git sources).")
+    ref: str | None = Field(None, description="The git ref the revision resolved to, e.g. refs/heads/main.")
     log_reference: str | None = Field(
         None,
         description="Where the full log is kept once the pod is gone: an OCI artifact in the Registry "

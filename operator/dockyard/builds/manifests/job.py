@@ -1,0 +1,250 @@
+"""The Kaniko Job of a run, and its docker config Secret: pure builders.
+
+Security, as a platform team expects it: the pod mounts no service-account token and gets no
+Service links; it reads only the Secrets its run names (its own docker config, Secret build
+arguments, the git credential) through the kubelet; Kaniko trusts the registry's CA
+(`--registry-certificate`), never `--skip-tls-verify`; Secret values reach Kaniko through
+environment variables that the kubelet expands into its arguments (`$(VAR)`), so the Job's spec
+holds their names only. Kaniko writes `repo:tag@digest` per destination to the termination message
+(`--image-name-tag-with-digest-file=/dev/termination-log`), which the operator trusts only with exit
+code 0 (Kaniko writes it before pushing).
+
+`activeDeadlineSeconds` is a backstop only: the operator ends a run at its timeout itself, after
+saving the log, because the Job controller deletes the pod (and its log) when the deadline passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from dockyard.core.meta import Owner, metadata
+from dockyard.core.names import BUILD_RUN_LABEL, BuildRunNames, labels
+
+KANIKO_CONTAINER: Final = "kaniko"
+FETCH_CONTAINER: Final = "fetch-context"
+WORKSPACE: Final = "/workspace"
+DOCKER_CONFIG_DIR: Final = "/kaniko/.docker"
+CA_DIR: Final = "/dockyard/ca"
+CA_FILE: Final = f"{CA_DIR}/ca.crt"
+TERMINATION_LOG: Final = "/dev/termination-log"
+DEADLINE_GRACE_SECONDS: Final = 300
+SECRET_ARG_PREFIX: Final = "DOCKYARD_BUILD_ARG_"
+
+
+@dataclass(frozen=True)
+class OciContext:
+    """An uploaded context the fetch init container unpacks into the workspace."""
+
+    repository: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class ArchiveContext:
+    """A tar.gz at an http(s) URL, fetched and unpacked into the workspace (Kaniko itself fetches
+    only https with its own CA bundle; the fetcher takes http too and the run's registry CA)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class SecretArg:
+    name: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class KanikoBuild:
+    """Everything a run's pod needs, decided before building it."""
+
+    owner: Owner
+    registry_host: str
+    kaniko_image: str
+    fetcher_image: str
+    context: str
+    dockerfile: str
+    destinations: tuple[str, ...]
+    timeout_seconds: int
+    resources: Mapping[str, Any]
+    ca_config_map: str | None = None
+    context_sub_path: str | None = None
+    fetch: OciContext | ArchiveContext | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+    secret_args: tuple[SecretArg, ...] = ()
+    git_auth_secret: str | None = None
+    plain_http_git: bool = False
+    target: str | None = None
+    platform: str | None = None
+    no_push: bool = False
+    cache_repository: str | None = None
+    insecure_registry: bool = False
+    """The run's registry speaks plain HTTP (its tls.mode is Disabled)."""
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> BuildRunNames:
+        return BuildRunNames(self.owner.name)
+
+
+def _escape(value: str) -> str:
+    """Literal text in container args: `$(X)` would be expanded by the kubelet; `$$` keeps it."""
+    return value.replace("$(", "$$(")
+
+
+def kaniko_args(build: KanikoBuild) -> list[str]:
+    args = [f"--context={_escape(build.context)}", f"--dockerfile={_escape(build.dockerfile)}"]
+    if build.context_sub_path:
+        args.append(f"--context-sub-path={_escape(build.context_sub_path)}")
+    args += [f"--destination={_escape(d)}" for d in build.destinations]
+    if build.no_push:
+        args.append("--no-push")
+    args.append(f"--image-name-tag-with-digest-file={TERMINATION_LOG}")
+    args += [f"--build-arg={_escape(name)}={_escape(value)}" for name, value in build.build_args]
+    args += [f"--build-arg={arg.name}=$({SECRET_ARG_PREFIX}{arg.name})" for arg in build.secret_args]
+    if build.target:
+        args.append(f"--target={_escape(build.target)}")
+    if build.platform:
+        args.append(f"--custom-platform={build.platform}")
+    if build.cache_repository:
+        args += ["--cache=true", f"--cache-repo={_escape(build.cache_repository)}"]
+    if build.ca_config_map:
+        args.append(f"--registry-certificate={build.registry_host}={CA_FILE}")
+    if build.insecure_registry:
+        args.append(f"--insecure-registry={build.registry_host}")
+    args.append("--push-retry=2")
+    return args
+
+
+def _kaniko_env(build: KanikoBuild) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {
+            "name": f"{SECRET_ARG_PREFIX}{arg.name}",
+            "valueFrom": {"secretKeyRef": {"name": arg.secret, "key": arg.key}},
+        }
+        for arg in build.secret_args
+    ]
+    if build.git_auth_secret:
+        for variable, key in (("GIT_USERNAME", "username"), ("GIT_PASSWORD", "password")):
+            env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": build.git_auth_secret, "key": key}}})
+    if build.plain_http_git:
+        env.append({"name": "GIT_PULL_METHOD", "value": "http"})
+    return env
+
+
+def _mounts(build: KanikoBuild) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"name": "docker-config", "mountPath": DOCKER_CONFIG_DIR, "readOnly": True},
+        {"name": "workspace", "mountPath": WORKSPACE},
+    ]
+    if build.ca_config_map:
+        mounts.append({"name": "registry-ca", "mountPath": CA_DIR, "readOnly": True})
+    return mounts
+
+
+def _fetch_container(build: KanikoBuild) -> dict[str, Any]:
+    assert build.fetch is not None
+    command = ["python", "-m", "dockyard.builds.fetch", f"--into={WORKSPACE}"]
+    if isinstance(build.fetch, OciContext):
+        command += [
+            f"--registry={build.registry_host}",
+            f"--repository={build.fetch.repository}",
+            f"--digest={build.fetch.digest}",
+            f"--docker-config={DOCKER_CONFIG_DIR}/config.json",
+        ]
+        if build.insecure_registry:
+            command.append("--plain-http")
+    else:
+        command.append(f"--url={build.fetch.url}")
+    if build.ca_config_map:
+        command.append(f"--ca-file={CA_FILE}")
+    return {
+        "name": FETCH_CONTAINER,
+        "image": build.fetcher_image,
+        "command": command,
+        "volumeMounts": _mounts(build),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+    }
+
+
+def _metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
+    """Children's metadata; label values hold at most 63 characters, a run's name up to 253."""
+    meta = metadata(owner, name, component)
+    short = BuildRunNames(owner.name).label
+    meta["labels"] = {**labels(owner.kind, short, component), BUILD_RUN_LABEL: short}
+    return meta
+
+
+def build_job(build: KanikoBuild) -> dict[str, Any]:
+    owner, names = build.owner, build.names
+    meta = _metadata(owner, names.job, "build")
+    pod_labels = {**meta["labels"], **build.extra_labels}
+    meta["labels"] = pod_labels
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "docker-config",
+            "secret": {"secretName": names.credentials, "items": [{"key": "config.json", "path": "config.json"}]},
+        },
+        {"name": "workspace", "emptyDir": {}},
+    ]
+    if build.ca_config_map:
+        volumes.append({"name": "registry-ca", "configMap": {"name": build.ca_config_map}})
+    kaniko = {
+        "name": KANIKO_CONTAINER,
+        "image": build.kaniko_image,
+        "args": kaniko_args(build),
+        "workingDir": WORKSPACE,
+        "volumeMounts": _mounts(build),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "resources": dict(build.resources),
+    }
+    env = _kaniko_env(build)
+    if env:
+        kaniko["env"] = env
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 10,
+        "containers": [kaniko],
+        "volumes": volumes,
+    }
+    if build.fetch is not None:
+        pod_spec["initContainers"] = [_fetch_container(build)]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": build.timeout_seconds + DEADLINE_GRACE_SECONDS,
+            "template": {"metadata": {"labels": dict(pod_labels)}, "spec": pod_spec},
+        },
+    }
+
+
+def docker_config(auths: Mapping[str, Mapping[str, Any]]) -> str:
+    return json.dumps({"auths": {host: dict(entry) for host, entry in sorted(auths.items())}}, sort_keys=True)
+
+
+def basic_auth_entry(username: str, password: str) -> dict[str, str]:
+    return {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+def build_credentials_secret(owner: Owner, config_json: str) -> dict[str, Any]:
+    names = BuildRunNames(owner.name)
+    meta = _metadata(owner, names.credentials, "build-auth")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": meta,
+        "data": {"config.json": base64.b64encode(config_json.encode()).decode()},
+    }
