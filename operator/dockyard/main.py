@@ -29,6 +29,10 @@ from prometheus_client import CollectorRegistry
 
 import dockyard.handlers  # noqa: F401
 from dockyard import metrics
+from dockyard.builds.git import resolve_git_revision
+from dockyard.builds.logs import RegistryLogs
+from dockyard.builds.reconcile import MEMO_KEY as BUILDS_KEY
+from dockyard.builds.reconcile import RunReconciler
 from dockyard.core import kube
 from dockyard.core.cache import ClusterCache
 from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
@@ -129,6 +133,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         await webhooks.stop()
         raise
     memo[WEBHOOKS_KEY] = webhooks
+    # One reconciler for every run: kopf copies `memo` per object, and a run's own events, its
+    # Job's and its pod's must share the reconciler's per-run locks and last-written statuses.
+    memo[BUILDS_KEY] = RunReconciler(api, config, RegistryLogs(), resolve_git_revision)
     memo[_INTAKE] = intake
     memo[_METRICS_SERVER] = server
     logger.info(

@@ -302,3 +302,9 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def resolve_git_revision(url: str, revision: str, username: str | None, password: str | None) -> tuple[str | None, str]:
+    """`resolve_revision` as the run reconciler calls it: (ref, commit)."""
+    resolved = resolve_revision(url, revision, username=username, password=password)
+    return resolved.ref, resolved.commit

@@ -59,6 +59,7 @@ from dockyard.settings import OperatorSettings
 log = logging.getLogger("dockyard.builds")
 
 KIND: Final = "BuildRun"
+MEMO_KEY: Final = "builds"
 REASONS: Final = {
     "Queued": ("Unknown", Reason.QUEUED),
     "Running": ("Unknown", Reason.RUNNING),
@@ -502,3 +503,11 @@ def git_context(url: str, ref: str | None, commit: str) -> str:
     GIT_PULL_METHOD), so Kaniko checks out exactly the resolved commit."""
     address = url.split("://", 1)[1]
     return f"git://{address}#{ref}#{commit}" if ref else f"git://{address}#{commit}"
+
+
+def reconciler_from(memo: Mapping[str, object]) -> RunReconciler:
+    """The run reconciler that startup put into kopf's `memo`."""
+    reconciler = memo.get(MEMO_KEY)
+    if not isinstance(reconciler, RunReconciler):
+        raise LookupError("the build reconciler is not in memo: the startup handler has not run")
+    return reconciler

@@ -20,11 +20,9 @@ from typing import Any, Final
 import kopf
 
 from dockyard.builds.access import registry_access
-from dockyard.builds.git import resolve_revision
 from dockyard.builds.history import prune, task_status
-from dockyard.builds.logs import RegistryLogs
 from dockyard.builds.observe import TERMINAL
-from dockyard.builds.reconcile import KIND, Observed, RunReconciler, parse_time
+from dockyard.builds.reconcile import KIND, Observed, parse_time, reconciler_from
 from dockyard.core import conditions
 from dockyard.core.cache import slim
 from dockyard.core.conditions import ConditionType, Reason
@@ -35,28 +33,12 @@ from dockyard.handlers.edge import parse_spec, reconcile_edge
 from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
 from dockyard.models.builds import BuildRunSpec, BuildTaskSpec
-from dockyard.settings import settings_from
 
-MEMO_KEY: Final = "builds"
 TIMER_SECONDS: Final = 10.0
 TASK_KIND: Final = "BuildTask"
 RUN_WATCH: Final = {BUILD_RUN_LABEL: kopf.PRESENT}
 
 Key = tuple[str, str]
-
-
-def _git(url: str, revision: str, username: str | None, password: str | None) -> tuple[str | None, str]:
-    resolved = resolve_revision(url, revision, username=username, password=password)
-    return resolved.ref, resolved.commit
-
-
-def reconciler_from(memo: kopf.Memo) -> RunReconciler:
-    existing = memo.get(MEMO_KEY)
-    if isinstance(existing, RunReconciler):
-        return existing
-    reconciler = RunReconciler(kube_from(memo), settings_from(memo), RegistryLogs(), _git)
-    memo[MEMO_KEY] = reconciler
-    return reconciler
 
 
 # -- watch-fed views ----------------------------------------------------------------------------
