@@ -30,12 +30,13 @@ def build_job(
     labelled: bool = True,
     annotations: dict[str, str] | None = None,
     init: bool = True,
+    destination_args: list[str] | None = None,
 ) -> client.V1Job:
     """A Job like the operator's: pods labelled with their BuildRun, a `kaniko` main container."""
     args = [
         "--context=git://git.example/app.git#refs/heads/main#" + "1" * 40,
         "--dockerfile=Dockerfile",
-        *[f"--destination={d}" for d in destinations],
+        *(destination_args or [f"--destination={d}" for d in destinations]),
         "--image-name-tag-with-digest-file=/dev/termination-log",
     ]
     labels = {BUILD_RUN_LABEL: run or name} if labelled else None
@@ -159,3 +160,15 @@ def test_a_job_pod_without_the_label_completes_as_before(api: client.ApiClient, 
 def only_pod_running(core: client.CoreV1Api, namespace: str, job: str) -> bool:
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
     return len(pods) == 1 and pods[0].status.phase == "Running"
+
+
+def test_every_destination_flag_form_is_reported_in_order(api: client.ApiClient, namespace: str) -> None:
+    """Kaniko also takes `--destination X`, `-d=X` and `-d X`; each gets its line, in argument order."""
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    forms = ["--destination", "r.example/a:1", "-d=r.example/b:2", "-d", "r.example/c:3", "--destination=r.example/d:4"]
+    batch.create_namespaced_job(namespace, build_job("app-ca6", [], destination_args=forms, init=False))
+    eventually(lambda: job_with_condition(batch, namespace, "app-ca6", "Complete"), "the build Job to complete")
+    pod = only_pod(core, namespace, "app-ca6")
+    assert not pod.status.init_container_statuses
+    expected = "".join(digest_line(d) for d in ["r.example/a:1", "r.example/b:2", "r.example/c:3", "r.example/d:4"])
+    assert containers(pod)["kaniko"].terminated.message == expected
