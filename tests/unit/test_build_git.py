@@ -302,6 +302,13 @@ def test_kaniko_git_context(url: str, resolved: ResolvedRevision, context: str, 
     assert kaniko_git_context(url, resolved) == (context, {"GIT_PULL_METHOD": method})
 
 
+def test_resolve_refuses_other_schemes_before_asking() -> None:
+    client, seen = answering(200, REPO)
+    with pytest.raises(ValueError, match="http"):
+        resolve_revision("ssh://git@github.com/acme/app.git", "main", client=client)
+    assert not seen
+
+
 def test_kaniko_git_context_refuses_other_schemes() -> None:
     with pytest.raises(ValueError, match="http"):
         kaniko_git_context("ssh://git@github.com/acme/app.git", ResolvedRevision(None, MAIN))

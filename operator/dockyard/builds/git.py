@@ -20,7 +20,8 @@ Annotated tags resolve to the commit they point to (the advertisement's peeled `
 is what a commit trigger's poll needs.
 
 `kaniko_git_context(url, resolved)` gives Kaniko's `--context` for the result,
-`git://<host>/<path>#<ref>#<commit>` (or `#<commit>` without a ref), and the environment it needs.
+`git://<host>/<path>#<ref>#<commit>` (without a ref `#HEAD#<commit>`, or `#<commit>` where the server
+lets Kaniko fetch a commit by id), and the environment it needs.
 
 Errors, none of which ever contains credentials (URLs are shown without their user info, and any
 text that came back from the network is scrubbed of the username and password):
@@ -229,8 +230,12 @@ def resolve_revision(
 ) -> ResolvedRevision:
     """Ask the remote at `url` (http or https) which commit `revision` names now. Credentials are
     `username`/`password` (a token as password, or as username with an empty password), else the
-    URL's user info. Raises a `GitError` (see the module docstring)."""
+    URL's user info. `timeout` bounds each network operation (connect, each read), as in httpx.
+    Raises a `GitError` (see the module docstring), or ValueError for a URL that is not http(s)."""
     where = display_url(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"git sources are read over http(s) only, not {where!r}")
     hidden = [text for text in (username, password, *_userinfo(url)) if text]
     auth = httpx.BasicAuth(username or "", password or "") if username or password else None
     owned = client is None
