@@ -12,9 +12,15 @@ from .build import ensure_binaries
 from .cluster import LocalCluster
 from .components import Tuning
 from .errors import KubectlError, LocalClusterError
-from .stages import EXIT_CODE_ANNOTATION, RUN_DURATION_ANNOTATION, TERMINATION_MESSAGE_ANNOTATION
+from .stages import (
+    BUILD_RUN_LABEL,
+    EXIT_CODE_ANNOTATION,
+    RUN_DURATION_ANNOTATION,
+    TERMINATION_MESSAGE_ANNOTATION,
+)
 
 __all__ = [
+    "BUILD_RUN_LABEL",
     "EXIT_CODE_ANNOTATION",
     "RUN_DURATION_ANNOTATION",
     "TERMINATION_MESSAGE_ANNOTATION",

@@ -9,7 +9,8 @@ http-backend` (CGI), behind a small threaded HTTP server, optionally with HTTP b
         server.pod_url("app")    # http://<host's primary IPv4>:<port>/app.git, for pods on a real node
 
 The server binds 0.0.0.0 so pods can clone from it; `host_address()` is the host's primary
-non-loopback IPv4 (the real node's bridge gateway reaches the host too). Commits are written with
+non-loopback IPv4 (the real node's bridge gateway reaches the host too). `fetch_by_id=True`
+advertises `allow-reachable-sha1-in-want` (clients may fetch any reachable commit by id, as on GitHub). Commits are written with
 git's plumbing into the bare repository (no work tree), with a fixed author, so they are reproducible
 except for their timestamps. Requests are recorded in `requests` as (method, path, user) for tests
 that check what a client asked. Needs `git` (Debian: `apt-get install -y git`).
@@ -78,10 +79,14 @@ class GitServer:
         username: str | None = None,
         password: str | None = None,
         host: str = "0.0.0.0",
+        fetch_by_id: bool = False,
     ) -> None:
         self._temporary = tempfile.TemporaryDirectory(prefix="dockyard-git-") if root is None else None
         self.root = Path(root if root is not None else self._temporary.name)  # type: ignore[union-attr]
         self.username, self.password = username, password
+        # uploadpack.allowReachableSHA1InWant: clients may fetch any reachable commit by id (GitHub's
+        # behaviour); git's default refuses commits that are not ref tips
+        self.fetch_by_id = fetch_by_id
         self.requests: list[tuple[str, str, str | None]] = []
         self._backend = http_backend()
         self._server = ThreadingHTTPServer((host, 0), self._handler())
@@ -240,6 +245,12 @@ class GitServer:
                 }
                 if user:
                     env["REMOTE_USER"] = user
+                if server.fetch_by_id:
+                    env |= {
+                        "GIT_CONFIG_COUNT": "1",
+                        "GIT_CONFIG_KEY_0": "uploadpack.allowReachableSHA1InWant",
+                        "GIT_CONFIG_VALUE_0": "true",
+                    }
                 for header in ("Content-Encoding", "Git-Protocol"):  # gzip'd requests; protocol v2
                     if header in self.headers:
                         env["HTTP_" + header.upper().replace("-", "_")] = self.headers[header]

@@ -54,7 +54,7 @@ def test_branches_tags_head_and_shas(server: GitServer) -> None:
     assert resolve_revision(url, "light") == ResolvedRevision("refs/tags/light", first)
     assert resolve_revision(url, "refs/tags/v1") == ResolvedRevision("refs/tags/v1", first)
     assert resolve_revision(url, "HEAD") == ResolvedRevision("refs/heads/main", second)
-    assert resolve_revision(url, first) == ResolvedRevision(None, first)
+    assert resolve_revision(url, first) == ResolvedRevision(None, first, clone_ref="HEAD")
     assert resolve_revision(url.removesuffix(".git"), "main") == ResolvedRevision("refs/heads/main", second)
     assert resolve_revision(url + "/", "main") == ResolvedRevision("refs/heads/main", second)
 
@@ -151,3 +151,17 @@ def test_resolution_agrees_with_git_ls_remote(server: GitServer) -> None:
         assert resolve_revision(server.url("app"), revision) == ResolvedRevision(ref, listed[ref])
     assert resolve_revision(server.url("app"), "v1") == ResolvedRevision("refs/tags/v1", listed["refs/tags/v1^{}"])
     assert listed["refs/tags/v1"] != listed["refs/tags/v1^{}"]
+
+
+def test_a_sha_is_fetched_by_id_where_the_server_allows_it(tmp_path: Path) -> None:
+    with GitServer(tmp_path / "repos", fetch_by_id=True) as server:
+        first = server.make_repo("app", {"a": "1\n"})
+        server.commit("app", {"a": "2\n"})
+        resolved = resolve_revision(server.url("app"), first)
+        assert resolved == ResolvedRevision(None, first, clone_ref=None)
+        context, _ = kaniko_git_context(server.url("app"), resolved)
+        assert context == f"git://127.0.0.1:{server.port}/app.git#{first}"
+        checkout = tmp_path / "checkout"
+        run("git", "init", "--quiet", str(checkout))
+        run("git", "-C", str(checkout), "fetch", "--quiet", "--depth=1", server.url("app"), first)
+        assert run("git", "-C", str(checkout), "rev-parse", "FETCH_HEAD") == first

@@ -143,8 +143,9 @@ def test_bad_advertisements_are_protocol_errors(data: bytes, why: str) -> None:
         ("refs/tags/both", ResolvedRevision("refs/tags/both", LIGHT)),
         ("refs/pull/7/head", ResolvedRevision("refs/pull/7/head", PULL)),
         ("HEAD", ResolvedRevision("refs/heads/main", MAIN)),
-        ("A" * 40, ResolvedRevision(None, "a" * 40)),  # a full SHA names itself, lower-cased
-        (DEV, ResolvedRevision(None, DEV)),  # also when it is a tip: a SHA names no ref
+        # a full SHA names itself, lower-cased; this server cannot send a commit by id: clone HEAD
+        ("A" * 40, ResolvedRevision(None, "a" * 40, clone_ref="HEAD")),
+        (DEV, ResolvedRevision(None, DEV, clone_ref="HEAD")),  # also when it is a tip: a SHA names no ref
     ],
 )
 def test_revision_rules(revision: str, expected: ResolvedRevision) -> None:
@@ -155,7 +156,16 @@ def test_head_without_symref_has_no_ref() -> None:
     parsed = parse_advertisement(
         advertisement(MAIN.encode() + b" HEAD", MAIN.encode() + b" refs/heads/main", caps=b"ofs-delta")
     )
-    assert select_revision(parsed, "HEAD") == ResolvedRevision(None, MAIN)
+    assert select_revision(parsed, "HEAD") == ResolvedRevision(None, MAIN, clone_ref="HEAD")
+
+
+def test_a_sha_is_fetched_by_id_where_the_server_allows_it() -> None:
+    parsed = parse_advertisement(
+        advertisement(MAIN.encode() + b" refs/heads/main", caps=b"allow-tip-sha1-in-want allow-reachable-sha1-in-want")
+    )
+    assert select_revision(parsed, DEV) == ResolvedRevision(None, DEV, clone_ref=None)
+    tips_only = parse_advertisement(advertisement(MAIN.encode() + b" refs/heads/main", caps=b"allow-tip-sha1-in-want"))
+    assert select_revision(tips_only, DEV) == ResolvedRevision(None, DEV, clone_ref="HEAD")
 
 
 @pytest.mark.parametrize(
@@ -278,6 +288,7 @@ def test_revision_not_found_names_the_repository() -> None:
             "http",
         ),
         ("https://git.example/app", ResolvedRevision(None, DEV), f"git://git.example/app#{DEV}", "https"),
+        ("https://git.example/app", ResolvedRevision(None, DEV, "HEAD"), f"git://git.example/app#HEAD#{DEV}", "https"),
         ("https://git.example/app", ResolvedRevision("refs/heads/a#b", DEV), f"git://git.example/app#{DEV}", "https"),
         (
             "https://TOKEN@github.com/acme/app.git",
@@ -289,6 +300,13 @@ def test_revision_not_found_names_the_repository() -> None:
 )
 def test_kaniko_git_context(url: str, resolved: ResolvedRevision, context: str, method: str) -> None:
     assert kaniko_git_context(url, resolved) == (context, {"GIT_PULL_METHOD": method})
+
+
+def test_resolve_refuses_other_schemes_before_asking() -> None:
+    client, seen = answering(200, REPO)
+    with pytest.raises(ValueError, match="http"):
+        resolve_revision("ssh://git@github.com/acme/app.git", "main", client=client)
+    assert not seen
 
 
 def test_kaniko_git_context_refuses_other_schemes() -> None:

@@ -28,7 +28,7 @@ from dockyard.distribution.artifacts import (
     pull_artifact_layer,
     push_artifact,
 )
-from dockyard.distribution.client import parse_challenge
+from dockyard.distribution.client import parse_challenge, split_address
 
 HOST = "hub.team.svc:5000"
 REALM = "https://hub.team.svc:5001/token"
@@ -239,6 +239,26 @@ def test_connect_to_dials_the_address_but_names_the_host(registry: FakeRegistry)
         assert request.extensions["sni_hostname"] == "hub.team.svc"
         assert request.headers["Host"] == f"hub.team.svc:{request.url.port}"
     assert {r.url.port for r in registry.requests} == {5000, 5001}  # registry, token realm, upload location
+
+
+def test_connect_to_with_a_port_replaces_the_login_servers_port_only(registry: FakeRegistry) -> None:
+    with _client(registry, connect_to="127.0.0.1:15000") as client:
+        client.push_blob("team/app", b"via a port-forward")
+    dialled = {(r.url.host, r.url.port, r.headers["Host"]) for r in registry.requests}
+    assert dialled == {("127.0.0.1", 15000, HOST), ("127.0.0.1", 5001, "hub.team.svc:5001")}
+
+
+@pytest.mark.parametrize(
+    ("address", "parts"),
+    [
+        ("10.0.0.1", ("10.0.0.1", None)),
+        ("10.0.0.1:80", ("10.0.0.1", 80)),
+        ("[::1]:5000", ("::1", 5000)),
+        ("::1", ("::1", None)),
+    ],
+)
+def test_addresses_split_into_host_and_port(address: str, parts: tuple[str, int | None]) -> None:
+    assert split_address(address) == parts
 
 
 def test_unreachable_registry_is_one_error(registry: FakeRegistry) -> None:

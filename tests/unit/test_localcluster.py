@@ -34,7 +34,7 @@ from localcluster.node import fake_node, node_is_schedulable, node_names
 from localcluster.pki import create_pki
 from localcluster.ports import free_ports
 from localcluster.processes import Component, stop_all
-from localcluster.stages import RUN_DURATION_ANNOTATION, stage_files
+from localcluster.stages import BUILD_RUN_LABEL, RUN_DURATION_ANNOTATION, stage_files
 from localcluster.waiting import wait_for
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
@@ -159,12 +159,20 @@ def test_stage_files_are_kwok_stages_for_nodes_and_pods() -> None:
     assert {s["apiVersion"] for s in stages} == {"kwok.x-k8s.io/v1alpha1"}
     assert {s["kind"] for s in stages} == {"Stage"}
     by_name = {s["metadata"]["name"]: s for s in stages}
-    assert set(by_name) == {"node-initialize", "node-heartbeat", "pod-ready", "pod-complete", "pod-delete"}
+    assert set(by_name) == {
+        "node-initialize",
+        "node-heartbeat",
+        "pod-ready",
+        "pod-complete",
+        "build-pod-complete",
+        "pod-delete",
+    }
     assert {name: s["spec"]["resourceRef"]["kind"] for name, s in by_name.items()} == {
         "node-initialize": "Node",
         "node-heartbeat": "Node",
         "pod-ready": "Pod",
         "pod-complete": "Pod",
+        "build-pod-complete": "Pod",
         "pod-delete": "Pod",
     }
     assert by_name["pod-delete"]["spec"]["next"]["delete"] is True
@@ -175,6 +183,22 @@ def test_stage_files_are_kwok_stages_for_nodes_and_pods() -> None:
     assert {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]} in complete["selector"][
         "matchExpressions"
     ]
+
+
+def test_build_pods_complete_by_their_own_stage_only() -> None:
+    """kwok picks at random among matching stages: the build stage's selector is pod-complete's plus
+    the build-run label, which pod-complete excludes."""
+    by_name = {s["metadata"]["name"]: s for s in (yaml.safe_load(p.read_text()) for p in stage_files())}
+    plain = by_name["pod-complete"]["spec"]["selector"]["matchExpressions"]
+    build = by_name["build-pod-complete"]["spec"]["selector"]["matchExpressions"]
+    label = f'.metadata.labels["{BUILD_RUN_LABEL}"]'
+    assert {"key": label, "operator": "DoesNotExist"} in plain
+    assert {"key": label, "operator": "Exists"} in build
+    assert [e for e in plain if e["key"] != label] == [e for e in build if e["key"] != label]
+    spec = by_name["build-pod-complete"]["spec"]
+    template = spec["next"]["statusTemplate"]
+    assert EXIT_CODE_ANNOTATION in template and TERMINATION_MESSAGE_ANNOTATION in template
+    assert RUN_DURATION_ANNOTATION in spec["delay"]["durationFrom"]["jq"]["expression"]
 
 
 def test_kwok_is_given_every_stage_file_and_the_node_selector(tmp_path: Path) -> None:

@@ -4,11 +4,11 @@
 protocol (`GET <url>/info/refs?service=git-upload-pack`, protocol v0, the same request `git
 ls-remote` and go-git make first) and picks the revision in it:
 
-- a full 40-hex SHA names itself: `(None, sha)`. The remote is still asked, so an unreachable remote
-  or rejected credentials fail before a Job exists, as for any other revision; that the commit
-  exists is *not* checked (the advertisement lists only ref tips, and asking for an arbitrary commit
-  needs a fetch negotiation that many servers refuse for non-tips). A missing commit fails in
-  Kaniko's clone;
+- a full 40-hex SHA names itself: `(None, sha)`, lower-cased. The remote is still asked, so an
+  unreachable remote or rejected credentials fail before a Job exists, as for any other revision,
+  and its capabilities say how Kaniko can reach the commit (`clone_ref`). That the commit exists is
+  *not* checked: the advertisement lists only ref tips, and asking for an arbitrary commit needs a
+  fetch negotiation that many servers refuse for non-tips. A missing commit fails in Kaniko;
 - `HEAD` → the remote's HEAD, with the branch it points to as `ref` when the server says so
   (the `symref=HEAD:refs/heads/…` capability), else `None`;
 - `refs/…` → exactly that ref;
@@ -20,7 +20,8 @@ Annotated tags resolve to the commit they point to (the advertisement's peeled `
 is what a commit trigger's poll needs.
 
 `kaniko_git_context(url, resolved)` gives Kaniko's `--context` for the result,
-`git://<host>/<path>#<ref>#<commit>` (or `#<commit>` without a ref), and the environment it needs.
+`git://<host>/<path>#<ref>#<commit>` (without a ref `#HEAD#<commit>`, or `#<commit>` where the server
+lets Kaniko fetch a commit by id), and the environment it needs.
 
 Errors, none of which ever contains credentials (URLs are shown without their user info, and any
 text that came back from the network is scrubbed of the username and password):
@@ -79,10 +80,17 @@ class RevisionNotFound(GitError):
 @dataclasses.dataclass(frozen=True)
 class ResolvedRevision:
     """A revision as the remote has it now: the full ref name it matched (None for a SHA, or a HEAD
-    whose branch the server does not name) and the commit (a tag is peeled to its commit)."""
+    whose branch the server does not name) and the commit (a tag is peeled to its commit).
+
+    `clone_ref` matters only without `ref`: how Kaniko reaches `commit`. None → it fetches the commit
+    by id (the server advertised `allow-reachable-sha1-in-want`, as GitHub does); `HEAD` → it clones
+    the repository (every branch) and checks the commit out, for servers that refuse a commit by id
+    (plain `git http-backend`; go-git does not even ask them: "server does not support exact SHA1
+    refspec"). A commit reachable from no branch then fails in Kaniko's checkout."""
 
     ref: str | None
     commit: str
+    clone_ref: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,15 +182,17 @@ def parse_advertisement(data: bytes) -> Advertisement:
 
 def select_revision(advertisement: Advertisement, revision: str, *, where: str = "the repository") -> ResolvedRevision:
     """The commit `revision` names in `advertisement`, by the rules in the module docstring."""
+    clone_ref = None if "allow-reachable-sha1-in-want" in advertisement.capabilities else "HEAD"
     if FULL_SHA.fullmatch(revision):
-        return ResolvedRevision(ref=None, commit=revision.lower())
+        return ResolvedRevision(ref=None, commit=revision.lower(), clone_ref=clone_ref)
     if revision == "HEAD":
         commit = advertisement.commit_of("HEAD")
         if commit is None:
             raise RevisionNotFound(f"{where} has no HEAD (an empty repository?)")
         target = advertisement.symrefs.get("HEAD")
-        ref = target if target is not None and advertisement.commit_of(target) == commit else None
-        return ResolvedRevision(ref=ref, commit=commit)
+        if target is not None and advertisement.commit_of(target) == commit:
+            return ResolvedRevision(ref=target, commit=commit)
+        return ResolvedRevision(ref=None, commit=commit, clone_ref="HEAD")
     short = [f"refs/heads/{revision}", f"refs/tags/{revision}"]
     candidates = [revision] if revision.startswith("refs/") else short
     for name in candidates:
@@ -220,8 +230,12 @@ def resolve_revision(
 ) -> ResolvedRevision:
     """Ask the remote at `url` (http or https) which commit `revision` names now. Credentials are
     `username`/`password` (a token as password, or as username with an empty password), else the
-    URL's user info. Raises a `GitError` (see the module docstring)."""
+    URL's user info. `timeout` bounds each network operation (connect, each read), as in httpx.
+    Raises a `GitError` (see the module docstring), or ValueError for a URL that is not http(s)."""
     where = display_url(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"git sources are read over http(s) only, not {where!r}")
     hidden = [text for text in (username, password, *_userinfo(url)) if text]
     auth = httpx.BasicAuth(username or "", password or "") if username or password else None
     owned = client is None
@@ -270,14 +284,19 @@ def resolve_revision(
 def kaniko_git_context(url: str, resolved: ResolvedRevision) -> tuple[str, dict[str, str]]:
     """Kaniko's `--context` for `resolved` at `url`, and the environment variables it needs.
 
-    Kaniko (pkg/buildcontext/git.go, GoogleContainerTools and the osscontainertools fork alike)
-    splits `git://<host>/<path>#<ref>#<commit>` at `#`, clones `GIT_PULL_METHOD://<host>/<path>`
-    (https unless the variable says http), clones or fetches `<ref>` (full ref names work in both:
-    `refs/heads/x` is cloned as a branch, other `refs/…` are fetched `ref:ref`; a short name like
-    `main` is fetched as the refspec `main:main` upstream, which matches no remote ref), then checks
-    out `<commit>`. A 40-hex first fragment is fetched and checked out itself, so a revision without
-    a ref becomes `#<commit>`. A ref containing `#` cannot be expressed and is left out: Kaniko then
-    fetches the commit by id, which needs the server to allow it for non-tips.
+    Kaniko (pkg/buildcontext/git.go, GoogleContainerTools v1.24 and the osscontainertools fork
+    v1.28 alike) splits `git://<host>/<path>#<ref>#<commit>` at `#`, clones
+    `GIT_PULL_METHOD://<host>/<path>` (https unless the variable says http; every branch, unless
+    `--git=single-branch=true`), clones or fetches `<ref>` (`refs/heads/x` as a branch, other `refs/…`
+    fetched `ref:ref`, `HEAD` as the default branch), then checks out `<commit>`, so a branch that
+    moved on since resolution still builds the resolved commit. Full ref names are given because a
+    short name is ambiguous when a branch and a tag share it. A 40-hex first fragment is fetched by id
+    and checked out, so a revision without a ref becomes `#<commit>` on servers that allow that, else
+    `#HEAD#<commit>` (see `ResolvedRevision.clone_ref`). A ref containing `#` cannot be expressed and
+    is left out. Checked against a copy of both variants' code built with go-git v5.16 and a `git
+    http-backend` server: branches (also moved on), annotated and lightweight tags, `HEAD#<commit>`,
+    `refs/heads/main#<commit on another branch>`; `#<commit>` fails there without
+    `uploadpack.allowReachableSHA1InWant`.
 
     The URL's user info, if any, stays in the context (Kaniko supports a token there); credentials
     from a Secret belong in GIT_USERNAME/GIT_PASSWORD from secretKeyRefs, set by the Job builder."""
@@ -287,6 +306,8 @@ def kaniko_git_context(url: str, resolved: ResolvedRevision) -> tuple[str, dict[
     location = url.split("://", 1)[1].rstrip("/")
     if resolved.ref is not None and "#" not in resolved.ref:
         context = f"git://{location}#{resolved.ref}#{resolved.commit}"
+    elif resolved.clone_ref is not None:
+        context = f"git://{location}#{resolved.clone_ref}#{resolved.commit}"
     else:
         context = f"git://{location}#{resolved.commit}"
     return context, {"GIT_PULL_METHOD": parts.scheme}

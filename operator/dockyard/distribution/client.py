@@ -8,7 +8,8 @@ references, in the token service's `service`, and in the serving certificate. `c
 another address (an IP: the Service's ClusterIP seen from a node host, or a loopback in tests)
 while TLS is still verified against `host` (SNI and the certificate's names) and the Host header
 still names `host`. The mapping covers every URL on `host`'s name whatever the port, so the token
-realm (same name, another port) and absolute upload locations are reached the same way.
+realm (same name, another port) and absolute upload locations are reached the same way. An
+`address:port` (a port-forward) replaces the login server's port only; the realm keeps its own.
 
 Authentication. A `Bearer` credential (a token the operator minted) is sent as is; a 401 with it is
 final. Otherwise a request goes out with the token cached for its scope, if any; a 401 carrying
@@ -147,21 +148,41 @@ def _scope_for(method: str, repository: str | None) -> str | None:
     return repository_scope(repository, "pull", "push")
 
 
+def split_address(address: str) -> tuple[str, int | None]:
+    """`10.0.0.1` → (`10.0.0.1`, None); `127.0.0.1:15000` → (…, 15000); `[::1]:5000` and `::1` too."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":")
+        return host, int(port) if port.isdigit() else None
+    if address.count(":") == 1:
+        host, _, port = address.partition(":")
+        if port.isdigit():
+            return host, int(port)
+    return address, None
+
+
 class DialTransport(httpx.BaseTransport):
     """Sends requests for `hostname` (any port) to `address` instead, keeping the Host header and
-    verifying TLS against `hostname` (httpcore's `sni_hostname` sets both SNI and the name checked)."""
+    verifying TLS against `hostname` (httpcore's `sni_hostname` sets both SNI and the name checked).
+    `address` may carry a port (`127.0.0.1:15000`, a port-forward): it replaces `port` only, the
+    login server's; other ports on the name (the token realm) keep theirs."""
 
-    def __init__(self, inner: httpx.BaseTransport, hostname: str, address: str) -> None:
-        self.inner, self.hostname, self.address = inner, hostname.lower(), address
+    def __init__(self, inner: httpx.BaseTransport, hostname: str, address: str, port: int | None = None) -> None:
+        self.inner, self.hostname = inner, hostname.lower()
+        self.address, self.dial_port = split_address(address)
+        self.port = port
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.host.lower() != self.hostname:
             return self.inner.handle_request(request)
         headers = httpx.Headers(request.headers)
         headers.setdefault("Host", request.url.netloc.decode("ascii"))
+        url = request.url.copy_with(host=self.address)
+        if self.dial_port is not None and request.url.port == self.port:
+            url = url.copy_with(port=self.dial_port)
         dialled = httpx.Request(
             request.method,
-            request.url.copy_with(host=self.address),
+            url,
             headers=headers,
             stream=request.stream,
             extensions={**request.extensions, "sni_hostname": self.hostname},
@@ -193,14 +214,14 @@ class DistributionClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         """`transport` replaces the network (tests pass `httpx.MockTransport`); `connect_to`
-        applies on top of it. `ca_pem` is the only CA trusted when given, else the system's."""
+        (an address, or address:port replacing the login server's port) applies on top of it. `ca_pem` is the only CA trusted when given, else the system's."""
         self.host = host
         self.credentials = credentials
         self.base_url = httpx.URL(f"{'http' if plain_http else 'https'}://{host}")
         verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca_pem) if ca_pem else True
         inner = transport or httpx.HTTPTransport(verify=verify)
         if connect_to:
-            inner = DialTransport(inner, self.base_url.host, connect_to)
+            inner = DialTransport(inner, self.base_url.host, connect_to, self.base_url.port)
         self._http = httpx.Client(transport=inner, timeout=timeout, follow_redirects=False)
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()

@@ -1,0 +1,125 @@
+"""Following a BuildRun from the terminal: wait for its run ID and Job, stream its pod's containers
+(`fetch-context`, then `kaniko`) as they run, then wait for the run's final status.
+
+The build pod is found by the Job's label `batch.kubernetes.io/job-name=<status.jobName>`. A
+container is followed once it runs or has ended; one that will never run (the pod ended first) is
+skipped. Nothing here decides the outcome: the run's `status.status` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from kubernetes.client import ApiException
+
+from dockyard.cli.runs import BUILD_RUN_KIND, is_finished
+from dockyard.core.kube import Kube
+from dockyard.models.base import API_VERSION
+
+CONTAINERS: Final = ("fetch-context", "kaniko")
+JOB_NAME_LABEL: Final = "batch.kubernetes.io/job-name"
+POLL_SECONDS: Final = 1.0
+
+Write = Callable[[str], None]
+
+
+class RunGone(Exception):
+    """The BuildRun was deleted while being followed."""
+
+
+def container_state(pod: Mapping[str, Any], container: str) -> str:
+    """`running`, `terminated`, `waiting` or `absent` for a container or init container."""
+    status = pod.get("status") or {}
+    for entry in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        if entry.get("name") == container:
+            state = entry.get("state") or {}
+            for key in ("running", "terminated", "waiting"):
+                if state.get(key) is not None:
+                    return key
+    return "absent"
+
+
+def pod_ended(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def newest(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(objects, key=lambda o: str((o.get("metadata") or {}).get("creationTimestamp") or ""), default=None)
+
+
+class RunFollower:
+    """Follows one BuildRun; `sleep` and `monotonic` are injectable for tests of the waiting logic."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube, self.namespace, self.name = kube, namespace, name
+        self.sleep, self.monotonic = sleep, monotonic
+
+    def get(self) -> dict[str, Any]:
+        run = self.kube.get(API_VERSION, BUILD_RUN_KIND, self.namespace, self.name)
+        if run is None:
+            raise RunGone(f"BuildRun {self.name} was deleted")
+        return run
+
+    def wait_for(self, check: Callable[[dict[str, Any]], bool], deadline_s: float | None = None) -> dict[str, Any]:
+        """The run once `check(run)` holds or it has finished (or the deadline passed)."""
+        end = None if deadline_s is None else self.monotonic() + deadline_s
+        while True:
+            run = self.get()
+            if check(run) or is_finished(run) or (end is not None and self.monotonic() > end):
+                return run
+            self.sleep(POLL_SECONDS)
+
+    def pod(self, job_name: str) -> dict[str, Any] | None:
+        return newest(self.kube.list("v1", "Pod", self.namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}"))
+
+    def stream(self, write: Write) -> int:
+        """Stream the build pod's containers while the run goes on; returns the bytes written
+        (0 when the pod was gone before any log could be read)."""
+        run = self.wait_for(lambda r: bool((r.get("status") or {}).get("jobName")))
+        job_name = (run.get("status") or {}).get("jobName")
+        if not job_name:
+            return 0
+        written = 0
+        for container in CONTAINERS:
+            pod = self._wait_for_container(job_name, container)
+            if pod is None:
+                continue
+            try:
+                for chunk in self.kube.follow_pod_log(self.namespace, pod["metadata"]["name"], container):
+                    write(chunk)
+                    written += len(chunk)
+            except ApiException as error:
+                if error.status not in (400, 404):  # the pod went away (cancel, timeout) or never ran it
+                    raise
+        return written
+
+    def _wait_for_container(self, job_name: str, container: str) -> dict[str, Any] | None:
+        """The pod once `container` runs or ran; None if it never will (or the run ended first)."""
+        while True:
+            pod = self.pod(job_name)
+            if pod is not None:
+                state = container_state(pod, container)
+                if state in ("running", "terminated"):
+                    return pod
+                if pod_ended(pod) or (state == "absent" and _has_container_statuses(pod)):
+                    return None
+            if is_finished(self.get()) and pod is None:
+                return None
+            self.sleep(POLL_SECONDS)
+
+
+def _has_container_statuses(pod: Mapping[str, Any]) -> bool:
+    """Whether the kubelet reports statuses and `container` is not among them (a pod without the
+    init container, e.g. a git source)."""
+    status = pod.get("status") or {}
+    return bool(status.get("containerStatuses"))
