@@ -326,6 +326,7 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def resolve_git_revision(url: str, revision: str, username: str | None, password: str | None) -> tuple[str | None, str]:
-    """`resolve_revision` as the run reconciler calls it: (ref, commit)."""
+    """`resolve_revision` as the run reconciler calls it: (the ref Kaniko clones, the commit it checks
+    out); see `kaniko_git_context` for why a bare commit may be cloned through HEAD."""
     resolved = resolve_revision(url, revision, username=username, password=password)
-    return resolved.ref, resolved.commit
+    return resolved.ref or resolved.clone_ref, resolved.commit
