@@ -66,6 +66,7 @@ bench: install binaries
 	$(PY) hack/bench_registry.py $(BENCH_ARGS)
 	$(PY) hack/bench_webhooks.py
 	$(PY) hack/bench_dispatch.py
+	$(PY) hack/bench_builds.py
 
 clean:
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache
