@@ -17,6 +17,7 @@ After startup:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -33,6 +34,7 @@ from dockyard.builds.git import resolve_git_revision
 from dockyard.builds.logs import RegistryLogs
 from dockyard.builds.reconcile import MEMO_KEY as BUILDS_KEY
 from dockyard.builds.reconcile import RunReconciler
+from dockyard.builds.retention import sweep_forever
 from dockyard.core import kube
 from dockyard.core.cache import ClusterCache
 from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
@@ -49,6 +51,7 @@ KOPF_PREFIX = f"kopf.{GROUP}"
 _STARTED_AT = "started_at"
 _METRICS_SERVER = "metrics_server"
 _INTAKE = "intake"
+_LOG_SWEEPER = "log_sweeper"
 CHILD_RESOURCES: Final = (
     ("", "v1", "secrets"),
     ("", "v1", "configmaps"),
@@ -135,7 +138,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo[WEBHOOKS_KEY] = webhooks
     # One reconciler for every run: kopf copies `memo` per object, and a run's own events, its
     # Job's and its pod's must share the reconciler's per-run locks and last-written statuses.
-    memo[BUILDS_KEY] = RunReconciler(api, config, RegistryLogs(), resolve_git_revision)
+    runs = RunReconciler(api, config, RegistryLogs(), resolve_git_revision)
+    memo[BUILDS_KEY] = runs
+    memo[_LOG_SWEEPER] = asyncio.create_task(sweep_forever(api, runs.logs, lambda: _builds(kwargs)))
     memo[_INTAKE] = intake
     memo[_METRICS_SERVER] = server
     logger.info(
@@ -155,6 +160,16 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     server = memo.pop(_METRICS_SERVER, None)
     if isinstance(server, metrics.MetricsServer):
         server.stop()
+    sweeper = memo.pop(_LOG_SWEEPER, None)
+    if isinstance(sweeper, asyncio.Task):
+        sweeper.cancel()
+
+
+def _builds(indices: dict[str, Any]) -> tuple[list[Any], dict[Any, Any]]:
+    """Every run and every task by (namespace, name), from kopf's indices (handlers/build.py)."""
+    runs = [run for store in list(indices["build_runs"].values()) for run in list(store)]
+    tasks = {key: next(iter(store)) for key, store in list(indices["build_tasks"].items()) if list(store)}
+    return runs, tasks
 
 
 @kopf.on.probe(id="version")

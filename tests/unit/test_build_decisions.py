@@ -137,3 +137,26 @@ def test_history_by_run_number_and_pruning_by_limits() -> None:
     assert prune(runs, 1, 1) == ["r2", "r9"]
     assert prune(runs, 0, 0) == ["r2", "r9", "r10", "r11"]
     assert task_status([_run("new", None, None)]) == {}
+
+
+def test_log_retention_follows_the_task_and_defaults_to_30_days() -> None:
+    from dockyard.builds.retention import expired, registry_of, retention_days
+
+    task = {"spec": {"registryRef": {"name": "hub"}, "logRetentionDays": 7}}
+    tasks = {("team", "web"): task}
+    run = {
+        "metadata": {"namespace": "team", "name": "web-1"},
+        "spec": {"taskRef": {"name": "web"}},
+        "status": {"finishTime": "2026-11-01T00:00:00Z", "logReference": "hub/dockyard/logs:ca1@sha256:x"},
+    }
+    quick = {
+        "metadata": {"namespace": "team", "name": "q"},
+        "spec": {"build": {"registryRef": {"name": "other"}}},
+        "status": dict(run["status"]),
+    }
+    assert retention_days(run, tasks) == 7 and retention_days(quick, tasks) == 30
+    assert registry_of(run, tasks) == "hub" and registry_of(quick, tasks) == "other"
+    assert not expired(run, 7, datetime(2026, 11, 7, 23, 59, tzinfo=UTC))
+    assert expired(run, 7, datetime(2026, 11, 8, tzinfo=UTC))
+    gone = {**run, "status": {"finishTime": "2026-11-01T00:00:00Z"}}  # already swept
+    assert not expired(gone, 7, datetime(2026, 12, 1, tzinfo=UTC))
