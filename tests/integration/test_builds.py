@@ -134,7 +134,8 @@ def test_a_quick_build_runs_once_and_reports_like_acr(cluster: Any, operator: st
     reasons = {e["reason"] for e in _events(cluster, namespace, "quick")}
     assert {"RunStarted", "RunFinished"} <= reasons
     columns = cluster.kubectl("get", "buildruns", "-n", namespace).stdout
-    assert "RUN ID" in columns and run_id in columns and "Succeeded" in columns
+    assert "RUN ID" in columns and "DURATION" in columns and run_id in columns and "Succeeded" in columns
+    assert status["duration"].endswith("s")
 
 
 def test_a_failed_build_says_why_and_a_canceled_one_stops(cluster: Any, operator: str, namespace: str) -> None:

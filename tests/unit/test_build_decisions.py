@@ -160,3 +160,9 @@ def test_log_retention_follows_the_task_and_defaults_to_30_days() -> None:
     assert expired(run, 7, datetime(2026, 11, 8, tzinfo=UTC))
     gone = {**run, "status": {"finishTime": "2026-11-01T00:00:00Z"}}  # already swept
     assert not expired(gone, 7, datetime(2026, 12, 1, tzinfo=UTC))
+
+
+def test_durations_read_like_kubectl() -> None:
+    from dockyard.builds.reconcile import format_duration
+
+    assert [format_duration(s) for s in (0.4, 45, 187, 3725)] == ["0s", "45s", "3m7s", "1h2m5s"]

@@ -380,7 +380,11 @@ class RunReconciler:
     ) -> None:
         """Read and keep the log, write the final status, then remove the Job and the Secret."""
         status = dict(body.get("status") or {})
-        fields: dict[str, Any] = {"status": verdict.status, "finishTime": format_time(self.now())}
+        finished = self.now()
+        fields: dict[str, Any] = {"status": verdict.status, "finishTime": format_time(finished)}
+        started = parse_time(status.get("startTime"))
+        if started is not None:
+            fields["duration"] = format_duration((finished - started).total_seconds())
         message = verdict.message
         text = self._read_log(body, pod)
         if text:
@@ -478,6 +482,16 @@ class RunReconciler:
                 self._latest.move_to_end(meta["uid"])
                 while len(self._latest) > LATEST_KEPT:
                     self._latest.popitem(last=False)
+
+
+def format_duration(seconds: float) -> str:
+    """kubectl's style: 45s, 3m7s, 1h2m5s."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def _version(body: Mapping[str, Any]) -> int:

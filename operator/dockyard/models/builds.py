@@ -412,6 +412,7 @@ class BuildRunStatus(ApiModel):
     job_name: str | None = Field(None, description="The Job that runs the build.")
     start_time: str | None = Field(None, description="When the run started.")
     finish_time: str | None = Field(None, description="When the run ended.")
+    duration: str | None = Field(None, description="How long the run took, start to end, e.g. 1m23s.")
     output_images: list[OutputImage] = Field(default_factory=list, description="Images pushed.", max_length=20)
     steps: list[StepStatus] = Field(default_factory=list, description="Steps of a multi-step run.", max_length=64)
     message: str | None = Field(None, description="Why the run failed: the failing build line and its error.")
@@ -457,6 +458,7 @@ BUILD_RUN = KindInfo(
         PrinterColumn("Status", "string", ".status.status", "Run status."),
         PrinterColumn("Trigger", "string", ".spec.trigger", "What started the run."),
         PrinterColumn("Started", "date", ".status.startTime", "When the run started."),
+        PrinterColumn("Duration", "string", ".status.duration", "How long the run took."),
         PrinterColumn(
             "Succeeded", "string", '.status.conditions[?(@.type=="Succeeded")].status', "Outcome.", priority=1
         ),
