@@ -208,9 +208,11 @@ class Cli:
         if args.no_wait:
             self.say(f"Follow it with: dockyard logs {name} -n {self.namespace}")
             return EXIT_SUCCEEDED
-        return self.follow(name, wait_run_id=True)
+        return self.follow(name, wait_run_id=True, address=args.registry_address)
 
-    def follow(self, name: str, *, wait_run_id: bool = False, show_outcome: bool = True) -> int:
+    def follow(
+        self, name: str, *, wait_run_id: bool = False, show_outcome: bool = True, address: str | None = None
+    ) -> int:
         """Stream a run's log while it runs, then end with its outcome. Ctrl-C detaches."""
         follower = RunFollower(self.kube, self.namespace, name)
         try:
@@ -233,7 +235,7 @@ class Cli:
             self.warn(str(gone))
             return EXIT_FAILED
         if not streamed:
-            self._print_stored_log(run)
+            self._print_stored_log(run, address=address)
         if not show_outcome:
             return EXIT_SUCCEEDED
         result = outcome(run)
@@ -271,7 +273,7 @@ class Cli:
         run = self.find(args.run)
         name = run["metadata"]["name"]
         if not is_finished(run):
-            return self.follow(name, show_outcome=False)
+            return self.follow(name, show_outcome=False, address=args.registry_address)
         self._print_stored_log(run, address=args.registry_address)
         return EXIT_SUCCEEDED
 
