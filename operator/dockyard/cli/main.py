@@ -48,6 +48,7 @@ from dockyard.cli.runs import (
     is_finished,
     outcome,
     registry_of,
+    task_registries,
 )
 from dockyard.core.kube import Kube, load_api_client
 from dockyard.distribution.client import Basic
@@ -250,7 +251,8 @@ class Cli:
     def runs(self, args: argparse.Namespace) -> int:
         items = self.kube.list(API_VERSION, BUILD_RUN_KIND, self.namespace)
         if args.registry:
-            items = [run for run in items if registry_of(run) == args.registry]
+            tasks = task_registries(self.kube.list(API_VERSION, "BuildTask", self.namespace))
+            items = [run for run in items if registry_of(run, tasks) == args.registry]
         if not items:
             self.say(f"No BuildRuns in namespace {self.namespace}.")
             return EXIT_SUCCEEDED
@@ -292,9 +294,10 @@ class Cli:
         """A finished run's log from the registry (status.logReference), else its log tail."""
         status = run.get("status") or {}
         reference, tail = status.get("logReference"), status.get("logTail")
-        if reference and registry_of(run):
+        registry = self._registry_of(run)
+        if reference and registry:
             try:
-                self.write(self._read_stored_log(run, str(reference), address))
+                self.write(self._read_stored_log(registry, str(reference), address))
                 return
             except (AccessError, DistributionError) as error:
                 self.warn(f"Cannot read the stored log {reference}: {error}")
@@ -304,8 +307,14 @@ class Cli:
         elif not reference:
             self.warn("No log is kept for this run.")
 
-    def _read_stored_log(self, run: Mapping[str, Any], reference: str, address: str | None) -> str:
-        registry = read_registry(self.kube, self.namespace, str(registry_of(run)))
+    def _registry_of(self, run: Mapping[str, Any]) -> str | None:
+        """The run's Registry; a task's run needs its BuildTask read."""
+        task_name = ((run.get("spec") or {}).get("taskRef") or {}).get("name")
+        task = self.kube.get(API_VERSION, "BuildTask", self.namespace, task_name) if task_name else None
+        return registry_of(run, task_registries([task] if task else []))
+
+    def _read_stored_log(self, registry_name: str, reference: str, address: str | None) -> str:
+        registry = read_registry(self.kube, self.namespace, registry_name)
         endpoint = registry_endpoint(self.kube, registry, override=address)
         credentials: Basic | None
         try:
