@@ -111,6 +111,15 @@ def test_an_exception_inside_an_excluded_directory_reincludes_the_file() -> None
     assert not DockerIgnore.parse("vendor\n").could_reinclude("vendor")
 
 
+def test_a_wildcard_exception_does_not_reach_into_an_excluded_directory(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {"Dockerfile": "FROM scratch\n", ".dockerignore": "vendor\n!**/*.go\n", "vendor/x.go": "", "main.go": ""},
+    )
+    files = context_files(root)
+    assert "main.go" in files and "vendor/x.go" not in files
+
+
 def test_a_lone_exclamation_mark_is_refused() -> None:
     with pytest.raises(IgnoreFileError):
         DockerIgnore.parse("!\n")

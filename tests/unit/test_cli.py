@@ -25,6 +25,8 @@ from dockyard.cli.runs import (
     format_runs_table,
     outcome,
     parse_build_arg,
+    registry_of,
+    task_registries,
 )
 from dockyard.distribution import Basic
 from dockyard.models.builds import BuildRunSpec
@@ -189,6 +191,20 @@ def test_finding_a_run_by_name_or_run_id() -> None:
     assert [r["metadata"]["name"] for r in find_run(runs, "ca1")] == ["ca1"]  # a name wins
     assert [r["metadata"]["name"] for r in find_run(runs[:2], "ca1")] == ["hub-a", "other-b"]
     assert find_run(runs, "zz") == []
+
+
+def test_the_registry_of_an_inline_run_and_of_a_task_run() -> None:
+    tasks = task_registries(
+        [
+            {"metadata": {"name": "nightly"}, "spec": {"registryRef": {"name": "hub"}}},
+            {"metadata": {"name": "x"}, "spec": {}},
+        ]
+    )
+    assert tasks == {"nightly": "hub"}
+    assert registry_of(_run("a")) == "hub"
+    task_run = {"metadata": {"name": "nightly-1"}, "spec": {"taskRef": {"name": "nightly"}}}
+    assert registry_of(task_run, tasks) == "hub"
+    assert registry_of(task_run) is None
 
 
 def test_outcomes_and_exit_codes() -> None:

@@ -289,3 +289,34 @@ def test_artifact_manifest_is_deterministic() -> None:
     assert first == build_artifact_manifest("t", "l", b"data", {"a": "1", "b": "2"})
     assert json.loads(first)["layers"] == [{"mediaType": "l", "digest": _digest(b"data"), "size": 4}]
     assert json.loads(first)["artifactType"] == "t"
+
+
+def test_a_blob_redirect_to_storage_is_followed_without_our_credentials(registry: FakeRegistry) -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "storage.example":
+            seen.append(request)
+            return httpx.Response(200, content=b"from storage")
+        if request.method == "GET" and "/blobs/sha256:" in request.url.path and "Authorization" in request.headers:
+            return httpx.Response(307, headers={"Location": "https://storage.example/bucket/blob?sig=1"})
+        return registry.handle(request)
+
+    client = DistributionClient(HOST, credentials=Basic("admin", "s3cret"), transport=httpx.MockTransport(handle))
+    assert client.get_blob("team/app", _digest(b"from storage")) == b"from storage"
+    assert len(seen) == 1 and "Authorization" not in seen[0].headers
+
+
+def test_a_token_about_to_expire_is_fetched_again(registry: FakeRegistry) -> None:
+    original = registry.token
+
+    def short_lived(request: httpx.Request) -> httpx.Response:
+        answer = original(request)
+        return httpx.Response(200, json={**answer.json(), "expires_in": 5})
+
+    registry.token = short_lived  # type: ignore[method-assign]
+    registry.blobs[_digest(b"x")] = b"x"
+    with _client(registry) as client:
+        client.get_blob("team/app", _digest(b"x"))
+        client.get_blob("team/app", _digest(b"x"))
+    assert len(registry.token_requests) == 2

@@ -172,12 +172,8 @@ class DockerIgnore:
         return matched
 
     def could_reinclude(self, directory: str) -> bool:
-        """Whether an exception might re-include something inside an excluded `directory` (Docker
-        then walks it; otherwise it skips it whole)."""
+        """Whether Docker looks inside an excluded `directory`: only when an exception's pattern
+        starts with the directory's path (moby's archive walker). A wildcard exception such as
+        `!**/*.go` does not reach into an excluded directory; `!vendor/keep.go` does."""
         prefix = directory + "/"
-        for rule in self.rules:
-            if not rule.exclusion:
-                continue
-            if any(c in rule.text for c in "*?[\\") or (rule.text + "/").startswith(prefix):
-                return True
-        return False
+        return any(rule.exclusion and (rule.text + "/").startswith(prefix) for rule in self.rules)

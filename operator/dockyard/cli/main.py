@@ -48,6 +48,7 @@ from dockyard.cli.runs import (
     is_finished,
     outcome,
     registry_of,
+    task_registries,
 )
 from dockyard.core.kube import Kube, load_api_client
 from dockyard.distribution.client import Basic
@@ -208,9 +209,11 @@ class Cli:
         if args.no_wait:
             self.say(f"Follow it with: dockyard logs {name} -n {self.namespace}")
             return EXIT_SUCCEEDED
-        return self.follow(name, wait_run_id=True)
+        return self.follow(name, wait_run_id=True, address=args.registry_address)
 
-    def follow(self, name: str, *, wait_run_id: bool = False, show_outcome: bool = True) -> int:
+    def follow(
+        self, name: str, *, wait_run_id: bool = False, show_outcome: bool = True, address: str | None = None
+    ) -> int:
         """Stream a run's log while it runs, then end with its outcome. Ctrl-C detaches."""
         follower = RunFollower(self.kube, self.namespace, name)
         try:
@@ -233,7 +236,7 @@ class Cli:
             self.warn(str(gone))
             return EXIT_FAILED
         if not streamed:
-            self._print_stored_log(run)
+            self._print_stored_log(run, address=address)
         if not show_outcome:
             return EXIT_SUCCEEDED
         result = outcome(run)
@@ -248,7 +251,8 @@ class Cli:
     def runs(self, args: argparse.Namespace) -> int:
         items = self.kube.list(API_VERSION, BUILD_RUN_KIND, self.namespace)
         if args.registry:
-            items = [run for run in items if registry_of(run) == args.registry]
+            tasks = task_registries(self.kube.list(API_VERSION, "BuildTask", self.namespace))
+            items = [run for run in items if registry_of(run, tasks) == args.registry]
         if not items:
             self.say(f"No BuildRuns in namespace {self.namespace}.")
             return EXIT_SUCCEEDED
@@ -271,7 +275,7 @@ class Cli:
         run = self.find(args.run)
         name = run["metadata"]["name"]
         if not is_finished(run):
-            return self.follow(name, show_outcome=False)
+            return self.follow(name, show_outcome=False, address=args.registry_address)
         self._print_stored_log(run, address=args.registry_address)
         return EXIT_SUCCEEDED
 
@@ -290,9 +294,10 @@ class Cli:
         """A finished run's log from the registry (status.logReference), else its log tail."""
         status = run.get("status") or {}
         reference, tail = status.get("logReference"), status.get("logTail")
-        if reference and registry_of(run):
+        registry = self._registry_of(run)
+        if reference and registry:
             try:
-                self.write(self._read_stored_log(run, str(reference), address))
+                self.write(self._read_stored_log(registry, str(reference), address))
                 return
             except (AccessError, DistributionError) as error:
                 self.warn(f"Cannot read the stored log {reference}: {error}")
@@ -302,8 +307,14 @@ class Cli:
         elif not reference:
             self.warn("No log is kept for this run.")
 
-    def _read_stored_log(self, run: Mapping[str, Any], reference: str, address: str | None) -> str:
-        registry = read_registry(self.kube, self.namespace, str(registry_of(run)))
+    def _registry_of(self, run: Mapping[str, Any]) -> str | None:
+        """The run's Registry; a task's run needs its BuildTask read."""
+        task_name = ((run.get("spec") or {}).get("taskRef") or {}).get("name")
+        task = self.kube.get(API_VERSION, "BuildTask", self.namespace, task_name) if task_name else None
+        return registry_of(run, task_registries([task] if task else []))
+
+    def _read_stored_log(self, registry_name: str, reference: str, address: str | None) -> str:
+        registry = read_registry(self.kube, self.namespace, registry_name)
         endpoint = registry_endpoint(self.kube, registry, override=address)
         credentials: Basic | None
         try:

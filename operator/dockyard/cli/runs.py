@@ -94,12 +94,24 @@ def is_finished(run: Mapping[str, Any]) -> bool:
     return run_state(run) in FINISHED
 
 
-def registry_of(run: Mapping[str, Any]) -> str | None:
-    """The Registry a run builds for: its inline build's registryRef (a task's run: unknown here)."""
+def registry_of(run: Mapping[str, Any], task_registries: Mapping[str, str] | None = None) -> str | None:
+    """The Registry a run builds for: its inline build's registryRef, or its task's (from
+    `task_registries`, task name → registry name)."""
     spec = run.get("spec") or {}
-    ref = (spec.get("build") or {}).get("registryRef") or {}
-    name = ref.get("name")
-    return name if isinstance(name, str) else None
+    name = ((spec.get("build") or {}).get("registryRef") or {}).get("name")
+    if isinstance(name, str):
+        return name
+    task = (spec.get("taskRef") or {}).get("name")
+    return (task_registries or {}).get(task) if isinstance(task, str) else None
+
+
+def task_registries(tasks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """BuildTask name → its Registry's name."""
+    return {
+        str(task["metadata"]["name"]): str(ref["name"])
+        for task in tasks
+        if isinstance(ref := (task.get("spec") or {}).get("registryRef"), dict) and ref.get("name")
+    }
 
 
 def find_run(runs: Iterable[Mapping[str, Any]], name_or_id: str) -> list[Mapping[str, Any]]:
