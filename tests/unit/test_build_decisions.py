@@ -64,6 +64,12 @@ def test_the_pod_decides_and_the_job_is_the_fallback() -> None:
     assert done.outputs[0].repository == "app" and done.outputs[0].digest == DIGEST
     failed = judge(_job(), _pod({"terminated": {"exitCode": 1, "message": message}}))
     assert failed.status == "Failed" and failed.outputs == ()  # a digest without exit 0 is not trusted
+    assert failed.message == "the build exited with code 1"
+    tail_message = (
+        "INFO[0001] RUN false\nerror building image: error building stage: failed to execute command: exit status 1"
+    )
+    said = judge(_job(), _pod({"terminated": {"exitCode": 1, "message": tail_message}}))
+    assert said.message == "RUN false: error building stage: failed to execute command: exit status 1"
     assert judge(_job(), _pod({"running": {}})).status == "Running"
     assert judge(_job(), _pod({"waiting": {"reason": "PodInitializing"}}, {"running": {}})).status == "Running"
     assert judge(None, None).status == "Queued"

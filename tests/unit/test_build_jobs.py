@@ -116,7 +116,7 @@ def test_the_digest_comes_back_through_the_termination_message() -> None:
     args = kaniko_args(CASES["uploaded"])
     kaniko = build_job(CASES["uploaded"])["spec"]["template"]["spec"]["containers"][0]
     assert "--image-name-tag-with-digest-file=/dev/termination-log" in args
-    assert kaniko["terminationMessagePolicy"] == "File"
+    assert kaniko["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert [a for a in args if a.startswith("--destination=")] == [
         f"--destination={HOST}/team/app:ca7",
         f"--destination={HOST}/team/app:latest",

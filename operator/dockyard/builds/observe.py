@@ -90,9 +90,10 @@ def judge(job: Mapping[str, Any] | None, pod: Mapping[str, Any] | None) -> Verdi
         if terminated is not None:
             if terminated.get("exitCode") == 0:
                 return Verdict("Succeeded", outputs=parse_digests(terminated.get("message") or ""))
+            fallback = f"the build exited with code {terminated.get('exitCode')}"
             return Verdict(
                 "Failed",
-                f"the build exited with code {terminated.get('exitCode')}",
+                failure_message(terminated.get("message") or "") or fallback,
                 failed_container=KANIKO_CONTAINER,
             )
         for name, init in ((FETCH_CONTAINER, True), (KANIKO_CONTAINER, False)):

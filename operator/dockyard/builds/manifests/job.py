@@ -7,7 +7,8 @@ arguments, the git credential) through the kubelet; Kaniko trusts the registry's
 environment variables that the kubelet expands into its arguments (`$(VAR)`), so the Job's spec
 holds their names only. Kaniko writes `repo:tag@digest` per destination to the termination message
 (`--image-name-tag-with-digest-file=/dev/termination-log`), which the operator trusts only with exit
-code 0 (Kaniko writes it before pushing).
+code 0 (Kaniko writes it before pushing); on failure the kubelet fills the message with the log's
+last lines instead.
 
 `activeDeadlineSeconds` is a backstop only: the operator ends a run at its timeout itself, after
 saving the log, because the Job controller deletes the pod (and its log) when the deadline passes.
@@ -202,7 +203,9 @@ def build_job(build: KanikoBuild) -> dict[str, Any]:
         "workingDir": WORKSPACE,
         "volumeMounts": _mounts(build),
         "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "File",
+        # Success: the digest file. Failure (Kaniko writes no file): the kubelet puts the log's last
+        # lines there, so the failing line is known even when the log cannot be read.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": dict(build.resources),
     }
     env = _kaniko_env(build)
