@@ -280,8 +280,9 @@ class Kube:
         return bytes(text).decode("utf-8", errors="replace")
 
     def follow_pod_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
-        """A container's log line by line as it is written, until the container ends (the CLI's
-        streaming; never used by the operator, whose handlers must not block)."""
+        """A container's log as it is written (chunks as they arrive, not whole lines), until the
+        container ends: the CLI's streaming; never used by the operator, whose handlers must not
+        block."""
         self._count("get", "Pod/log")
         core = client.CoreV1Api(self._dynamic.client)
         response: Any = core.read_namespaced_pod_log(
