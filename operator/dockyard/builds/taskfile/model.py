@@ -150,6 +150,8 @@ class _Decoder:
                 return False
             if node.tag == _TAG + "bool":
                 return bool(yaml.SafeLoader("").construct_yaml_bool(node))
+            if node.style is None and node.value in {"y", "Y", "n", "N"}:  # YAML 1.1 bools to go-yaml v2
+                return node.value in {"y", "Y"}
         self.mismatch(node, "bool")
         return False
 

@@ -457,7 +457,7 @@ def _go_float(value: float) -> str:
     digits = "".join(map(str, digits_tuple.digits))
     exponent = int(digits_tuple.exponent) + len(digits) - 1
     sign = "-" if digits_tuple.sign else ""
-    if exponent < -4 or exponent >= max(len(digits), 21):
+    if exponent < -4 or exponent >= 6:  # strconv %g, shortest: the decision uses precision 6
         mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         return f"{sign}{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
     return sign + format(Decimal(repr(abs(value))).normalize(), "f")
