@@ -46,7 +46,19 @@ def run(args: list[str], tmp_path: Path, text: str = TASK) -> tuple[int, str, st
 
 def test_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
     code, out, _ = run(
-        ["--registry", "reg.example", "--run-id", "ca1", "--set", "A=x", "--set", "a=1", "--secret", "token=t", "--json"],
+        [
+            "--registry",
+            "reg.example",
+            "--run-id",
+            "ca1",
+            "--set",
+            "A=x",
+            "--set",
+            "a=1",
+            "--secret",
+            "token=t",
+            "--json",
+        ],
         tmp_path,
     )
     assert code == EXIT_VALID
