@@ -746,3 +746,23 @@ def test_decode_task_reads_only_the_first_document() -> None:
     assert len(task.steps) == 1
     with pytest.raises(DecodeError):
         decode_task("steps: [")
+
+
+def test_line_numbers_are_the_files_even_after_comment_lines_and_the_alias_block() -> None:
+    text = "# one\n# two\nversion: v1.1.0\nalias:\n  values:\n    a: b\nsteps:\n  # three\n  - id: s\n    cmd: x\n    typo: 1\n    timeout: abc\n"
+    message = refused(text)
+    assert "line 12: cannot unmarshal !!str `abc` into int" in message
+    with pytest.raises(PlanError) as caught:
+        p(text)
+    assert caught.value.warnings == ("line 11: step 's': unknown key 'typo' is ignored (as acr-builder ignores it)",)
+    assert "line 5: function" in refused("# c\nsteps:\n  # c\n  - cmd: x\n    env: [{{nofunc}}]\n")
+    result = p("# c\nsteps:\n  - cmd: a\n  # c\n  - cmd: b\n")
+    assert [s.line for s in result.steps] == [3, 5]
+
+
+def test_line_numbers_after_templates_that_add_lines_name_the_rendered_file() -> None:
+    text = "steps:\n{{- range .Values.l }}\n  - cmd: {{ . }}\n{{- end }}\n  - cmd: x\n    typo: 1\n"
+    result = p(text, values={"l": ["a", "b", "c", "d"]})
+    assert result.warnings == (
+        "line 7 of the rendered file: step 5 (acb_step_4): unknown key 'typo' is ignored (as acr-builder ignores it)",
+    )

@@ -63,7 +63,11 @@ class AliasError(ValueError):
 
 
 def strip_comments(text: str) -> str:
-    return "\n".join(line for line in text.split("\n") if not line.strip().startswith("#"))
+    return "\n".join(line for line in text.split("\n") if not is_comment_line(line))
+
+
+def is_comment_line(line: str) -> bool:
+    return line.strip().startswith("#")
 
 
 def find_version(text: str) -> str:
@@ -85,13 +89,20 @@ def uses_aliases(version: str) -> bool:
 
 def separate_alias_block(text: str) -> tuple[str, str]:
     """(the `alias:` block, the rest), each line ending in a newline (SeparateAliasFromRest)."""
+    block, rest, _ = split_alias_block(text)
+    return block, rest
+
+
+def split_alias_block(text: str) -> tuple[str, str, list[int]]:
+    """`separate_alias_block`, and the 0-based indexes in text of the rest's lines."""
     alias_lines: list[str] = []
     rest_lines: list[str] = []
+    rest_indexes: list[int] = []
     inside = False
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    for raw in lines:
+    for index, raw in enumerate(lines):
         line = raw.removesuffix("\r")
         if _COMMENT_LINE.match(line):
             continue
@@ -99,8 +110,12 @@ def separate_alias_block(text: str) -> tuple[str, str]:
             inside = True
         elif _TOP_LEVEL_LINE.match(line) and inside:
             inside = False
-        (alias_lines if inside else rest_lines).append(line + "\n")
-    return "".join(alias_lines), "".join(rest_lines)
+        if inside:
+            alias_lines.append(line + "\n")
+        else:
+            rest_lines.append(line + "\n")
+            rest_indexes.append(index)
+    return "".join(alias_lines), "".join(rest_lines), rest_indexes
 
 
 @dataclass(frozen=True)

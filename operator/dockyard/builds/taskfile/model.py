@@ -105,7 +105,12 @@ class Task(Model):
 
 
 class DecodeError(ValueError):
-    """The YAML does not fit acr-builder's types (go-yaml's "cannot unmarshal …")."""
+    """The YAML does not fit acr-builder's types (go-yaml's "cannot unmarshal …"); `warnings` are
+    the ignored keys found on the way."""
+
+    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.warnings = warnings
 
 
 # ---------------------------------------------------------------------------------------- decoding
@@ -365,5 +370,5 @@ def decode_task(text: str) -> tuple[Task, list[str]]:
         else:
             values["version"] = decoder.string(value)
     if decoder.errors:
-        raise DecodeError("yaml: unmarshal errors:\n  " + "\n  ".join(decoder.errors))
+        raise DecodeError("yaml: unmarshal errors:\n  " + "\n  ".join(decoder.errors), tuple(decoder.warnings))
     return Task(**values), decoder.warnings

@@ -219,19 +219,57 @@ def render_data(run: RunVariables, values: Mapping[str, Any], secrets: Mapping[s
 # ---------------------------------------------------------------------------------------- the plan
 
 
+_LINE = re.compile(r"\bline (\d+)\b")
+
+
 @dataclass
 class _Notes:
+    """Warnings so far, and where the current text's lines come from in the file: comment lines and
+    the alias block are cut out before rendering, so a line number of the rendered text is mapped
+    back to the file's (while templates keep the line count; else it is named as rendered)."""
+
     warnings: list[str] = field(default_factory=list)
+    origin: list[int] | None = None
 
     def fail(self, message: str) -> PlanError:
         return PlanError(message, tuple(self.warnings))
+
+    def follow(self, before: str, after: str) -> None:
+        if self.origin is not None and before.count("\n") != after.count("\n"):
+            self.origin = None
+
+    def line(self, number: int) -> str:
+        if self.origin is not None and 0 < number <= len(self.origin):
+            return f"line {self.origin[number - 1]}"
+        return f"line {number} of the rendered file"
+
+    def relocate(self, message: str) -> str:
+        return _LINE.sub(lambda m: self.line(int(m.group(1))), message)
+
+    def who(self, step: Step, step_id: str | None = None) -> str:
+        name = step_id or step.id or f"acb_step_{step.index}"
+        return f"step {name!r} ({self.line(step.line)})"
+
+    def file_line(self, number: int) -> int:
+        if self.origin is not None and 0 < number <= len(self.origin):
+            return self.origin[number - 1]
+        return number
 
 
 def _render(text: str, data: Mapping[str, Any], notes: _Notes, what: str) -> str:
     try:
         return render(text, data)
     except RenderError as error:
-        raise notes.fail(f"{what}: {error}") from None
+        raise notes.fail(f"{what}: {notes.relocate(str(error))}") from None
+
+
+def _decode(rendered: str, notes: _Notes) -> tuple[Task, list[str]]:
+    try:
+        task, warnings = decode_task(rendered)
+    except DecodeError as error:
+        notes.warnings.extend(notes.relocate(w) for w in error.warnings)
+        raise notes.fail(f"invalid task file: {notes.relocate(str(error))}") from None
+    return task, [notes.relocate(w) for w in warnings]
 
 
 def plan(
@@ -243,19 +281,25 @@ def plan(
     read_alias_source: alias_rules.AliasSourceReader | None = None,
 ) -> Plan:
     """The plan acr-builder would execute for this task file, or PlanError with its refusal."""
-    notes = _Notes()
     values = values or {}
     secrets = secrets or {}
+    lines = text.split("\n")
+    notes = _Notes(origin=[i + 1 for i, line in enumerate(lines) if not alias_rules.is_comment_line(line)])
     text = alias_rules.strip_comments(text)
     aliases: alias_rules.Aliases | None = None
     if alias_rules.uses_aliases(alias_rules.find_version(text)):
-        block, rest = alias_rules.separate_alias_block(text)
+        block, rest, rest_indexes = alias_rules.split_alias_block(text)
+        origin = notes.origin or []
+        block_origin = [origin[i] for i in range(len(origin)) if i not in set(rest_indexes)]
+        notes.origin = block_origin
         rendered_block = _render(block, render_data(run, values, {}), notes, "alias block") if block else ""
+        notes.origin = [origin[i] for i in rest_indexes]
         try:
             aliases = alias_rules.load_aliases(rendered_block, read_alias_source)
         except alias_rules.AliasError as error:
             raise notes.fail(f"alias: {error}") from None
         text = alias_rules.expand(rest, aliases)
+        notes.follow(rest, text)
 
     warnings: list[str] = []
     if not text:
@@ -266,10 +310,8 @@ def plan(
         rendered = _render(text, render_data(run, values, resolved), notes, "render")
         if not rendered:
             raise notes.fail("render: rendered template was empty")
-        try:
-            task, warnings = decode_task(rendered)
-        except DecodeError as error:
-            raise notes.fail(f"invalid task file: {error}") from None
+        notes.follow(text, rendered)
+        task, warnings = _decode(rendered, notes)
     notes.warnings.extend(warnings)
     return _plan_task(task, aliases, notes, rendered)
 
@@ -286,10 +328,10 @@ def _secret_values(
     first = _render(text, render_data(run, values, {}), notes, "render (secrets pass)")
     if not first:
         raise notes.fail("render: rendered template was empty")
-    try:
-        task, _ = decode_task(first)
-    except DecodeError as error:
-        raise notes.fail(f"invalid task file: {error}") from None
+    origin = notes.origin
+    notes.follow(text, first)
+    task, _ = _decode(first, notes)
+    notes.origin = origin
     _check_secrets(task, notes)
     declared = [s.id for s in task.secrets if s is not None]
     for secret_id in declared:
@@ -369,12 +411,7 @@ def _check_volumes(task: Task, notes: _Notes) -> None:
             continue
         for mount in step.volume_mounts:
             if mount.name not in names:
-                raise notes.fail(f"{_who(step)}: mount name, {mount.name}, does not correspond to a volume")
-
-
-def _who(step: Step, step_id: str | None = None) -> str:
-    name = step_id or step.id or f"acb_step_{step.index}"
-    return f"step {name!r} (line {step.line})"
+                raise notes.fail(f"{notes.who(step)}: mount name, {mount.name}, does not correspond to a volume")
 
 
 def merge_env(step_env: tuple[str, ...], task_env: tuple[str, ...]) -> tuple[str, ...]:
@@ -430,14 +467,16 @@ def _plan_task(task: Task, aliases: alias_rules.Aliases | None, notes: _Notes, r
         try:
             env = merge_env(step.env, task.env)
         except ValueError as error:
-            raise notes.fail(f"{_who(step)}: failed to merge task and step environment variables: {error}") from None
+            raise notes.fail(
+                f"{notes.who(step)}: failed to merge task and step environment variables: {error}"
+            ) from None
         prepared.append((step, step.id or f"acb_step_{index}", env))
 
     planned: list[PlannedStep] = []
     ids: set[str] = set()
     previous: str | None = None
     for step, step_id, env in prepared:
-        who = _who(step, step_id)
+        who = notes.who(step, step_id)
         _validate_step(step, step_id, env, who, notes)
         if step_id == ROOT_ID:
             raise notes.fail(f"{who}: {ROOT_ID} is a reserved ID, it can't be used")
@@ -541,7 +580,7 @@ def _planned_step(
         "id": step_id,
         "type": step_type,
         "depends_on": depends,
-        "line": step.line,
+        "line": notes.file_line(step.line),
         "timeout": step.timeout if step.timeout > 0 else step_timeout,
         "retries": step.retries,
         "retry_delay": step.retry_delay if step.retry_delay > 0 else DEFAULT_RETRY_DELAY,
@@ -565,7 +604,7 @@ def _planned_step(
         "retry_on_errors": step.retry_on_errors,
         "volume_mounts": step.volume_mounts,
     }
-    who = _who(step, step_id)
+    who = notes.who(step, step_id)
     if step_type == "push":
         return PlannedStep(**common, images=normalize_push(step.push))
     if step_type == "build":
