@@ -766,3 +766,8 @@ def test_line_numbers_after_templates_that_add_lines_name_the_rendered_file() ->
     assert result.warnings == (
         "line 7 of the rendered file: step 5 (acb_step_4): unknown key 'typo' is ignored (as acr-builder ignores it)",
     )
+
+
+def test_now_is_the_runs_start_time() -> None:
+    result = p('steps:\n  - build: -t app:{{now | date "2006.01.02"}} .\n')
+    assert result.steps[0].tags == ("app:2026.12.01",)

@@ -159,10 +159,21 @@ def test_unknown_functions_are_parse_errors() -> None:
         r("{{frobnicate .Run.ID}}")
 
 
-@pytest.mark.parametrize("name", ["now", "env", "uuidv4", "randAlphaNum"])
+@pytest.mark.parametrize("name", ["semver", "env", "uuidv4", "randAlphaNum"])
 def test_sprig_functions_not_supported_are_named(name: str) -> None:
     with pytest.raises(RenderError, match=f"function '{name}' exists in acr-builder"):
         r("{{" + name + "}}")
+
+
+def test_now_is_the_given_start_time_and_date_formats_go_layouts() -> None:
+    from datetime import UTC, datetime
+
+    start = datetime(2026, 12, 1, 6, 4, 5, tzinfo=UTC)
+    assert render('{{now | date "20060102-150405"}}', DATA, now=start) == "20261201-060405"
+    assert render('{{date "2006-01-02T15:04:05Z07:00" now}}', DATA, now=start) == "2026-12-01T06:04:05Z"
+    assert render('{{now | date "Jan 2, 2006 3:04PM"}}', DATA, now=start) == "Dec 1, 2026 6:04AM"
+    with pytest.raises(RenderError, match="start time is not known"):
+        r("{{now}}")
 
 
 def test_the_function_table_has_no_overlap_with_the_refused_list() -> None:

@@ -37,6 +37,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from pydantic import ConfigDict
@@ -45,7 +46,7 @@ from pydantic.alias_generators import to_camel
 from dockyard.builds.taskfile import aliases as alias_rules
 from dockyard.builds.taskfile.model import DecodeError, Model, Mount, Network, Secret, Step, Task, Volume, decode_task
 from dockyard.builds.taskfile.render import RenderError, render
-from dockyard.builds.template import RunVariables
+from dockyard.builds.template import DATE_LAYOUT, RunVariables
 
 DEFAULT_VERSION: Final = "v1.0.0"
 VALID_VERSIONS: Final = frozenset({"1.0-preview-1", "v1.0.0", "v1.1.0"})
@@ -188,6 +189,14 @@ def shell_quote(text: str) -> str:
     return text
 
 
+def run_start(run: RunVariables) -> datetime | None:
+    """The run's start time from `.Run.Date`: what Sprig's `now` returns while acr-builder renders."""
+    try:
+        return datetime.strptime(run.Date, DATE_LAYOUT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def render_data(run: RunVariables, values: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[str, Any]:
     """What a task file's templates see (templating/base_render_options.go)."""
     run_map = {
@@ -230,6 +239,7 @@ class _Notes:
 
     warnings: list[str] = field(default_factory=list)
     origin: list[int] | None = None
+    now: datetime | None = None
 
     def fail(self, message: str) -> PlanError:
         return PlanError(message, tuple(self.warnings))
@@ -258,7 +268,7 @@ class _Notes:
 
 def _render(text: str, data: Mapping[str, Any], notes: _Notes, what: str) -> str:
     try:
-        return render(text, data)
+        return render(text, data, now=notes.now)
     except RenderError as error:
         raise notes.fail(f"{what}: {notes.relocate(str(error))}") from None
 
@@ -284,7 +294,10 @@ def plan(
     values = values or {}
     secrets = secrets or {}
     lines = text.split("\n")
-    notes = _Notes(origin=[i + 1 for i, line in enumerate(lines) if not alias_rules.is_comment_line(line)])
+    notes = _Notes(
+        origin=[i + 1 for i, line in enumerate(lines) if not alias_rules.is_comment_line(line)],
+        now=run_start(run),
+    )
     text = alias_rules.strip_comments(text)
     aliases: alias_rules.Aliases | None = None
     if alias_rules.uses_aliases(alias_rules.find_version(text)):

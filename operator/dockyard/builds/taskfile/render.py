@@ -13,30 +13,31 @@ change what a task file renders are kept: a missing key prints nothing but a fie
 ("invalid value; expected string"), `eq` with a missing value is false, `b64enc` of a missing value
 is "" (acr-builder's override).
 
-Functions: Go's builtins `and or not len index slice print printf println eq ne lt le gt ge html js
-urlquery`, and the Sprig functions in `SPRIG_FUNCTIONS`. Other Sprig names (`now`, `env`, `uuidv4`,
-`randAlphaNum`, `date`, …) exist in acr-builder but are not deterministic or not implemented here:
-they are refused with a message naming them, never rendered as something else.
+The functions (Go's builtins and the Sprig subset, `now` being the run's start time) and Go's value
+printing are in `functions`; a Sprig name not implemented there is refused by name.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime
 from typing import Any, Final
-from urllib.parse import quote_plus
 
-NO_VALUE: Final = "<no value>"
+from dockyard.builds.taskfile.functions import (
+    ANY,
+    FUNCTIONS,
+    NO_VALUE,
+    UNSUPPORTED_SPRIG,
+    RenderError,
+    check_argument,
+    go_string,
+    go_type,
+    is_true,
+)
 
-
-class RenderError(ValueError):
-    """The template cannot be parsed or executed; the message says where and why (as Go does)."""
+__all__ = ["FUNCTIONS", "UNSUPPORTED_SPRIG", "RenderError", "parse", "render"]
 
 
 # ---------------------------------------------------------------------------------------- lexing
@@ -425,575 +426,6 @@ def _parse_pipeline(tokens: list[_Token], line: int, keyword: str | None = None)
     return _Pipeline(declare, assign, commands, line)
 
 
-# ---------------------------------------------------------------------------------------- values
-
-
-def go_type(value: Any) -> str:
-    if value is None:
-        return "interface {}"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "map[string]interface {}"
-    if isinstance(value, (list, tuple)):
-        return "[]interface {}"
-    return type(value).__name__
-
-
-def _go_float(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "0"
-    digits_tuple = Decimal(repr(value)).normalize().as_tuple()
-    digits = "".join(map(str, digits_tuple.digits))
-    exponent = int(digits_tuple.exponent) + len(digits) - 1
-    sign = "-" if digits_tuple.sign else ""
-    if exponent < -4 or exponent >= 6:  # strconv %g, shortest: the decision uses precision 6
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    return sign + format(Decimal(repr(abs(value))).normalize(), "f")
-
-
-def go_string(value: Any, nested: bool = False) -> str:
-    """fmt.Sprint of a value (text/template's printValue)."""
-    if value is None:
-        return "<nil>" if nested else NO_VALUE
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _go_float(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        return "map[" + " ".join(f"{go_string(k, True)}:{go_string(value[k], True)}" for k in sorted(value)) + "]"
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_string(v, True) for v in value) + "]"
-    return str(value)
-
-
-def _strval(value: Any) -> str:
-    """Sprig's strval: strings as they are, anything else as fmt.Sprintf("%v")."""
-    return go_string(value, nested=True)
-
-
-def is_true(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, (bool, int, float, str, list, tuple, Mapping)):
-        return bool(value)
-    return True
-
-
-# ---------------------------------------------------------------------------------------- functions
-
-_S = "string"
-_I = "int"
-_A = "any"
-
-
-@dataclass(frozen=True)
-class _Function:
-    call: Callable[..., Any]
-    params: tuple[str, ...]  # kinds of fixed parameters
-    variadic: str | None = None
-
-
-def _expect(kind: str, value: Any, name: str) -> Any:
-    if kind == _A:
-        return value
-    if value is None:
-        raise RenderError(f"error calling {name}: invalid value; expected {kind}")
-    if kind == _S and not isinstance(value, str):
-        raise RenderError(f"wrong type for value; expected string; got {go_type(value)}")
-    if kind == _I:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RenderError(f"wrong type for value; expected int; got {go_type(value)}")
-        return int(value)
-    return value
-
-
-def _index(item: Any, *keys: Any) -> Any:
-    for key in keys:
-        if item is None:
-            raise RenderError("error calling index: index of untyped nil")
-        if isinstance(item, Mapping):
-            item = item.get(key)
-        elif isinstance(item, (list, tuple, str)):
-            if isinstance(key, bool) or not isinstance(key, int):
-                raise RenderError(f"error calling index: cannot index slice/array with type {go_type(key)}")
-            if not 0 <= key < len(item):
-                raise RenderError(f"error calling index: index out of range: {key}")
-            item = item[key] if not isinstance(item, str) else ord(item[key])
-        else:
-            raise RenderError(f"error calling index: can't index item of type {go_type(item)}")
-    return item
-
-
-def _length(item: Any) -> int:
-    if isinstance(item, (str, list, tuple, Mapping)):
-        return len(item)
-    raise RenderError(f"error calling len: len of type {go_type(item)}")
-
-
-def _comparable(a: Any, b: Any, name: str) -> tuple[Any, Any]:
-    numbers = (int, float)
-    if isinstance(a, bool) != isinstance(b, bool) or (isinstance(a, numbers) != isinstance(b, numbers)):
-        raise RenderError(f"error calling {name}: incompatible types for comparison")
-    if isinstance(a, str) != isinstance(b, str):
-        raise RenderError(f"error calling {name}: incompatible types for comparison")
-    return a, b
-
-
-def _eq(first: Any, *others: Any) -> bool:
-    if not others:
-        raise RenderError("error calling eq: missing argument for comparison")
-    for other in others:
-        if first is None or other is None:
-            if first is None and other is None:
-                return True
-            continue
-        a, b = _comparable(first, other, "eq")
-        if a == b:
-            return True
-    return False
-
-
-def _order(name: str, check: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    def compare(a: Any, b: Any) -> bool:
-        if a is None or b is None or isinstance(a, (Mapping, list, bool)) or isinstance(b, (Mapping, list, bool)):
-            raise RenderError(f"error calling {name}: invalid type for comparison")
-        return check(*_comparable(a, b, name))
-
-    return compare
-
-
-_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+))?([a-zA-Z%])")
-
-
-def _printf(template: str, *args: Any) -> str:
-    remaining = list(args)
-
-    def substitute(match: re.Match[str]) -> str:
-        flags, width, precision, verb = match.groups()
-        if verb == "%":
-            return "%"
-        if not remaining:
-            return f"%!{verb}(MISSING)"
-        value = remaining.pop(0)
-        if verb in "sv":
-            text = go_string(value, nested=True)
-        elif verb == "q":
-            text = json.dumps(_strval(value), ensure_ascii=False)
-        elif verb == "d" and isinstance(value, int) and not isinstance(value, bool):
-            text = str(value)
-        elif verb in "xX" and isinstance(value, (int, str)) and not isinstance(value, bool):
-            text = format(value, "x") if isinstance(value, int) else value.encode().hex()
-            text = text.upper() if verb == "X" else text
-        elif verb in "fFeEgG" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = format(float(value), f".{precision or 6}{verb.lower() if verb in 'fF' else verb}")
-        elif verb == "t" and isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            return f"%!{verb}({go_type(value)}={go_string(value, nested=True)})"
-        if precision is not None and verb in "sqv":
-            text = text[: int(precision)]
-        if width and width != "*":
-            text = text.ljust(int(width)) if "-" in flags else text.rjust(int(width), "0" if "0" in flags else " ")
-        return text
-
-    out = _VERB.sub(substitute, template)
-    if remaining:
-        out += "%!(EXTRA " + ", ".join(f"{go_type(v)}={go_string(v, nested=True)}" for v in remaining) + ")"
-    return out
-
-
-def _print(*args: Any) -> str:
-    # fmt.Sprint: spaces between operands when neither is a string
-    out = ""
-    for i, arg in enumerate(args):
-        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
-            out += " "
-        out += go_string(arg, nested=True)
-    return out
-
-
-def _empty(value: Any) -> bool:
-    return not is_true(value)
-
-
-def _default(fallback: Any, *given: Any) -> Any:
-    return fallback if not given or _empty(given[0]) else given[0]
-
-
-def _coalesce(*values: Any) -> Any:
-    return next((v for v in values if not _empty(v)), None)
-
-
-def _b64enc(value: Any) -> str:
-    # acr-builder's own b64enc: nil → "", any other non-string → reflect's "<T Value>"
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else f"<{go_type(value)} Value>"
-    return base64.b64encode(text.encode()).decode()
-
-
-def _b64dec(value: str) -> str:
-    try:
-        return base64.b64decode(value.encode(), validate=True).decode("utf-8", "replace")
-    except ValueError:
-        return f"illegal base64 data at input byte {_first_bad_base64_byte(value)}"
-
-
-def _first_bad_base64_byte(value: str) -> int:
-    for i, char in enumerate(value):
-        if not (char.isascii() and (char.isalnum() or char in "+/=")):
-            return i
-    return max(len(value) - len(value) % 4, 0)
-
-
-def _strslice(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [_strval(v) for v in value if v is not None]
-    return [_strval(value)]
-
-
-def _split_map(separator: str, text: str) -> dict[str, str]:
-    return {f"_{i}": part for i, part in enumerate(text.split(separator))}
-
-
-def _trunc(length: int, text: str) -> str:
-    if length < 0:
-        return text[max(len(text) + length, 0) :] if len(text) + length > 0 else text
-    return text[:length]
-
-
-def _substr(start: int, end: int, text: str) -> str:
-    if start < 0:
-        return text[:end]
-    if end < 0 or end > len(text):
-        return text[start:]
-    return text[start:end]
-
-
-def _indent(spaces: int, text: str) -> str:
-    pad = " " * spaces
-    return pad + text.replace("\n", "\n" + pad)
-
-
-def _ternary(when_true: Any, when_false: Any, condition: Any) -> Any:
-    return when_true if condition is True else when_false
-
-
-def _dict(*pairs: Any) -> dict[str, Any]:
-    items = list(pairs) + ([""] if len(pairs) % 2 else [])
-    return {_strval(items[i]): items[i + 1] for i in range(0, len(items), 2)}
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)):
-        return int(value)
-    try:
-        return int(str(value).strip()) if value is not None else 0
-    except ValueError:
-        try:
-            return int(float(str(value)))
-        except ValueError:
-            return 0
-
-
-def _atoi(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0
-
-
-def _go_regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as error:
-        raise RenderError(f"error parsing regexp: {error}: `{pattern}`") from None
-
-
-def _first(value: Any) -> Any:
-    return value[0] if isinstance(value, (list, tuple)) and value else None
-
-
-def _last(value: Any) -> Any:
-    return value[-1] if isinstance(value, (list, tuple)) and value else None
-
-
-def _slice(item: Any, *indexes: Any) -> Any:
-    bounds = [int(i) for i in indexes]
-    if not isinstance(item, (str, list, tuple)):
-        raise RenderError(f"error calling slice: can't slice item of type {go_type(item)}")
-    if len(bounds) > 2 or any(b < 0 or b > len(item) for b in bounds):
-        raise RenderError("error calling slice: index out of range")
-    return item[slice(*bounds)] if bounds else item
-
-
-def _and(first: Any, *rest: Any) -> Any:
-    for value in (first, *rest):
-        if not is_true(value):
-            return value
-    return rest[-1] if rest else first
-
-
-def _or(first: Any, *rest: Any) -> Any:
-    for value in (first, *rest):
-        if is_true(value):
-            return value
-    return rest[-1] if rest else first
-
-
-def _html(*args: Any) -> str:
-    text = _print(*args)
-    for old, new in (("&", "&amp;"), ("'", "&#39;"), ('"', "&#34;"), ("<", "&lt;"), (">", "&gt;"), ("\0", "\ufffd")):
-        text = text.replace(old, new)
-    return text
-
-
-def _js(*args: Any) -> str:
-    text = _print(*args)
-    out = []
-    for char in text:
-        if char in "\\'\"<>&=":
-            out.append({"\\": "\\\\", "'": "\\'", '"': '\\"'}.get(char, f"\\u{ord(char):04X}"))
-        elif ord(char) < 0x20:
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
-GO_BUILTINS: Final[dict[str, _Function]] = {
-    "and": _Function(_and, (_A,), _A),
-    "or": _Function(_or, (_A,), _A),
-    "not": _Function(lambda v: not is_true(v), (_A,)),
-    "len": _Function(_length, (_A,)),
-    "index": _Function(_index, (_A,), _A),
-    "slice": _Function(_slice, (_A,), _I),
-    "print": _Function(_print, (), _A),
-    "println": _Function(lambda *a: " ".join(go_string(v, True) for v in a) + "\n", (), _A),
-    "printf": _Function(_printf, (_S,), _A),
-    "eq": _Function(_eq, (_A,), _A),
-    "ne": _Function(lambda a, b: not _eq(a, b), (_A, _A)),
-    "lt": _Function(_order("lt", lambda a, b: a < b), (_A, _A)),
-    "le": _Function(_order("le", lambda a, b: a <= b), (_A, _A)),
-    "gt": _Function(_order("gt", lambda a, b: a > b), (_A, _A)),
-    "ge": _Function(_order("ge", lambda a, b: a >= b), (_A, _A)),
-    "html": _Function(_html, (), _A),
-    "js": _Function(_js, (), _A),
-    "urlquery": _Function(lambda *a: quote_plus(_print(*a)), (), _A),
-}
-
-SPRIG_FUNCTIONS: Final[dict[str, _Function]] = {
-    # strings
-    "lower": _Function(str.lower, (_S,)),
-    "upper": _Function(str.upper, (_S,)),
-    "title": _Function(lambda s: re.sub(r"(^|\s)(\S)", lambda m: m.group(1) + m.group(2).upper(), s), (_S,)),
-    "trim": _Function(lambda s: s.strip(" \t\n\r\v\f"), (_S,)),
-    "trimAll": _Function(lambda cut, s: s.strip(cut), (_S, _S)),
-    "trimPrefix": _Function(lambda p, s: s.removeprefix(p), (_S, _S)),
-    "trimSuffix": _Function(lambda p, s: s.removesuffix(p), (_S, _S)),
-    "trunc": _Function(_trunc, (_I, _S)),
-    "substr": _Function(_substr, (_I, _I, _S)),
-    "replace": _Function(lambda old, new, s: s.replace(old, new), (_S, _S, _S)),
-    "repeat": _Function(lambda n, s: s * max(n, 0), (_I, _S)),
-    "contains": _Function(lambda sub, s: sub in s, (_S, _S)),
-    "hasPrefix": _Function(lambda p, s: s.startswith(p), (_S, _S)),
-    "hasSuffix": _Function(lambda p, s: s.endswith(p), (_S, _S)),
-    "nospace": _Function(lambda s: re.sub(r"\s", "", s), (_S,)),
-    "indent": _Function(_indent, (_I, _S)),
-    "nindent": _Function(lambda n, s: "\n" + _indent(n, s), (_I, _S)),
-    "quote": _Function(
-        lambda *v: " ".join(json.dumps(_strval(x), ensure_ascii=False) for x in v if x is not None), (), _A
-    ),
-    "squote": _Function(lambda *v: " ".join(f"'{_strval(x)}'" for x in v if x is not None), (), _A),
-    "cat": _Function(lambda *v: " ".join(_strval(x) for x in v if x is not None), (), _A),
-    "toString": _Function(_strval, (_A,)),
-    "b64enc": _Function(_b64enc, (_A,)),
-    "b64dec": _Function(_b64dec, (_S,)),
-    "sha256sum": _Function(lambda s: hashlib.sha256(s.encode()).hexdigest(), (_S,)),
-    "regexMatch": _Function(lambda p, s: _go_regex(p).search(s) is not None, (_S, _S)),
-    "regexReplaceAll": _Function(
-        lambda p, s, r: _go_regex(p).sub(re.sub(r"\$\{?(\w+)\}?", r"\\g<\1>", r), s), (_S, _S, _S)
-    ),
-    # lists and dicts
-    "join": _Function(lambda sep, v: sep.join(_strslice(v)), (_S, _A)),
-    "split": _Function(_split_map, (_S, _S)),
-    "splitList": _Function(lambda sep, s: s.split(sep), (_S, _S)),
-    "list": _Function(lambda *v: list(v), (), _A),
-    "first": _Function(_first, (_A,)),
-    "last": _Function(_last, (_A,)),
-    "dict": _Function(_dict, (), _A),
-    "toJson": _Function(_to_json, (_A,)),
-    # defaults and logic
-    "default": _Function(_default, (_A,), _A),
-    "empty": _Function(_empty, (_A,)),
-    "coalesce": _Function(_coalesce, (), _A),
-    "ternary": _Function(_ternary, (_A, _A, _A)),
-    # numbers
-    "atoi": _Function(_atoi, (_S,)),
-    "int": _Function(_to_int, (_A,)),
-    "int64": _Function(_to_int, (_A,)),
-    "add": _Function(lambda *v: sum(_to_int(x) for x in v), (), _A),
-    "sub": _Function(lambda a, b: _to_int(a) - _to_int(b), (_A, _A)),
-    "mul": _Function(lambda *v: _product([_to_int(x) for x in v]), (_A,), _A),
-}
-
-UNSUPPORTED_SPRIG: Final = frozenset(
-    {
-        "now",
-        "date",
-        "dateInZone",
-        "date_in_zone",
-        "dateModify",
-        "date_modify",
-        "ago",
-        "toDate",
-        "unixEpoch",
-        "htmlDate",
-        "htmlDateInZone",
-        "duration",
-        "durationRound",
-        "env",
-        "expandenv",
-        "uuidv4",
-        "randAlpha",
-        "randAlphaNum",
-        "randAscii",
-        "randNumeric",
-        "randInt",
-        "genPrivateKey",
-        "genCA",
-        "genSelfSignedCert",
-        "genSignedCert",
-        "derivePassword",
-        "encryptAES",
-        "decryptAES",
-        "getHostByName",
-        "abbrev",
-        "abbrevboth",
-        "initials",
-        "wrap",
-        "wrapWith",
-        "plural",
-        "snakecase",
-        "camelcase",
-        "kebabcase",
-        "swapcase",
-        "shuffle",
-        "untitle",
-        "sha1sum",
-        "adler32sum",
-        "b32enc",
-        "b32dec",
-        "toStrings",
-        "fromJson",
-        "toPrettyJson",
-        "toRawJson",
-        "mustToJson",
-        "semver",
-        "semverCompare",
-        "regexFind",
-        "regexFindAll",
-        "regexSplit",
-        "regexReplaceAllLiteral",
-        "splitn",
-        "until",
-        "untilStep",
-        "seq",
-        "div",
-        "mod",
-        "max",
-        "min",
-        "floor",
-        "ceil",
-        "round",
-        "float64",
-        "append",
-        "push",
-        "prepend",
-        "concat",
-        "rest",
-        "initial",
-        "reverse",
-        "uniq",
-        "without",
-        "has",
-        "compact",
-        "sortAlpha",
-        "set",
-        "unset",
-        "hasKey",
-        "pluck",
-        "keys",
-        "values",
-        "pick",
-        "omit",
-        "merge",
-        "mergeOverwrite",
-        "deepCopy",
-        "dig",
-        "get",
-        "kindOf",
-        "kindIs",
-        "typeOf",
-        "typeIs",
-        "typeIsLike",
-        "deepEqual",
-        "fail",
-        "required",
-        "tuple",
-        "osBase",
-        "osDir",
-        "osExt",
-        "osClean",
-        "osIsAbs",
-        "base",
-        "dir",
-        "ext",
-        "clean",
-        "isAbs",
-        "urlParse",
-        "urlJoin",
-        "bcrypt",
-        "htpasswd",
-        "biggest",
-    }
-)
-
-
-def _product(values: Sequence[int]) -> int:
-    out = 1
-    for value in values:
-        out *= value
-    return out
-
-
-FUNCTIONS: Final[dict[str, _Function]] = GO_BUILTINS | SPRIG_FUNCTIONS
-
-
 # ---------------------------------------------------------------------------------------- execution
 
 
@@ -1045,9 +477,10 @@ def _field(receiver: Any, names: Sequence[str], line: int, source: str) -> Any:
 
 
 class _Renderer:
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, now: datetime | None) -> None:
         self.scope = _Scope(data)
         self.out: list[str] = []
+        self.now = now
 
     def run(self, nodes: list[Any], dot: Any) -> None:
         for node in nodes:
@@ -1152,6 +585,12 @@ class _Renderer:
         return self.call(token.text, [], pipe.line)
 
     def call(self, name: str, args: list[Any], line: int) -> Any:
+        if name == "now":
+            if args:
+                raise RenderError(f"template: line {line}: wrong number of args for now: want 0 got {len(args)}")
+            if self.now is None:
+                raise RenderError(f"template: line {line}: now: the run's start time is not known to this render")
+            return self.now
         function = FUNCTIONS[name]
         fixed = len(function.params)
         if len(args) < fixed or (function.variadic is None and len(args) != fixed):
@@ -1160,8 +599,8 @@ class _Renderer:
                 f"template: line {line}: wrong number of args for {name}: want {expected} got {len(args)}"
             )
         try:
-            checked = [_expect(kind, value, name) for kind, value in zip(function.params, args, strict=False)]
-            checked += [_expect(function.variadic or _A, value, name) for value in args[fixed:]]
+            checked = [check_argument(kind, value, name) for kind, value in zip(function.params, args, strict=False)]
+            checked += [check_argument(function.variadic or ANY, value, name) for value in args[fixed:]]
             return function.call(*checked)
         except RenderError as error:
             message = str(error)
@@ -1175,13 +614,10 @@ def parse(text: str) -> list[Any]:
     return _parse(text)
 
 
-def render(text: str, data: Mapping[str, Any]) -> str:
-    """Render like acr-builder: missingkey=zero, then every `<no value>` removed."""
+def render(text: str, data: Mapping[str, Any], now: datetime | None = None) -> str:
+    """Render like acr-builder: missingkey=zero, then every `<no value>` removed. `now` is what
+    Sprig's `now` returns (the run's start time)."""
     tree = _parse(text)
-    renderer = _Renderer(data)
+    renderer = _Renderer(data, now)
     renderer.run(tree, data)
     return "".join(renderer.out).replace(NO_VALUE, "")
-
-
-def iter_function_names() -> Iterator[str]:
-    yield from sorted(FUNCTIONS)
