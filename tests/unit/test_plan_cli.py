@@ -125,9 +125,15 @@ def test_a_refused_file_exits_1_with_the_error_in_json(tmp_path: Path) -> None:
     assert code == EXIT_REFUSED
     data = json.loads(out)
     assert list(data) == ["valid", "error", "version", "warnings", "steps"]
-    assert data["valid"] is False and data["steps"] == []
+    assert data["valid"] is False and data["steps"] == [] and data["version"] == "v1.0.0"
     assert "step 'a'" in data["error"] and "later does not exist" in data["error"]
     assert data["warnings"] == ["line 1: task: unknown key 'typo' is ignored (as acr-builder ignores it)"]
+
+
+def test_a_file_refused_before_parsing_has_no_version(tmp_path: Path) -> None:
+    code, out, _ = run(["--json"], tmp_path, "version: v1.1.0\nsteps:\n  - cmd: {{nofunc}}\n")
+    data = json.loads(out)
+    assert code == EXIT_REFUSED and data["version"] is None and 'function "nofunc" not defined' in data["error"]
 
 
 def test_a_refused_file_in_human_output(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             refused: dict[str, Any] = {
                 "valid": False,
                 "error": str(error),
-                "version": None,
+                "version": error.version,
                 "warnings": list(error.warnings),
                 "steps": [],
             }

@@ -62,9 +62,11 @@ StepType = Literal["build", "push", "cmd"]
 class PlanError(ValueError):
     """acr-builder would refuse the task file; the message names the step and the cause."""
 
-    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, warnings: tuple[str, ...] = (), version: str | None = None) -> None:
         super().__init__(message)
         self.warnings = warnings
+        self.version = version
+        """The task's version once the file was parsed (None when it was refused before)."""
 
 
 class PlannedStep(Model):
@@ -240,9 +242,10 @@ class _Notes:
     warnings: list[str] = field(default_factory=list)
     origin: list[int] | None = None
     now: datetime | None = None
+    version: str | None = None
 
     def fail(self, message: str) -> PlanError:
-        return PlanError(message, tuple(self.warnings))
+        return PlanError(message, tuple(self.warnings), self.version)
 
     def follow(self, before: str, after: str) -> None:
         if self.origin is not None and before.count("\n") != after.count("\n"):
@@ -464,9 +467,10 @@ def normalize_push(images: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _plan_task(task: Task, aliases: alias_rules.Aliases | None, notes: _Notes, rendered: str) -> Plan:
+    version = task.version or DEFAULT_VERSION
+    notes.version = version
     _check_secrets(task, notes)
     _check_volumes(task, notes)
-    version = task.version or DEFAULT_VERSION
     if version.lower() not in VALID_VERSIONS:
         raise notes.fail(f"invalid version specified: {version!r}, the current version is {DEFAULT_VERSION!r}")
     step_timeout = task.step_timeout if task.step_timeout > 0 else DEFAULT_STEP_TIMEOUT
