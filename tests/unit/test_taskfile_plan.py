@@ -686,11 +686,14 @@ def test_unknown_build_flags_are_warnings() -> None:
         ("ubuntu echo hi", (), "ubuntu", ("echo", "hi"), ()),
         ("-e A=1 -w /src --entrypoint sh --rm -it ubuntu -c 'echo $A'", ("-e", "A=1", "-w", "/src", "--entrypoint", "sh", "--rm", "-it"), "ubuntu", ("-c", "echo $A"), ()),
         ("--env=A=1 alpine env", ("--env=A=1",), "alpine", ("env",), ()),
-        ("img run-tests || true", (), "img", ("run-tests",), ("||",)),
-        ("img make > /dev/null", (), "img", ("make",), (">",)),
-        ("img a; img b", (), "img", ("a",), (";",)),
+        ("img run-tests || true", (), "img", ("run-tests",), ("|| true",)),
+        ("img make > /dev/null", (), "img", ("make",), ("> /dev/null",)),
+        ("img a; img b && c", (), "img", ("a",), ("; img b", "&& c")),
         ("img 'a || b'", (), "img", ("a || b",), ()),
         ("-e ONLY", ("-e", "ONLY"), None, (), ()),
+        ("ubuntu echo a\necho b\n", (), "ubuntu", ("echo", "a"), ("\n echo b",)),
+        ("ubuntu sh -c 'a\nb'", (), "ubuntu", ("sh", "-c", "a\nb"), ()),
+        ("-t reg/app:1", ("-t",), "reg/app:1", (), ()),
     ],
 )  # fmt: skip
 def test_parse_cmd(

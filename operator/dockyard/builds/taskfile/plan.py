@@ -745,7 +745,7 @@ _RUN_BOOLEAN_FLAGS: Final = frozenset(
         "-dit", "-td", "-dt", "-id", "-di", "-q", "--quiet",
     }
 )  # fmt: skip
-_OPERATOR = re.compile(r"\A[;&|<>()]+\Z")
+_OPERATOR = re.compile(r"\A[;&|<>()\n]+\Z")
 
 
 @dataclass(frozen=True)
@@ -759,9 +759,12 @@ class CmdArguments:
 
 def parse_cmd(text: str) -> CmdArguments:
     """A cmd step's text as `docker run [flags] IMAGE [args]` after the host shell's word splitting:
-    flags before the image, the image, its arguments up to the first shell operator, and the
-    operators (`||`, `>`, `;`, …) the host shell would act on."""
-    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    flags before the image, the image, its arguments up to the first shell operator, and each
+    operator the host shell would act on with the words after it (`|| true`, `> /dev/null`,
+    `; echo done`, a newline)."""
+    # a newline ends a command for the host shell as `;` does
+    lexer = shlex.shlex(text.strip(), posix=True, punctuation_chars=";&|<>()\n")
+    lexer.whitespace = " \t\r"
     lexer.whitespace_split = True
     error = None
     try:
@@ -769,13 +772,17 @@ def parse_cmd(text: str) -> CmdArguments:
     except ValueError:
         tokens = text.split()
         error = "cmd has an unclosed quote: the host shell would fail this step"
-    operators: list[str] = []
+    tokens = [token for i, token in enumerate(tokens) if token != "\n" or (i and tokens[i - 1] != "\n")]
+    groups: list[list[str]] = []
     words: list[str] = []
     for token in tokens:
         if _OPERATOR.match(token):
-            operators.append(token)
-        elif not operators:
+            groups.append([token])
+        elif groups:
+            groups[-1].append(token)
+        else:
             words.append(token)
+    operators = [" ".join(group) for group in groups]
     flags: list[str] = []
     i = 0
     while i < len(words) and words[i].startswith("-") and words[i] != "-":
