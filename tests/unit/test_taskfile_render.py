@@ -205,6 +205,12 @@ def test_comparisons_and_logic() -> None:
         r('{{if eq .Values.n "3"}}y{{end}}')
 
 
+def test_and_or_stop_at_the_deciding_argument() -> None:
+    assert r("{{if and .Values.nope .Values.nope.deeper}}y{{else}}n{{end}}") == "n"
+    assert r("{{or .Values.name .Values.nope.deeper}}") == "web"
+    assert r('{{and 1 "x"}} {{or 0 ""}}|') == "x |"
+
+
 def test_range_over_lists_maps_and_else() -> None:
     assert r("{{range .Values.list}}[{{.}}]{{end}}") == "[a][b]"
     assert r("{{range $i, $v := .Values.list}}{{$i}}={{$v}} {{end}}") == "0=a 1=b "

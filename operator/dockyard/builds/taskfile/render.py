@@ -555,6 +555,8 @@ class _Renderer:
 
     def command(self, command: _Command, dot: Any, final: Any, pipe: _Pipeline) -> Any:
         head = command.args[0]
+        if isinstance(head, _Token) and head.kind == "ident" and head.text in {"and", "or"}:
+            return self.logic(head.text, command, dot, final, pipe)
         if isinstance(head, _Token) and head.kind == "ident" and head.text in FUNCTIONS:
             args = [self.operand(arg, dot, pipe) for arg in command.args[1:]]
             if final is not _Missing:
@@ -564,6 +566,18 @@ class _Renderer:
             shown = head.text if isinstance(head, _Token) else "(…)"
             raise RenderError(f"template: line {pipe.line}: can't give argument to non-function {shown}")
         return self.operand(head, dot, pipe)
+
+    def logic(self, name: str, command: _Command, dot: Any, final: Any, pipe: _Pipeline) -> Any:
+        """`and`/`or` stop at the first argument that decides (Go ≥ 1.18), so `and .a .a.b` does
+        not evaluate `.a.b` when `.a` is missing."""
+        if len(command.args) < 2 and final is _Missing:
+            raise RenderError(f"template: line {pipe.line}: wrong number of args for {name}: want at least 1 got 0")
+        value: Any = None
+        for arg in command.args[1:]:
+            value = self.operand(arg, dot, pipe)
+            if is_true(value) == (name == "or"):
+                return value
+        return final if final is not _Missing else value
 
     def operand(self, arg: Any, dot: Any, pipe: _Pipeline) -> Any:
         if isinstance(arg, _Pipeline):
