@@ -556,7 +556,8 @@ def test_the_first_error_is_acr_builders_first() -> None:
         ("secrets:\n  - id: s\nsteps:\n  - cmd: a\n", "secret should contain either keyvault property"),
         ("secrets:\n  - keyvault: https://v/x\nsteps:\n  - cmd: a\n", "secret is missing an ID"),
         ("secrets:\n  - id: 'a b'\n    keyvault: https://v/x\nsteps:\n  - cmd: a\n", "secret ID cannot contain spaces"),
-        ("secrets:\n  - id: s\n    clientID: nope\nsteps:\n  - cmd: a\n", "msi client ID is not a valid guid"),
+        ("secrets:\n  - id: s\n    keyvault: https://v/x\n    clientID: nope\nsteps:\n  - cmd: a\n", "msi client ID is not a valid guid"),
+        ("secrets:\n  - id: s\n    clientID: 12345678-1234-1234-1234-123456789012\nsteps:\n  - cmd: a\n", "secret should contain either keyvault"),
         ("secrets:\n  - id: s\n    keyvault: https://v/x\n  - id: s\n    keyvault: https://v/y\nsteps:\n  - cmd: a\n", "duplicate secret found with ID: s"),
         ("volumes:\n  - name: 'bad name'\n    secret: {a: YQ==}\nsteps:\n  - cmd: a\n", "volume name is not well formed"),
         ("volumes:\n  - name: v\nsteps:\n  - cmd: a\n", "currently only support for source type secret"),
@@ -774,3 +775,108 @@ def test_line_numbers_after_templates_that_add_lines_name_the_rendered_file() ->
 def test_now_is_the_runs_start_time() -> None:
     result = p('steps:\n  - build: -t app:{{now | date "2006.01.02"}} .\n')
     assert result.steps[0].tags == ("app:2026.12.01",)
+
+
+def test_nested_maps_in_values_are_refused_as_acr_builder_cannot_serialise_them() -> None:
+    assert "failed to serialize Values" in refused("steps:\n  - cmd: a\n", values={"m": {"k": "v"}})
+    assert p("steps:\n  - cmd: a {{.Values.l}}\n", values={"l": ["x", "y"]}).steps[0].args == ("[x", "y]")
+
+
+# ---------------------------------------------------------------------------------------- checked against acr-builder itself
+# Each expected value below is what acr-builder's own packages (graph, templating @ 90b22f3, built
+# with Go and run on the same text with the same run variables) produce: the cmd after aliases and
+# rendering, or the push images.
+
+
+def _commands(result: Plan) -> list[tuple[str, object]]:
+    return [(s.id, s.command if s.type == "cmd" else (s.images or s.tags)) for s in result.steps]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: v1.1.0\nsteps:\n  - cmd: $Registry/x:$ID$Date\n  - cmd: bash echo $$ID $ID$$ $ $$\n  - cmd: echo-$unknown$ID\n",
+            [
+                ("acb_step_0", "reg.example/x:ca120261201-060405z"),
+                ("acb_step_1", "mcr.microsoft.com/acr/bash:2ff604c echo $ID ca1$ $ $"),
+                ("acb_step_2", "echo-$unknown$ID"),
+            ],
+        ),
+        (
+            'version: "v1.1.0"\nsteps:\n  - cmd: az\n  - cmd: " bash  echo"\n  - cmd: acr purge --ago 1d\n  - cmd: ID\n',
+            [
+                ("acb_step_0", "mcr.microsoft.com/acr/azure-cli:2ff604c"),
+                ("acb_step_1", "mcr.microsoft.com/acr/bash:2ff604c  echo"),
+                ("acb_step_2", "mcr.microsoft.com/acr/acr-cli:0.19 purge --ago 1d"),
+                ("acb_step_3", "{{.Run.ID}}"),  # a built-in alias name as the first word: its unrendered value
+            ],
+        ),
+        (
+            "version: v1.1.0\r\nsteps:\r\n  - cmd: bash echo $ID\r\n  # c\r\n  - push: [a]\r\n",
+            [("acb_step_0", "mcr.microsoft.com/acr/bash:2ff604c echo ca1"), ("acb_step_1", ("a:latest",))],
+        ),
+        (
+            'steps:\n  - cmd: |\n      ubuntu sh -c "\n      # dropped by acb, even inside a block scalar\n      echo hi"\n',
+            [("acb_step_0", 'ubuntu sh -c "\necho hi"\n')],
+        ),
+        (
+            "version: v1.1.0 # trailing\nsteps:\n  - cmd: bash echo $ID\n",
+            [("acb_step_0", "mcr.microsoft.com/acr/bash:2ff604c echo ca1")],
+        ),
+        (
+            "steps:\n  - cmd: bash echo $ID\nversion: v1.1.0\nalias:\n  values:\n    ID: override\n",
+            [("acb_step_0", "mcr.microsoft.com/acr/bash:2ff604c echo override")],
+        ),
+        (
+            "version: v1.1.0\nsteps:\n  - id: x\n    cmd: ubuntu echo $v\n    alias: inner\nalias:\n  # comment\n  values:\n    v: one\n\n  directive: $\n",
+            [("x", "ubuntu echo one")],
+        ),
+        (
+            "steps:\n  - cmd: 'ubuntu echo {{ .Run.ID }}'\n  - cmd: ubuntu {{\"{{\"}}.Id}}\n  - cmd: ubuntu docker inspect --format '{{.Id}}'\n",
+            [
+                ("acb_step_0", "ubuntu echo ca1"),
+                ("acb_step_1", "ubuntu {{.Id}}"),
+                ("acb_step_2", "ubuntu docker inspect --format ''"),
+            ],
+        ),
+        (
+            "version: v1.1.0\nalias:\n  values:\n    n: 5\n    b: true\n    e:\nsteps:\n  - cmd: x $n $b [$e]\n",
+            [("acb_step_0", "x 5 true []")],
+        ),
+        (
+            'version: v1.1.0\nalias:\n  directive: "€"\n  values:\n    a: A\nsteps:\n  - cmd: x €a €€a\n',
+            [("acb_step_0", "x A €a")],
+        ),
+        (
+            "steps:\n  - cmd: x\n    id: 123\n  - cmd: y\n    id: 1.50\n    when: ['123']\n",
+            [("123", "x"), ("1.50", "y")],
+        ),
+    ],
+)
+def test_matches_acr_builder(text: str, expected: list[tuple[str, object]]) -> None:
+    assert _commands(plan(text, RUN)) == expected
+
+
+def test_yaml_merge_keys_as_go_yaml() -> None:
+    (step,) = p("base: &b\n  timeout: 7\n  retries: 2\nsteps:\n  - <<: *b\n    cmd: x\n").steps
+    assert (step.timeout, step.retries) == (7, 2)
+
+
+def test_run_and_values_json_are_shell_quoted_go_json() -> None:
+    result = p("steps:\n  - cmd: x {{ .RunJSON }} {{ .ValuesJSON }}\n", values={"a": "<&>", "b": "it's"})
+    run_json = (
+        '{"Architecture":"amd64","Branch":"main","Commit":"c0ffee","Date":"20261201-060405z","GitTag":"","ID":"ca1",'
+        '"OS":"linux","OSVersion":"","Registry":"reg.example","RegistryName":"reg","Repository":"","SharedVolume":"",'
+        '"TaskName":"","TriggeredBy":""}'
+    )
+    values_json = '{"a":"\\u003c\\u0026\\u003e","b":"it\'"\'"\'s"}'
+    assert result.steps[0].command == f"x '{run_json}' '{values_json}'"
+
+
+def test_printf_bad_verbs_as_go_prints_them() -> None:
+    result = p(
+        'steps:\n  - cmd: x {{ printf "%v|%s|%q|%05d" .Values.l .Values.n .Values.b .Values.n }}\n',
+        values={"l": [1, "a"], "n": 42, "b": True},
+    )
+    assert result.steps[0].command == "x [1 a]|%!s(int=42)|%!q(bool=true)|00042"

@@ -201,10 +201,12 @@ def _printf(template: str, *args: Any) -> str:
         if not remaining:
             return f"%!{verb}(MISSING)"
         value = remaining.pop(0)
-        if verb in "sv":
+        if verb == "v" or (verb == "s" and isinstance(value, str)):
             text = go_string(value, nested=True)
-        elif verb == "q":
-            text = json.dumps(_strval(value), ensure_ascii=False)
+        elif verb == "s" and isinstance(value, (list, tuple)):
+            text = "[" + " ".join(_printf("%s", item) for item in value) + "]"
+        elif verb == "q" and isinstance(value, str):
+            text = json.dumps(value, ensure_ascii=False)
         elif verb == "d" and isinstance(value, int) and not isinstance(value, bool):
             text = str(value)
         elif verb in "xX" and isinstance(value, (int, str)) and not isinstance(value, bool):
@@ -214,8 +216,8 @@ def _printf(template: str, *args: Any) -> str:
             text = format(float(value), f".{precision or 6}{verb.lower() if verb in 'fF' else verb}")
         elif verb == "t" and isinstance(value, bool):
             text = "true" if value else "false"
-        else:
-            return f"%!{verb}({go_type(value)}={go_string(value, nested=True)})"
+        else:  # Go's bad-verb form
+            return "%!" + verb + ("(<nil>)" if value is None else f"({go_type(value)}={go_string(value, nested=True)})")
         if precision is not None and verb in "sqv":
             text = text[: int(precision)]
         if width and width != "*":

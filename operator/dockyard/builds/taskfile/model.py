@@ -34,6 +34,8 @@ class Secret(Model):
     id: str = ""
     keyvault: str = ""
     client_id: str = ""
+    aad_resource_id: str = ""
+    """go-yaml's default key for the untagged Go field: `aadresourceid`."""
 
 
 class Volume(Model):

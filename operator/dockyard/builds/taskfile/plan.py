@@ -296,6 +296,10 @@ def plan(
     """The plan acr-builder would execute for this task file, or PlanError with its refusal."""
     values = values or {}
     secrets = secrets or {}
+    if _has_map(values):
+        # go-yaml reads nested maps as map[interface{}]interface{}, which acr-builder's .ValuesJSON
+        # cannot serialise: every such run fails before rendering
+        raise PlanError("values: failed to serialize Values: acr-builder cannot use nested maps in values")
     lines = text.split("\n")
     notes = _Notes(
         origin=[i + 1 for i, line in enumerate(lines) if not alias_rules.is_comment_line(line)],
@@ -330,6 +334,14 @@ def plan(
         task, warnings = _decode(rendered, notes)
     notes.warnings.extend(warnings)
     return _plan_task(task, aliases, notes, rendered)
+
+
+def _has_map(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(isinstance(v, Mapping) or _has_map(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, Mapping) or _has_map(v) for v in value)
+    return False
 
 
 def _secret_values(
@@ -378,7 +390,7 @@ def _check_secrets(task: Task, notes: _Notes) -> None:
             raise notes.fail("secrets: secret is missing an ID as well as auto-generated ID")
         if _has_space(secret.id):
             problem = "secret ID cannot contain spaces"
-        elif not secret.keyvault and not secret.client_id:
+        elif not secret.keyvault and not secret.aad_resource_id:
             problem = (
                 "secret should contain either keyvault property for vault secret, "
                 "or msi clientID/aadResourceId for msi authentication"
