@@ -3,6 +3,7 @@ alias preprocessor, against the behaviour of acr-builder's templating/ and graph
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -360,3 +361,25 @@ def test_expand_command_replaces_only_the_first_word() -> None:
     assert expand_command("  az login", aliases) == "mcr.microsoft.com/acr/azure-cli:2ff604c login"
     assert expand_command("bash:3.0 echo", aliases) == "bash:3.0 echo"
     assert expand_command("ubuntu echo", aliases) == "ubuntu echo"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [  # each an error in acr-builder too (Go 1.26, sprig v2.22.0), checked by running it
+        ("{{ slice .Values.name 1 2 }}", "list should be type of slice or array but string"),
+        ("{{ eq .Values.n 3.0 }}", "incompatible types for comparison"),
+        ("{{ lt .Values.n 5.5 }}", "incompatible types for comparison"),
+        ('{{ trunc -2 "abcdef" }}', "slice bounds out of range"),
+        ('{{ ternary "a" "b" "yes" }}', "expected bool; found yes"),
+        ("{{ first .Values.nope }}", "Cannot find first"),
+    ],
+)
+def test_go_and_sprig_errors(template: str, message: str) -> None:
+    with pytest.raises(RenderError, match=re.escape(message)):
+        r(template)
+
+
+def test_sprig_slice_add1_hello_trimall_and_json_escaping() -> None:
+    assert r('{{ slice .Values.list 1 }}|{{ add1 4 }}|{{ hello }}|{{ trimall "x" "xax" }}') == "[b]|5|Hello!|a"
+    assert r('{{ list "<&>" | toJson }}') == '["\\u003c\\u0026\\u003e"]'
+    assert r('{{ trunc 10 "abc" }}|{{ substr 2 100 "abcdef" }}') == "abc|cdef"

@@ -109,6 +109,7 @@ def is_true(value: Any) -> bool:
 
 STRING = "string"
 INT = "int"
+BOOL = "bool"
 ANY = "any"
 
 
@@ -127,9 +128,11 @@ def check_argument(kind: str, value: Any, name: str) -> Any:
     if kind == STRING and not isinstance(value, str):
         raise RenderError(f"wrong type for value; expected string; got {go_type(value)}")
     if kind == INT:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
             raise RenderError(f"wrong type for value; expected int; got {go_type(value)}")
         return int(value)
+    if kind == BOOL and not isinstance(value, bool):
+        raise RenderError(f"expected bool; found {go_string(value, nested=True)}")
     return value
 
 
@@ -156,12 +159,20 @@ def _length(item: Any) -> int:
     raise RenderError(f"error calling len: len of type {go_type(item)}")
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return "string" if isinstance(value, str) else "other"
+
+
 def _comparable(a: Any, b: Any, name: str) -> tuple[Any, Any]:
-    numbers = (int, float)
-    if isinstance(a, bool) != isinstance(b, bool) or (isinstance(a, numbers) != isinstance(b, numbers)):
-        raise RenderError(f"error calling {name}: incompatible types for comparison")
-    if isinstance(a, str) != isinstance(b, str):
-        raise RenderError(f"error calling {name}: incompatible types for comparison")
+    # Go compares only values of one basic kind: int with float64 is an error too
+    if _kind(a) != _kind(b):
+        raise RenderError(f"error calling {name}: incompatible types for comparison: {go_type(a)} and {go_type(b)}")
     return a, b
 
 
@@ -286,17 +297,27 @@ def _split_map(separator: str, text: str) -> dict[str, str]:
     return {f"_{i}": part for i, part in enumerate(text.split(separator))}
 
 
+def _bounds(low: int, high: int, size: int) -> None:
+    """Go's slice expression panics out of range (sprig v2.22 does not guard)."""
+    if not 0 <= low <= high <= size:
+        raise RenderError(f"runtime error: slice bounds out of range [{low}:{high}]")
+
+
 def _trunc(length: int, text: str) -> str:
-    if length < 0:
-        return text[max(len(text) + length, 0) :] if len(text) + length > 0 else text
+    if len(text) <= length:
+        return text
+    _bounds(0, length, len(text))
     return text[:length]
 
 
 def _substr(start: int, end: int, text: str) -> str:
     if start < 0:
+        _bounds(0, end, len(text))
         return text[:end]
     if end < 0 or end > len(text):
+        _bounds(start, len(text), len(text))
         return text[start:]
+    _bounds(start, end, len(text))
     return text[start:end]
 
 
@@ -305,8 +326,8 @@ def _indent(spaces: int, text: str) -> str:
     return pad + text.replace("\n", "\n" + pad)
 
 
-def _ternary(when_true: Any, when_false: Any, condition: Any) -> Any:
-    return when_true if condition is True else when_false
+def _ternary(when_true: Any, when_false: Any, condition: bool) -> Any:
+    return when_true if condition else when_false
 
 
 def _dict(*pairs: Any) -> dict[str, Any]:
@@ -342,21 +363,34 @@ def _go_regex(pattern: str) -> re.Pattern[str]:
         raise RenderError(f"error parsing regexp: {error}: `{pattern}`") from None
 
 
+def _a_list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise RenderError(f"{what} on type {go_type(value)}")
+    return list(value)
+
+
 def _first(value: Any) -> Any:
-    return value[0] if isinstance(value, (list, tuple)) and value else None
+    items = _a_list(value, "Cannot find first")
+    return items[0] if items else None
 
 
 def _last(value: Any) -> Any:
-    return value[-1] if isinstance(value, (list, tuple)) and value else None
+    items = _a_list(value, "Cannot find last")
+    return items[-1] if items else None
 
 
 def _slice(item: Any, *indexes: Any) -> Any:
-    bounds = [int(i) for i in indexes]
-    if not isinstance(item, (str, list, tuple)):
-        raise RenderError(f"error calling slice: can't slice item of type {go_type(item)}")
-    if len(bounds) > 2 or any(b < 0 or b > len(item) for b in bounds):
-        raise RenderError("error calling slice: index out of range")
-    return item[slice(*bounds)] if bounds else item
+    """Sprig's `slice` (it replaces Go's builtin in acr-builder): lists only."""
+    if not isinstance(item, (list, tuple)):
+        raise RenderError(f"list should be type of slice or array but {go_type(item)}")
+    items = list(item)
+    if not items:
+        return None
+    bounds = [_to_int(i) for i in indexes[:2]]
+    low = bounds[0] if bounds else 0
+    high = bounds[1] if len(bounds) > 1 else len(items)
+    _bounds(low, high, len(items))
+    return items[low:high]
 
 
 def _and(first: Any, *rest: Any) -> Any:
@@ -394,7 +428,9 @@ def _js(*args: Any) -> str:
 
 
 def _to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    """Go's json.Marshal: sorted keys, compact, `<`, `>`, `&` escaped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 _GO_LAYOUT: Final = re.compile(
@@ -455,7 +491,6 @@ GO_BUILTINS: Final[dict[str, Function]] = {
     "not": Function(lambda v: not is_true(v), (ANY,)),
     "len": Function(_length, (ANY,)),
     "index": Function(_index, (ANY,), ANY),
-    "slice": Function(_slice, (ANY,), INT),
     "print": Function(_print, (), ANY),
     "println": Function(lambda *a: " ".join(go_string(v, True) for v in a) + "\n", (), ANY),
     "printf": Function(_printf, (STRING,), ANY),
@@ -476,6 +511,8 @@ SPRIG_FUNCTIONS: Final[dict[str, Function]] = {
     "upper": Function(str.upper, (STRING,)),
     "title": Function(lambda s: re.sub(r"(^|\s)(\S)", lambda m: m.group(1) + m.group(2).upper(), s), (STRING,)),
     "trim": Function(lambda s: s.strip(" \t\n\r\v\f"), (STRING,)),
+    "trimall": Function(lambda cut, s: s.strip(cut), (STRING, STRING)),
+    "hello": Function(lambda: "Hello!", ()),
     "trimAll": Function(lambda cut, s: s.strip(cut), (STRING, STRING)),
     "trimPrefix": Function(lambda p, s: s.removeprefix(p), (STRING, STRING)),
     "trimSuffix": Function(lambda p, s: s.removesuffix(p), (STRING, STRING)),
@@ -508,6 +545,7 @@ SPRIG_FUNCTIONS: Final[dict[str, Function]] = {
     "splitList": Function(lambda sep, s: s.split(sep), (STRING, STRING)),
     "list": Function(lambda *v: list(v), (), ANY),
     "first": Function(_first, (ANY,)),
+    "slice": Function(_slice, (ANY,), ANY),
     "last": Function(_last, (ANY,)),
     "dict": Function(_dict, (), ANY),
     "toJson": Function(_to_json, (ANY,)),
@@ -515,11 +553,12 @@ SPRIG_FUNCTIONS: Final[dict[str, Function]] = {
     "default": Function(_default, (ANY,), ANY),
     "empty": Function(_empty, (ANY,)),
     "coalesce": Function(_coalesce, (), ANY),
-    "ternary": Function(_ternary, (ANY, ANY, ANY)),
+    "ternary": Function(_ternary, (ANY, ANY, BOOL)),
     # numbers
     "atoi": Function(_atoi, (STRING,)),
     "int": Function(_to_int, (ANY,)),
     "int64": Function(_to_int, (ANY,)),
+    "add1": Function(lambda v: _to_int(v) + 1, (ANY,)),
     "add": Function(lambda *v: sum(_to_int(x) for x in v), (), ANY),
     "sub": Function(lambda a, b: _to_int(a) - _to_int(b), (ANY, ANY)),
     "mul": Function(lambda *v: _product([_to_int(x) for x in v]), (ANY,), ANY),
@@ -530,121 +569,105 @@ SPRIG_FUNCTIONS: Final[dict[str, Function]] = {
 
 UNSUPPORTED_SPRIG: Final = frozenset(
     [
-        "dateInZone",
-        "date_in_zone",
-        "dateModify",
-        "date_modify",
+        "abbrev",
+        "abbrevboth",
+        "adler32sum",
         "ago",
-        "toDate",
-        "unixEpoch",
-        "htmlDate",
-        "htmlDateInZone",
-        "duration",
-        "durationRound",
+        "append",
+        "b32dec",
+        "b32enc",
+        "base",
+        "biggest",
+        "buildCustomCert",
+        "camelcase",
+        "ceil",
+        "clean",
+        "compact",
+        "concat",
+        "dateInZone",
+        "dateModify",
+        "date_in_zone",
+        "date_modify",
+        "decryptAES",
+        "deepCopy",
+        "deepEqual",
+        "derivePassword",
+        "dir",
+        "div",
+        "encryptAES",
         "env",
         "expandenv",
-        "uuidv4",
+        "ext",
+        "fail",
+        "float64",
+        "floor",
+        "genCA",
+        "genPrivateKey",
+        "genSelfSignedCert",
+        "genSignedCert",
+        "getHostByName",
+        "has",
+        "hasKey",
+        "htmlDate",
+        "htmlDateInZone",
+        "initial",
+        "initials",
+        "isAbs",
+        "kebabcase",
+        "keys",
+        "kindIs",
+        "kindOf",
+        "max",
+        "merge",
+        "mergeOverwrite",
+        "min",
+        "mod",
+        "omit",
+        "pick",
+        "pluck",
+        "plural",
+        "prepend",
         "randAlpha",
         "randAlphaNum",
         "randAscii",
         "randNumeric",
-        "randInt",
-        "genPrivateKey",
-        "genCA",
-        "genSelfSignedCert",
-        "genSignedCert",
-        "derivePassword",
-        "encryptAES",
-        "decryptAES",
-        "getHostByName",
-        "abbrev",
-        "abbrevboth",
-        "initials",
-        "wrap",
-        "wrapWith",
-        "plural",
-        "snakecase",
-        "camelcase",
-        "kebabcase",
-        "swapcase",
-        "shuffle",
-        "untitle",
-        "sha1sum",
-        "adler32sum",
-        "b32enc",
-        "b32dec",
-        "toStrings",
-        "fromJson",
-        "toPrettyJson",
-        "toRawJson",
-        "mustToJson",
-        "semver",
-        "semverCompare",
         "regexFind",
         "regexFindAll",
-        "regexSplit",
         "regexReplaceAllLiteral",
-        "splitn",
-        "until",
-        "untilStep",
-        "seq",
-        "div",
-        "mod",
-        "max",
-        "min",
-        "floor",
-        "ceil",
-        "round",
-        "float64",
-        "append",
-        "push",
-        "prepend",
-        "concat",
+        "regexSplit",
         "rest",
-        "initial",
         "reverse",
-        "uniq",
-        "without",
-        "has",
-        "compact",
-        "sortAlpha",
+        "round",
+        "semver",
+        "semverCompare",
         "set",
-        "unset",
-        "hasKey",
-        "pluck",
-        "keys",
-        "values",
-        "pick",
-        "omit",
-        "merge",
-        "mergeOverwrite",
-        "deepCopy",
-        "dig",
-        "get",
-        "kindOf",
-        "kindIs",
-        "typeOf",
+        "sha1sum",
+        "shuffle",
+        "snakecase",
+        "sortAlpha",
+        "splitn",
+        "swapcase",
+        "toDate",
+        "toDecimal",
+        "toPrettyJson",
+        "toStrings",
+        "tuple",
         "typeIs",
         "typeIsLike",
-        "deepEqual",
-        "fail",
-        "required",
-        "tuple",
-        "osBase",
-        "osDir",
-        "osExt",
-        "osClean",
-        "osIsAbs",
-        "base",
-        "dir",
-        "ext",
-        "clean",
-        "isAbs",
-        "urlParse",
+        "typeOf",
+        "uniq",
+        "unixEpoch",
+        "unset",
+        "until",
+        "untilStep",
+        "untitle",
         "urlJoin",
-        "bcrypt",
-        "htpasswd",
-        "biggest",
+        "urlParse",
+        "uuidv4",
+        "values",
+        "without",
+        "wrap",
+        "wrapWith",
     ]
 )
 
