@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.builds.taskfile.arguments import parse_build, parse_cmd
 from dockyard.builds.taskfile.model import DecodeError, decode_task
 from dockyard.builds.taskfile.plan import (
     Plan,
@@ -16,8 +17,6 @@ from dockyard.builds.taskfile.plan import (
     PlannedStep,
     merge_env,
     normalize_push,
-    parse_build,
-    parse_cmd,
     plan,
 )
 from dockyard.builds.template import RunVariables

@@ -34,7 +34,6 @@ import base64
 import binascii
 import json
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
 from dockyard.builds.taskfile import aliases as alias_rules
+from dockyard.builds.taskfile.arguments import parse_build, parse_cmd
 from dockyard.builds.taskfile.model import DecodeError, Model, Mount, Network, Secret, Step, Task, Volume, decode_task
 from dockyard.builds.taskfile.render import RenderError, render
 from dockyard.builds.template import DATE_LAYOUT, RunVariables
@@ -665,144 +665,3 @@ def _planned_step(
         shell_operators=parsed.operators,
         command=command,
     )
-
-
-# ---------------------------------------------------------------------------------------- build and cmd text
-
-# docker build / buildx build flags that take no value; every other flag takes the next token
-_BUILD_BOOLEAN_FLAGS: Final = frozenset(
-    {
-        "--no-cache", "--pull", "-q", "--quiet", "--rm", "--force-rm", "--compress", "--squash", "--stream",
-        "--disable-content-trust", "--load", "--push", "--check", "--debug", "-D",
-    }
-)  # fmt: skip
-_BUILD_VALUE_FLAGS: Final = frozenset(
-    {
-        "--add-host", "--allow", "--annotation", "--attest", "--build-arg", "--build-context", "--builder",
-        "--cache-from", "--cache-to", "--call", "--cgroup-parent", "--cpu-period", "--cpu-quota", "-c",
-        "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "-f", "--file", "--iidfile", "--isolation", "--label",
-        "-m", "--memory", "--memory-swap", "--metadata-file", "--network", "-o", "--output", "--platform",
-        "--progress", "--provenance", "--sbom", "--secret", "--security-opt", "--shm-size", "--ssh", "-t", "--tag",
-        "--target", "--ulimit", "--no-cache-filter",
-    }
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class BuildArguments:
-    tags: tuple[str, ...]
-    dockerfile: str | None
-    context: str
-    build_args: tuple[str, ...]
-    target: str | None
-    other_flags: tuple[str, ...]
-    unknown_flags: tuple[str, ...]
-
-
-def _split_shell(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
-
-
-def parse_build(text: str) -> BuildArguments:
-    """A build step's `docker build` arguments: tags (`-t`/`--tag`, also `--tag=x`), build args,
-    `-f`, `--target`, and the context (the positional argument; `.` when there is none)."""
-    tokens = _split_shell(text)
-    tags: list[str] = []
-    build_args: list[str] = []
-    other: list[str] = []
-    unknown: list[str] = []
-    dockerfile: str | None = None
-    target: str | None = None
-    context = "."
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token == "-" or not token.startswith("-"):
-            context = token
-            i += 1
-            continue
-        name, equals, value = token.partition("=")
-        if not equals and name in _BUILD_BOOLEAN_FLAGS:
-            other.append(token)
-            i += 1
-            continue
-        if not equals:
-            if name not in _BUILD_VALUE_FLAGS:
-                unknown.append(name)
-            value = tokens[i + 1] if i + 1 < len(tokens) else ""
-            i += 2
-        else:
-            i += 1
-        if name in {"-t", "--tag"}:
-            tags.append(value)
-        elif name == "--build-arg":
-            build_args.append(value)
-        elif name in {"-f", "--file"}:
-            dockerfile = value
-        elif name == "--target":
-            target = value
-        else:
-            other.extend([token] if equals else [name, value])
-    return BuildArguments(tuple(tags), dockerfile, context, tuple(build_args), target, tuple(other), tuple(unknown))
-
-
-# docker run flags that take no value; every other flag takes the next token
-_RUN_BOOLEAN_FLAGS: Final = frozenset(
-    {
-        "-d", "--detach", "-i", "--interactive", "-t", "--tty", "--rm", "--privileged", "--init", "--read-only",
-        "-P", "--publish-all", "--sig-proxy", "--no-healthcheck", "--oom-kill-disable", "-it", "-ti", "-itd",
-        "-dit", "-td", "-dt", "-id", "-di", "-q", "--quiet",
-    }
-)  # fmt: skip
-_OPERATOR = re.compile(r"\A[;&|<>()\n]+\Z")
-
-
-@dataclass(frozen=True)
-class CmdArguments:
-    run_flags: tuple[str, ...]
-    image: str | None
-    args: tuple[str, ...]
-    operators: tuple[str, ...]
-    error: str | None = None
-
-
-def parse_cmd(text: str) -> CmdArguments:
-    """A cmd step's text as `docker run [flags] IMAGE [args]` after the host shell's word splitting:
-    flags before the image, the image, its arguments up to the first shell operator, and each
-    operator the host shell would act on with the words after it (`|| true`, `> /dev/null`,
-    `; echo done`, a newline)."""
-    # a newline ends a command for the host shell as `;` does
-    lexer = shlex.shlex(text.strip(), posix=True, punctuation_chars=";&|<>()\n")
-    lexer.whitespace = " \t\r"
-    lexer.whitespace_split = True
-    error = None
-    try:
-        tokens = list(lexer)
-    except ValueError:
-        tokens = text.split()
-        error = "cmd has an unclosed quote: the host shell would fail this step"
-    tokens = [token for i, token in enumerate(tokens) if token != "\n" or (i and tokens[i - 1] != "\n")]
-    groups: list[list[str]] = []
-    words: list[str] = []
-    for token in tokens:
-        if _OPERATOR.match(token):
-            groups.append([token])
-        elif groups:
-            groups[-1].append(token)
-        else:
-            words.append(token)
-    operators = [" ".join(group) for group in groups]
-    flags: list[str] = []
-    i = 0
-    while i < len(words) and words[i].startswith("-") and words[i] != "-":
-        token = words[i]
-        flags.append(token)
-        i += 1
-        if "=" not in token and token not in _RUN_BOOLEAN_FLAGS and i < len(words):
-            flags.append(words[i])
-            i += 1
-    image = words[i] if i < len(words) else None
-    return CmdArguments(tuple(flags), image, tuple(words[i + 1 :]), tuple(operators), error)
