@@ -879,3 +879,26 @@ def test_printf_bad_verbs_as_go_prints_them() -> None:
         values={"l": [1, "a"], "n": 42, "b": True},
     )
     assert result.steps[0].command == "x [1 a]|%!s(int=42)|%!q(bool=true)|00042"
+
+
+def test_container_env_and_working_directory_as_acr_builders_docker_run_gives_them() -> None:
+    result = p(
+        """
+        workingDirectory: src
+        steps:
+          - cmd: a
+            env: ["A='quoted value'", B=plain]
+          - cmd: b
+            workingDirectory: /abs/../x
+          - cmd: c
+            disableWorkingDirectoryOverride: true
+          - cmd: d
+            env: [C=two words]
+        """
+    )
+    a, b, c, _ = result.steps
+    assert a.container_env == ("HOME=/acb/home", "A=quoted value", "B=plain")
+    assert a.env == ("A='quoted value'", "B=plain")  # as acr-builder holds them
+    assert (a.container_working_directory, b.container_working_directory) == ("/workspace/src", "/x")
+    assert c.container_working_directory is None
+    assert any("'C=two words' is split by the host shell" in w for w in result.warnings)

@@ -10,10 +10,14 @@ docker itself builds instead — the same for ordinary files, right for `--tag=x
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
 from typing import Final
+
+WORKSPACE: Final = "/workspace"
+HOME_ENV: Final = "HOME=/acb/home"
 
 # docker build / buildx build flags that take no value; every other flag takes the next token
 _BUILD_BOOLEAN_FLAGS: Final = frozenset(
@@ -152,3 +156,30 @@ def parse_cmd(text: str) -> CmdArguments:
             i += 1
     image = words[i] if i < len(words) else None
     return CmdArguments(tuple(flags), image, tuple(words[i + 1 :]), tuple(operators), error)
+
+
+def container_working_directory(working_directory: str | None) -> str:
+    """`--workdir` as acr-builder passes it: absolute paths cleaned, others under /workspace."""
+    directory = working_directory or ""
+    if directory.startswith("/"):
+        return posixpath.normpath(directory)
+    return posixpath.normpath(posixpath.join(WORKSPACE, directory))
+
+
+def container_env(entries: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The container's environment as acr-builder's `docker run --env HOME=/acb/home --env <entry>…`
+    gives it after the host shell's word splitting, and the entries that split into more than
+    one word (the extra words become `docker run` arguments on ACR)."""
+    env = [HOME_ENV]
+    broken: list[str] = []
+    for entry in entries:
+        try:
+            words = shlex.split(entry)
+        except ValueError:
+            words = entry.split()
+            broken.append(entry)
+        else:
+            if len(words) != 1:
+                broken.append(entry)
+        env.extend(words[:1])
+    return tuple(env), tuple(broken)

@@ -43,7 +43,7 @@ from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
 from dockyard.builds.taskfile import aliases as alias_rules
-from dockyard.builds.taskfile.arguments import parse_build, parse_cmd
+from dockyard.builds.taskfile.arguments import container_env, container_working_directory, parse_build, parse_cmd
 from dockyard.builds.taskfile.model import DecodeError, Model, Mount, Network, Secret, Step, Task, Volume, decode_task
 from dockyard.builds.taskfile.render import RenderError, render
 from dockyard.builds.template import DATE_LAYOUT, RunVariables
@@ -115,6 +115,19 @@ class PlannedStep(Model):
     run_flags: tuple[str, ...] = ()
     shell_operators: tuple[str, ...] = ()
     command: str | None = None
+
+    @property
+    def container_env(self) -> tuple[str, ...]:
+        """The environment the step's container gets on ACR: HOME=/acb/home, then `env` after the
+        host shell's quote removal (`K='v w'` is `K=v w`)."""
+        return container_env(self.env)[0]
+
+    @property
+    def container_working_directory(self) -> str | None:
+        """`--workdir`: None with disableWorkingDirectoryOverride (the image's WORKDIR)."""
+        if self.disable_working_directory_override:
+            return None
+        return container_working_directory(self.working_directory)
 
     def as_json(self) -> dict[str, Any]:
         """The step in `plan --json`: the common fields, then the type's own."""
@@ -634,6 +647,10 @@ def _planned_step(
         "volume_mounts": step.volume_mounts,
     }
     who = notes.who(step, step_id)
+    for entry in container_env(env)[1]:
+        notes.warnings.append(
+            f"{who}: env entry {entry!r} is split by the host shell: on ACR the extra words become docker run arguments"
+        )
     if step_type == "push":
         return PlannedStep(**common, images=normalize_push(step.push))
     if step_type == "build":
