@@ -3,6 +3,7 @@
 The same as `kopf run --standalone -m dockyard.main --liveness <endpoint>` with `-A` or
 `--namespace`, with the settings read once here and handed to the startup handler in `memo`.
 Exits 0 after SIGTERM/SIGINT once kopf has stopped; 2 if the settings are invalid.
+`python -m dockyard plan FILE …` is the task-file dry run instead (see `dockyard.cli.plan`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import kopf
 from pydantic import ValidationError
 
 import dockyard.main  # noqa: F401  (registers the handlers; reads no setting)
+from dockyard.cli.plan import main as plan_command
 from dockyard.settings import MEMO_KEY, OperatorSettings, load_settings
 
 _LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
@@ -29,6 +31,8 @@ def configure_logging(config: OperatorSettings) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["plan"]:  # the task-file dry run (dockyard.cli.plan); needs no settings
+        return plan_command(sys.argv[2:])
     try:
         config = load_settings()
     except ValidationError as error:

@@ -40,6 +40,8 @@ class RunVariables:
     GitTag: str = ""
     OS: str = "linux"
     Architecture: str = "amd64"
+    SharedVolume: str = ""
+    OSVersion: str = ""
 
     @property
     def RegistryName(self) -> str:
