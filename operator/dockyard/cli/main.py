@@ -26,6 +26,7 @@ from dockyard.builds.artifacts import SOURCES_REPOSITORY, push_context
 from dockyard.builds.context import ContextError, pack_context
 from dockyard.builds.logstore import read_log
 from dockyard.cli.follow import RunFollower, RunGone
+from dockyard.cli.plan import main as plan_command
 from dockyard.cli.registry_access import (
     USERNAME_ENV,
     AccessError,
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("run", metavar="RUN", help="BuildRun name or run ID")
     logs.add_argument("--registry-address", metavar="ADDRESS", help="address to dial for the registry")
 
+    commands.add_parser("plan", help="show the plan of an ACR task file (see `dockyard plan --help`)", add_help=False)
     cancel = commands.add_parser("cancel", parents=[common], help="cancel a run")
     cancel.add_argument("run", metavar="RUN", help="BuildRun name or run ID")
     return parser
@@ -346,6 +348,9 @@ def api_error_message(error: ApiException) -> str:
 
 
 def main(argv: Sequence[str] | None = None, *, kube_factory: Callable[[], Kube] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["plan"]:  # the task-file dry run needs no cluster (dockyard.cli.plan)
+        return plan_command(arguments[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     namespace = args.namespace or default_namespace()
