@@ -1,0 +1,374 @@
+"""BuildRuns on the real node: real Kaniko (upstream v1.24.0, built from the Go module proxy) builds
+real Dockerfiles FROM a base image held in a Dockyard Registry and pushes into it, through the
+operator's Jobs, the delegated credential of each run and the operator-issued CA.
+
+    the CLI quick build of a local directory (.dockerignore, build args, multi-stage --target),
+    its digest against skopeo's and status.outputImages, the files of the pulled image;
+    a broken Dockerfile → Failed with the failing RUN line, the log read back after the pod is gone;
+    a git source served from this host, a build argument from a Secret kept out of everything;
+    a running build canceled: Canceled quickly, the Job and pod gone, the log kept.
+
+The operator runs in this process (test_real_node's `operator_on_real_node`); one Registry `hub`
+(Standard, admin user, self-signed TLS) serves the module. Run it alone:
+`pytest tests/integration/test_real_node_builds.py -x`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gitserver import GitServer
+from test_real_node import _apply, _get, _until, operator_on_real_node
+from test_real_node_registry import Registry, _ready
+
+from localcluster.realnode import RealNodeCluster
+
+pytestmark = pytest.mark.integration
+
+NAME = "hub"
+BASE = "base/busybox:1"
+TIMINGS: dict[str, float] = {}
+
+
+@dataclass
+class Hub:
+    cluster: RealNodeCluster
+    namespace: str
+    registry: Registry
+
+    @property
+    def login(self) -> str:
+        return self.registry.login
+
+
+@pytest.fixture(scope="module")
+def hub(real_node_cluster: RealNodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """The operator watching a fresh namespace, the Registry `hub` Ready in it, and the node's
+    busybox image pushed to `<loginServer>/base/busybox:1` as the builds' base image."""
+    cluster = real_node_cluster
+    with operator_on_real_node(cluster, "r-builds") as (namespace, _):
+        body = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "Registry",
+            "metadata": {"name": NAME},
+            "spec": {"sku": "Standard", "adminUser": {"enabled": True}},
+        }
+        began = time.monotonic()
+        _apply(cluster, namespace, body)
+        ready = _until(lambda: _ready(cluster, namespace, NAME), f"Registry {NAME} Ready", 180)
+        TIMINGS["registry ready"] = time.monotonic() - began
+        registry = Registry(cluster, namespace, dict(ready), tmp_path_factory.mktemp("hub"))
+        pushed = registry.skopeo(
+            "copy",
+            "--dest-creds",
+            registry.creds,
+            "--dest-cert-dir",
+            str(registry.skopeo.certs),
+            f"oci-archive:{cluster.images['busybox'].archive}",
+            registry.url(BASE),
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        yield Hub(cluster, namespace, registry)
+        print("timings: " + ", ".join(f"{what} {seconds:.1f}s" for what, seconds in TIMINGS.items()))
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def dockyard(hub: Hub, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it on this host: its own process, KUBECONFIG the real node's."""
+    env = {**os.environ, "KUBECONFIG": str(hub.cluster.kubeconfig)}
+    for variable in ("DOCKYARD_REGISTRY_USERNAME", "DOCKYARD_REGISTRY_PASSWORD"):
+        env.pop(variable, None)
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def run_by_id(hub: Hub, run_id: str) -> dict[str, Any]:
+    out = hub.cluster.kubectl("get", "buildruns", "-n", hub.namespace, "-o", "json").stdout
+    runs = [r for r in json.loads(out)["items"] if (r.get("status") or {}).get("runId") == run_id]
+    assert len(runs) == 1, f"{len(runs)} BuildRuns with run ID {run_id}"
+    return dict(runs[0])
+
+
+def run_status(hub: Hub, name: str) -> dict[str, Any]:
+    return dict(((_get(hub.cluster, hub.namespace, "buildrun", name) or {}).get("status")) or {})
+
+
+def finished(hub: Hub, name: str, deadline_s: float = 300) -> dict[str, Any]:
+    terminal = ("Succeeded", "Failed", "Canceled", "Timeout", "Error")
+    return dict(
+        _until(
+            lambda: (s := run_status(hub, name)).get("status") in terminal and s,
+            f"BuildRun {name} to end",
+            deadline_s,
+            1,
+        )
+    )
+
+
+def children_gone(hub: Hub, name: str) -> bool:
+    job = _get(hub.cluster, hub.namespace, "job", f"{name}-build") or _jobs_of(hub, name)
+    pods = hub.cluster.kubectl(
+        "get", "pods", "-n", hub.namespace, "-l", f"dockyard.dev/build-run={name}", "-o", "name"
+    ).stdout.strip()
+    return not job and not pods
+
+
+def _jobs_of(hub: Hub, name: str) -> str:
+    return hub.cluster.kubectl(
+        "get", "jobs", "-n", hub.namespace, "-l", f"dockyard.dev/build-run={name}", "-o", "name"
+    ).stdout.strip()
+
+
+def image_files(hub: Hub, reference: str, into: Path) -> dict[str, bytes | None]:
+    """The regular files (content) and other entries (None) of an image in the registry, its
+    layers applied in order (whiteouts honoured)."""
+    copied = hub.registry.skopeo(
+        "copy",
+        "--src-creds",
+        hub.registry.creds,
+        "--src-cert-dir",
+        str(hub.registry.skopeo.certs),
+        hub.registry.url(reference),
+        f"dir:{into}",
+    )
+    assert copied.returncode == 0, copied.stderr
+    manifest = json.loads((into / "manifest.json").read_text())
+    files: dict[str, bytes | None] = {}
+    for layer in manifest["layers"]:
+        with tarfile.open(into / layer["digest"].split(":", 1)[1]) as tar:
+            for member in tar:
+                path = "/" + member.name.lstrip("./")
+                base = path.rsplit("/", 1)[-1]
+                if base.startswith(".wh."):
+                    gone = path.rsplit("/", 1)[0] + "/" + base.removeprefix(".wh.")
+                    files = {p: c for p, c in files.items() if p != gone and not p.startswith(gone + "/")}
+                    continue
+                extracted = tar.extractfile(member) if member.isfile() else None
+                files[path] = extracted.read() if extracted else None
+    return files
+
+
+def events_text(hub: Hub) -> str:
+    return hub.cluster.kubectl("get", "events", "-n", hub.namespace, "-o", "json").stdout
+
+
+# ---- the tests --------------------------------------------------------------------------------
+
+
+def test_the_base_image_is_in_the_registry(hub: Hub) -> None:
+    assert hub.registry.digest(BASE).startswith("sha256:")
+
+
+def test_the_cli_quick_build_of_a_directory(hub: Hub, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Dockerfile").write_text(
+        f"FROM {hub.login}/{BASE} AS build\n"
+        "ARG GREETING\n"
+        "RUN echo $GREETING > /greeting\n"
+        "COPY app.txt /app.txt\n"
+        f"FROM {hub.login}/{BASE} AS final\n"
+        "COPY --from=build /greeting /greeting\n"
+        "COPY --from=build /app.txt /app.txt\n"
+        "COPY . /src/\n"
+        f"FROM {hub.login}/{BASE} AS unused\n"
+        "RUN exit 7\n"
+    )
+    (source / "app.txt").write_text("the app\n")
+    (source / "secret.env").write_text("NOT=shipped\n")
+    (source / ".dockerignore").write_text("secret.env\n")
+
+    began = time.monotonic()
+    built = dockyard(
+        hub,
+        "build",
+        "-r",
+        NAME,
+        "-n",
+        hub.namespace,
+        "-t",
+        "app:{{.Run.ID}}",
+        "--build-arg",
+        "GREETING=hi",
+        "--target",
+        "final",
+        str(source),
+    )
+    TIMINGS["cli quick build"] = time.monotonic() - began
+    assert built.returncode == 0, f"{built.stdout}\n{built.stderr}"
+    run_id = re.search(r"^Run ID: (\S+)$", built.stdout, re.M)
+    assert run_id, built.stdout
+    printed = re.search(rf"^{re.escape(hub.login)}/app:{run_id[1]}@(sha256:[0-9a-f]{{64}})$", built.stdout, re.M)
+    assert printed, built.stdout
+    digest = printed[1]
+
+    run = run_by_id(hub, run_id[1])
+    status = run["status"]
+    assert status["status"] == "Succeeded"
+    assert status["outputImages"] == [{"registry": hub.login, "repository": "app", "tag": run_id[1], "digest": digest}]
+    assert hub.registry.digest(f"app:{run_id[1]}") == digest
+    files = image_files(hub, f"app:{run_id[1]}", tmp_path / "pulled")
+    assert files.get("/greeting") == b"hi\n"
+    assert files.get("/app.txt") == b"the app\n"
+    assert files.get("/src/app.txt") == b"the app\n"
+    assert "/src/secret.env" not in files
+    assert "/bin/busybox" in files or "/bin/sh" in files  # the base image's layers are in it
+    _until(lambda: children_gone(hub, run["metadata"]["name"]), "the run's Job and pod deleted", 60)
+
+
+def test_a_broken_dockerfile_fails_with_its_line_and_the_log_outlives_the_pod(hub: Hub, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Dockerfile").write_text(f"FROM {hub.login}/{BASE}\nRUN echo before-the-break\nRUN exit 3\n")
+    began = time.monotonic()
+    built = dockyard(hub, "build", "-r", NAME, "-n", hub.namespace, "-t", "broken:{{.Run.ID}}", str(source))
+    TIMINGS["broken build"] = time.monotonic() - began
+    assert built.returncode == 1, f"{built.stdout}\n{built.stderr}"
+    run_id = re.search(r"^Run ID: (\S+)$", built.stdout, re.M)
+    assert run_id, built.stdout
+    run = run_by_id(hub, run_id[1])
+    name, status = run["metadata"]["name"], run["status"]
+    assert status["status"] == "Failed"
+    assert "RUN exit 3" in status["message"], status["message"]
+    assert "RUN exit 3" in built.stderr, built.stderr
+    assert status["logReference"].startswith(f"{hub.login}/dockyard/logs:{run_id[1]}@sha256:")
+
+    _until(lambda: children_gone(hub, name), "the run's Job and pod deleted", 60)
+    logs = dockyard(hub, "logs", name, "-n", hub.namespace, timeout=120)
+    assert logs.returncode == 0, logs.stderr
+    assert "before-the-break" in logs.stdout
+    assert "RUN exit 3" in logs.stdout
+    assert "exit status 3" in logs.stdout or "exit code 3" in logs.stdout, logs.stdout
+    assert "fetched" in logs.stdout  # the fetch init container's line is kept too
+    by_id = dockyard(hub, "logs", run_id[1], "-n", hub.namespace, timeout=120)
+    assert by_id.returncode == 0 and by_id.stdout == logs.stdout
+
+
+def test_a_git_source_with_a_secret_build_argument(hub: Hub, tmp_path: Path) -> None:
+    token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "build-secrets"},
+        "type": "Opaque",
+        "stringData": {"token": token},
+    }
+    with GitServer(tmp_path / "git") as server:
+        commit = server.make_repo(
+            "app",
+            {
+                "Dockerfile": (
+                    f"FROM {hub.login}/{BASE}\n"
+                    "ARG TOKEN\n"
+                    'RUN echo "the token is $TOKEN" && test -n "$TOKEN" && echo -n "$TOKEN" | wc -c > /token-length\n'
+                    "COPY hello.txt /hello.txt\n"
+                ),
+                "hello.txt": "from git\n",
+            },
+        )
+        run = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "BuildRun",
+            "metadata": {"name": "from-git"},
+            "spec": {
+                "build": {
+                    "registryRef": {"name": NAME},
+                    "source": {"git": {"url": server.pod_url("app"), "revision": "main"}},
+                    "dockerBuild": {
+                        "images": ["gitapp:{{.Run.ID}}"],
+                        "buildArgs": [{"name": "TOKEN", "valueFrom": {"name": "build-secrets", "key": "token"}}],
+                    },
+                }
+            },
+        }
+        began = time.monotonic()
+        _apply(hub.cluster, hub.namespace, secret, run)
+        job = _until(lambda: _get(hub.cluster, hub.namespace, "job", "from-git-build"), "the run's Job", 60)
+        status = finished(hub, "from-git")
+        TIMINGS["git build"] = time.monotonic() - began
+        assert status["status"] == "Succeeded", status
+    assert status["commit"] == commit
+    assert status["ref"] == "refs/heads/main"
+    run_id = status["runId"]
+    (image,) = status["outputImages"]
+    assert image["repository"] == "gitapp" and image["tag"] == run_id
+    assert hub.registry.digest(f"gitapp:{run_id}") == image["digest"]
+    files = image_files(hub, f"gitapp:{run_id}", tmp_path / "pulled")
+    assert files.get("/hello.txt") == b"from git\n"
+    assert files.get("/token-length") == f"{len(token)}\n".encode()
+
+    assert token not in json.dumps(job), "the Secret value is in the Job"
+    assert token not in json.dumps(status), "the Secret value is in the status"
+    assert token not in events_text(hub), "the Secret value is in an Event"
+    _until(lambda: children_gone(hub, "from-git"), "the run's Job and pod deleted", 60)
+    logs = dockyard(hub, "logs", "from-git", "-n", hub.namespace, timeout=120)
+    assert logs.returncode == 0, logs.stderr
+    assert "the token is ***" in logs.stdout, logs.stdout
+    assert token not in logs.stdout
+
+
+def test_canceling_a_running_build(hub: Hub, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Dockerfile").write_text(f"FROM {hub.login}/{BASE}\nRUN echo sleeping-now && sleep 600\n")
+    queued = dockyard(hub, "build", "-r", NAME, "-n", hub.namespace, "-t", "slow:v1", "--no-wait", str(source))
+    assert queued.returncode == 0, queued.stderr
+    name = re.search(r"^Queued BuildRun (\S+)$", queued.stdout, re.M)
+    assert name, queued.stdout
+    name = name[1]
+
+    def sleeping() -> bool:
+        pods = hub.cluster.kubectl(
+            "get", "pods", "-n", hub.namespace, "-l", f"dockyard.dev/build-run={name}", "-o", "name"
+        ).stdout.split()
+        if not pods:
+            return False
+        log = hub.cluster.kubectl("logs", "-n", hub.namespace, pods[0], "-c", "kaniko", check=False).stdout
+        return "sleeping-now" in log
+
+    _until(sleeping, "the build to reach its RUN sleep", 180, 1)
+    assert run_status(hub, name)["status"] == "Running"
+    began = time.monotonic()
+    canceled = dockyard(hub, "cancel", name, "-n", hub.namespace, timeout=60)
+    assert canceled.returncode == 0, canceled.stderr
+    status = finished(hub, name, 60)
+    TIMINGS["cancel → Canceled"] = time.monotonic() - began
+    assert status["status"] == "Canceled"
+    assert TIMINGS["cancel → Canceled"] < 20
+    _until(lambda: children_gone(hub, name), "the run's Job and pod deleted", 60)
+    TIMINGS["cancel → pod gone"] = time.monotonic() - began
+    assert status.get("logReference"), status
+    logs = dockyard(hub, "logs", name, "-n", hub.namespace, timeout=120)
+    assert logs.returncode == 0, logs.stderr
+    assert "sleeping-now" in logs.stdout
+    assert (
+        hub.registry.skopeo(
+            "inspect",
+            "--creds",
+            hub.registry.creds,
+            "--cert-dir",
+            str(hub.registry.skopeo.certs),
+            hub.registry.url("slow:v1"),
+        ).returncode
+        != 0
+    )
