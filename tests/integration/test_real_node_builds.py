@@ -16,23 +16,27 @@ The operator runs in this process (test_real_node's `operator_on_real_node`); on
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gitserver import GitServer
+from gitserver import GitServer, host_address
 from test_real_node import _apply, _get, _until, operator_on_real_node
 from test_real_node_registry import Registry, _ready
 
+from dockyard.builds.context import pack_context
 from localcluster.realnode import RealNodeCluster
 
 pytestmark = pytest.mark.integration
@@ -81,7 +85,9 @@ def hub(real_node_cluster: RealNodeCluster, tmp_path_factory: pytest.TempPathFac
         )
         assert pushed.returncode == 0, pushed.stderr
         yield Hub(cluster, namespace, registry)
-        print("timings: " + ", ".join(f"{what} {seconds:.1f}s" for what, seconds in TIMINGS.items()))
+    # kopf's runner captures sys.stdout while the operator runs: write to the real one.
+    timings = ", ".join(f"{what} {seconds:.1f}s" for what, seconds in TIMINGS.items())
+    print(f"\n[builds] timings: {timings}", file=sys.__stdout__, flush=True)
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -372,3 +378,79 @@ def test_canceling_a_running_build(hub: Hub, tmp_path: Path) -> None:
         ).returncode
         != 0
     )
+
+
+@contextlib.contextmanager
+def serving(path: str, body: bytes) -> Iterator[str]:
+    """`body` at http://<host's address>:<port><path>, which pods on the node reach."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path.split("?", 1)[0] == path
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host_address()}:{server.server_address[1]}{path}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_archive_source_over_http(hub: Hub, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Dockerfile").write_text(f"FROM {hub.login}/{BASE}\nCOPY data.txt /data.txt\n")
+    (source / "data.txt").write_text("from an archive\n")
+    with serving("/ctx.tar.gz", pack_context(source)) as url:
+        run = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "BuildRun",
+            "metadata": {"name": "from-archive"},
+            "spec": {
+                "build": {
+                    "registryRef": {"name": NAME},
+                    "source": {"archive": {"url": url}},
+                    "dockerBuild": {"images": ["archived:v1"]},
+                }
+            },
+        }
+        began = time.monotonic()
+        _apply(hub.cluster, hub.namespace, run)
+        status = finished(hub, "from-archive")
+        TIMINGS["archive build"] = time.monotonic() - began
+    assert status["status"] == "Succeeded", status
+    (image,) = status["outputImages"]
+    assert hub.registry.digest("archived:v1") == image["digest"]
+    assert image_files(hub, "archived:v1", tmp_path / "pulled").get("/data.txt") == b"from an archive\n"
+
+
+def test_a_run_past_its_timeout_ends_as_timeout_with_its_log(hub: Hub, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Dockerfile").write_text(f"FROM {hub.login}/{BASE}\nRUN echo waiting-for-the-end && sleep 600\n")
+    began = time.monotonic()
+    built = dockyard(
+        hub, "build", "-r", NAME, "-n", hub.namespace, "-t", "late:v1", "--timeout", "60", str(source), timeout=300
+    )
+    TIMINGS["timeout run (limit 60s)"] = time.monotonic() - began
+    assert built.returncode == 1, f"{built.stdout}\n{built.stderr}"
+    name = re.search(r"^Queued BuildRun (\S+)$", built.stdout, re.M)
+    assert name, built.stdout
+    status = run_status(hub, name[1])
+    assert status["status"] == "Timeout", status
+    assert "timeout of 60s" in status["message"]
+    assert TIMINGS["timeout run (limit 60s)"] < 120
+    _until(lambda: children_gone(hub, name[1]), "the run's Job and pod deleted", 60)
+    logs = dockyard(hub, "logs", name[1], "-n", hub.namespace, timeout=120)
+    assert logs.returncode == 0, logs.stderr
+    assert "waiting-for-the-end" in logs.stdout
