@@ -33,11 +33,12 @@ from typing import Any
 
 import pytest
 from gitserver import GitServer, host_address
-from test_real_node import _apply, _get, _until, operator_on_real_node
-from test_real_node_registry import Registry, _ready
+from test_real_node import Skopeo, _apply, _get, _until, operator_on_real_node
+from test_real_node_registry import Registry, _accepts, _ready
 
 from dockyard.builds.context import pack_context
 from localcluster.realnode import RealNodeCluster
+from realregistry import read_secret
 
 pytestmark = pytest.mark.integration
 
@@ -214,6 +215,8 @@ def test_the_cli_quick_build_of_a_directory(hub: Hub, tmp_path: Path) -> None:
         hub.namespace,
         "-t",
         "app:{{.Run.ID}}",
+        "-t",
+        "app:latest",
         "--build-arg",
         "GREETING=hi",
         "--target",
@@ -231,8 +234,16 @@ def test_the_cli_quick_build_of_a_directory(hub: Hub, tmp_path: Path) -> None:
     run = run_by_id(hub, run_id[1])
     status = run["status"]
     assert status["status"] == "Succeeded"
-    assert status["outputImages"] == [{"registry": hub.login, "repository": "app", "tag": run_id[1], "digest": digest}]
+    assert sorted(status["outputImages"], key=lambda i: i["tag"]) == sorted(
+        [
+            {"registry": hub.login, "repository": "app", "tag": run_id[1], "digest": digest},
+            {"registry": hub.login, "repository": "app", "tag": "latest", "digest": digest},
+        ],
+        key=lambda i: i["tag"],
+    )
+    assert f"{hub.login}/app:latest@{digest}" in built.stdout
     assert hub.registry.digest(f"app:{run_id[1]}") == digest
+    assert hub.registry.digest("app:latest") == digest
     files = image_files(hub, f"app:{run_id[1]}", tmp_path / "pulled")
     assert files.get("/greeting") == b"hi\n"
     assert files.get("/app.txt") == b"the app\n"
@@ -454,3 +465,90 @@ def test_a_run_past_its_timeout_ends_as_timeout_with_its_log(hub: Hub, tmp_path:
     logs = dockyard(hub, "logs", name[1], "-n", hub.namespace, timeout=120)
     assert logs.returncode == 0, logs.stderr
     assert "waiting-for-the-end" in logs.stdout
+
+
+def test_a_task_with_a_layer_cache_reuses_it_on_the_next_run(hub: Hub, tmp_path: Path) -> None:
+    with GitServer(tmp_path / "git") as server:
+        server.make_repo(
+            "cached",
+            {"Dockerfile": f"FROM {hub.login}/{BASE}\nRUN echo expensive-step && date +%s%N > /stamp\n"},
+        )
+        task = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "BuildTask",
+            "metadata": {"name": "cached"},
+            "spec": {
+                "registryRef": {"name": NAME},
+                "source": {"git": {"url": server.pod_url("cached"), "revision": "main"}},
+                "dockerBuild": {"images": ["cached:{{.Run.ID}}"], "cache": {"enabled": True}},
+            },
+        }
+        _apply(hub.cluster, hub.namespace, task)
+        statuses = []
+        for name in ("cached-1", "cached-2"):
+            run = {
+                "apiVersion": "dockyard.dev/v1alpha1",
+                "kind": "BuildRun",
+                "metadata": {"name": name},
+                "spec": {"taskRef": {"name": "cached"}},
+            }
+            began = time.monotonic()
+            _apply(hub.cluster, hub.namespace, run)
+            statuses.append(finished(hub, name))
+            TIMINGS[f"task run {name}"] = time.monotonic() - began
+            assert statuses[-1]["status"] == "Succeeded", statuses[-1]
+    assert statuses[0]["taskName"] == "cached", statuses[0]
+    tags = hub.registry.skopeo(
+        "list-tags",
+        "--creds",
+        hub.registry.creds,
+        "--cert-dir",
+        str(hub.registry.skopeo.certs),
+        hub.registry.url("cached/cache"),
+    )
+    assert tags.returncode == 0, tags.stderr
+    assert json.loads(tags.stdout)["Tags"], "nothing in the cache repository"
+    stamps = [
+        image_files(hub, f"cached:{s['runId']}", tmp_path / f"pulled-{s['runId']}").get("/stamp") for s in statuses
+    ]
+    assert stamps[0] and stamps[0] == stamps[1], "the second run did not reuse the cached RUN layer"
+
+
+def test_a_quick_build_in_a_plain_http_registry(hub: Hub, tmp_path: Path) -> None:
+    """tls.mode Disabled: the fetcher pulls the context over plain HTTP and Kaniko pulls the base
+    image and pushes with --insecure-registry."""
+    cluster, namespace = hub.cluster, hub.namespace
+    body = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Registry",
+        "metadata": {"name": "plain"},
+        "spec": {"sku": "Standard", "adminUser": {"enabled": True}, "tls": {"mode": "Disabled"}},
+    }
+    _apply(cluster, namespace, body)
+    ready = _until(lambda: _ready(cluster, namespace, "plain"), "Registry plain Ready", 180)
+    login = ready["status"]["loginServer"]
+    admin = read_secret(cluster, namespace, ready["status"]["credentials"]["adminSecretName"])
+    assert admin is not None
+    creds = f"{admin['username']}:{admin['password']}"
+    cluster_ip = (_get(cluster, namespace, "service", "plain") or {})["spec"]["clusterIP"]
+    skopeo = Skopeo(tmp_path, f"plain.{namespace}.svc", cluster_ip, "")
+    _until(lambda: _accepts(cluster_ip, 5000), "plain's Service accepting connections", 60)
+    pushed = skopeo(
+        "copy",
+        "--dest-creds",
+        creds,
+        "--dest-tls-verify=false",
+        f"oci-archive:{cluster.images['busybox'].archive}",
+        f"docker://{login}/{BASE}",
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Dockerfile").write_text(f"FROM {login}/{BASE}\nRUN echo plain > /plain.txt\n")
+    began = time.monotonic()
+    built = dockyard(hub, "build", "-r", "plain", "-n", namespace, "-t", "app:v1", str(source))
+    TIMINGS["plain-http quick build"] = time.monotonic() - began
+    assert built.returncode == 0, f"{built.stdout}\n{built.stderr}"
+    inspected = skopeo("inspect", "--creds", creds, "--tls-verify=false", f"docker://{login}/app:v1")
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["Digest"] in built.stdout
