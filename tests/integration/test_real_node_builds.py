@@ -298,6 +298,7 @@ def test_a_git_source_with_a_secret_build_argument(hub: Hub, tmp_path: Path) -> 
                     f"FROM {hub.login}/{BASE}\n"
                     "ARG TOKEN\n"
                     'RUN echo "the token is $TOKEN" && test -n "$TOKEN" && echo -n "$TOKEN" | wc -c > /token-length\n'
+                    "RUN sleep 3\n"
                     "COPY hello.txt /hello.txt\n"
                 ),
                 "hello.txt": "from git\n",
@@ -320,10 +321,21 @@ def test_a_git_source_with_a_secret_build_argument(hub: Hub, tmp_path: Path) -> 
         }
         began = time.monotonic()
         _apply(hub.cluster, hub.namespace, secret, run)
+        # Someone following the log live, as `dockyard logs` does while a run goes on.
+        live = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.cli", "logs", "from-git", "-n", hub.namespace],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "KUBECONFIG": str(hub.cluster.kubeconfig)},
+        )
         job = _until(lambda: _get(hub.cluster, hub.namespace, "job", "from-git-build"), "the run's Job", 60)
         status = finished(hub, "from-git")
         TIMINGS["git build"] = time.monotonic() - began
         assert status["status"] == "Succeeded", status
+        streamed, _ = live.communicate(timeout=60)
+    assert "the token is ***" in streamed, streamed
+    assert token not in streamed, "the Secret value is in the live log"
     assert status["commit"] == commit
     assert status["ref"] == "refs/heads/main"
     run_id = status["runId"]
