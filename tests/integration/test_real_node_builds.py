@@ -133,6 +133,9 @@ def finished(hub: Hub, name: str, deadline_s: float = 300) -> dict[str, Any]:
 
 
 def children_gone(hub: Hub, name: str) -> bool:
+    """The run's Job, pod and docker-config Secret are deleted."""
+    if _get(hub.cluster, hub.namespace, "secret", f"{name}-build-auth"):
+        return False
     job = _get(hub.cluster, hub.namespace, "job", f"{name}-build") or _jobs_of(hub, name)
     pods = hub.cluster.kubectl(
         "get", "pods", "-n", hub.namespace, "-l", f"dockyard.dev/build-run={name}", "-o", "name"
@@ -354,6 +357,7 @@ def test_a_git_source_with_a_secret_build_argument(hub: Hub, tmp_path: Path) -> 
     assert logs.returncode == 0, logs.stderr
     assert "the token is ***" in logs.stdout, logs.stdout
     assert token not in logs.stdout
+    assert "eyJ" not in logs.stdout + streamed, "a JWT (the delegated credential?) is in the log"
 
 
 def test_canceling_a_running_build(hub: Hub, tmp_path: Path) -> None:
