@@ -568,3 +568,56 @@ def test_a_quick_build_in_a_plain_http_registry(hub: Hub, tmp_path: Path) -> Non
     inspected = skopeo("inspect", "--creds", creds, "--tls-verify=false", f"docker://{login}/app:v1")
     assert inspected.returncode == 0, inspected.stderr
     assert json.loads(inspected.stdout)["Digest"] in built.stdout
+
+
+def test_a_private_git_repository_at_an_annotated_tag(hub: Hub, tmp_path: Path) -> None:
+    """Basic auth at the git server from `authSecretRef`, for the operator's resolve and Kaniko's
+    clone; the revision an annotated tag, built at the commit it points to."""
+    password = "pw-" + base64.b32encode(os.urandom(10)).decode().lower()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "git-creds"},
+        "type": "Opaque",
+        "stringData": {"username": "bot", "password": password},
+    }
+    with GitServer(tmp_path / "git", username="bot", password=password) as server:
+        tagged = server.make_repo(
+            "private", {"Dockerfile": f"FROM {hub.login}/{BASE}\nCOPY v.txt /v.txt\n", "v.txt": "one\n"}
+        )
+        server.tag("private", "v1", message="release v1")
+        server.commit("private", {"v.txt": "two\n"})
+        run = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "BuildRun",
+            "metadata": {"name": "private"},
+            "spec": {
+                "build": {
+                    "registryRef": {"name": NAME},
+                    "source": {
+                        "git": {
+                            "url": server.pod_url("private"),
+                            "revision": "v1",
+                            "authSecretRef": {"name": "git-creds"},
+                        }
+                    },
+                    "dockerBuild": {"images": ["private:{{.Run.ID}}"]},
+                }
+            },
+        }
+        began = time.monotonic()
+        _apply(hub.cluster, hub.namespace, secret, run)
+        job = _until(lambda: _get(hub.cluster, hub.namespace, "job", "private-build"), "the run's Job", 60)
+        status = finished(hub, "private")
+        TIMINGS["private git build"] = time.monotonic() - began
+        assert status["status"] == "Succeeded", status
+        users = {user for _, _, user in server.requests}
+    assert users == {"bot"}, users  # every request authenticated
+    assert status["commit"] == tagged and status["ref"] == "refs/tags/v1"
+    files = image_files(hub, f"private:{status['runId']}", tmp_path / "pulled")
+    assert files.get("/v.txt") == b"one\n"
+    assert password not in json.dumps(job) + json.dumps(status) + events_text(hub)
+    _until(lambda: children_gone(hub, "private"), "the run's Job and pod deleted", 60)
+    logs = dockyard(hub, "logs", "private", "-n", hub.namespace, timeout=120)
+    assert logs.returncode == 0, logs.stderr
+    assert password not in logs.stdout
