@@ -103,3 +103,19 @@ def test_the_follower_streams_redacted(split: int) -> None:
     read = follower.stream(out.append, ["s3cr3t"])
     assert "".join(out) == "INFO RUN echo $TOKEN\nthe token is ***\ndone\n"
     assert read == len(text)
+
+
+def test_without_read_access_to_the_secrets_only_the_kept_log_is_shown() -> None:
+    import io
+
+    from dockyard.cli.main import Cli
+
+    run = _run(**SECRET_ARGS)
+    run["status"] = {"status": "Succeeded", "runId": "ca1", "logTail": "the token is ***\n"}
+    kube = FakeKube({("BuildRun", "run"): run}, forbidden=("Secret",))
+    kube.chunks = ["the token is s3cr3t\n"]  # what the pod would show
+    out, err = io.StringIO(), io.StringIO()
+    code = Cli(kube, "ns", out=out, err=err).follow("run")  # type: ignore[arg-type]
+    assert code == 0
+    assert "s3cr3t" not in out.getvalue() and "the token is ***" in out.getvalue()
+    assert "The live log is not shown" in err.getvalue()

@@ -138,6 +138,13 @@ def pack_context(directory: Path, dockerfile: str = "Dockerfile") -> bytes:
     return packed.getvalue()
 
 
+HAS_FILTERS: Final = hasattr(tarfile, "data_filter")
+"""Extraction filters (PEP 706): Python 3.11.4 and later."""
+_FILTER_ERRORS: Final[tuple[type[Exception], ...]] = (
+    (tarfile.FilterError,) if HAS_FILTERS else ()  # type: ignore[attr-defined,unused-ignore]
+)
+
+
 def unpack_context(data: bytes, into: Path, *, limit: int = MAX_CONTEXT_BYTES) -> list[str]:
     """Extract a packed context into `into` (created if missing); returns the names extracted."""
     into.mkdir(parents=True, exist_ok=True)
@@ -164,13 +171,6 @@ def unpack_context(data: bytes, into: Path, *, limit: int = MAX_CONTEXT_BYTES) -
     except (tarfile.TarError, EOFError, OSError) as error:
         raise ContextError(f"not a readable tar.gz context: {error}") from error
     return names
-
-
-HAS_FILTERS: Final = hasattr(tarfile, "data_filter")
-"""Extraction filters (PEP 706): Python 3.11.4 and later."""
-_FILTER_ERRORS: Final[tuple[type[Exception], ...]] = (
-    (tarfile.FilterError,) if HAS_FILTERS else ()  # type: ignore[attr-defined,unused-ignore]
-)
 
 
 def _inside(path: str, root: str) -> bool:
