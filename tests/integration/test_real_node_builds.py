@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from gitserver import GitServer, host_address
+from test_builds_sigkill import JobRecorder, Operator
 from test_real_node import Skopeo, _apply, _get, _until, operator_on_real_node
 from test_real_node_registry import Registry, _accepts, _ready
 
@@ -621,3 +622,88 @@ def test_a_private_git_repository_at_an_annotated_tag(hub: Hub, tmp_path: Path) 
     logs = dockyard(hub, "logs", "private", "-n", hub.namespace, timeout=120)
     assert logs.returncode == 0, logs.stderr
     assert password not in logs.stdout
+
+
+def test_a_build_survives_the_operator_being_killed(hub: Hub, tmp_path: Path) -> None:
+    """`python -m dockyard` (its own process, its own namespace) is SIGKILLed while Kaniko builds
+    and started again after the build has ended: the run ends Succeeded with the image pushed and
+    its log kept, and the API server saw exactly one Job for it. (`hub` installed the CRDs.)"""
+    cluster = hub.cluster
+    namespace = f"r-kill-{os.urandom(3).hex()}"
+    cluster.kubectl("create", "namespace", namespace)
+    operator = Operator(cluster, namespace, tmp_path / "state")
+    operator.env |= {
+        "DOCKYARD_REGISTRY_IMAGE": cluster.images["registry"].name,
+        "DOCKYARD_OPERATOR_IMAGE": cluster.images["operator"].name,
+        "DOCKYARD_KANIKO_IMAGE": cluster.images["kaniko"].name,
+    }
+    operator.start()
+    recorder = None
+    try:
+        body = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "Registry",
+            "metadata": {"name": NAME},
+            "spec": {"sku": "Standard", "adminUser": {"enabled": True}},
+        }
+        _apply(cluster, namespace, body)
+        ready = _until(lambda: _ready(cluster, namespace, NAME), f"Registry {NAME} Ready", 180)
+        (tmp_path / "registry").mkdir()
+        registry = Registry(cluster, namespace, dict(ready), tmp_path / "registry")
+        base = registry.skopeo(
+            "copy",
+            "--dest-creds",
+            registry.creds,
+            "--dest-cert-dir",
+            str(registry.skopeo.certs),
+            f"oci-archive:{cluster.images['busybox'].archive}",
+            registry.url(BASE),
+        )
+        assert base.returncode == 0, base.stderr
+        killed = Hub(cluster, namespace, registry)
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "Dockerfile").write_text(
+            f"FROM {registry.login}/{BASE}\nRUN echo build-started && sleep 8 && echo done > /done\n"
+        )
+        recorder = JobRecorder(cluster, namespace)
+        queued = dockyard(killed, "build", "-r", NAME, "-n", namespace, "-t", "survivor:v1", "--no-wait", str(source))
+        assert queued.returncode == 0, queued.stderr
+        found = re.search(r"^Queued BuildRun (\S+)$", queued.stdout, re.M)
+        assert found, queued.stdout
+        name = found[1]
+
+        def building() -> bool:
+            pods = cluster.kubectl(
+                "get", "pods", "-n", namespace, "-l", f"dockyard.dev/build-run={name}", "-o", "name"
+            ).stdout.split()
+            logs = cluster.kubectl("logs", "-n", namespace, *pods[:1], "-c", "kaniko", check=False).stdout
+            return bool(pods) and "build-started" in logs
+
+        _until(building, "Kaniko running the build", 120, 0.5)
+        operator.kill()
+
+        def pod_ended() -> bool:
+            out = cluster.kubectl("get", "pods", "-n", namespace, "-l", f"dockyard.dev/build-run={name}", "-o", "json")
+            return any(p["status"].get("phase") == "Succeeded" for p in json.loads(out.stdout)["items"])
+
+        _until(pod_ended, "the build pod to end while the operator is down", 120, 1)
+        operator.start()
+        restarted = time.monotonic()
+        status = finished(killed, name, 120)
+        TIMINGS["operator restarted → run Succeeded"] = time.monotonic() - restarted
+        assert status["status"] == "Succeeded", status
+        (image,) = status["outputImages"]
+        assert registry.digest("survivor:v1") == image["digest"]
+        _until(lambda: children_gone(killed, name), "the run's Job and pod deleted", 60)
+        assert recorder.added == {f"{name}-build": 1}, recorder.added
+        logs = dockyard(killed, "logs", name, "-n", namespace, timeout=120)
+        assert logs.returncode == 0 and "build-started" in logs.stdout, logs.stdout + logs.stderr
+    finally:
+        if recorder is not None:
+            recorder.stop()
+        if operator.process is None or operator.process.poll() is not None:
+            operator.start()
+        cluster.kubectl("delete", "registries", "--all", "-n", namespace, "--timeout=60s", check=False)
+        operator.kill()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
