@@ -285,6 +285,29 @@ def test_a_broken_dockerfile_fails_with_its_line_and_the_log_outlives_the_pod(hu
     assert by_id.returncode == 0 and by_id.stdout == logs.stdout
 
 
+@pytest.mark.parametrize(
+    ("dockerfile", "line"),
+    [
+        # Kaniko checks COPY sources before it runs any instruction: its log names the file, not the line.
+        ("COPY missing.txt /missing.txt\n", "missing.txt: no such file or directory"),
+        ("FROM {login}/base/absent:1\n", "base/absent/manifests/1: MANIFEST_UNKNOWN"),
+    ],
+    ids=["copy-missing-file", "missing-base-image"],
+)
+def test_other_failures_name_what_failed(hub: Hub, tmp_path: Path, dockerfile: str, line: str) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    text = dockerfile.format(login=hub.login)
+    (source / "Dockerfile").write_text(text if text.startswith("FROM") else f"FROM {hub.login}/{BASE}\n{text}")
+    built = dockyard(hub, "build", "-r", NAME, "-n", hub.namespace, "-t", "broken:{{.Run.ID}}", str(source))
+    assert built.returncode == 1, f"{built.stdout}\n{built.stderr}"
+    run_id = re.search(r"^Run ID: (\S+)$", built.stdout, re.M)
+    assert run_id, built.stdout
+    status = run_by_id(hub, run_id[1])["status"]
+    assert status["status"] == "Failed"
+    assert line in status["message"], status["message"]
+
+
 def test_a_git_source_with_a_secret_build_argument(hub: Hub, tmp_path: Path) -> None:
     token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
     secret = {
