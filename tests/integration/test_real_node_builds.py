@@ -229,6 +229,8 @@ def test_the_cli_quick_build_of_a_directory(hub: Hub, tmp_path: Path) -> None:
     )
     TIMINGS["cli quick build"] = time.monotonic() - began
     assert built.returncode == 0, f"{built.stdout}\n{built.stderr}"
+    cluster_ip = (_get(hub.cluster, hub.namespace, "service", NAME) or {})["spec"]["clusterIP"]
+    assert f"/dockyard/sources via {cluster_ip}" in built.stdout, built.stdout  # *.svc does not resolve here
     run_id = re.search(r"^Run ID: (\S+)$", built.stdout, re.M)
     assert run_id, built.stdout
     printed = re.search(rf"^{re.escape(hub.login)}/app:{run_id[1]}@(sha256:[0-9a-f]{{64}})$", built.stdout, re.M)
