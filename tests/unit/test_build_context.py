@@ -277,3 +277,57 @@ def test_unpack_stops_at_the_size_limit(tmp_path: Path) -> None:
 def test_unpack_refuses_what_is_not_a_tar_gz(tmp_path: Path) -> None:
     with pytest.raises(ContextError, match="not a readable"):
         unpack_context(b"not gzip", tmp_path / "into")
+
+
+@pytest.fixture(params=[True, False], ids=["filters", "no-filters"])
+def filters(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Unpacking with tarfile's `data` filter, and without it (Python 3.11.0-3.11.3, e.g. Debian
+    bookworm's 3.11.2, which the build pod's fetcher may run on)."""
+    import dockyard.builds.context as context
+
+    if request.param and not context.HAS_FILTERS:
+        pytest.skip("this Python has no tarfile extraction filters")
+    monkeypatch.setattr(context, "HAS_FILTERS", request.param)
+    return bool(request.param)
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        _evil((_member("../escape.txt"), b"x")),
+        _evil((_member("link", tarfile.SYMTYPE, "../.."), b"")),
+        _evil((_member("hard", tarfile.LNKTYPE, "../outside"), b"")),
+        # Each link stays inside by its text; together they point at the parent.
+        _evil((_member("s", tarfile.SYMTYPE, "."), b""), (_member("t", tarfile.SYMTYPE, "s/.."), b"")),
+        _evil(
+            (_member("s", tarfile.SYMTYPE, "."), b""),
+            (_member("t", tarfile.SYMTYPE, "s/.."), b""),
+            (_member("t/escape.txt"), b"x"),
+        ),
+    ],
+    ids=["dotdot", "up-symlink", "hardlink", "link-chain", "write-through-chain"],
+)
+def test_unpack_refuses_escapes_with_and_without_filters(tmp_path: Path, archive: bytes, filters: bool) -> None:
+    into = tmp_path / "into"
+    with pytest.raises(ContextError, match="refused"):
+        unpack_context(archive, into)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_unpack_without_filters_keeps_content_and_drops_dangerous_modes(tmp_path: Path, filters: bool) -> None:
+    run, setuid = _member("run.sh"), _member("suid")
+    run.mode, setuid.mode = 0o775, 0o4777
+    archive = _evil(
+        (_member("sub", tarfile.DIRTYPE), b""),
+        (_member("sub/a.txt"), b"a"),
+        (_member("l", tarfile.SYMTYPE, "sub/a.txt"), b""),
+        (_member("h", tarfile.LNKTYPE, "sub/a.txt"), b""),
+        (run, b"#!/bin/sh\n"),
+        (setuid, b"x"),
+    )
+    into = tmp_path / "into"
+    assert unpack_context(archive, into) == ["sub", "sub/a.txt", "l", "h", "run.sh", "suid"]
+    assert (into / "l").read_text() == "a" and os.readlink(into / "l") == "sub/a.txt"
+    assert (into / "h").read_text() == "a"
+    assert os.stat(into / "run.sh").st_mode & 0o777 == 0o755
+    assert os.stat(into / "suid").st_mode & 0o7777 == 0o755

@@ -12,11 +12,15 @@
 
 `unpack_context` guarantees: nothing is written outside `into` (absolute names, `..`, links
 pointing out or absolute are refused, tarfile's `data` filter on top), no device or special file,
-at most `limit` bytes and `MAX_ENTRIES` entries; an error names the offending entry.
+at most `limit` bytes and `MAX_ENTRIES` entries; an error names the offending entry. On a Python
+without extraction filters (3.11.0-3.11.3: Debian bookworm's python3 is 3.11.2) `_safe_member` does
+what the `data` filter does: each path and link target is resolved on the disk as it is, and must
+stay inside `into`; modes lose setuid/setgid/sticky and group/other write; owners are not kept.
 """
 
 from __future__ import annotations
 
+import copy
 import gzip
 import io
 import os
@@ -134,6 +138,13 @@ def pack_context(directory: Path, dockerfile: str = "Dockerfile") -> bytes:
     return packed.getvalue()
 
 
+HAS_FILTERS: Final = hasattr(tarfile, "data_filter")
+"""Extraction filters (PEP 706): Python 3.11.4 and later."""
+_FILTER_ERRORS: Final[tuple[type[Exception], ...]] = (
+    (tarfile.FilterError,) if HAS_FILTERS else ()  # type: ignore[attr-defined,unused-ignore]
+)
+
+
 def unpack_context(data: bytes, into: Path, *, limit: int = MAX_CONTEXT_BYTES) -> list[str]:
     """Extract a packed context into `into` (created if missing); returns the names extracted."""
     into.mkdir(parents=True, exist_ok=True)
@@ -148,13 +159,47 @@ def unpack_context(data: bytes, into: Path, *, limit: int = MAX_CONTEXT_BYTES) -
                     raise ContextError(f"{member.name}: the context is larger than {limit} bytes")
                 if len(names) >= MAX_ENTRIES:
                     raise ContextError(f"more than {MAX_ENTRIES} entries")
-                tar.extract(member, into, filter="data")
+                if HAS_FILTERS:
+                    tar.extract(member, into, filter="data")
+                else:
+                    tar.extract(_safe_member(member, into), into)
                 names.append(member.name)
-    except tarfile.FilterError as error:
+    except ContextError:
+        raise
+    except _FILTER_ERRORS as error:
         raise ContextError(f"refused: {error}") from error
     except (tarfile.TarError, EOFError, OSError) as error:
         raise ContextError(f"not a readable tar.gz context: {error}") from error
     return names
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _safe_member(member: tarfile.TarInfo, into: Path) -> tarfile.TarInfo:
+    """The `data` filter's checks and changes, for a Python without it: a copy of `member` safe to
+    extract into `into` as the disk is now, or ContextError."""
+    root = os.path.realpath(into)
+    target = os.path.realpath(os.path.join(root, member.name))
+    if not _inside(target, root):
+        raise ContextError(f"{member.name}: refused, the path leaves the context directory")
+    if member.issym() or member.islnk():
+        base = os.path.dirname(os.path.join(root, member.name)) if member.issym() else root
+        linked = os.path.realpath(os.path.join(base, member.linkname))
+        if not _inside(linked, root):
+            raise ContextError(f"{member.name}: refused, a link pointing outside the context ({member.linkname})")
+    safe = copy.copy(member)
+    safe.uid, safe.gid, safe.uname, safe.gname = 0, 0, "", ""
+    mode = member.mode & ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH)
+    if member.isfile() or member.islnk():
+        mode |= stat.S_IRUSR | stat.S_IWUSR
+        if not mode & stat.S_IXUSR:
+            mode &= ~(stat.S_IXGRP | stat.S_IXOTH)
+    elif member.isdir():
+        mode |= stat.S_IRWXU
+    safe.mode = mode
+    return safe
 
 
 def _check_member(member: tarfile.TarInfo) -> None:

@@ -42,6 +42,16 @@ def resolve(spec: BuildRunSpec, task_name: str | None, task: BuildTaskSpec | Non
     return RunDefinition(definition, task_name, values, timeout, run_type)
 
 
+def secret_selectors(definition: BuildDefinition) -> list[tuple[str, str]]:
+    """(Secret name, key) of every value a run takes from a Secret (Secret build arguments, the git
+    password): the values kept out of its log, by the operator and by the CLI's live stream."""
+    build = definition.docker_build
+    selectors = [(a.value_from.name, a.value_from.key) for a in (build.build_args if build else ()) if a.value_from]
+    if definition.source.git and definition.source.git.auth_secret_ref:
+        selectors.append((definition.source.git.auth_secret_ref.name, "password"))
+    return selectors
+
+
 def check_buildable(definition: BuildDefinition) -> None:
     if definition.docker_build is None:
         raise NotBuildable("taskFile: multi-step task files are not built yet; this run cannot start (use dockerBuild)")

@@ -1,8 +1,13 @@
-"""The build pod's init container: fetch an uploaded context from the run's Registry and unpack
-it for Kaniko.
+"""The build pod's init container: fetch a context and unpack it for Kaniko, either an uploaded
+one from the run's Registry or a tar.gz at an http(s) URL (`source.archive`).
 
     python -m dockyard.builds.fetch --registry HOST --repository REPO --digest sha256:… \\
-        --into /workspace --docker-config /kaniko/.docker/config.json [--ca-file /dockyard/ca/ca.crt]
+        --into /workspace --docker-config /kaniko/.docker/config.json [--ca-file /dockyard/ca/ca.crt] \\
+        [--plain-http]
+    python -m dockyard.builds.fetch --url https://…/ctx.tar.gz --into /workspace [--ca-file …]
+
+An archive URL is fetched without credentials (a presigned URL carries its own), following
+redirects, trusting the system CAs and `--ca-file`; at most `MAX_CONTEXT_BYTES` are downloaded.
 
 The credential is the one Kaniko uses, read from the same docker config: `auths[HOST]` with
 `registrytoken` (a token the operator minted, sent as is) or `auth` / `username`+`password`
@@ -22,13 +27,16 @@ import base64
 import binascii
 import contextlib
 import json
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from dockyard.builds.artifacts import pull_context
-from dockyard.builds.context import ContextError, unpack_context
+from dockyard.builds.context import MAX_CONTEXT_BYTES, ContextError, unpack_context
 from dockyard.distribution.client import Basic, Bearer, Credentials, DistributionClient
 from dockyard.distribution.errors import DistributionError
 
@@ -90,47 +98,102 @@ def fetch_context(
     *,
     ca_pem: str | None = None,
     connect_to: str | None = None,
+    plain_http: bool = False,
 ) -> list[str]:
     """Pull the context artifact and unpack it into `into`; returns the names unpacked."""
-    with DistributionClient(registry, connect_to=connect_to, ca_pem=ca_pem, credentials=credentials) as client:
+    with DistributionClient(
+        registry, connect_to=connect_to, ca_pem=ca_pem, credentials=credentials, plain_http=plain_http
+    ) as client:
         packed = pull_context(client, repository, digest)
     return unpack_context(packed, into)
 
 
+class ArchiveError(Exception):
+    """An archive URL that cannot be fetched; the message names the host, never the query (a
+    presigned URL's signature is a credential)."""
+
+
+def download_archive(url: str, *, ca_pem: str | None = None, limit: int = MAX_CONTEXT_BYTES) -> bytes:
+    """The body at `url` (http or https), at most `limit` bytes."""
+    shown = _without_query(url)
+    verify = ssl.create_default_context()
+    if ca_pem:
+        verify.load_verify_locations(cadata=ca_pem)
+    chunks, total = [], 0
+    try:
+        with (
+            httpx.Client(verify=verify, follow_redirects=True, timeout=60) as http,
+            http.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise ArchiveError(f"{shown}: answered {response.status_code}")
+            for chunk in response.iter_bytes():
+                total += len(chunk)
+                if total > limit:
+                    raise ArchiveError(f"{shown}: larger than {limit} bytes")
+                chunks.append(chunk)
+    except httpx.HTTPError as error:
+        raise ArchiveError(f"{shown}: {type(error).__name__}: {_without_query(str(error))}") from None
+    return b"".join(chunks)
+
+
+def _without_query(text: str) -> str:
+    return " ".join(word.split("?", 1)[0] if "://" in word else word for word in text.split(" "))
+
+
+def fetch_archive(url: str, into: Path, *, ca_pem: str | None = None) -> list[str]:
+    """Download a tar.gz context and unpack it into `into`; returns the names unpacked."""
+    return unpack_context(download_archive(url, ca_pem=ca_pem), into)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dockyard.builds.fetch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--registry", required=True, help="the Registry's login server, HOST:PORT")
-    parser.add_argument("--repository", required=True, help="repository of the context, e.g. dockyard/sources")
-    parser.add_argument("--digest", required=True, help="manifest digest of the context artifact")
+    parser.add_argument("--url", help="an http(s) URL of a tar.gz context, instead of --registry and the rest")
+    parser.add_argument("--registry", help="the Registry's login server, HOST:PORT")
+    parser.add_argument("--repository", help="repository of the context, e.g. dockyard/sources")
+    parser.add_argument("--digest", help="manifest digest of the context artifact")
     parser.add_argument("--into", required=True, type=Path, help="directory to unpack into")
-    parser.add_argument("--docker-config", required=True, type=Path, help="docker config.json with the credential")
-    parser.add_argument("--ca-file", type=Path, help="CA certificate(s) trusted for the registry")
+    parser.add_argument("--docker-config", type=Path, help="docker config.json with the credential")
+    parser.add_argument("--ca-file", type=Path, help="CA certificate(s) trusted for the registry or the URL")
     parser.add_argument("--connect-to", help="address to dial instead of resolving HOST (TLS still checks HOST)")
+    parser.add_argument("--plain-http", action="store_true", help="the registry speaks plain HTTP (tls.mode Disabled)")
     parser.add_argument("--termination-log", type=Path, default=TERMINATION_LOG, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    registry_args = (args.registry, args.repository, args.digest, args.docker_config)
+    if args.url and any(registry_args):
+        parser.error("give --url, or --registry, --repository, --digest and --docker-config, not both")
+    if not args.url and not all(registry_args):
+        parser.error("give --url, or all of --registry, --repository, --digest and --docker-config")
     try:
-        credentials = credentials_for(read_docker_config(args.docker_config), args.registry)
         ca_pem = args.ca_file.read_text() if args.ca_file else None
-        names = fetch_context(
-            args.registry,
-            args.repository,
-            args.digest,
-            args.into,
-            credentials,
-            ca_pem=ca_pem,
-            connect_to=args.connect_to,
-        )
-    except (DockerConfigError, DistributionError, ContextError, OSError) as error:
+        if args.url:
+            names = fetch_archive(args.url, args.into, ca_pem=ca_pem)
+            source = _without_query(args.url)
+        else:
+            credentials = credentials_for(read_docker_config(args.docker_config), args.registry)
+            names = fetch_context(
+                args.registry,
+                args.repository,
+                args.digest,
+                args.into,
+                credentials,
+                ca_pem=ca_pem,
+                connect_to=args.connect_to,
+                plain_http=args.plain_http,
+            )
+            source = f"{args.registry}/{args.repository}@{args.digest}"
+    except (DockerConfigError, DistributionError, ArchiveError, ContextError, OSError) as error:
         message = "fetching the build context failed: " + " ".join(str(error).split())
         print(message, file=sys.stderr)
         with contextlib.suppress(OSError):
             args.termination_log.write_text(message + "\n")
         return 1
-    print(f"fetched {args.registry}/{args.repository}@{args.digest}: {len(names)} entries in {args.into}")
+    print(f"fetched {source}: {len(names)} entries in {args.into}")
     return 0
 
 

@@ -426,14 +426,7 @@ class RunReconciler:
         if definition is None:
             return []
         values = []
-        selectors = [
-            (a.value_from.name, a.value_from.key)
-            for a in (definition.docker_build.build_args if definition.docker_build else ())
-            if a.value_from
-        ]
-        if definition.source.git and definition.source.git.auth_secret_ref:
-            selectors.append((definition.source.git.auth_secret_ref.name, "password"))
-        for name, key in selectors:
+        for name, key in defs.secret_selectors(definition):
             secret = self.kube.get("v1", "Secret", namespace, name)
             value = _decoded(secret, key) if secret else None
             if value:

@@ -25,7 +25,7 @@ from kubernetes.client import ApiException
 from dockyard.builds.artifacts import SOURCES_REPOSITORY, push_context
 from dockyard.builds.context import ContextError, pack_context
 from dockyard.builds.logstore import read_log
-from dockyard.cli.follow import RunFollower, RunGone
+from dockyard.cli.follow import RunFollower, RunGone, secret_values
 from dockyard.cli.plan import main as plan_command
 from dockyard.cli.registry_access import (
     USERNAME_ENV,
@@ -227,7 +227,15 @@ class Cli:
                 run_id = (run.get("status") or {}).get("runId")
                 if run_id:
                     self.say(f"Run ID: {run_id}")
-            streamed = follower.stream(self.write)
+            secrets = secret_values(self.kube, self.namespace, follower.get())
+            if secrets is None:
+                self.warn(
+                    "The live log is not shown: this run takes values from Secrets you cannot read. "
+                    "Its kept log, with those values hidden, follows when the run ends."
+                )
+                streamed = 0
+            else:
+                streamed = follower.stream(self.write, secrets)
             run = follower.wait_for(lambda r: False)
         except KeyboardInterrupt:
             self.warn(
