@@ -260,8 +260,6 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
 def unsupported_fields(spec: BuildTaskSpec) -> list[str]:
     """Fields this version accepts but cannot act on yet: said in Ready, never ignored silently."""
     fields = []
-    if spec.task_file is not None:
-        fields.append("taskFile (multi-step task files)")
     triggers = spec.triggers
     if triggers.source_commit is not None and triggers.source_commit.enabled:
         fields.append("triggers.sourceCommit")
