@@ -19,6 +19,7 @@ the run's timeout covers the whole chain.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -152,7 +153,7 @@ def _build_container(pod: TaskPod, step: BuildStep) -> dict[str, Any]:
         "volumeMounts": _mounts(pod),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": dict(pod.resources),
+        "resources": copy.deepcopy(dict(pod.resources)),
     }
 
 
@@ -176,7 +177,7 @@ def _push_container(pod: TaskPod, step: PushStep) -> dict[str, Any]:
         "volumeMounts": _mounts(pod),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": dict(PUSH_RESOURCES),
+        "resources": copy.deepcopy(PUSH_RESOURCES),
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
 
@@ -197,7 +198,7 @@ def _cmd_container(pod: TaskPod, step: CmdStep) -> dict[str, Any]:
     # the step's image is the user's: it gets the workspace, never the docker config
     container["volumeMounts"] = _mounts(pod, docker_config=False)
     container["terminationMessagePolicy"] = "FallbackToLogsOnError"
-    container["resources"] = dict(pod.resources)
+    container["resources"] = copy.deepcopy(dict(pod.resources))
     if step.user is not None:
         container["securityContext"] = {"runAsUser": step.user}
     return container
@@ -246,7 +247,7 @@ def build_task_job(pod: TaskPod) -> dict[str, Any]:
         "image": pod.operator_image,
         "command": ["python", "-c", "pass"],
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": dict(SMALL),
+        "resources": copy.deepcopy(SMALL),
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
     pod_spec: dict[str, Any] = {
