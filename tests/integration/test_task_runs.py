@@ -66,9 +66,7 @@ def test_a_chain_runs_in_one_pod_with_per_step_status_and_its_pushed_images(
     started = [e["message"] for e in _events(cluster, namespace, "chain") if e["reason"] == "RunStarted"]
     assert started == [f"run {status['runId']} runs build-web → test → push"]
     # the Job and its pod went once the status was written
-    _until(
-        lambda: _get(cluster, namespace, "job", BuildRunNames("chain").job) is None, "the run's Job deleted", 60
-    )
+    _until(lambda: _get(cluster, namespace, "job", BuildRunNames("chain").job) is None, "the run's Job deleted", 60)
 
 
 def test_the_first_failing_step_fails_the_run_and_the_rest_never_start(
