@@ -2,7 +2,7 @@
 destinations.
 
     python -m dockyard.builds.push --docker-config /kaniko/.docker/config.json \\
-        [--registry-certificate HOST=/dockyard/ca/ca.crt] [--insecure-registry HOST] \\
+        [--registry-certificate HOST=/dockyard/ca/ca.crt] [--insecure-registry HOST] [--connect-to HOST=ADDR] \\
         --layout /workspace/.dockyard/oci/step-build --destination HOST/repo:tag [--destination …] \\
         [--layout … --destination …]
 
@@ -46,6 +46,8 @@ class Arguments:
     images: tuple[tuple[Path, str], ...]
     certificates: dict[str, Path]
     insecure: frozenset[str]
+    connect_to: dict[str, str]
+    """Addresses to dial instead of resolving a host (TLS still checks the host's name)."""
     termination_log: Path = TERMINATION_LOG
 
 
@@ -56,6 +58,7 @@ def parse_arguments(argv: Sequence[str]) -> Arguments:
     images: list[tuple[Path, str]] = []
     certificates: dict[str, Path] = {}
     insecure: set[str] = set()
+    connect_to: dict[str, str] = {}
     termination_log = TERMINATION_LOG
     words = list(argv)
     while words:
@@ -78,6 +81,11 @@ def parse_arguments(argv: Sequence[str]) -> Arguments:
             if not sep:
                 raise PushError(f"--registry-certificate {value}: expected HOST=PATH")
             certificates[host] = Path(path)
+        elif flag == "--connect-to":
+            host, sep, address = value.partition("=")
+            if not sep:
+                raise PushError(f"--connect-to {value}: expected HOST=ADDRESS")
+            connect_to[host] = address
         elif flag == "--insecure-registry":
             insecure.add(value)
         elif flag == "--termination-log":
@@ -88,7 +96,7 @@ def parse_arguments(argv: Sequence[str]) -> Arguments:
         raise PushError("--docker-config is required")
     if not images:
         raise PushError("nothing to push: no --destination")
-    return Arguments(docker_config, tuple(images), certificates, frozenset(insecure), termination_log)
+    return Arguments(docker_config, tuple(images), certificates, frozenset(insecure), connect_to, termination_log)
 
 
 def _blob(layout: Path, digest: str) -> Path:
@@ -139,6 +147,7 @@ def push(arguments: Arguments) -> list[str]:
                 certificate = arguments.certificates.get(host)
                 clients[host] = DistributionClient(
                     host,
+                    connect_to=arguments.connect_to.get(host),
                     ca_pem=certificate.read_text() if certificate else None,
                     credentials=credentials_for(config, host),
                     plain_http=host in arguments.insecure,
