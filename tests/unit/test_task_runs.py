@@ -77,7 +77,7 @@ def test_the_chain_is_init_containers_in_plan_order_sharing_the_workspace() -> N
     assert [c["name"] for c in pod["containers"]] == ["steps-done"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     build, cmd, push = pod["initContainers"][1:]
-    assert "--no-push" in build["args"] and "--oci-layout-path=/workspace/.dockyard/oci/step-build-web" in build["args"]
+    assert "--no-push" in build["args"] and "--oci-layout-path=/dockyard/oci/step-build-web" in build["args"]
     assert (
         "--context=dir:///workspace/web" in build["args"] and "--dockerfile=/workspace/web/Dockerfile" in build["args"]
     )
@@ -90,7 +90,7 @@ def test_the_chain_is_init_containers_in_plan_order_sharing_the_workspace() -> N
     assert {"name": "MODE", "value": "test"} in cmd["env"] and {"name": "HOME", "value": "/acb/home"} in cmd["env"]
     assert [m["name"] for m in cmd["volumeMounts"]] == ["workspace", "registry-ca"]
     assert push["command"] == ["python", "-m", "dockyard.builds.push"]
-    assert push["args"][-2:] == ["--layout=/workspace/.dockyard/oci/step-build-web", f"--destination={HOST}/web:ca3"]
+    assert push["args"][-2:] == ["--layout=/dockyard/oci/step-build-web", f"--destination={HOST}/web:ca3"]
     assert push["terminationMessagePath"] == "/dev/termination-log"
 
 
@@ -144,7 +144,7 @@ def test_plans_the_single_pod_path_cannot_run_are_refused_naming_the_step(text: 
 def test_push_takes_the_latest_earlier_build_of_the_image() -> None:
     text = "steps:\n  - id: one\n    build: -t app .\n  - id: two\n    build: -t app -f Other .\n  - id: p\n    push: [app]\n"
     push = _steps(text)[-1]
-    assert push.images == (("/workspace/.dockyard/oci/step-two", f"{HOST}/app:latest"),)
+    assert push.images == (("/dockyard/oci/step-two", f"{HOST}/app:latest"),)
 
 
 # -- step statuses ------------------------------------------------------------------------------

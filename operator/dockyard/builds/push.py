@@ -3,7 +3,7 @@ destinations.
 
     python -m dockyard.builds.push --docker-config /kaniko/.docker/config.json \\
         [--registry-certificate HOST=/dockyard/ca/ca.crt] [--insecure-registry HOST] [--connect-to HOST=ADDR] \\
-        --layout /workspace/.dockyard/oci/step-build --destination HOST/repo:tag [--destination …] \\
+        --layout /dockyard/oci/step-build --destination HOST/repo:tag [--destination …] \\
         [--layout … --destination …]
 
 Each `--destination` takes the image of the `--layout` before it (the layout's last manifest: Kaniko

@@ -6,7 +6,7 @@ nothing) whose steps need nothing the init-container shape cannot give. Anything
 before any pod exists, naming the step and why; those plans need the Job-per-step path (parallel
 `when`, `detach`, `retries`, `repeat`), which is not built yet. What a step maps to:
 
-- build → Kaniko without pushing, the image kept as an OCI layout in the workspace;
+- build → Kaniko without pushing, the image kept as an OCI layout in the pod (`/dockyard/oci`);
 - push  → our pusher from the layout of the latest earlier build step that tagged the image
           (an image no earlier build step tagged is refused);
 - cmd   → the step's image and arguments, env and working directory as acr-builder's docker run

@@ -4,7 +4,7 @@ One Job, one pod, the steps as init containers in plan order (kpack and knative/
 
     fetch-context        the source unpacked into the /workspace emptyDir (as for one-step builds)
     step-<id> …          build: Kaniko, `--no-push`, the image written as an OCI layout under
-                         /workspace/.dockyard/oci/<container>; push: `python -m dockyard.builds.push`
+                         /dockyard/oci/<container> (its own emptyDir); push: `python -m dockyard.builds.push`
                          from those layouts to the registry; cmd: the step's image and arguments
     steps-done           a no-op main container: a pod needs one, and its ending means every step did
 
@@ -43,7 +43,9 @@ from dockyard.core.names import BuildRunNames
 
 DONE_CONTAINER: Final = "steps-done"
 STEP_PREFIX: Final = "step-"
-LAYOUT_ROOT: Final = f"{WORKSPACE}/.dockyard/oci"
+LAYOUT_ROOT: Final = "/dockyard/oci"
+"""Built images, in their own emptyDir: inside /workspace they would be part of the next build's
+context (a `COPY . .` would copy them into the image)."""
 SMALL: Final = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
 PUSH_RESOURCES: Final = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
@@ -121,10 +123,12 @@ def step_container_names(ids: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _mounts(pod: TaskPod, *, docker_config: bool = True) -> list[dict[str, Any]]:
+def _mounts(pod: TaskPod, *, docker_config: bool = True, layouts: bool = True) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [{"name": "workspace", "mountPath": WORKSPACE}]
     if docker_config:
         mounts.insert(0, {"name": "docker-config", "mountPath": DOCKER_CONFIG_DIR, "readOnly": True})
+    if layouts:
+        mounts.append({"name": "oci-layouts", "mountPath": LAYOUT_ROOT})
     if pod.ca_config_map:
         mounts.append({"name": "registry-ca", "mountPath": CA_DIR, "readOnly": True})
     return mounts
@@ -196,7 +200,7 @@ def _cmd_container(pod: TaskPod, step: CmdStep) -> dict[str, Any]:
     if step.working_directory:
         container["workingDir"] = step.working_directory
     # the step's image is the user's: it gets the workspace, never the docker config
-    container["volumeMounts"] = _mounts(pod, docker_config=False)
+    container["volumeMounts"] = _mounts(pod, docker_config=False, layouts=False)
     container["terminationMessagePolicy"] = "FallbackToLogsOnError"
     container["resources"] = copy.deepcopy(dict(pod.resources))
     if step.user is not None:
@@ -224,6 +228,7 @@ def build_task_job(pod: TaskPod) -> dict[str, Any]:
             "secret": {"secretName": names.credentials, "items": [{"key": "config.json", "path": "config.json"}]},
         },
         {"name": "workspace", "emptyDir": {}},
+        {"name": "oci-layouts", "emptyDir": {}},
     ]
     if pod.ca_config_map:
         volumes.append({"name": "registry-ca", "configMap": {"name": pod.ca_config_map}})
