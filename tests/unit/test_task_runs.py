@@ -288,3 +288,48 @@ def test_a_layout_gives_its_last_manifest_and_every_blob(tmp_path: Path) -> None
     assert read_layout(tmp_path) == (manifest, media, [config, layer])
     with pytest.raises(PushError, match="did the build step run"):
         read_layout(tmp_path / "missing")
+
+
+# -- the kept log ------------------------------------------------------------------------------
+
+
+class _Logs:
+    """The one API call reading a run's log makes: each container's log (None: never started)."""
+
+    def __init__(self, logs: dict[str, str | None]) -> None:
+        self.logs = logs
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, limit_bytes: int | None = None) -> str | None:
+        return self.logs.get(container)
+
+
+def test_the_kept_log_has_every_started_step_in_order_under_a_header() -> None:
+    from dockyard.builds.reconcile import RunReconciler
+    from dockyard.settings import OperatorSettings
+
+    kube = _Logs(
+        {
+            "fetch-context": "fetched 3 entries\n",
+            "step-build-web": "\x1b[36mINFO\x1b[0m Built image\n",
+            "step-unit-tests": "FAIL: TestLogin",
+            "step-push": None,
+        }
+    )
+    reconciler = RunReconciler(kube, OperatorSettings(), logs=None, resolve_git=None)  # type: ignore[arg-type]
+    body = {
+        "metadata": {"name": "web-3", "namespace": "team", "uid": "uid-3"},
+        "spec": {
+            "build": {
+                "registryRef": {"name": "hub"},
+                "source": {"archive": {"url": "https://x/a.tgz"}},
+                "taskFile": CHAIN,
+            }
+        },
+        "status": {"steps": DECLARED},
+    }
+    text = reconciler._read_log(body, {"metadata": {"name": "web-3-build-abcde"}})
+    assert text == (
+        "fetched 3 entries\n"
+        "\n----- Executing step ID: build-web -----\nINFO Built image\n"
+        "\n----- Executing step ID: unit_tests -----\nFAIL: TestLogin\n"
+    )
