@@ -242,6 +242,18 @@ def test_the_job_decides_when_the_pod_says_nothing_final() -> None:
         ]
     )
     assert judge_task(DECLARED, None, bad_image)[0].status == "Error"
+    pulling = _pod_status(
+        [
+            _terminated("fetch-context", 0),
+            _terminated("step-build-web", 0),
+            {"name": "step-unit-tests", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "busybox"}}},
+        ]
+    )
+    verdict, _ = judge_task(DECLARED, None, pulling)
+    assert (verdict.status, verdict.message) == (
+        "Running",
+        "container step-unit-tests waits for its image: ImagePullBackOff: busybox",
+    )
 
 
 # -- the push step's own side -----------------------------------------------------------------

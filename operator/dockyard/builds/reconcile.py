@@ -3,7 +3,10 @@
     no run ID     → take one (`ids.py`), write it with status Queued
     git source    → resolve the revision to a commit once, write it (Kaniko builds exactly that)
     no Job        → create the run's docker-config Secret and its Job (deterministic names: a second
-                    create after a crash is refused by the API server, so there is one Job per run)
+                    create after a crash is refused by the API server, so there is one Job per run);
+                    a task file is planned first and runs as one pod of ordered steps when its plan
+                    is a chain (`taskrun.py`), else it ends as Error before anything is created
+    steps         → a task run's `status.steps` follow its pod's init containers (`taskrun.judge_task`)
     Job running   → Queued/Running; cancel or timeout end it
     Job ended     → read the log, keep it in the registry, write the final status, then delete the
                     Job (and with it the pod) and the Secret

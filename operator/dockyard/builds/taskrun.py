@@ -300,15 +300,15 @@ def judge_task(
             ), steps
     if job_verdict is not None and job_verdict.finished:
         return job_verdict, steps
+    started = any(s.status in ("Running", "Succeeded") for s in steps) or bool(
+        (init.get(FETCH_CONTAINER) or {}).get("state", {}).get("running")
+    )
     for name, entry in init.items():
         waiting = (entry.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in PULLING_FAILS:
-            return Verdict("Running", f"container {name} waits for its image: {waiting['reason']}"), steps
-    if any(s.status in ("Running", "Succeeded") for s in steps) or (init.get(FETCH_CONTAINER) or {}).get(
-        "state", {}
-    ).get("running"):
-        return Verdict("Running"), steps
-    return Verdict("Queued"), steps
+            message = f"container {name} waits for its image: {waiting['reason']}: {waiting.get('message', '')}"
+            return Verdict("Running" if started else "Queued", message.strip().rstrip(":")), steps
+    return Verdict("Running" if started else "Queued"), steps
 
 
 def final_steps(steps: tuple[StepView, ...], run_status: str) -> list[dict[str, Any]]:
