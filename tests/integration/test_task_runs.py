@@ -100,3 +100,36 @@ def test_a_parallel_plan_is_refused_before_any_pod(cluster: Any, operator: str, 
     )
     assert _get(cluster, namespace, "job", BuildRunNames("parallel").job) is None
     assert not status.get("steps")
+
+
+def test_a_task_says_whether_its_file_runs_and_its_runs_run_it(cluster: Any, operator: str, namespace: str) -> None:
+    _registry(cluster, namespace)
+
+    def task(name: str, task_file: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "BuildTask",
+            "metadata": {"name": name},
+            "spec": {"registryRef": {"name": "hub"}, "source": OCI, "taskFile": task_file},
+        }
+
+    def ready(name: str) -> dict[str, Any] | None:
+        conditions = ((_get(cluster, namespace, "buildtask", name) or {}).get("status") or {}).get("conditions")
+        return next((c for c in conditions or [] if c["type"] == "Ready"), None)
+
+    _apply(
+        cluster,
+        namespace,
+        task("chained", CHAIN),
+        task("fanned", CHAIN.replace("    cmd:", "    when: ['-']\n    cmd:")),
+    )
+    assert _until(lambda: ready("chained"), "task chained reconciled")["status"] == "True"
+    refused = _until(lambda: ready("fanned"), "task fanned reconciled")
+    assert refused["status"] == "False" and refused["reason"] == "NotImplemented"
+    assert refused["message"].startswith("taskFile: step test: runs at once"), refused
+    run = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "BuildRun", "metadata": {"name": "chained-1"}}
+    run["spec"] = {"taskRef": {"name": "chained"}}
+    _apply(cluster, namespace, run)
+    status = _until(lambda: _ended(cluster, namespace, "chained-1"), "run chained-1 ended", 90)
+    assert (status["status"], status["runType"], status["taskName"]) == ("Succeeded", "AutoRun", "chained")
+    assert [s["status"] for s in status["steps"]] == ["Succeeded"] * 3

@@ -18,7 +18,15 @@ from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_contai
 from dockyard.builds.observe import Verdict
 from dockyard.builds.push import PushError, parse_arguments, read_layout, split_destination
 from dockyard.builds.taskfile.plan import plan
-from dockyard.builds.taskrun import NotRunnable, declared_steps, final_steps, judge_task, pod_steps, view_steps
+from dockyard.builds.taskrun import (
+    NotRunnable,
+    declared_steps,
+    final_steps,
+    judge_task,
+    pod_steps,
+    task_file_refusal,
+    view_steps,
+)
 from dockyard.builds.template import RunVariables
 from dockyard.core.meta import Owner
 
@@ -345,3 +353,14 @@ def test_the_kept_log_has_every_started_step_in_order_under_a_header() -> None:
         "\n----- Executing step ID: build-web -----\nINFO Built image\n"
         "\n----- Executing step ID: unit_tests -----\nFAIL: TestLogin\n"
     )
+
+
+def test_a_task_says_up_front_when_its_file_cannot_run_here() -> None:
+    assert task_file_refusal(CHAIN, {}, HOST) is None
+    parallel = CHAIN.replace("  - id: unit_tests\n", "  - id: unit_tests\n    when: ['-']\n")
+    assert task_file_refusal(parallel, {}, HOST) == (
+        "taskFile: step unit_tests: runs at once, in parallel with other steps (not a chain): "
+        "it needs the Job-per-step path, not built yet"
+    )
+    # a file acr-builder refuses is said on each run (its errors may depend on the run's values)
+    assert task_file_refusal("version: v9\nsteps:\n  - cmd: busybox\n", {}, HOST) is None

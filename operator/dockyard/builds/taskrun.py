@@ -30,7 +30,8 @@ from dockyard.builds.manifests.job import FETCH_CONTAINER, WORKSPACE
 from dockyard.builds.manifests.steps import BuildStep, CmdStep, PushStep, Step, step_container_names
 from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failure_message, parse_digests
 from dockyard.builds.taskfile.arguments import container_working_directory
-from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image
+from dockyard.builds.taskfile.plan import Plan, PlanError, PlannedStep, normalize_image, plan
+from dockyard.builds.template import RunVariables
 
 JOB_PER_STEP: Final = "needs the Job-per-step path, not built yet"
 IGNORED_RUN_FLAGS: Final = frozenset({"--rm", "-i", "-t", "-it", "-ti", "--interactive", "--tty"})
@@ -187,6 +188,19 @@ def pod_steps(plan: Plan, registry: str) -> tuple[Step, ...]:
         else:
             steps.append(_cmd_step(step, container, built))
     return tuple(steps)
+
+
+def task_file_refusal(text: str, values: Mapping[str, str], registry: str) -> str | None:
+    """Why a task's file cannot run on this path whatever its run (None: it can, or only a run can
+    tell: a plan error may depend on the run's values and is reported on the run)."""
+    sample = RunVariables(ID="ca0", Registry=registry, Date="20000101-000000z")
+    try:
+        pod_steps(plan(text, sample, values), registry)
+    except NotRunnable as refused:
+        return f"taskFile: {refused}"
+    except PlanError:
+        return None
+    return None
 
 
 def pushed_images(steps: tuple[Step, ...]) -> tuple[str, ...]:
