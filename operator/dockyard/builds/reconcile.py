@@ -517,9 +517,7 @@ class RunReconciler:
             containers = [(FETCH_CONTAINER, None), (KANIKO_CONTAINER, None)]
         for container, step_id in containers:
             text = self.kube.pod_log(namespace, name, container, limit_bytes=LOG_LIMIT_BYTES)
-            if not text and step_id is None:
-                continue
-            if text is None:  # never started
+            if text is None or (not text and step_id is None):  # None: the container never started
                 continue
             if step_id is None:
                 parts.append(text)
