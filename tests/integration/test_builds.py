@@ -186,11 +186,13 @@ def test_a_run_waits_for_its_registry_and_refuses_what_is_not_built(
         == "Succeeded"
     )
 
-    task_file = _run("multi", build={"taskFile": "version: v1.1.0\nsteps:\n  - cmd: busybox echo hi\n"})
+    parallel = "version: v1.1.0\nsteps:\n  - cmd: busybox echo a\n  - cmd: busybox echo b\n    when: ['-']\n"
+    task_file = _run("multi", build={"taskFile": parallel})
     del task_file["spec"]["build"]["dockerBuild"]
     _apply(cluster, namespace, task_file)
     refused = _until(lambda: _ended(cluster, namespace, "multi"), "multi ended", 60)
-    assert refused["status"] == "Error" and "taskFile" in refused["message"]
+    assert refused["status"] == "Error" and "taskFile: step acb_step_1" in refused["message"], refused
+    assert "Job-per-step" in refused["message"]
 
 
 def test_run_ids_stay_unique_in_a_burst(cluster: Any, operator: str, namespace: str) -> None:

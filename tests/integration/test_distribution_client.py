@@ -32,7 +32,7 @@ from dockyard.distribution import (
     RegistryUnreachable,
 )
 from dockyard.distribution.client import DialTransport
-from realregistry import LocalRegistry, until
+from realregistry import LocalRegistry, until, write_oci_image
 from realregistry import read_configmap as _configmap
 from realregistry import read_secret as _secret
 
@@ -217,3 +217,39 @@ def test_the_fetch_entry_point_fails_in_one_line_without_secrets(served: Served,
     )
     assert missing.returncode == 1 and "MANIFEST_UNKNOWN" in missing.stderr
     assert not (tmp_path / "workspace").exists()
+
+
+def test_the_push_entry_point_pushes_a_layout_as_built(served: Served, tmp_path: Path) -> None:
+    """A task run's push step: the image a build step left as an OCI layout, under two tags, with
+    the `repo:tag@digest` lines Kaniko's digest file would hold in the termination log."""
+    write_oci_image(tmp_path / "layout")
+    index = json.loads((tmp_path / "layout" / "index.json").read_text())
+    built = index["manifests"][0]["digest"]
+    auth = base64.b64encode(f"real:{served.password}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {served.host: {"auth": auth}}}))
+    (tmp_path / "ca.crt").write_text(served.ca_pem)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard.builds.push",
+            f"--docker-config={tmp_path / 'config.json'}",
+            f"--registry-certificate={served.host}={tmp_path / 'ca.crt'}",
+            f"--connect-to={served.host}=127.0.0.1",
+            f"--termination-log={tmp_path / 'termination-log'}",
+            f"--layout={tmp_path / 'layout'}",
+            f"--destination={served.host}/team/web:ca1",
+            f"--destination={served.host}/team/web:latest",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [f"{served.host}/team/web:ca1@{built}", f"{served.host}/team/web:latest@{built}"]
+    assert (tmp_path / "termination-log").read_text().splitlines() == lines
+    assert served.password not in done.stdout + done.stderr
+    with served.client() as client:
+        assert client.head_manifest("team/web", "ca1") == built
+        assert client.head_manifest("team/web", "latest") == built

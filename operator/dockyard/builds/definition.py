@@ -53,8 +53,11 @@ def secret_selectors(definition: BuildDefinition) -> list[tuple[str, str]]:
 
 
 def check_buildable(definition: BuildDefinition) -> None:
-    if definition.docker_build is None:
-        raise NotBuildable("taskFile: multi-step task files are not built yet; this run cannot start (use dockerBuild)")
+    if definition.docker_build is None and definition.source.git is not None:
+        raise NotBuildable(
+            "taskFile with source.git: task files run on an uploaded (source.oci) or archive (source.archive) "
+            "source; git sources are not built yet for task files"
+        )
 
 
 def is_qualified(name: str) -> bool:

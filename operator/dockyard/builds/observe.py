@@ -105,13 +105,9 @@ def judge(job: Mapping[str, Any] | None, pod: Mapping[str, Any] | None) -> Verdi
         if state.get("running") is not None:
             return Verdict("Running")
     if job is not None:
-        failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
-        if failed is not None:
-            if failed.get("reason") == JOB_DEADLINE_EXCEEDED:
-                return Verdict("Timeout", "the Job's deadline passed before the build ended")
-            return Verdict(
-                "Error", f"the build pod was lost: {failed.get('reason')}: {failed.get('message', '')}".strip()
-            )
+        failure = job_failure(job)
+        if failure is not None:
+            return failure
         if pod is None and _condition(job, "Complete") is not None:
             return Verdict("Error", "the build pod is gone; its outcome is unknown")
     if pod is not None:
@@ -124,6 +120,16 @@ def judge(job: Mapping[str, Any] | None, pod: Mapping[str, Any] | None) -> Verdi
                 "Queued", f"waiting for the builder image: {waiting['reason']}: {waiting.get('message', '')}"
             )
     return Verdict("Queued")
+
+
+def job_failure(job: Mapping[str, Any]) -> Verdict | None:
+    """What a Job's failure conditions say (deadline → Timeout, else the pod was lost → Error)."""
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    if failed is None:
+        return None
+    if failed.get("reason") == JOB_DEADLINE_EXCEEDED:
+        return Verdict("Timeout", "the Job's deadline passed before the build ended")
+    return Verdict("Error", f"the build pod was lost: {failed.get('reason')}: {failed.get('message', '')}".strip())
 
 
 def parse_digests(message: str) -> tuple[OutputImage, ...]:

@@ -3,7 +3,10 @@
     no run ID     → take one (`ids.py`), write it with status Queued
     git source    → resolve the revision to a commit once, write it (Kaniko builds exactly that)
     no Job        → create the run's docker-config Secret and its Job (deterministic names: a second
-                    create after a crash is refused by the API server, so there is one Job per run)
+                    create after a crash is refused by the API server, so there is one Job per run);
+                    a task file is planned first and runs as one pod of ordered steps when its plan
+                    is a chain (`taskrun.py`), else it ends as Error before anything is created
+    steps         → a task run's `status.steps` follow its pod's init containers (`taskrun.judge_task`)
     Job running   → Queued/Running; cancel or timeout end it
     Job ended     → read the log, keep it in the registry, write the final status, then delete the
                     Job (and with it the pod) and the Secret
@@ -44,7 +47,18 @@ from dockyard.builds.manifests.job import (
     build_job,
     docker_config,
 )
-from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, judge, tail
+from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
+from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
+from dockyard.builds.taskfile.plan import PlanError, plan
+from dockyard.builds.taskrun import (
+    NotRunnable,
+    declared_steps,
+    final_steps,
+    judge_task,
+    pod_steps,
+    pushed_images,
+    view_steps,
+)
 from dockyard.builds.template import RunVariables, run_date
 from dockyard.core import conditions
 from dockyard.core.conditions import ConditionType, EventReason, Reason
@@ -179,7 +193,11 @@ class RunReconciler:
                 return
         job = observed.job
         if job is None and not status.get("jobName"):
-            job = self._start(body, status, access, run)
+            start = self._start_task if run.definition.task_file is not None else self._start
+            job = start(body, status, access, run)
+            status = dict(body.get("status") or {})
+            if status.get("status") in TERMINAL:  # refused before any Job
+                return
             status = {**status, "jobName": BuildRunNames(body["metadata"]["name"]).job}
         elif job is None:
             job = self.kube.get("batch/v1", "Job", namespace, status["jobName"])
@@ -194,11 +212,18 @@ class RunReconciler:
             verdict = Verdict("Timeout", f"the run exceeded its timeout of {run.timeout_seconds}s")
             self._finish(body, verdict, observed.pod, access)
             return
-        verdict = judge(job, observed.pod)
+        fields: dict[str, Any] = {}
+        if status.get("steps"):
+            failure = job_failure(job) if job is not None else None
+            verdict, steps = judge_task(status["steps"], failure, observed.pod)
+            fields["steps"] = [step.as_status() for step in steps]
+        else:
+            verdict = judge(job, observed.pod)
         if verdict.finished:
             self._finish(body, verdict, observed.pod, access)
         else:
-            self._write(body, {"status": verdict.status}, verdict.status, verdict.message or _progress(verdict))
+            fields["status"] = verdict.status
+            self._write(body, fields, verdict.status, verdict.message or _progress(verdict))
 
     def deadline(self, body: Mapping[str, Any], task: Mapping[str, Any] | None) -> datetime | None:
         """When a running run times out (for the timer that checks)."""
@@ -254,15 +279,7 @@ class RunReconciler:
         started = self.now()
         build = run.definition.docker_build
         assert build is not None
-        variables = RunVariables(
-            ID=status["runId"],
-            Registry=access.host,
-            Date=run_date(started),
-            Commit=status.get("commit") or "",
-            Branch=_branch(status.get("ref")),
-            TaskName=run.task_name or "",
-            TriggeredBy=str((body.get("spec") or {}).get("trigger") or "Manual"),
-        )
+        variables = self._variables(body, status, access, run, started)
         try:
             pushed = defs.destinations(build.images, variables, run.values)
         except ValueError as error:
@@ -287,6 +304,92 @@ class RunReconciler:
                 dict(body), "Normal", EventReason.RUN_STARTED, f"run {status['runId']} builds {images}"
             )
         return created
+
+    def _start_task(
+        self, body: Mapping[str, Any], status: dict[str, Any], access: RegistryAccess, run: defs.RunDefinition
+    ) -> Mapping[str, Any] | None:
+        """A task file's chain as one pod (`taskrun.py`); a plan that cannot run so ends as Error
+        naming the step, before anything is created."""
+        owner = owner_of(body)
+        started = self.now()
+        variables = self._variables(body, status, access, run, started)
+        assert run.definition.task_file is not None
+        try:
+            planned = plan(run.definition.task_file, variables, run.values)
+            steps = pod_steps(planned, access.host)
+        except (PlanError, NotRunnable) as error:
+            self._finish(body, Verdict("Error", f"taskFile: {error}"), None, None)
+            return None
+        pushed = pushed_images(steps)
+        own = defs.own_repositories(pushed, access.host)
+        source = run.definition.source
+        fetch: OciContext | ArchiveContext
+        if source.oci is not None:
+            fetch = OciContext(source.oci.repository, source.oci.digest)
+        else:
+            assert source.archive is not None  # check_buildable refused git
+            fetch = ArchiveContext(source.archive.url)
+        task_pod = TaskPod(
+            owner=owner,
+            registry_host=access.host,
+            kaniko_image=run.definition.builder_image or self.settings.kaniko_image,
+            operator_image=self.settings.operator_image,
+            fetch=fetch,
+            steps=steps,
+            timeout_seconds=run.timeout_seconds,
+            resources=self._resources(run),
+            ca_config_map=access.ca_config_map,
+            insecure_registry=access.plain_http,
+        )
+        self.kube.create_if_missing(
+            "v1",
+            "Secret",
+            owner.namespace,
+            BuildRunNames(owner.name).credentials,
+            lambda: build_credentials_secret(owner, self._docker_config(owner, access, run, own)),
+        )
+        created = self.kube.create(build_task_job(task_pod))
+        fields = {
+            "jobName": BuildRunNames(owner.name).job,
+            "startTime": format_time(started),
+            "steps": declared_steps(steps),
+        }
+        self._write(body, fields, "Queued", f"run {status['runId']} is queued")
+        if created is not None:
+            chain = " → ".join(step.id for step in steps)
+            self.kube.post_event(dict(body), "Normal", EventReason.RUN_STARTED, f"run {status['runId']} runs {chain}")
+            if planned.warnings:
+                self.kube.post_event(
+                    dict(body), "Warning", EventReason.PLAN_WARNING, "; ".join(planned.warnings)[:1024]
+                )
+        return created
+
+    def _variables(
+        self,
+        body: Mapping[str, Any],
+        status: Mapping[str, Any],
+        access: RegistryAccess,
+        run: defs.RunDefinition,
+        started: datetime,
+    ) -> RunVariables:
+        return RunVariables(
+            ID=status["runId"],
+            Registry=access.host,
+            Date=run_date(started),
+            Commit=status.get("commit") or "",
+            Branch=_branch(status.get("ref")),
+            TaskName=run.task_name or "",
+            TriggeredBy=str((body.get("spec") or {}).get("trigger") or "Manual"),
+        )
+
+    def _resources(self, run: defs.RunDefinition) -> Mapping[str, Any]:
+        settings = self.settings
+        if run.definition.resources is not None:
+            return run.definition.resources.model_dump(exclude_none=True)
+        return {
+            "requests": {"cpu": settings.build_cpu_request, "memory": settings.build_memory_request},
+            "limits": {"cpu": settings.build_cpu_limit, "memory": settings.build_memory_limit},
+        }
 
     def _kaniko_build(
         self,
@@ -314,14 +417,7 @@ class RunReconciler:
             plain_http = git.url.startswith("http://")
             git_secret = git.auth_secret_ref.name if git.auth_secret_ref else None
             sub_path = git.context_sub_path
-        resources = (
-            definition.resources.model_dump(exclude_none=True)
-            if definition.resources is not None
-            else {
-                "requests": {"cpu": settings.build_cpu_request, "memory": settings.build_memory_request},
-                "limits": {"cpu": settings.build_cpu_limit, "memory": settings.build_memory_limit},
-            }
-        )
+        resources = self._resources(run)
         return KanikoBuild(
             owner=owner,
             registry_host=access.host,
@@ -386,9 +482,12 @@ class RunReconciler:
         if started is not None:
             fields["duration"] = format_duration((finished - started).total_seconds())
         message = verdict.message
+        declared = status.get("steps") or []
+        if declared:
+            fields["steps"] = final_steps(view_steps(declared, pod), verdict.status)
         text = self._read_log(body, pod)
         if text:
-            if verdict.status == "Failed":
+            if verdict.status == "Failed" and not declared:  # a step's verdict names the step already
                 message = failure_message(text) or message
             fields["logTail"] = tail(text)
             if access is not None and status.get("runId"):
@@ -409,10 +508,22 @@ class RunReconciler:
             return ""
         namespace, name = body["metadata"]["namespace"], pod["metadata"]["name"]
         parts = []
-        for container in (FETCH_CONTAINER, KANIKO_CONTAINER):
+        declared = (body.get("status") or {}).get("steps") or []
+        if declared:
+            # a task run: every step that started, in order, under a header as ACR prints one
+            ids = tuple(str(step["id"]) for step in declared)
+            containers = [(FETCH_CONTAINER, None), *zip(step_container_names(ids), ids, strict=True)]
+        else:
+            containers = [(FETCH_CONTAINER, None), (KANIKO_CONTAINER, None)]
+        for container, step_id in containers:
             text = self.kube.pod_log(namespace, name, container, limit_bytes=LOG_LIMIT_BYTES)
-            if text:
+            if text is None or (not text and step_id is None):  # None: the container never started
+                continue
+            if step_id is None:
                 parts.append(text)
+                continue
+            parts.append(f"\n----- Executing step ID: {step_id} -----\n")
+            parts.append(text if not text or text.endswith("\n") else text + "\n")
         return redact(clean("".join(parts)), self._secret_values(body))
 
     def _secret_values(self, body: Mapping[str, Any]) -> list[str]:

@@ -104,6 +104,8 @@ class EventReason:
     """Normal (Succeeded) or Warning (any other end): a BuildRun ended; the message says how."""
     LOG_NOT_STORED: Final = "LogNotStored"
     """Warning: a finished run's log could not be kept in its registry (the tail is on the run)."""
+    PLAN_WARNING: Final = "PlanWarning"
+    """Warning: a task file's plan has keys acr-builder accepts but ignores (the message lists them)."""
 
 
 class Phase:

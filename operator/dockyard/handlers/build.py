@@ -20,9 +20,11 @@ from typing import Any, Final
 import kopf
 
 from dockyard.builds.access import registry_access
+from dockyard.builds.definition import NotBuildable, check_buildable
 from dockyard.builds.history import prune, task_status
 from dockyard.builds.observe import TERMINAL
 from dockyard.builds.reconcile import KIND, Observed, parse_time, reconciler_from
+from dockyard.builds.taskrun import task_file_refusal
 from dockyard.core import conditions
 from dockyard.core.cache import slim
 from dockyard.core.conditions import ConditionType, Reason
@@ -253,15 +255,24 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
         if unsupported:
             write("False", Reason.NOT_IMPLEMENTED, f"not built yet: {', '.join(unsupported)}", history)
             return
-        registry_access(kube, meta["namespace"], spec.registry_ref.name)
+        access = registry_access(kube, meta["namespace"], spec.registry_ref.name)
+        if spec.task_file is not None:
+            values = {v.name: v.value for v in spec.values}
+            try:
+                check_buildable(spec)
+            except NotBuildable as error:
+                refusal: str | None = str(error)
+            else:
+                refusal = task_file_refusal(spec.task_file, values, access.host)
+            if refusal:
+                write("False", Reason.NOT_IMPLEMENTED, refusal, history)
+                return
         write("True", Reason.RECONCILED, "manual runs build this task", history)
 
 
 def unsupported_fields(spec: BuildTaskSpec) -> list[str]:
     """Fields this version accepts but cannot act on yet: said in Ready, never ignored silently."""
     fields = []
-    if spec.task_file is not None:
-        fields.append("taskFile (multi-step task files)")
     triggers = spec.triggers
     if triggers.source_commit is not None and triggers.source_commit.enabled:
         fields.append("triggers.sourceCommit")

@@ -24,6 +24,8 @@ from dockyard.models.base import (
 )
 
 RunStatus = Literal["Queued", "Started", "Running", "Succeeded", "Failed", "Canceled", "Error", "Timeout"]
+StepState = Literal["Queued", "Running", "Succeeded", "Failed", "Canceled", "Error", "Timeout", "Skipped"]
+"""A step's status: Skipped when it never started because the run ended before it."""
 TriggerType = Literal["Manual", "Commit", "ImageUpdate", "Timer"]
 
 # minute hour day-of-month month day-of-week, each a list of values, ranges and steps, or names.
@@ -393,7 +395,8 @@ class StepStatus(ApiModel):
     """One step of a multi-step run."""
 
     id: str = Field(description="Step id.")
-    status: RunStatus = Field(description="Step status.")
+    type: Literal["build", "push", "cmd"] | None = Field(None, description="What the step does.")
+    status: StepState = Field(description="Step status; Skipped: never started, the run ended before it.")
     start_time: str | None = Field(None, description="When it started.")
     finish_time: str | None = Field(None, description="When it ended.")
     exit_code: int | None = Field(None, description="Exit code of the step's container.")

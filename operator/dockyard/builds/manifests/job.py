@@ -92,27 +92,27 @@ class KanikoBuild:
         return BuildRunNames(self.owner.name)
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
     """Literal text in container args: `$(X)` would be expanded by the kubelet; `$$` keeps it."""
     return value.replace("$(", "$$(")
 
 
 def kaniko_args(build: KanikoBuild) -> list[str]:
-    args = [f"--context={_escape(build.context)}", f"--dockerfile={_escape(build.dockerfile)}"]
+    args = [f"--context={escape(build.context)}", f"--dockerfile={escape(build.dockerfile)}"]
     if build.context_sub_path:
-        args.append(f"--context-sub-path={_escape(build.context_sub_path)}")
-    args += [f"--destination={_escape(d)}" for d in build.destinations]
+        args.append(f"--context-sub-path={escape(build.context_sub_path)}")
+    args += [f"--destination={escape(d)}" for d in build.destinations]
     if build.no_push:
         args.append("--no-push")
     args.append(f"--image-name-tag-with-digest-file={TERMINATION_LOG}")
-    args += [f"--build-arg={_escape(name)}={_escape(value)}" for name, value in build.build_args]
+    args += [f"--build-arg={escape(name)}={escape(value)}" for name, value in build.build_args]
     args += [f"--build-arg={arg.name}=$({SECRET_ARG_PREFIX}{arg.name})" for arg in build.secret_args]
     if build.target:
-        args.append(f"--target={_escape(build.target)}")
+        args.append(f"--target={escape(build.target)}")
     if build.platform:
         args.append(f"--custom-platform={build.platform}")
     if build.cache_repository:
-        args += ["--cache=true", f"--cache-repo={_escape(build.cache_repository)}"]
+        args += ["--cache=true", f"--cache-repo={escape(build.cache_repository)}"]
     if build.ca_config_map:
         args.append(f"--registry-certificate={build.registry_host}={CA_FILE}")
     if build.insecure_registry:
@@ -147,7 +147,7 @@ def _mounts(build: KanikoBuild) -> list[dict[str, Any]]:
     return mounts
 
 
-def _fetch_container(build: KanikoBuild) -> dict[str, Any]:
+def fetch_container(build: KanikoBuild) -> dict[str, Any]:
     assert build.fetch is not None
     command = ["python", "-m", "dockyard.builds.fetch", f"--into={WORKSPACE}"]
     if isinstance(build.fetch, OciContext):
@@ -174,7 +174,7 @@ def _fetch_container(build: KanikoBuild) -> dict[str, Any]:
     }
 
 
-def _metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
+def child_metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
     """Children's metadata; label values hold at most 63 characters, a run's name up to 253."""
     meta = metadata(owner, name, component)
     short = BuildRunNames(owner.name).label
@@ -184,7 +184,7 @@ def _metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
 
 def build_job(build: KanikoBuild) -> dict[str, Any]:
     owner, names = build.owner, build.names
-    meta = _metadata(owner, names.job, "build")
+    meta = child_metadata(owner, names.job, "build")
     pod_labels = {**meta["labels"], **build.extra_labels}
     meta["labels"] = pod_labels
     volumes: list[dict[str, Any]] = [
@@ -220,7 +220,7 @@ def build_job(build: KanikoBuild) -> dict[str, Any]:
         "volumes": volumes,
     }
     if build.fetch is not None:
-        pod_spec["initContainers"] = [_fetch_container(build)]
+        pod_spec["initContainers"] = [fetch_container(build)]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -243,7 +243,7 @@ def basic_auth_entry(username: str, password: str) -> dict[str, str]:
 
 def build_credentials_secret(owner: Owner, config_json: str) -> dict[str, Any]:
     names = BuildRunNames(owner.name)
-    meta = _metadata(owner, names.credentials, "build-auth")
+    meta = child_metadata(owner, names.credentials, "build-auth")
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -1,0 +1,135 @@
+"""Task-file runs on the single-pod path, on the real control plane with kwok playing the node.
+
+kwok's build-pod stage (hack/localcluster/stages/build-pod-complete.yaml) finishes a run's pod by
+the run's name: every `step-…` init container exits 0 with one `<destination>@sha256:<sha256 of the
+destination>` line per `--destination` (the push step's lines are the run's images), or, for
+`fail-…`, the first `step-…` container exits 1 and the containers after it never start. Real
+Kaniko and real pushes are the real node's business (not here)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from test_builds import _apply, _ended, _events, _get, _registry, _until, crds, operator  # noqa: F401
+
+from dockyard.core.names import BuildRunNames
+
+pytestmark = pytest.mark.integration
+
+OCI = {"oci": {"repository": "dockyard/sources", "digest": "sha256:" + "a" * 64}}
+CHAIN = """\
+version: v1.1.0
+steps:
+  - id: build-web
+    build: -t {{.Run.Registry}}/web:{{.Run.ID}} -f Dockerfile .
+  - id: test
+    cmd: busybox:1.36 sh -c 'test -f /workspace/Dockerfile'
+  - id: push
+    push: ["{{.Run.Registry}}/web:{{.Run.ID}}"]
+"""
+
+
+def _task_run(name: str, task_file: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "BuildRun",
+        "metadata": {"name": name},
+        "spec": {"build": {"registryRef": {"name": "hub"}, "source": OCI, "taskFile": task_file}},
+    }
+
+
+def _digest(reference: str) -> str:
+    return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+
+
+def test_a_chain_runs_in_one_pod_with_per_step_status_and_its_pushed_images(
+    cluster: Any, operator: str, namespace: str
+) -> None:
+    host = _registry(cluster, namespace)
+    # a key acr-builder ignores: the run goes ahead and says so
+    _apply(cluster, namespace, _task_run("chain", CHAIN.replace("steps:\n", "continueOnError: true\nsteps:\n", 1)))
+    status = _until(lambda: _ended(cluster, namespace, "chain"), "run chain ended", 90)
+    assert status["status"] == "Succeeded", status
+    assert status["runType"] == "QuickRun" and status["runId"].startswith("ca")
+    steps = status["steps"]
+    assert [(s["id"], s["type"], s["status"], s["exitCode"]) for s in steps] == [
+        ("build-web", "build", "Succeeded", 0),
+        ("test", "cmd", "Succeeded", 0),
+        ("push", "push", "Succeeded", 0),
+    ]
+    assert all(s.get("startTime") and s.get("finishTime") for s in steps)
+    pushed = f"{host}/web:{status['runId']}"
+    assert status["outputImages"] == [
+        {"registry": host, "repository": "web", "tag": status["runId"], "digest": _digest(pushed)}
+    ]
+    started = [e["message"] for e in _events(cluster, namespace, "chain") if e["reason"] == "RunStarted"]
+    assert started == [f"run {status['runId']} runs build-web → test → push"]
+    warned = [e["message"] for e in _events(cluster, namespace, "chain") if e["reason"] == "PlanWarning"]
+    assert warned == ["line 2: task: unknown key 'continueOnError' is ignored (as acr-builder ignores it)"]
+    # the Job and its pod went once the status was written
+    _until(lambda: _get(cluster, namespace, "job", BuildRunNames("chain").job) is None, "the run's Job deleted", 60)
+
+
+def test_the_first_failing_step_fails_the_run_and_the_rest_never_start(
+    cluster: Any, operator: str, namespace: str
+) -> None:
+    _registry(cluster, namespace)
+    _apply(cluster, namespace, _task_run("fail-chain", CHAIN))
+    status = _until(lambda: _ended(cluster, namespace, "fail-chain"), "run fail-chain ended", 90)
+    assert status["status"] == "Failed", status
+    assert status["message"].startswith("step build-web failed:"), status["message"]
+    assert [(s["id"], s["status"], s.get("exitCode")) for s in status["steps"]] == [
+        ("build-web", "Failed", 1),
+        ("test", "Skipped", None),
+        ("push", "Skipped", None),
+    ]
+    assert not status.get("outputImages")
+
+
+def test_a_parallel_plan_is_refused_before_any_pod(cluster: Any, operator: str, namespace: str) -> None:
+    _registry(cluster, namespace)
+    parallel = CHAIN.replace("  - id: test\n", "  - id: test\n    when: ['-']\n")
+    _apply(cluster, namespace, _task_run("parallel", parallel))
+    status = _until(lambda: _ended(cluster, namespace, "parallel"), "run parallel ended", 60)
+    assert status["status"] == "Error"
+    assert status["message"] == (
+        "taskFile: step test: runs at once, in parallel with other steps (not a chain): "
+        "it needs the Job-per-step path, not built yet"
+    )
+    assert _get(cluster, namespace, "job", BuildRunNames("parallel").job) is None
+    assert not status.get("steps")
+
+
+def test_a_task_says_whether_its_file_runs_and_its_runs_run_it(cluster: Any, operator: str, namespace: str) -> None:
+    _registry(cluster, namespace)
+
+    def task(name: str, task_file: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "BuildTask",
+            "metadata": {"name": name},
+            "spec": {"registryRef": {"name": "hub"}, "source": OCI, "taskFile": task_file},
+        }
+
+    def ready(name: str) -> dict[str, Any] | None:
+        conditions = ((_get(cluster, namespace, "buildtask", name) or {}).get("status") or {}).get("conditions")
+        return next((c for c in conditions or [] if c["type"] == "Ready"), None)
+
+    _apply(
+        cluster,
+        namespace,
+        task("chained", CHAIN),
+        task("fanned", CHAIN.replace("    cmd:", "    when: ['-']\n    cmd:")),
+    )
+    assert _until(lambda: ready("chained"), "task chained reconciled")["status"] == "True"
+    refused = _until(lambda: ready("fanned"), "task fanned reconciled")
+    assert refused["status"] == "False" and refused["reason"] == "NotImplemented"
+    assert refused["message"].startswith("taskFile: step test: runs at once"), refused
+    run = {"apiVersion": "dockyard.dev/v1alpha1", "kind": "BuildRun", "metadata": {"name": "chained-1"}}
+    run["spec"] = {"taskRef": {"name": "chained"}}
+    _apply(cluster, namespace, run)
+    status = _until(lambda: _ended(cluster, namespace, "chained-1"), "run chained-1 ended", 90)
+    assert (status["status"], status["runType"], status["taskName"]) == ("Succeeded", "AutoRun", "chained")
+    assert [s["status"] for s in status["steps"]] == ["Succeeded"] * 3
