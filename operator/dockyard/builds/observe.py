@@ -80,11 +80,10 @@ def judge(job: Mapping[str, Any] | None, pod: Mapping[str, Any] | None) -> Verdi
         fetch = (_container(pod, FETCH_CONTAINER, init=True).get("state") or {}).get("terminated")
         if fetch and fetch.get("exitCode") != 0:
             text = (fetch.get("message") or "").strip().splitlines()
-            return Verdict(
-                "Error",
-                f"fetching the context failed: {text[-1] if text else 'exit code ' + str(fetch.get('exitCode'))}",
-                failed_container=FETCH_CONTAINER,
-            )
+            said = text[-1] if text else f"exit code {fetch.get('exitCode')}"
+            # the fetcher's own line already says what failed ("fetching the build context failed: …")
+            message = said if said.startswith("fetching") else f"fetching the context failed: {said}"
+            return Verdict("Error", message, failed_container=FETCH_CONTAINER)
         state = _container(pod, KANIKO_CONTAINER).get("state") or {}
         terminated = state.get("terminated")
         if terminated is not None:
