@@ -286,6 +286,18 @@ def test_a_broken_dockerfile_fails_with_its_line_and_the_log_outlives_the_pod(hu
     by_id = dockyard(hub, "logs", run_id[1], "-n", hub.namespace, timeout=120)
     assert by_id.returncode == 0 and by_id.stdout == logs.stdout
 
+    # deleting the run deletes its kept log from the registry (the run's finalizer)
+    def log_manifest() -> subprocess.CompletedProcess[str]:
+        return hub.registry.skopeo(  # type: ignore[no-any-return]
+            "inspect", "--raw", "--creds", hub.registry.creds, "--cert-dir", str(hub.registry.skopeo.certs),
+            hub.registry.url(f"dockyard/logs:{run_id[1]}"),
+        )  # fmt: skip
+
+    assert log_manifest().returncode == 0
+    hub.cluster.kubectl("delete", "buildrun", name, "-n", hub.namespace, "--wait=true", "--timeout=60s")
+    gone = log_manifest()
+    assert gone.returncode != 0 and "manifest unknown" in gone.stderr.lower(), gone.stderr
+
 
 @pytest.mark.parametrize(
     ("dockerfile", "line"),
