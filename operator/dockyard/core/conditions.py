@@ -104,6 +104,10 @@ class EventReason:
     """Normal (Succeeded) or Warning (any other end): a BuildRun ended; the message says how."""
     LOG_NOT_STORED: Final = "LogNotStored"
     """Warning: a finished run's log could not be kept in its registry (the tail is on the run)."""
+    RUN_TRIGGERED: Final = "RunTriggered"
+    """Normal, on a BuildTask: a trigger (timer, commit) created a run; the message names the cause."""
+    COMMIT_POLL_FAILED: Final = "CommitPollFailed"
+    """Warning, on a BuildTask: its branch head could not be read (posted when the error changes)."""
 
 
 class Phase:

@@ -262,13 +262,9 @@ def unsupported_fields(spec: BuildTaskSpec) -> list[str]:
     fields = []
     if spec.task_file is not None:
         fields.append("taskFile (multi-step task files)")
-    triggers = spec.triggers
-    if triggers.source_commit is not None and triggers.source_commit.enabled:
-        fields.append("triggers.sourceCommit")
+    triggers = spec.triggers  # timers and sourceCommit: handlers/triggers.py
     if triggers.base_image_update is not None and triggers.base_image_update.enabled:
         fields.append("triggers.baseImageUpdate")
-    if any(timer.enabled for timer in triggers.timers):
-        fields.append("triggers.timers")
     return fields
 
 
