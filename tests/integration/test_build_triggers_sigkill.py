@@ -191,7 +191,7 @@ def test_sigkill_never_starts_two_runs_for_one_cause(
                     unanswered.append((sha, f"delivery-{iteration}"))
                 if iteration:
                     operator.start()
-                deadline = time.monotonic() + rng.uniform(2.0, 6.0)
+                deadline = time.monotonic() + rng.uniform(3.0, 8.0)  # the process needs ~3 s to start
                 redelivered: list[tuple[str, str]] = []
                 while time.monotonic() < deadline:
                     for sha, delivery in list(unanswered):
@@ -210,14 +210,17 @@ def test_sigkill_never_starts_two_runs_for_one_cause(
             def settled() -> list[dict[str, Any]] | None:
                 polled = _get(cluster, namespace, "buildtask", "polled").get("status") or {}
                 hooked = _get(cluster, namespace, "buildtask", "hooked").get("status") or {}
-                if polled.get("lastCommit") != last or hooked.get("lastCommit") != last:
+                if polled.get("lastCommit") != last or hooked.get("lastCommit") not in pushed:
                     return None
                 runs = json.loads(cluster.kubectl("get", "buildruns", "-n", namespace, "-o", "json").stdout)["items"]
+                hooked_runs = {r["metadata"]["name"] for r in runs if r["spec"]["taskRef"]["name"] == "hooked"}
+                if hooked_runs != {f"hooked-{sha[:12]}" for sha in pushed}:
+                    return None
                 ended = all((r.get("status") or {}).get("status") in ("Succeeded", "Failed", "Error") for r in runs)
                 return runs if ended and runs else None
 
             try:
-                runs = until(settled, "the last commit seen by both tasks and every run ended", 180)
+                runs = until(settled, "every pushed commit run and every run ended", 180)
             except TimeoutError:
                 listed = json.loads(cluster.kubectl("get", "buildruns", "-n", namespace, "-o", "json").stdout)["items"]
                 tasks = {t: _get(cluster, namespace, "buildtask", t).get("status") for t in ("polled", "hooked")}
@@ -244,10 +247,10 @@ def test_sigkill_never_starts_two_runs_for_one_cause(
     assert len(commits) == len(set(commits)) and set(commits) <= set(pushed) and last in commits
     assert baseline not in commits
     assert all(r["status"]["commit"] == r["spec"]["triggeredBy"]["commit"] for r in polled)
-    # the timer: one run per minute that came due, none before it was armed, at least the two waited for
+    # the timer: at most one run per minute that came due, none before it was armed. A minute in
+    # which no process lived long enough to tick is caught up by the latest one only (no burst).
     timer = [r for r in runs if r["spec"]["trigger"] == "Timer"]
     minutes = sorted(_parse(r["spec"]["triggeredBy"]["scheduleOccurrence"]) for r in timer)
-    assert len(minutes) == len(set(minutes)) and minutes[0] >= first_due, minutes
-    assert first_due in minutes and first_due + timedelta(minutes=1) in minutes, minutes
+    assert minutes and len(minutes) == len(set(minutes)) and minutes[0] >= first_due, minutes
     elapsed = (datetime.now(UTC) - first_due).total_seconds() // 60 + 1
     assert len(minutes) <= elapsed

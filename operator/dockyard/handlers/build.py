@@ -254,7 +254,7 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
             write("False", Reason.NOT_IMPLEMENTED, f"not built yet: {', '.join(unsupported)}", history)
             return
         registry_access(kube, meta["namespace"], spec.registry_ref.name)
-        write("True", Reason.RECONCILED, "manual runs build this task", history)
+        write("True", Reason.RECONCILED, "manual runs and enabled triggers build this task", history)
 
 
 def unsupported_fields(spec: BuildTaskSpec) -> list[str]:

@@ -10,7 +10,9 @@ registries' notifications (status.webhookUrl of a task with `sourceCommit.mode: 
 
 A redelivery (the same delivery id, seen by this process) is answered 200 at once; any other repeat
 of a commit (a redelivery after a restart, a second push of the same SHA) finds the run of that
-commit and creates nothing. The Secret is read on each request, so a rotated secret holds at once.
+commit and creates nothing. `status.lastCommit` is the commit of the last push that started a run
+(deliveries may come out of order, so a repeat never moves it). The Secret is read on each
+request, so a rotated secret holds at once.
 """
 
 from __future__ import annotations
@@ -123,5 +125,6 @@ class GitWebhookEndpoint:
 
     def _start(self, task: Mapping[str, Any], cause: CommitCause) -> bool:
         created = self.service.start_run(task, cause)
-        self.service.record_commit(task, cause.commit)
+        if created:  # a redelivery of an older push must not move lastCommit back
+            self.service.record_commit(task, cause.commit)
         return created
