@@ -1,12 +1,11 @@
 """Push webhooks from git hosts: which host sent one, whether its signature holds, what it pushed. Pure.
 
-| host            | event header                      | delivery id                          | proof                                   |
-|-----------------|-----------------------------------|--------------------------------------|-----------------------------------------|
-| GitHub          | `X-GitHub-Event: push`            | `X-GitHub-Delivery`                  | `X-Hub-Signature-256: sha256=<hex>`,    |
-|                 |                                   |                                      | HMAC-SHA256 of the body with the secret |
-| GitLab          | `X-Gitlab-Event: Push Hook`       | `Idempotency-Key` (same on retries), | `X-Gitlab-Token`: the secret itself     |
-|                 |                                   | else `X-Gitlab-Event-UUID`           |                                         |
-| Gitea / Forgejo | `X-Gitea-Event` / `X-Forgejo-Event: push` | `X-Gitea-Delivery` / `X-Forgejo-Delivery` | `X-Gitea-Signature` / `X-Forgejo-Signature: <hex>`, HMAC-SHA256 |
+- GitHub: event `X-GitHub-Event: push`, delivery id `X-GitHub-Delivery`, proof
+  `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the body keyed with the secret;
+- GitLab: event `X-Gitlab-Event: Push Hook`, delivery id `Idempotency-Key` (the same on retries),
+  else `X-Gitlab-Event-UUID`, proof `X-Gitlab-Token`: the secret itself;
+- Gitea / Forgejo: event `X-Gitea-Event` / `X-Forgejo-Event: push`, delivery id `X-Gitea-Delivery` /
+  `X-Forgejo-Delivery`, proof `X-Gitea-Signature` / `X-Forgejo-Signature: <hex>`, HMAC-SHA256 as GitHub's.
 
 Gitea and Forgejo also send GitHub's headers; their own are checked first. Every comparison is in
 constant time (`hmac.compare_digest`); a request that names no host, carries no proof or a wrong one
