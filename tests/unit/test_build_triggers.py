@@ -340,7 +340,8 @@ def test_a_poll_takes_a_baseline_then_runs_once_per_new_head() -> None:
     assert kube.created == []
     clock.now = at("2026-12-01 10:01:30")
     triggers.tick(task(spec, {"lastCommit": "a" * 40}))
-    assert kube.created == [f"web-{'b' * 12}"] and kube.status_patches[-1] == {"lastCommit": "b" * 40}
+    assert kube.created == [f"web-{'b' * 12}"]
+    assert kube.status_patches[-1] == {"lastCommit": "b" * 40, "triggeredCommits": ["b" * 40]}
     run = kube.objects[("BuildRun", f"web-{'b' * 12}")]
     assert run["spec"]["triggeredBy"] == {"commit": "b" * 40, "branch": "main"}
     assert registry.get_sample_value("dockyard_build_trigger_polls_total", {"outcome": "new"}) == 1
@@ -406,3 +407,18 @@ def test_the_run_reconciler_resolves_a_commit_run_to_its_commit(
     assert questions == [asked]
     assert (status["ref"], status["commit"]) == expected
     assert kube.status_patches[-1]["commit"] == expected[1]
+
+
+def test_a_commit_that_started_a_run_never_starts_another_even_once_its_run_is_pruned() -> None:
+    kube, clock = FakeKube(), Clock(at("2026-12-01 10:00:00"))
+    heads = ["a" * 40]
+    triggers, registry = service(kube, clock, heads)
+    spec = task_spec(sourceCommit={"mode": "Poll", "pollIntervalSeconds": 60})
+    # the branch went back to a, whose run was deleted by the history limits since
+    triggers.tick(task(spec, {"lastCommit": "b" * 40, "triggeredCommits": ["b" * 40, "a" * 40]}))
+    assert kube.created == []
+    assert kube.status_patches[-1] == {"lastCommit": "a" * 40, "triggeredCommits": ["a" * 40, "b" * 40]}
+    assert (
+        registry.get_sample_value("dockyard_build_trigger_runs_total", {"trigger": "Commit", "outcome": "existing"})
+        == 1
+    )

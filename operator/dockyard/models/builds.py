@@ -356,6 +356,12 @@ class BuildTaskStatus(ApiModel):
     last_run: RunReference | None = Field(None, description="The newest run.")
     last_successful_run: RunReference | None = Field(None, description="The newest succeeded run.")
     last_commit: str | None = Field(None, description="Commit of the source branch last seen.")
+    triggered_commits: list[str] = Field(
+        default_factory=list,
+        description="Commits that started runs, newest first (the last 50): one of them pushed or "
+        "delivered again starts nothing, also once its run is gone from the history.",
+        max_length=50,
+    )
     base_image_digest: str | None = Field(None, description="Digest of the base image last built on.")
     timers: list[TimerStatus] = Field(default_factory=list, description="Timer schedule state.", max_length=10)
     webhook_url: str | None = Field(

@@ -10,7 +10,8 @@ registries' notifications (status.webhookUrl of a task with `sourceCommit.mode: 
 
 A redelivery (the same delivery id, seen by this process) is answered 200 at once; any other repeat
 of a commit (a redelivery after a restart, a second push of the same SHA) finds the run of that
-commit and creates nothing. `status.lastCommit` is the commit of the last push that started a run
+commit, or finds the commit in `status.triggeredCommits` (its run may be gone from the history),
+and creates nothing. `status.lastCommit` is the commit of the last push that started a run
 (deliveries may come out of order, so a repeat never moves it). The Secret is read on each
 request, so a rotated secret holds at once.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
@@ -43,6 +45,8 @@ class GitWebhookEndpoint:
     def __init__(self, service: TriggerService) -> None:
         self.service = service
         self._deliveries: OrderedDict[str, None] = OrderedDict()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def routes(self) -> list[tuple[str, str, Any]]:
         return [("POST", ROUTE, self.receive)]
@@ -124,7 +128,12 @@ class GitWebhookEndpoint:
         return task, value.encode() if value is not None else None
 
     def _start(self, task: Mapping[str, Any], cause: CommitCause) -> bool:
-        created = self.service.start_run(task, cause)
-        if created:  # a redelivery of an older push must not move lastCommit back
-            self.service.record_commit(task, cause.commit)
+        meta = task["metadata"]
+        with self._guard:
+            lock = self._locks.setdefault((meta["namespace"], meta["name"]), threading.Lock())
+        with lock:  # one push of a task at a time: its status list is read, extended and written
+            fresh = self.service.kube.get(API_VERSION, TASK_KIND, meta["namespace"], meta["name"]) or task
+            created = self.service.start_commit_run(fresh, cause)
+            # a redelivery of an older push must not move lastCommit back
+            self.service.record_commit(fresh, cause.commit, head=created)
         return created

@@ -5,8 +5,9 @@ A tick (every few seconds, from kopf's timer on the task; nothing here sleeps):
 - timers: `schedule.decide` per timer, a run for a due occurrence, then `status.timers`;
 - commit poll (mode Poll): when due (in memory; a restarted operator polls at once), read the
   branch head (`git ls-remote` semantics) with the task's auth Secret; a head other than
-  `status.lastCommit` → a run for that commit, then `status.lastCommit`. The first head seen is a
-  baseline and starts nothing;
+  `status.lastCommit` → a run for that commit unless it started one before
+  (`status.triggeredCommits`, the last 50), then both recorded. The first head seen is a baseline
+  and starts nothing;
 - mode Webhook: `status.webhookUrl`.
 A disabled task or trigger starts nothing: its timers are disarmed (no catch-up for the time it
 was off), its branch not polled, its webhooks ignored.
@@ -44,6 +45,7 @@ log = logging.getLogger("dockyard.builds.triggers")
 
 TASK_KIND = "BuildTask"
 MEMO_KEY = "triggers"
+COMMITS_KEPT = 50
 
 
 class GitResolver(Protocol):
@@ -168,13 +170,13 @@ class TriggerService:
         last = status.get("lastCommit")
         if last is None:
             self.metrics.polls.labels(outcome="baseline").inc()
-        elif commit == last:
+            return patch | {"lastCommit": commit}
+        if commit == last:
             self.metrics.polls.labels(outcome="unchanged").inc()
             return patch
-        else:
-            self.metrics.polls.labels(outcome="new").inc()
-            self.start_run(task, CommitCause(commit, branch_of(ref)))
-        return patch | {"lastCommit": commit}
+        self.metrics.polls.labels(outcome="new").inc()
+        self.start_commit_run(task, CommitCause(commit, branch_of(ref)))
+        return patch | commit_status(status, commit, head=True)
 
     def _report_poll_error(self, task: Mapping[str, Any], message: str) -> None:
         """A Warning Event when polling starts failing or fails differently; not on every poll."""
@@ -198,9 +200,19 @@ class TriggerService:
             self._event(task, "Normal", EventReason.RUN_TRIGGERED, f"{cause.describe()} started run {name}")
         return created
 
-    def record_commit(self, task: Mapping[str, Any], commit: str) -> None:
-        if (task.get("status") or {}).get("lastCommit") != commit:
-            self._write(task, {"lastCommit": commit})
+    def start_commit_run(self, task: Mapping[str, Any], cause: CommitCause) -> bool:
+        """`start_run`, unless the commit started a run before (`status.triggeredCommits`): its run
+        may be gone from the history by now, so its name alone no longer guards it."""
+        if cause.commit in ((task.get("status") or {}).get("triggeredCommits") or ()):
+            self.metrics.runs.labels(trigger=cause.trigger, outcome="existing").inc()
+            return False
+        return self.start_run(task, cause)
+
+    def record_commit(self, task: Mapping[str, Any], commit: str, *, head: bool) -> None:
+        status = task.get("status") or {}
+        patch = commit_status(status, commit, head=head)
+        if not contains(status, patch):
+            self._write(task, patch)
 
     def _write(self, task: Mapping[str, Any], patch: dict[str, Any]) -> None:
         meta = task["metadata"]
@@ -212,6 +224,15 @@ class TriggerService:
             self.kube.post_event(body, kind, reason, message)
         except Exception as error:  # an Event is news, not state: losing one must not stop a trigger
             log.warning("an Event about BuildTask %s was not posted: %s", task["metadata"]["name"], error)
+
+
+def commit_status(status: Mapping[str, Any], commit: str, *, head: bool) -> dict[str, Any]:
+    """The task's status once `commit` started (or had) its run; `head`: it is the branch head now."""
+    earlier = [sha for sha in status.get("triggeredCommits") or () if sha != commit]
+    patch: dict[str, Any] = {"triggeredCommits": [commit, *earlier][:COMMITS_KEPT]}
+    if head:
+        patch["lastCommit"] = commit
+    return patch
 
 
 def triggers_from(memo: Mapping[str, object]) -> TriggerService:
