@@ -4,7 +4,8 @@ registers every handler with kopf (`kopf run -m dockyard.main`, or `python -m do
 After startup:
 - the Dockyard settings (read once, here or by `python -m dockyard`), the API client with the
   watch-fed cache bound to kopf's indices, and the metrics are in kopf's `memo`;
-- the event intake serves registries' notifications and hands them to its subscribers (webhooks);
+- the event intake serves registries' notifications and hands them to its subscribers (webhooks),
+  and git hosts' push webhooks to the build triggers;
 - kopf keeps its state in annotations under `kopf.dockyard.dev/` (handler progress, the last-handled
   spec) and uses the finalizer `dockyard.dev/finalizer`; never `status` (status is for users). Not
   `dockyard.dev/` itself: kopf leaves every annotation under its own prefix out of the diffs it
@@ -35,6 +36,10 @@ from dockyard.builds.logs import RegistryLogs
 from dockyard.builds.reconcile import MEMO_KEY as BUILDS_KEY
 from dockyard.builds.reconcile import RunReconciler
 from dockyard.builds.retention import sweep_forever
+from dockyard.builds.triggers.endpoint import GitWebhookEndpoint
+from dockyard.builds.triggers.metrics import register_trigger_metrics
+from dockyard.builds.triggers.service import MEMO_KEY as TRIGGERS_KEY
+from dockyard.builds.triggers.service import TriggerService
 from dockyard.core import kube
 from dockyard.core.cache import ClusterCache
 from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
@@ -125,7 +130,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         user_agent=f"Dockyard-Webhook/{VERSION}",
         concurrency=config.delivery_concurrency,
     )
-    intake = Intake(RegistryTokens(api), [webhooks.fanout], register_intake_metrics(operator_metrics.registry))
+    triggers = TriggerService(api, config, register_trigger_metrics(operator_metrics.registry), resolve_git_revision)
+    intake = Intake(
+        RegistryTokens(api),
+        [webhooks.fanout],
+        register_intake_metrics(operator_metrics.registry),
+        routes=GitWebhookEndpoint(triggers).routes(),
+    )
     await webhooks.start()
     try:
         await intake.start(config.events_host, config.events_port)
@@ -140,6 +151,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     # Job's and its pod's must share the reconciler's per-run locks and last-written statuses.
     runs = RunReconciler(api, config, RegistryLogs(), resolve_git_revision)
     memo[BUILDS_KEY] = runs
+    memo[TRIGGERS_KEY] = triggers
     memo[_LOG_SWEEPER] = asyncio.create_task(sweep_forever(api, runs.logs, lambda: _builds(kwargs)))
     memo[_INTAKE] = intake
     memo[_METRICS_SERVER] = server

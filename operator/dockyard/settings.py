@@ -66,6 +66,11 @@ class OperatorSettings(BaseSettings):
     """How registry pods reach the event intake: the operator's Service, rendered into every
     registry's notification endpoint."""
 
+    git_webhook_base_url: str | None = Field(default=None, pattern=r"^https?://")
+    """The event intake as git hosts reach it (an Ingress or load balancer in front of the
+    operator's Service), for the push-webhook URL a BuildTask shows in `status.webhookUrl`
+    (`<base>/git/<namespace>/<task>`); unset: events_url, which only in-cluster hosts reach."""
+
     node_registry_config_dir: str = Field(default="/etc/containerd/certs.d", pattern=r"^/")
     """containerd's registry `config_path` directory on the nodes, where a Registry with
     exposure.nodePull has its CA and hosts.toml written (k3s/RKE2:

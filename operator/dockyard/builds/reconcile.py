@@ -1,7 +1,8 @@
 """Advancing one BuildRun, from what its Job and pod show, one idempotent step at a time.
 
     no run ID     → take one (`ids.py`), write it with status Queued
-    git source    → resolve the revision to a commit once, write it (Kaniko builds exactly that)
+    git source    → resolve the revision to a commit once, write it (Kaniko builds exactly that);
+                    a commit run (spec.triggeredBy.commit) builds the commit it was started for
     no Job        → create the run's docker-config Secret and its Job (deterministic names: a second
                     create after a crash is refused by the API server, so there is one Job per run);
                     a task file is planned first and runs as one pod of ordered steps when its plan
@@ -263,8 +264,13 @@ class RunReconciler:
         if git.auth_secret_ref is not None:
             secret = self._secret(namespace, git.auth_secret_ref.name)
             username, password = _decoded(secret, "username"), _decoded(secret, "password")
+        cause = BuildRunSpec.model_validate(body.get("spec") or {}).triggered_by
+        pinned = cause.commit if cause is not None else None
         try:
-            ref, commit = self.resolve_git(git.url, git.revision, username, password)
+            # a commit run builds the commit pushed, not whatever the branch holds by now
+            ref, commit = self.resolve_git(git.url, pinned or git.revision, username, password)
+            if pinned and cause is not None and cause.branch:
+                ref = f"refs/heads/{cause.branch}"  # Kaniko clones the branch, then checks the commit out
         except GitError as error:
             self._finish(body, Verdict("Error", f"source.git: {error}"), None, None)
             return {**status, "status": "Error"}

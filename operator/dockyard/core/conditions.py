@@ -106,6 +106,10 @@ class EventReason:
     """Warning: a finished run's log could not be kept in its registry (the tail is on the run)."""
     PLAN_WARNING: Final = "PlanWarning"
     """Warning: a task file's plan has keys acr-builder accepts but ignores (the message lists them)."""
+    RUN_TRIGGERED: Final = "RunTriggered"
+    """Normal, on a BuildTask: a trigger (timer, commit) created a run; the message names the cause."""
+    COMMIT_POLL_FAILED: Final = "CommitPollFailed"
+    """Warning, on a BuildTask: its branch head could not be read (posted when the error changes)."""
 
 
 class Phase:

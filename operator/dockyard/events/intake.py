@@ -12,6 +12,9 @@ of which commits its share before the answer:
 Duplicate envelopes (distribution retrying after a lost answer) add nothing: subscribers key what
 they keep by event id. `GET /healthz` answers 200 while the server runs.
 
+Other features may serve their own inbound HTTP beside it (`routes`: git push webhooks of build
+triggers at `/git/…`); they share the server and its loop, never the registry path or its metrics.
+
 The intake serves on an event loop of its own, in its own thread, so a registry's post is answered
 as soon as it is committed, not after the work kopf and the dispatcher queue on the main loop.
 """
@@ -27,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
@@ -87,11 +90,22 @@ class RegistryTokens:
         return token is not None and hmac.compare_digest(token.encode(), presented.encode())
 
 
+Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
+"""(method, path, handler) of another feature's endpoint on the intake's server."""
+
+
 class Intake:
-    def __init__(self, tokens: RegistryTokens, subscribers: Sequence[Subscriber], metrics: IntakeMetrics) -> None:
+    def __init__(
+        self,
+        tokens: RegistryTokens,
+        subscribers: Sequence[Subscriber],
+        metrics: IntakeMetrics,
+        routes: Sequence[Route] = (),
+    ) -> None:
         self.tokens = tokens
         self.subscribers = tuple(subscribers)
         self.metrics = metrics
+        self.routes = tuple(routes)
         # Its own thread: a registry waits for this commit, so it must not queue behind other work
         # in the loop's shared pool.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-intake")
@@ -139,6 +153,8 @@ class Intake:
         app = web.Application(client_max_size=MAX_ENVELOPE_BYTES)
         app.router.add_post("/events/{namespace}/{registry}", self.receive)
         app.router.add_get("/healthz", self.healthz)
+        for method, path, handler in self.routes:
+            app.router.add_route(method, path, handler)
         return app
 
     async def healthz(self, _: web.Request) -> web.Response:

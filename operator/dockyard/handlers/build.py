@@ -267,19 +267,15 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
             if refusal:
                 write("False", Reason.NOT_IMPLEMENTED, refusal, history)
                 return
-        write("True", Reason.RECONCILED, "manual runs build this task", history)
+        write("True", Reason.RECONCILED, "manual runs and enabled triggers build this task", history)
 
 
 def unsupported_fields(spec: BuildTaskSpec) -> list[str]:
     """Fields this version accepts but cannot act on yet: said in Ready, never ignored silently."""
     fields = []
-    triggers = spec.triggers
-    if triggers.source_commit is not None and triggers.source_commit.enabled:
-        fields.append("triggers.sourceCommit")
+    triggers = spec.triggers  # timers and sourceCommit: handlers/triggers.py; task files: above
     if triggers.base_image_update is not None and triggers.base_image_update.enabled:
         fields.append("triggers.baseImageUpdate")
-    if any(timer.enabled for timer in triggers.timers):
-        fields.append("triggers.timers")
     return fields
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from croniter import croniter
+from pydantic import ConfigDict, Field, field_validator
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
@@ -223,16 +224,33 @@ class BuildDefinition(ApiModel):
 
 
 class SourceCommitTrigger(ApiModel):
-    """Run when a commit lands on the source branch."""
+    """Run when a commit lands on the source branch (`source.git.revision`): one run per new head
+    commit, building exactly that commit. The head seen when the trigger starts is a baseline, not a
+    new commit."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.mode != 'Webhook' || has(self.webhookSecretRef)",
+                    "mode Webhook needs webhookSecretRef: push webhooks are accepted only when signed",
+                    field_path=".webhookSecretRef",
+                )
+            ]
+        }
+    )
 
     enabled: bool = Field(True, description="Whether the trigger fires.")
     mode: Literal["Poll", "Webhook"] = Field(
         "Poll",
-        description="Poll the git remote, or receive GitHub/GitLab push webhooks verified by their signature.",
+        description="Poll the git remote (the branch head, with jitter), or receive push webhooks from GitHub, "
+        "GitLab or Gitea/Forgejo at the URL in status.webhookUrl, verified with the shared secret.",
     )
-    poll_interval_seconds: int = Field(300, description="Polling period (mode Poll).", ge=60, le=86400)
+    poll_interval_seconds: int = Field(300, description="Polling period (mode Poll), ±20 % jitter.", ge=60, le=86400)
     webhook_secret_ref: SecretKeySelector | None = Field(
-        None, description="Secret key with the shared secret of push webhooks (mode Webhook)."
+        None,
+        description="Secret key with the shared secret of push webhooks (mode Webhook): GitHub's and Gitea's "
+        "webhook secret (HMAC-SHA256 signature), GitLab's secret token.",
     )
 
 
@@ -269,6 +287,15 @@ class TimerTrigger(ApiModel):
         },
     )
     enabled: bool = Field(True, description="Whether the timer fires.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str) -> str:
+        # The CRD's pattern checks the shape; the cron library that evaluates it checks the values
+        # (`61 * * * *` has the shape), so a task is refused at parse time, not at its first tick.
+        if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+            raise ValueError(f"schedule {schedule!r} is not a valid 5-field cron expression")
+        return schedule
 
 
 class Triggers(ApiModel):
@@ -331,10 +358,40 @@ class BuildTaskStatus(ApiModel):
     last_run: RunReference | None = Field(None, description="The newest run.")
     last_successful_run: RunReference | None = Field(None, description="The newest succeeded run.")
     last_commit: str | None = Field(None, description="Commit of the source branch last seen.")
+    triggered_commits: list[str] = Field(
+        default_factory=list,
+        description="Commits that started runs, newest first (the last 50): one of them pushed or "
+        "delivered again starts nothing, also once its run is gone from the history.",
+        max_length=50,
+    )
     base_image_digest: str | None = Field(None, description="Digest of the base image last built on.")
     timers: list[TimerStatus] = Field(default_factory=list, description="Timer schedule state.", max_length=10)
+    webhook_url: str | None = Field(
+        None,
+        description="Where the git host posts push webhooks (triggers.sourceCommit mode Webhook): paste it "
+        "into the repository's webhook settings with content type application/json and the shared secret.",
+    )
     conditions: list[Condition] = CONDITIONS_FIELD
     observed_generation: int | None = OBSERVED_GENERATION_FIELD
+
+
+class TriggerCause(ApiModel):
+    """What started an automatic run, recorded by the operator (ACR's sourceTrigger/timerTrigger)."""
+
+    commit: str | None = Field(
+        None,
+        description="Commit run: the commit pushed; the run builds exactly this commit, whatever the branch "
+        "head is by the time it starts.",
+        pattern=r"^[0-9a-f]{40}$",
+    )
+    branch: str | None = Field(None, description="Commit run: the branch the commit was pushed to.", max_length=255)
+    delivery: str | None = Field(
+        None, description="Commit run from a webhook: the git host and its delivery id.", max_length=255
+    )
+    timer_name: str | None = Field(None, description="Timer run: the timer.", max_length=63)
+    schedule_occurrence: str | None = Field(
+        None, description="Timer run: the scheduled time it runs for (UTC, to the minute)."
+    )
 
 
 class BuildRunSpec(ApiModel):
@@ -367,6 +424,11 @@ class BuildRunSpec(ApiModel):
         "Manual",
         description="What started the run; the operator sets it on runs it creates. Immutable.",
         json_schema_extra={"x-kubernetes-validations": [immutable("trigger")]},
+    )
+    triggered_by: TriggerCause | None = Field(
+        None,
+        description="The cause of an automatic run (set by the operator). Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [immutable("triggeredBy")]},
     )
     values: list[Value] | None = Field(
         None,
