@@ -4,6 +4,9 @@ registers every handler with kopf (`kopf run -m dockyard.main`, or `python -m do
 After startup:
 - the Dockyard settings (read once, here or by `python -m dockyard`), the API client with the
   watch-fed cache bound to kopf's indices, and the metrics are in kopf's `memo`;
+- the children are watched by `core/children.py` (not kopf), their events queued by registry;
+- one drift-repair loop per kind (`core/drift.py`) reconciles every Registry and Webhook once per
+  drift interval, from the cache;
 - the event intake serves registries' notifications and hands them to its subscribers (webhooks),
   and git hosts' push webhooks to the build triggers;
 - kopf keeps its state in annotations under `kopf.dockyard.dev/` (handler progress, the last-handled
@@ -29,7 +32,6 @@ from typing import Any, Final
 import kopf
 from prometheus_client import CollectorRegistry
 
-import dockyard.handlers  # noqa: F401
 from dockyard import metrics
 from dockyard.builds.git import resolve_git_revision
 from dockyard.builds.logs import RegistryLogs
@@ -42,9 +44,15 @@ from dockyard.builds.triggers.service import MEMO_KEY as TRIGGERS_KEY
 from dockyard.builds.triggers.service import TriggerService
 from dockyard.core import kube
 from dockyard.core.cache import ClusterCache
+from dockyard.core.children import CHILD_KINDS, ChildWatch
+from dockyard.core.drift import DriftRepair
 from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
+from dockyard.core.workqueue import KeyedQueue
 from dockyard.events.intake import Intake, RegistryTokens
 from dockyard.events.metrics import register_intake_metrics
+from dockyard.handlers import registry as registry_handlers
+from dockyard.handlers import webhook as webhook_handlers
+from dockyard.handlers.registry import CHILD_CHANGES_KEY, ChildChange, RegistryKey
 from dockyard.models import GROUP
 from dockyard.settings import MEMO_KEY as SETTINGS_KEY
 from dockyard.settings import OperatorSettings, load_settings, settings_from
@@ -57,15 +65,13 @@ _STARTED_AT = "started_at"
 _METRICS_SERVER = "metrics_server"
 _INTAKE = "intake"
 _LOG_SWEEPER = "log_sweeper"
-CHILD_RESOURCES: Final = (
-    ("", "v1", "secrets"),
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("", "v1", "persistentvolumeclaims"),
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "daemonsets"),
-    ("networking.k8s.io", "v1", "ingresses"),
-)
+_DRIFT = "drift_repair"
+_CHILDREN = "child_watch"
+CHILD_RESOURCES: Final = tuple((kind.group, kind.version, kind.plural) for kind in CHILD_KINDS)
+HANDLER_THREADS: Final = 12
+CHILD_EVENT_CONCURRENCY: Final = 4
+"""Registries whose children's events (a rollout, a deletion) are handled at once."""
+CHILD_SELECTOR: Final = ",".join(f"{key}={value}" for key, value in CHILD_LABELS.items())
 BUILD_RESOURCES: Final = (("batch", "v1", "jobs"), ("", "v1", "pods"))
 
 
@@ -97,14 +103,17 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
     kopf_settings.posting.reporting_instance = socket.gethostname()
     # httpx logs every request's URL at INFO; webhook URLs can carry tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Children are watched by label on the server: the operator never sees the cluster's other
-    # Secrets, ConfigMaps, Services, claims, Deployments or Ingresses.
-    child_selector = ",".join(f"{key}={value}" for key, value in CHILD_LABELS.items())
+    # Children are watched by label on the server (by `core/children.py`, not by kopf): the operator
+    # never sees the cluster's other Secrets, ConfigMaps, Services, claims, Deployments or
+    # Ingresses. The same selector for kopf keeps it so should a kopf handler on a child be added.
     for resource in CHILD_RESOURCES:
-        kopf_settings.watching.label_selectors[resource] = child_selector
+        kopf_settings.watching.label_selectors[resource] = CHILD_SELECTOR
     # Build Jobs and their pods by the run label: never the cluster's other Jobs and pods.
     for resource in BUILD_RESOURCES:
         kopf_settings.watching.label_selectors[resource] = BUILD_RUN_LABEL
+    # Handlers wait on the API server, not on the CPU: kopf's default pool (CPUs + 4 threads, 6 on
+    # two cores) left a burst of creations queued behind a few requests in flight.
+    kopf_settings.execution.max_workers = HANDLER_THREADS
     kopf_settings.peering.standalone = True
     kopf_settings.peering.mandatory = False
 
@@ -117,10 +126,29 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     configure_kopf(settings, config)
     operator_metrics = metrics.register_metrics(CollectorRegistry(), version=VERSION)
     memo[metrics.MEMO_KEY] = operator_metrics
+    changes: KeyedQueue[RegistryKey, ChildChange] = KeyedQueue(
+        lambda key, change: registry_handlers.handle_child_change(key, change, memo),
+        ChildChange.merge,
+        concurrency=CHILD_EVENT_CONCURRENCY,
+    )
+    children = ChildWatch(
+        kube.load_api_client(),
+        CHILD_SELECTOR,
+        namespace=config.namespace or None,
+        server_timeout=config.watch_server_timeout,
+        client_timeout=config.watch_client_timeout,
+        listener=registry_handlers.child_listener(changes),
+    )
     cache = ClusterCache()
-    cache.bind(kwargs)  # kopf's indices, empty now and filled by its watches
+    # kopf's indices of Dockyard's kinds, empty now and filled by its watches; the children's.
+    cache.bind({**kwargs, **children.indices})
     api = kube.Kube(kube.load_api_client(), registry=operator_metrics.registry, cache=cache)
     memo[kube.MEMO_KEY] = api
+    # Listed before this handler returns, so before any resource handler runs.
+    changes.start()
+    memo[CHILD_CHANGES_KEY] = changes
+    memo[_CHILDREN] = children
+    await children.start()
     memo[_STARTED_AT] = time.monotonic()
     webhooks = WebhookService(
         api,
@@ -155,6 +183,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo[_LOG_SWEEPER] = asyncio.create_task(sweep_forever(api, runs.logs, lambda: _builds(kwargs)))
     memo[_INTAKE] = intake
     memo[_METRICS_SERVER] = server
+    memo[_DRIFT] = [
+        DriftRepair(
+            "Registry",
+            cache.registries,
+            lambda body: registry_handlers.repair_drift(body, memo),
+            config.drift_interval_seconds,
+        ),
+        DriftRepair(
+            "Webhook",
+            cache.webhooks,
+            lambda body: webhook_handlers.repair_drift(body, memo),
+            config.drift_interval_seconds,
+        ),
+    ]
+    for repair in memo[_DRIFT]:
+        repair.start()
     logger.info(
         f"Dockyard {VERSION}: watching {config.namespace or 'all namespaces'}, "
         f"metrics on {config.metrics_host}:{server.port}, event intake on {config.events_host}:{intake.port}"
@@ -163,6 +207,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    for repair in memo.pop(_DRIFT, []):
+        await repair.stop()
+    children = memo.pop(_CHILDREN, None)
+    if isinstance(children, ChildWatch):
+        children.stop()
+    changes = memo.pop(CHILD_CHANGES_KEY, None)
+    if isinstance(changes, KeyedQueue):
+        await changes.stop()
     intake = memo.pop(_INTAKE, None)
     if isinstance(intake, Intake):
         await intake.stop()

@@ -20,6 +20,7 @@ Before `bind` (unit tests, or a process that has not started) every lookup answe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -163,6 +164,23 @@ class ClusterCache:
 
     def webhook(self, namespace: str, name: str) -> dict[str, Any] | _Unknown | None:
         return self._one(WEBHOOKS_INDEX, (namespace, name))  # type: ignore[no-any-return]
+
+    def all_of(self, index: str) -> list[dict[str, Any]]:
+        """Every object an index of Dockyard's kinds holds (none before `bind`)."""
+        if self._indices is None or index not in self._indices:
+            return []
+        indexed = self._indices[index]
+        stores: list[Any] = _copy(lambda: list(indexed.values()))
+        values: list[dict[str, Any]] = []
+        for store in stores:
+            values += _copy(functools.partial(list, store))
+        return values
+
+    def registries(self) -> list[dict[str, Any]]:
+        return self.all_of(REGISTRIES_INDEX)
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        return self.all_of(WEBHOOKS_INDEX)
 
     def webhooks_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
         return self._values(WEBHOOKS_BY_REGISTRY_INDEX, (namespace, registry))

@@ -1,23 +1,27 @@
-"""Registry handlers: one reconcile on create, update and resume, a drift-repair daemon, and
-watches on the children: a Deployment's rollout is folded into the parent's status without a
-reconcile, and a child deleted by hand is recreated at once."""
+"""Registry handlers: one reconcile on create, update and resume; the same reconcile for the
+drift-repair loop; and the children's watch events (`core/children.py`, queued by registry in a
+`KeyedQueue`; both started by `main`): a Deployment's rollout is folded into the parent's status
+without a reconcile, and a child deleted by hand is recreated at once."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import random
-from collections.abc import Mapping
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import kopf
 
 from dockyard.core import conditions
 from dockyard.core.cache import known
+from dockyard.core.children import Listener
 from dockyard.core.conditions import ConditionType, EventReason, Reason
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains, kube_from
 from dockyard.core.names import CHILD_LABELS, NAME_LABEL
+from dockyard.core.workqueue import KeyedQueue
 from dockyard.handlers.edge import parse_spec, reconcile_edge
 from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
@@ -28,6 +32,11 @@ from dockyard.settings import OperatorSettings, settings_from
 
 KIND: Final = "Registry"
 REGISTRY_CHILDREN: Final = {**CHILD_LABELS, NAME_LABEL: "registry"}
+REPAIRED_ON_DELETION: Final = frozenset({"Secret", "ConfigMap", "Service"})
+"""Children recreated as soon as they are deleted by hand (the others at the next drift pass)."""
+RegistryKey = tuple[str, str]
+CHILD_CHANGES_KEY: Final = "child_changes"
+"""Where `main` keeps the queue of the children's changes in kopf's memo."""
 OBSERVED_REASONS: Final = frozenset({Reason.RECONCILED, Reason.PROGRESSING})
 """`Ready` reasons a child's rollout may replace; any other (a refused tier, a missing Secret) stays
 until the next reconcile clears it."""
@@ -43,7 +52,53 @@ def _reconciler(kube: Kube, settings: OperatorSettings) -> RegistryReconciler:
     )
 
 
+class Reconciling:
+    """Registries being reconciled in this process, and what their children did meanwhile: a
+    child's event during a reconcile waits for its end (the reconcile may have looked at that
+    child already), then is handled once; it does not start a second reconcile beside the first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[RegistryKey, int] = {}
+        self._moved: dict[RegistryKey, ChildChange] = {}
+
+    @contextlib.contextmanager
+    def reconciling(self, key: RegistryKey, memo: kopf.Memo) -> Iterator[None]:
+        with self._lock:
+            self._running[key] = self._running.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[key] -= 1
+                moved = None
+                if not self._running[key]:
+                    del self._running[key]
+                    moved = self._moved.pop(key, None)
+            queue = memo.get(CHILD_CHANGES_KEY)
+            if moved is not None and isinstance(queue, KeyedQueue):
+                queue.add_threadsafe(key, moved)
+
+    def defer(self, key: RegistryKey, change: ChildChange) -> bool:
+        """Keep `change` for the end of the reconcile running now, if one is."""
+        with self._lock:
+            if key not in self._running:
+                return False
+            earlier = self._moved.get(key)
+            self._moved[key] = change if earlier is None else earlier.merge(change)
+            return True
+
+
+RECONCILING: Final = Reconciling()
+
+
 def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any) -> None:
+    meta = body["metadata"]
+    with RECONCILING.reconciling((meta["namespace"], meta["name"]), memo):
+        _reconcile_now(body, memo, logger)
+
+
+def _reconcile_now(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any) -> None:
     kube = kube_from(memo)
     body = dict(body)
     current = dict(body.get("status") or {})
@@ -76,6 +131,42 @@ def _write_status(kube: Kube, body: Mapping[str, Any], status: dict[str, Any]) -
         return
     meta = body["metadata"]
     kube.patch_status(API_VERSION, KIND, meta["namespace"], meta["name"], status)
+    WRITTEN.remember((meta["namespace"], meta["name"]), str(meta.get("uid")), status)
+
+
+class WrittenStatus:
+    """The status this process last wrote for each Registry. Under a burst the watch-fed copy of
+    a Registry lags its status write by seconds; a child's event in between would see "not
+    reconciled at this generation" and run a whole reconcile again, for nothing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._written: dict[RegistryKey, tuple[str, dict[str, Any]]] = {}
+
+    def remember(self, key: RegistryKey, uid: str, status: dict[str, Any]) -> None:
+        with self._lock:
+            self._written[key] = (uid, status)
+
+    def freshest(self, key: RegistryKey, parent: dict[str, Any]) -> dict[str, Any]:
+        """`parent` with the status last written over the cached one, when the cache has not
+        caught up with that write (same object, and the cache at an older generation's status)."""
+        with self._lock:
+            written = self._written.get(key)
+        meta = parent["metadata"]
+        if written is None or written[0] != meta.get("uid"):
+            return parent
+        cached = parent.get("status") or {}
+        generation = meta.get("generation", 1)
+        if cached.get("observedGeneration") == generation or written[1].get("observedGeneration") != generation:
+            return parent
+        return {**parent, "status": {**cached, **written[1]}}
+
+    def forget(self, key: RegistryKey) -> None:
+        with self._lock:
+            self._written.pop(key, None)
+
+
+WRITTEN: Final = WrittenStatus()
 
 
 @kopf.on.resume(GROUP, VERSION, "registries")
@@ -85,56 +176,100 @@ def reconcile_registry(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **
     _reconcile(body, memo, logger)
 
 
-@kopf.daemon(GROUP, VERSION, "registries", cancellation_timeout=5)
-async def repair_registry_drift(
-    stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
-) -> None:
-    """Every `drift_interval_seconds` (read at startup), the same reconcile: children edited or
-    deleted by hand are repaired. The first pass is spread over one interval so that a thousand
-    registries do not reconcile in the same second."""
-    interval = settings_from(memo).drift_interval_seconds
-    await stopped.wait(interval * (1 + random.random()))
-    while not stopped:
-        with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
-            await asyncio.to_thread(_reconcile, body, memo, logger)
-        await stopped.wait(interval)
+def repair_drift(body: Mapping[str, Any], memo: kopf.Memo) -> None:
+    """The same reconcile, from the drift-repair loop (`core/drift.py`): children edited or
+    deleted by hand are repaired."""
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+        _reconcile(body, memo, _object_logger(body))
 
 
-def _parent(kube: Kube, child: Mapping[str, Any]) -> dict[str, Any] | None:
-    owners = [ref for ref in child.get("metadata", {}).get("ownerReferences") or [] if ref.get("kind") == KIND]
+def _object_logger(body: Mapping[str, Any]) -> logging.LoggerAdapter[logging.Logger]:
+    meta = body.get("metadata") or {}
+    return ObjectLogger(logging.getLogger("kopf.objects"), {"prefix": f"[{meta.get('namespace')}/{meta.get('name')}]"})
+
+
+class ObjectLogger(logging.LoggerAdapter[logging.Logger]):
+    """Messages prefixed with the object, as kopf's own object loggers do."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{(self.extra or {}).get('prefix')} {msg}", kwargs
+
+
+@dataclass(frozen=True)
+class ChildChange:
+    """What happened to a registry's children since it was last looked at: `reconcile` when a
+    child was deleted (recreate it), else only the Deployment's rollout moved (fold it into the
+    status)."""
+
+    uid: str
+    reconcile: bool
+
+    def merge(self, newer: ChildChange) -> ChildChange:
+        return ChildChange(newer.uid, self.reconcile or newer.reconcile)
+
+
+def child_change(kind: str, type: str, child: Mapping[str, Any]) -> tuple[RegistryKey, ChildChange] | None:
+    """The change a child's watch event means to its Registry, if any (called in the watch's
+    thread: quick, no request)."""
+    meta = child.get("metadata") or {}
+    owners = [ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") == KIND]
     if not owners:
         return None
-    namespace = child["metadata"]["namespace"]
-    cached = kube.cache.registry(namespace, owners[0]["name"])
-    parent = cached if known(cached) else kube.get(API_VERSION, KIND, namespace, owners[0]["name"])
+    key = (str(meta.get("namespace") or ""), str(owners[0].get("name")))
+    uid = str(owners[0].get("uid"))
+    labels = meta.get("labels") or {}
+    if kind == "Deployment" and all(labels.get(k) == v for k, v in REGISTRY_CHILDREN.items()):
+        return key, ChildChange(uid, reconcile=type == "DELETED")
+    if kind in REPAIRED_ON_DELETION and type == "DELETED":
+        return key, ChildChange(uid, reconcile=True)
+    return None
+
+
+def child_listener(queue: KeyedQueue[RegistryKey, ChildChange]) -> Listener:
+    def listen(kind: str, type: str, child: Mapping[str, Any]) -> None:
+        change = child_change(kind, type, child)
+        if change is not None:
+            queue.add_threadsafe(*change)
+
+    return listen
+
+
+def _parent(kube: Kube, key: RegistryKey, uid: str) -> dict[str, Any] | None:
+    namespace, name = key
+    cached = kube.cache.registry(namespace, name)
+    parent = cached if known(cached) else kube.get(API_VERSION, KIND, namespace, name)
     if not isinstance(parent, dict) or parent["metadata"].get("deletionTimestamp"):
         return None
-    if parent["metadata"].get("uid") != owners[0].get("uid"):
+    if parent["metadata"].get("uid") != uid:
         return None
     return parent
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=REGISTRY_CHILDREN)
-def registry_deployment_changed(
-    body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
-) -> None:
-    """A rollout moved: fold the Deployment's state into the parent's status (no reconcile)."""
+def handle_child_change(key: RegistryKey, change: ChildChange, memo: kopf.Memo) -> None:
+    """A child deleted by hand (not by garbage collection of a deleted Registry) is recreated now;
+    a rollout that moved is folded into the parent's status (no reconcile)."""
+    if RECONCILING.defer(key, change):
+        return
     kube = kube_from(memo)
-    parent = _parent(kube, body)
+    parent = _parent(kube, key, change.uid)
     if parent is None:
+        WRITTEN.forget(key)
         return
-    if type == "DELETED":
-        with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
-            _reconcile(parent, memo, logger)
-        return
+    parent = WRITTEN.freshest(key, parent)
+    logger = _object_logger(parent)
     current = parent.get("status") or {}
     ready = conditions.find_condition(current.get("conditions"), ConditionType.READY)
     generation = int(parent["metadata"].get("generation", 1))
-    if ready is None or ready.get("reason") not in OBSERVED_REASONS or current.get("observedGeneration") != generation:
-        # Not reconciled at this generation as far as the cache shows (its copy of our last status
-        # write may lag), or waiting for the user: only the reconcile can decide. With the caches it
-        # costs no request when nothing changed; returning instead would leave a rollout that just
-        # finished unreported until the next drift pass.
+    if (
+        change.reconcile
+        or ready is None
+        or ready.get("reason") not in OBSERVED_REASONS
+        or current.get("observedGeneration") != generation
+    ):
+        # A child to recreate; or not reconciled at this generation as far as the cache shows (its
+        # copy of our last status write may lag), or waiting for the user: only the reconcile can
+        # decide. With the caches it costs no request when nothing changed; returning instead
+        # would leave a rollout that just finished unreported until the next drift pass.
         with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
             _reconcile(parent, memo, logger)
         return
@@ -144,17 +279,7 @@ def registry_deployment_changed(
         return
     reconciler = _reconciler(kube, settings_from(memo))
     ctx = reconciler.context(parent, spec)
-    fields, is_ready = reconciler.observe(ctx, spec.admin_user.enabled, deployment=dict(body))
+    # The Deployment as the cache shows it now: the newest of the events merged into this change.
+    fields, is_ready = reconciler.observe(ctx, spec.admin_user.enabled)
     reason, message = ready_condition(fields, is_ready)
     _publish(kube, parent, desired_status(current, generation, fields, is_ready, reason, message))
-
-
-@kopf.on.event("v1", "secrets", labels=CHILD_LABELS, when=lambda type, **_: type == "DELETED")
-@kopf.on.event("v1", "configmaps", labels=CHILD_LABELS, when=lambda type, **_: type == "DELETED")
-@kopf.on.event("v1", "services", labels=CHILD_LABELS, when=lambda type, **_: type == "DELETED")
-def registry_child_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """A child deleted by hand (not by garbage collection of a deleted Registry) is recreated now."""
-    parent = _parent(kube_from(memo), body)
-    if parent is not None:
-        with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
-            _reconcile(parent, memo, logger)

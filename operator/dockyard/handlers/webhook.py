@@ -1,13 +1,13 @@
-"""Webhook handlers: one reconcile on create, update (spec or the ping annotation), resume and a
-drift timer. A deleted Webhook is forgotten and its pending deliveries canceled; a Registry that
-appears, disappears or changes tier, or a sibling's deletion, re-reconciles the registry's Webhooks
-at once (quota positions move), instead of at the next drift tick."""
+"""Webhook handlers: one reconcile on create, update (spec or the ping annotation), resume and the
+drift-repair loop (started by `main`). A deleted Webhook is forgotten and its pending deliveries
+canceled; a Registry that appears, disappears or changes tier, or a sibling's deletion,
+re-reconciles the registry's Webhooks at once (quota positions move), instead of at the next drift
+tick."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -23,7 +23,6 @@ from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.webhook import WebhookSpec
-from dockyard.settings import settings_from
 from dockyard.webhooks.reconcile import reconcile_registry_webhooks, reconcile_webhook
 from dockyard.webhooks.resolve import effective_webhook_limit
 from dockyard.webhooks.service import webhooks_from
@@ -66,16 +65,10 @@ def reconcile_webhook_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Non
     _reconcile(body, memo)
 
 
-@kopf.daemon(GROUP, VERSION, "webhooks", cancellation_timeout=5)
-async def repair_webhook_drift(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The same reconcile every `drift_interval_seconds` (read at startup), spread over the first
-    interval."""
-    interval = settings_from(memo).drift_interval_seconds
-    await stopped.wait(interval * (1 + random.random()))
-    while not stopped:
-        with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
-            await asyncio.to_thread(_reconcile, body, memo)
-        await stopped.wait(interval)
+def repair_drift(body: Mapping[str, Any], memo: kopf.Memo) -> None:
+    """The same reconcile, from the drift-repair loop (`core/drift.py`)."""
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+        _reconcile(body, memo)
 
 
 def _is_deletion(type: str | None, **_: Any) -> bool:
@@ -100,9 +93,10 @@ def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
 
 
 @kopf.on.event(GROUP, VERSION, "registries")
-def registry_changed_for_webhooks(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def registry_changed_for_webhooks(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Only a new or deleted Registry, or a change of its effective webhook limit, matters to its
-    Webhooks; other updates do not."""
+    Webhooks; other updates do not. Decided on the event loop (most events of a Registry are its
+    status writes, which matter to no Webhook), so they take no worker thread."""
     service = webhooks_from(memo)
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
@@ -117,4 +111,4 @@ def registry_changed_for_webhooks(body: kopf.Body, type: str | None, memo: kopf.
         seen[key] = now
         if type is None or (type == "MODIFIED" and not known):
             return  # the initial listing: every Webhook is resumed anyway
-    reconcile_registry_webhooks(kube_from(memo), service, *key)
+    await asyncio.to_thread(reconcile_registry_webhooks, kube_from(memo), service, *key)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, ParamSpec, TypeVar
 
 from dockyard.auth.policy import generate_password
 from dockyard.core.cache import known
@@ -51,7 +52,33 @@ from dockyard.registries.manifests.workload import (
 )
 from dockyard.registries.status import observe
 from dockyard.registries.tier_guard import check_tier_change
-from dockyard.registries.tls import ensure_tls
+from dockyard.registries.tls import plan_tls
+
+_REQUESTS: Final = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dockyard-reconcile")
+"""Where a reconcile's independent steps run at once (a step never waits for another step)."""
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def start(steps: list[Future[Any]], step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    """Start a step that depends on no other step of `steps`."""
+    future = _REQUESTS.submit(step, *args, **kwargs)
+    steps.append(future)
+    return future
+
+
+def finish(steps: list[Future[Any]]) -> None:
+    """Wait for every step; then raise the first failure, in the order they were started (no
+    step is left running behind an error)."""
+    wait(steps)
+    for step in steps:
+        step.result()
+
+
+def build_signer_secret(ctx: RegistryContext) -> Callable[[], dict[str, Any]]:
+    names = ctx.names
+    return lambda: build_tls_secret(ctx, names.token_signer, issue_signing_key(f"{ctx.owner.name} token signer"))
 
 
 @dataclass
@@ -122,29 +149,52 @@ class RegistryReconciler:
         owner, names, kube = ctx.owner, ctx.names, self.kube
         outcome = Outcome()
         check_tier_change(spec, count_referrers(kube, "Replication", owner.namespace, owner.name))
-        # The Service comes first: with nodePull its ClusterIP goes into the certificate and the realm.
-        self._note(outcome, "service", kube.ensure(build_service(ctx)))
-        if spec.exposure.node_pull and ctx.cluster_ip is None:
-            ctx = dataclasses.replace(ctx, cluster_ip=self._cluster_ip(ctx))
-        tls_fingerprint = ensure_tls(kube, ctx, outcome.changed)
-        self._secret_once(
-            ctx,
-            names.token_signer,
-            lambda: build_tls_secret(ctx, names.token_signer, issue_signing_key(f"{owner.name} token signer")),
+        if spec.exposure.node_pull:
+            # The Service comes first: its ClusterIP goes into the certificate and the realm.
+            self._note(outcome, "service", kube.ensure(build_service(ctx)))
+            if ctx.cluster_ip is None:
+                ctx = dataclasses.replace(ctx, cluster_ip=self._cluster_ip(ctx))
+        # Independent of each other: at once.
+        admin_changed: list[str] = []
+        steps: list[Future[Any]] = []
+        service = None if spec.exposure.node_pull else start(steps, kube.ensure, build_service(ctx))
+        tls = start(steps, plan_tls, kube, ctx)
+        start(steps, self._secret_once, ctx, names.token_signer, build_signer_secret(ctx))
+        start(
+            steps, self._secret_once, ctx, names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32))
         )
-        self._secret_once(ctx, names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32)))
-        events = self._secret_once(ctx, names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32)))
-        passwords = self._ensure_admin(ctx, body, outcome)
-        self._note(outcome, "auth", kube.ensure(build_auth_secret(ctx, build_auth_policy(ctx, passwords))))
+        events = start(
+            steps, self._secret_once, ctx, names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32))
+        )
+        admin = start(steps, self._ensure_admin, ctx, body, admin_changed)
+        finish(steps)
+        if service is not None:
+            self._note(outcome, "service", service.result())
+        outcome.changed += admin_changed
+        passwords = admin.result()
         config_text = render_config(build_registry_config(ctx))
-        self._note(outcome, "config", kube.ensure(build_config_map(ctx, config_text)))
+        # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
+        config_hash = content_hash(
+            config_text, tls.result().fingerprint, (events.result().get("data") or {}).get("token")
+        )
+        children = [
+            *tls.result().children,
+            ("auth", build_auth_secret(ctx, build_auth_policy(ctx, passwords))),
+            ("config", build_config_map(ctx, config_text)),
+        ]
         if not ctx.uses_object_storage:
             claim = kube.read_child("v1", "PersistentVolumeClaim", owner.namespace, names.data)
             current_size = (((claim or {}).get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
-            self._note(outcome, "data", kube.ensure(build_pvc(ctx, current_size)))
-        # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
-        config_hash = content_hash(config_text, tls_fingerprint, (events.get("data") or {}).get("token"))
-        self._note(outcome, "deployment", kube.ensure(build_deployment(ctx, config_hash)))
+            children.append(("data", build_pvc(ctx, current_size)))
+        # The Deployment with the others, not after them: everything it refers to is written in
+        # this same step, long before a pod of it is scheduled; and a failed write fails the
+        # reconcile, which is retried.
+        children.append(("deployment", build_deployment(ctx, config_hash)))
+        steps = []
+        ensured = [start(steps, kube.ensure, manifest) for _, manifest in children]
+        finish(steps)
+        for (what, _), result in zip(children, ensured, strict=True):
+            self._note(outcome, what, result.result())
         self._ensure_node_trust(ctx, outcome)
         ingress = build_ingress(ctx)
         if ingress is not None:
@@ -193,13 +243,15 @@ class RegistryReconciler:
         if result != "unchanged":
             outcome.changed.append(what)
 
-    def _ensure_admin(self, ctx: RegistryContext, body: Mapping[str, Any], outcome: Outcome) -> tuple[str, str] | None:
+    def _ensure_admin(
+        self, ctx: RegistryContext, body: Mapping[str, Any], changed: list[str]
+    ) -> tuple[str, str] | None:
         ns, names, kube = ctx.owner.namespace, ctx.names, self.kube
         if not ctx.spec.admin_user.enabled:
             for name in (names.admin, names.pull):
                 if kube.read_child("v1", "Secret", ns, name) is not None:
                     kube.delete("v1", "Secret", ns, name)
-                    outcome.changed.append(name)
+                    changed.append(name)
             return None
         stored = self._secret_once(
             ctx, names.admin, lambda: build_admin_secret(ctx, generate_password(), generate_password())
@@ -212,7 +264,7 @@ class RegistryReconciler:
         if passwords.handled:
             desired["metadata"]["annotations"] = {admin.HANDLED_REGENERATION_ANNOTATION: passwords.handled}
         if passwords.regenerated:
-            outcome.changed.append(f"admin {passwords.regenerated} regenerated")
+            changed.append(f"admin {passwords.regenerated} regenerated")
         kube.ensure(desired)
         kube.ensure(build_pull_secret(ctx, passwords.password))
         return passwords.pair

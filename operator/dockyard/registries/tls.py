@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
@@ -26,12 +27,32 @@ from dockyard.registries.manifests.secrets import build_ca_config_map, build_tls
 CERT_MANAGER_API: Final = "cert-manager.io/v1"
 
 
+@dataclass
+class TlsPlan:
+    """The serving certificate's fingerprint ("" for plain HTTP), and the children still to
+    ensure for it (by name in `changed`): the fingerprint is known before they are written, so
+    the Deployment need not wait for them."""
+
+    fingerprint: str
+    children: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
 def ensure_tls(kube: Kube, ctx: RegistryContext, changed: list[str]) -> str:
     """Make the serving certificate exist; its fingerprint ("" for plain HTTP). Appends what it
     wrote to `changed`."""
+    plan = plan_tls(kube, ctx)
+    for what, manifest in plan.children:
+        if kube.ensure(manifest) != "unchanged":
+            changed.append(what)
+    return plan.fingerprint
+
+
+def plan_tls(kube: Kube, ctx: RegistryContext) -> TlsPlan:
+    """The CA created once (generated values), the serving certificate reused or issued; its
+    Secret and the CA ConfigMap as children still to ensure."""
     ns, names, mode = ctx.owner.namespace, ctx.names, ctx.spec.tls.mode
     if ctx.tls_secret_name is None:
-        return ""
+        return TlsPlan("")
     if mode == "CertManager":
         _ensure_certificate(kube, ctx)
     if mode in ("Secret", "CertManager"):
@@ -41,7 +62,7 @@ def ensure_tls(kube: Kube, ctx: RegistryContext, changed: list[str]) -> str:
             raise WaitsForUser(
                 Reason.DEPENDENCY_NOT_READY, f"waiting for TLS Secret {ctx.tls_secret_name} (tls.crt, tls.key)"
             )
-        return content_hash(stored["data"].get("tls.crt"))
+        return TlsPlan(content_hash(stored["data"].get("tls.crt")))
     ca_secret = kube.create_if_missing(
         "v1",
         "Secret",
@@ -60,11 +81,13 @@ def ensure_tls(kube: Kube, ctx: RegistryContext, changed: list[str]) -> str:
         serving = KeyPair(decode(stored, "tls.key").encode(), decode(stored, "tls.crt").encode())
     else:
         serving = issue_serving_cert(ca, ctx.tls_hosts)
-    if kube.ensure(build_tls_secret(ctx, names.tls, serving, ca.cert_pem)) != "unchanged":
-        changed.append("tls")
-    if kube.ensure(build_ca_config_map(ctx, ca.cert_pem)) != "unchanged":
-        changed.append("ca")
-    return content_hash(serving.cert_pem.decode())
+    return TlsPlan(
+        content_hash(serving.cert_pem.decode()),
+        [
+            ("tls", build_tls_secret(ctx, names.tls, serving, ca.cert_pem)),
+            ("ca", build_ca_config_map(ctx, ca.cert_pem)),
+        ],
+    )
 
 
 def _ensure_certificate(kube: Kube, ctx: RegistryContext) -> None:
