@@ -182,20 +182,59 @@ def child_metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
     return meta
 
 
-def build_job(build: KanikoBuild) -> dict[str, Any]:
-    owner, names = build.owner, build.names
-    meta = child_metadata(owner, names.job, "build")
-    pod_labels = {**meta["labels"], **build.extra_labels}
-    meta["labels"] = pod_labels
+def run_volumes(owner: Owner, ca_config_map: str | None, *extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """The volumes every run's pod has: its docker config, the workspace, the registry's CA."""
     volumes: list[dict[str, Any]] = [
         {
             "name": "docker-config",
-            "secret": {"secretName": names.credentials, "items": [{"key": "config.json", "path": "config.json"}]},
+            "secret": {
+                "secretName": BuildRunNames(owner.name).credentials,
+                "items": [{"key": "config.json", "path": "config.json"}],
+            },
         },
         {"name": "workspace", "emptyDir": {}},
+        *extra,
     ]
-    if build.ca_config_map:
-        volumes.append({"name": "registry-ca", "configMap": {"name": build.ca_config_map}})
+    if ca_config_map:
+        volumes.append({"name": "registry-ca", "configMap": {"name": ca_config_map}})
+    return volumes
+
+
+def run_job(
+    owner: Owner,
+    extra_labels: Mapping[str, str],
+    timeout_seconds: int,
+    containers: list[dict[str, Any]],
+    init_containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A run's Job around its pod: locked down (no service-account token, no Service links), never
+    retried by the Job controller (the operator decides), with the deadline backstop."""
+    meta = child_metadata(owner, BuildRunNames(owner.name).job, "build")
+    meta["labels"] = {**meta["labels"], **extra_labels}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 10,
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": timeout_seconds + DEADLINE_GRACE_SECONDS,
+            "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": pod_spec},
+        },
+    }
+
+
+def build_job(build: KanikoBuild) -> dict[str, Any]:
     kaniko = {
         "name": KANIKO_CONTAINER,
         "image": build.kaniko_image,
@@ -211,26 +250,9 @@ def build_job(build: KanikoBuild) -> dict[str, Any]:
     env = _kaniko_env(build)
     if env:
         kaniko["env"] = env
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 10,
-        "containers": [kaniko],
-        "volumes": volumes,
-    }
-    if build.fetch is not None:
-        pod_spec["initContainers"] = [fetch_container(build)]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": meta,
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": build.timeout_seconds + DEADLINE_GRACE_SECONDS,
-            "template": {"metadata": {"labels": dict(pod_labels)}, "spec": pod_spec},
-        },
-    }
+    init = [fetch_container(build)] if build.fetch is not None else []
+    volumes = run_volumes(build.owner, build.ca_config_map)
+    return run_job(build.owner, build.extra_labels, build.timeout_seconds, [kaniko], init, volumes)
 
 
 def docker_config(auths: Mapping[str, Mapping[str, Any]]) -> str:

@@ -27,19 +27,18 @@ from typing import Any, Final
 from dockyard.builds.manifests.job import (
     CA_DIR,
     CA_FILE,
-    DEADLINE_GRACE_SECONDS,
     DOCKER_CONFIG_DIR,
     TERMINATION_LOG,
     WORKSPACE,
     ArchiveContext,
     KanikoBuild,
     OciContext,
-    child_metadata,
     escape,
     fetch_container,
+    run_job,
+    run_volumes,
 )
 from dockyard.core.meta import Owner
-from dockyard.core.names import BuildRunNames
 
 DONE_CONTAINER: Final = "steps-done"
 STEP_PREFIX: Final = "step-"
@@ -218,20 +217,7 @@ def step_container(pod: TaskPod, step: Step) -> dict[str, Any]:
 
 def build_task_job(pod: TaskPod) -> dict[str, Any]:
     owner = pod.owner
-    names = BuildRunNames(owner.name)
-    meta = child_metadata(owner, names.job, "build")
-    pod_labels = {**meta["labels"], **pod.extra_labels}
-    meta["labels"] = pod_labels
-    volumes: list[dict[str, Any]] = [
-        {
-            "name": "docker-config",
-            "secret": {"secretName": names.credentials, "items": [{"key": "config.json", "path": "config.json"}]},
-        },
-        {"name": "workspace", "emptyDir": {}},
-        {"name": "oci-layouts", "emptyDir": {}},
-    ]
-    if pod.ca_config_map:
-        volumes.append({"name": "registry-ca", "configMap": {"name": pod.ca_config_map}})
+    volumes = run_volumes(owner, pod.ca_config_map, {"name": "oci-layouts", "emptyDir": {}})
     # the fetcher is the one-step build's, given the same registry settings
     fetcher = KanikoBuild(
         owner=owner,
@@ -255,22 +241,5 @@ def build_task_job(pod: TaskPod) -> dict[str, Any]:
         "resources": copy.deepcopy(SMALL),
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 10,
-        "initContainers": [fetch_container(fetcher), *(step_container(pod, s) for s in pod.steps)],
-        "containers": [done],
-        "volumes": volumes,
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": meta,
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": pod.timeout_seconds + DEADLINE_GRACE_SECONDS,
-            "template": {"metadata": {"labels": dict(pod_labels)}, "spec": pod_spec},
-        },
-    }
+    init = [fetch_container(fetcher), *(step_container(pod, s) for s in pod.steps)]
+    return run_job(owner, pod.extra_labels, pod.timeout_seconds, [done], init, volumes)
