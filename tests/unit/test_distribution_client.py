@@ -320,3 +320,23 @@ def test_a_token_about_to_expire_is_fetched_again(registry: FakeRegistry) -> Non
         client.get_blob("team/app", _digest(b"x"))
         client.get_blob("team/app", _digest(b"x"))
     assert len(registry.token_requests) == 2
+
+
+def test_a_basic_challenge_is_answered_and_then_sent_up_front() -> None:
+    seen: list[str] = []
+
+    def htpasswd(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != "Basic " + base64.b64encode(b"admin:s3cret").decode():
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="Registry Realm"'})
+        return httpx.Response(200, json={})
+
+    with DistributionClient(
+        HOST, credentials=Basic("admin", "s3cret"), transport=httpx.MockTransport(htpasswd)
+    ) as client:
+        client.ping()
+        client.ping()
+    assert [bool(a) for a in seen] == [False, True, True]
+    with DistributionClient(HOST, transport=httpx.MockTransport(htpasswd)) as anonymous:
+        with pytest.raises(RegistryUnauthorized, match="user name and password"):
+            anonymous.ping()
