@@ -279,6 +279,10 @@ def test_artifact_round_trip_and_type_check(registry: FakeRegistry) -> None:
         assert pull_artifact_layer(client, "dockyard/sources", digest, "application/vnd.x") == b"payload"
         with pytest.raises(RegistryProtocolError, match="artifact type"):
             pull_artifact_layer(client, "dockyard/sources", digest, "application/vnd.other")
+        downloads = len([r for r in registry.requests if r.method == "GET" and "/blobs/" in r.url.path])
+        with pytest.raises(RegistryProtocolError, match="larger than 3 bytes"):
+            pull_artifact_layer(client, "dockyard/sources", digest, "application/vnd.x", max_size=3)
+        assert len([r for r in registry.requests if r.method == "GET" and "/blobs/" in r.url.path]) == downloads
     manifest = json.loads(registry.manifests[digest][0])
     assert manifest["config"] == {"mediaType": EMPTY_MEDIA_TYPE, "digest": _digest(b"{}"), "size": 2}
     assert registry.blobs[_digest(b"{}")] == b"{}"
