@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiException
 
-from dockyard.cli.follow import container_state, pod_ended
+from dockyard.cli.follow import container_state, newest, pod_ended
 from dockyard.cli.main import api_error_message, build_parser, format_size, main, validate_build_args
 from dockyard.cli.registry_access import AccessError, choose_connect_to, choose_credentials, hostname_of
 from dockyard.cli.runs import (
@@ -284,6 +284,15 @@ def test_container_states_of_a_build_pod() -> None:
     assert container_state(pod, "kaniko") == "running"
     assert container_state(pod, "other") == "absent"
     assert not pod_ended(pod) and pod_ended({"status": {"phase": "Failed"}})
+
+
+def test_the_newest_pod_of_a_job_is_followed() -> None:
+    pods = [
+        {"metadata": {"name": "first", "creationTimestamp": "2026-12-01T10:00:00Z"}},
+        {"metadata": {"name": "retry", "creationTimestamp": "2026-12-01T10:05:00Z"}},
+    ]
+    assert (newest(pods) or {})["metadata"]["name"] == "retry"
+    assert newest([]) is None
 
 
 def test_sizes_and_api_messages() -> None:

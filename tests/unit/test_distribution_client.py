@@ -279,6 +279,10 @@ def test_artifact_round_trip_and_type_check(registry: FakeRegistry) -> None:
         assert pull_artifact_layer(client, "dockyard/sources", digest, "application/vnd.x") == b"payload"
         with pytest.raises(RegistryProtocolError, match="artifact type"):
             pull_artifact_layer(client, "dockyard/sources", digest, "application/vnd.other")
+        downloads = len([r for r in registry.requests if r.method == "GET" and "/blobs/" in r.url.path])
+        with pytest.raises(RegistryProtocolError, match="larger than 3 bytes"):
+            pull_artifact_layer(client, "dockyard/sources", digest, "application/vnd.x", max_size=3)
+        assert len([r for r in registry.requests if r.method == "GET" and "/blobs/" in r.url.path]) == downloads
     manifest = json.loads(registry.manifests[digest][0])
     assert manifest["config"] == {"mediaType": EMPTY_MEDIA_TYPE, "digest": _digest(b"{}"), "size": 2}
     assert registry.blobs[_digest(b"{}")] == b"{}"
@@ -320,3 +324,23 @@ def test_a_token_about_to_expire_is_fetched_again(registry: FakeRegistry) -> Non
         client.get_blob("team/app", _digest(b"x"))
         client.get_blob("team/app", _digest(b"x"))
     assert len(registry.token_requests) == 2
+
+
+def test_a_basic_challenge_is_answered_and_then_sent_up_front() -> None:
+    seen: list[str] = []
+
+    def htpasswd(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != "Basic " + base64.b64encode(b"admin:s3cret").decode():
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="Registry Realm"'})
+        return httpx.Response(200, json={})
+
+    with DistributionClient(
+        HOST, credentials=Basic("admin", "s3cret"), transport=httpx.MockTransport(htpasswd)
+    ) as client:
+        client.ping()
+        client.ping()
+    assert [bool(a) for a in seen] == [False, True, True]
+    with DistributionClient(HOST, transport=httpx.MockTransport(htpasswd)) as anonymous:
+        with pytest.raises(RegistryUnauthorized, match="user name and password"):
+            anonymous.ping()

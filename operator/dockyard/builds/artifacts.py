@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from dockyard.builds.context import MAX_CONTEXT_BYTES
 from dockyard.distribution.artifacts import pull_artifact_layer, push_artifact
 from dockyard.distribution.client import DistributionClient
 
@@ -30,5 +31,6 @@ def push_context(client: DistributionClient, packed: bytes, repository: str = SO
 
 
 def pull_context(client: DistributionClient, repository: str, digest: str) -> bytes:
-    """The packed context an OCI source names, checked to be one."""
-    return pull_artifact_layer(client, repository, digest, CONTEXT_ARTIFACT_TYPE)
+    """The packed context an OCI source names, checked to be one (and no larger than a context
+    may be)."""
+    return pull_artifact_layer(client, repository, digest, CONTEXT_ARTIFACT_TYPE, max_size=MAX_CONTEXT_BYTES)

@@ -172,15 +172,13 @@ class RunFollower:
                 state = container_state(pod, container)
                 if state in ("running", "terminated"):
                     return pod
-                if pod_ended(pod) or (state == "absent" and _has_container_statuses(pod)):
-                    return None
+                if pod_ended(pod) or (state == "absent" and _kubelet_reports(pod)):
+                    return None  # it will never run, or the pod has no such container (a git source)
             if is_finished(self.get()) and pod is None:
                 return None
             self.sleep(POLL_SECONDS)
 
 
-def _has_container_statuses(pod: Mapping[str, Any]) -> bool:
-    """Whether the kubelet reports statuses and `container` is not among them (a pod without the
-    init container, e.g. a git source)."""
-    status = pod.get("status") or {}
-    return bool(status.get("containerStatuses"))
+def _kubelet_reports(pod: Mapping[str, Any]) -> bool:
+    """Whether the kubelet reports container statuses yet (before that, absent means not yet)."""
+    return bool((pod.get("status") or {}).get("containerStatuses"))

@@ -85,13 +85,21 @@ def read_artifact_manifest(
 
 
 def pull_artifact_layer(
-    client: DistributionClient, repository: str, reference: str, expected_artifact_type: str
+    client: DistributionClient,
+    repository: str,
+    reference: str,
+    expected_artifact_type: str,
+    *,
+    max_size: int | None = None,
 ) -> bytes:
-    """The content of a one-layer artifact's layer, checked against the manifest's digest and size."""
+    """The content of a one-layer artifact's layer, checked against the manifest's digest and size;
+    a layer the manifest declares larger than `max_size` is refused before it is downloaded."""
     layer = read_artifact_manifest(client, repository, reference, expected_artifact_type)["layers"][0]
     digest, size = layer.get("digest"), layer.get("size")
     if not isinstance(digest, str):
         raise RegistryProtocolError(f"{repository}@{reference}: the layer has no digest")
+    if max_size is not None and (not isinstance(size, int) or size > max_size):
+        raise RegistryProtocolError(f"{repository}@{reference}: the layer is larger than {max_size} bytes")
     data = client.get_blob(repository, digest)
     verify_digest(data, digest, f"layer of {repository}@{reference}")
     if isinstance(size, int) and size != len(data):

@@ -224,6 +224,8 @@ class DistributionClient:
             inner = DialTransport(inner, self.base_url.host, connect_to, self.base_url.port)
         self._http = httpx.Client(transport=inner, timeout=timeout, follow_redirects=False)
         self._tokens: dict[str, _Token] = {}
+        self._basic_auth = False
+        """Whether the registry asked for Basic auth (htpasswd) rather than tokens."""
         self._lock = threading.Lock()
 
     def __enter__(self) -> DistributionClient:
@@ -403,6 +405,8 @@ class DistributionClient:
     def _authorization(self, scope: str | None) -> str | None:
         if isinstance(self.credentials, Bearer):
             return f"Bearer {self.credentials.token}"
+        if self._basic_auth and isinstance(self.credentials, Basic):
+            return _basic_header(self.credentials)
         with self._lock:
             token = self._tokens.get(scope or "")
         if token is not None and token.expires_at - TOKEN_REFRESH_MARGIN_S > time.monotonic():
@@ -416,6 +420,7 @@ class DistributionClient:
             return None
         if challenge.scheme == "basic":
             if isinstance(self.credentials, Basic):
+                self._basic_auth = True  # from now on sent up front, as docker does after a Basic challenge
                 return _basic_header(self.credentials)
             raise RegistryUnauthorized(f"{what} on {self.host}: the registry wants a user name and password")
         if challenge.scheme != "bearer" or "realm" not in challenge.params:
