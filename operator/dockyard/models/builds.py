@@ -344,6 +344,22 @@ class RunReference(ApiModel):
     start_time: str | None = Field(None, description="When it started.")
 
 
+# -- base-image tracking (triggers.baseImageUpdate) -----------------------------------------------
+
+
+class BaseImageStatus(ApiModel):
+    """The base image a run stood on: the final stage's origin, its tag resolved to a digest when
+    the build started."""
+
+    registry: str = Field(description="Registry host, e.g. docker.io or the Registry's login server.")
+    repository: str = Field(description="Repository, e.g. library/python.")
+    tag: str | None = Field(None, description="Tag; none when the Dockerfile pins the base by digest (not tracked).")
+    digest: str = Field(description="Manifest digest the tag named (the index for a multi-arch image).")
+
+
+# -- end base-image tracking ----------------------------------------------------------------------
+
+
 class TimerStatus(ApiModel):
     """Schedule state of one timer."""
 
@@ -365,6 +381,11 @@ class BuildTaskStatus(ApiModel):
         max_length=50,
     )
     base_image_digest: str | None = Field(None, description="Digest of the base image last built on.")
+    base_image: BaseImageStatus | None = Field(
+        None,
+        description="The base image the newest run that resolved one stood on: what triggers.baseImageUpdate "
+        "watches (a push of another digest to this tag starts a run).",
+    )
     timers: list[TimerStatus] = Field(default_factory=list, description="Timer schedule state.", max_length=10)
     webhook_url: str | None = Field(
         None,
@@ -391,6 +412,12 @@ class TriggerCause(ApiModel):
     timer_name: str | None = Field(None, description="Timer run: the timer.", max_length=63)
     schedule_occurrence: str | None = Field(
         None, description="Timer run: the scheduled time it runs for (UTC, to the minute)."
+    )
+    base_image: str | None = Field(
+        None, description="Image-update run: the base image updated, registry/repository:tag.", max_length=512
+    )
+    base_image_digest: str | None = Field(
+        None, description="Image-update run: the base image's new digest.", max_length=128
     )
 
 
@@ -482,6 +509,9 @@ class BuildRunStatus(ApiModel):
     steps: list[StepStatus] = Field(default_factory=list, description="Steps of a multi-step run.", max_length=64)
     message: str | None = Field(None, description="Why the run failed: the failing build line and its error.")
     commit: str | None = Field(None, description="The commit built (git sources).")
+    base_image: BaseImageStatus | None = Field(
+        None, description="The base image of a Dockerfile build, resolved to a digest when the build started."
+    )
     ref: str | None = Field(None, description="The git ref the revision resolved to, e.g. refs/heads/main.")
     log_reference: str | None = Field(
         None,
