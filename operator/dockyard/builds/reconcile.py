@@ -330,11 +330,10 @@ class RunReconciler:
         pushed = pushed_images(steps)
         own = defs.own_repositories(pushed, access.host)
         source = run.definition.source
-        fetch: OciContext | ArchiveContext
+        fetch: OciContext | ArchiveContext | None = None  # None: no source (a context-less task file)
         if source.oci is not None:
             fetch = OciContext(source.oci.repository, source.oci.digest)
-        else:
-            assert source.archive is not None  # check_buildable refused git
+        elif source.archive is not None:  # check_buildable refused git
             fetch = ArchiveContext(source.archive.url)
         task_pod = TaskPod(
             owner=owner,

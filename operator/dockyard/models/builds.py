@@ -91,14 +91,15 @@ class OciSource(ApiModel):
 
 
 class BuildSource(ApiModel):
-    """The build context. Set exactly one of git, archive or oci."""
+    """The build context: at most one of git, archive or oci. None for a task file whose steps need
+    no context (ACR's `--context /dev/null`, e.g. a cmd-only task on a timer)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "(has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) + (has(self.oci) ? 1 : 0) == 1",
-                    "set exactly one build source: git, archive or oci",
+                    "(has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) + (has(self.oci) ? 1 : 0) <= 1",
+                    "set at most one build source: git, archive or oci",
                 ),
             ]
         }
@@ -184,6 +185,13 @@ _DEFINITION_RULES: list[Any] = [
         "dockerBuild.images needs at least one image unless dockerBuild.noPush is true",
         field_path=".dockerBuild.images",
     ),
+    # a source-less definition (task file without context): see BuildSource
+    cel(
+        "!has(self.dockerBuild) || (has(self.source) && (has(self.source.git) || has(self.source.archive)"
+        " || has(self.source.oci)))",
+        "dockerBuild needs a build context: set source.git, source.archive or source.oci",
+        field_path=".source",
+    ),
 ]
 
 
@@ -195,7 +203,10 @@ class BuildDefinition(ApiModel):
     registry_ref: LocalObjectReference = Field(
         description="The Registry that images are pushed to and that {{.Run.Registry}} names."
     )
-    source: BuildSource = Field(description="The build context.")
+    source: BuildSource = section(
+        BuildSource,
+        "The build context; empty for a task file that needs none (ACR's `--context /dev/null`).",
+    )
     docker_build: DockerBuild | None = Field(None, description="A single Dockerfile build.")
     task_file: str | None = Field(
         None,
