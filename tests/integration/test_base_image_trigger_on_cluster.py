@@ -118,3 +118,64 @@ def test_a_base_pushed_to_a_dockyard_registry_starts_exactly_one_update_run(
         ).stdout
         triggered = [e for e in json.loads(events)["items"] if e["reason"] == "RunTriggered"]
         assert len(triggered) == 1 and "base image" in triggered[0]["message"]
+
+
+def test_a_task_without_a_source_is_admitted_and_runs_while_a_dockerfile_build_needs_one(
+    stack: Stack,
+    cluster: Any,
+    namespace: str,
+) -> None:
+    purge = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "BuildTask",
+        "metadata": {"name": "purge"},
+        "spec": {
+            "registryRef": {"name": "hub"},
+            "taskFile": "version: v1.1.0\nsteps:\n  - cmd: busybox:1.36 sh -c 'echo purging'\n",
+            "triggers": {"timers": [{"name": "nightly", "schedule": "0 1 * * *"}]},
+        },
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(purge))
+    refused = cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(
+            purge
+            | {
+                "metadata": {"name": "nocontext"},
+                "spec": {**purge["spec"], "taskFile": None, "dockerBuild": {"images": ["a:1"]}},
+            }
+        ),
+        check=False,
+    )
+    assert refused.returncode != 0 and "dockerBuild needs a build context" in refused.stderr
+    with stack.operator():
+        stack.start_registry()
+        run = {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "BuildRun",
+            "metadata": {"name": "purge-now"},
+            "spec": {"taskRef": {"name": "purge"}},
+        }
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(run))
+        job_name = _until(
+            lambda: ((_get(cluster, namespace, "buildrun", "purge-now") or {}).get("status") or {}).get("jobName"),
+            "the run's Job",
+        )
+        job = _until(lambda: _get(cluster, namespace, "job", job_name), "the Job")
+        init = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
+        assert "fetch-context" not in init
+        status = _until(
+            lambda: (
+                s
+                if (s := (_get(cluster, namespace, "buildrun", "purge-now") or {}).get("status") or {}).get("status")
+                in ("Succeeded", "Failed", "Error")
+                else None
+            ),
+            "the run's end",
+            90,
+        )
+        assert status["status"] == "Succeeded", status

@@ -459,3 +459,43 @@ def test_a_failing_poll_warns_once_per_error() -> None:
         now[0] += timedelta(seconds=800)
     warnings = [e for e in kube.events if e[1] == "BaseImagePollFailed"]
     assert len(warnings) == 1 and checks(registry, "poll", "error") == 3
+
+
+# -- timer tasks without a source (ACR's --context /dev/null) -------------------------------------------
+
+
+def test_a_timer_task_without_a_source_is_accepted_and_its_pod_fetches_nothing() -> None:
+    from dockyard.builds.definition import NotBuildable, check_buildable
+    from dockyard.builds.manifests.steps import TaskPod, build_task_job
+    from dockyard.builds.taskfile.plan import plan
+    from dockyard.builds.taskrun import pod_steps
+    from dockyard.builds.template import RunVariables
+
+    purge = "version: v1.1.0\nsteps:\n  - cmd: busybox:1.36 sh -c 'echo purging'\n"
+    spec = BuildTaskSpec.model_validate(
+        {
+            "registryRef": {"name": "hub"},
+            "taskFile": purge,
+            "triggers": {"timers": [{"name": "t1", "schedule": "0 1 * * *"}]},
+        }
+    )
+    check_buildable(spec)
+    steps = pod_steps(plan(purge, RunVariables(ID="ca1", Registry=HUB, Date="20260101-000000z")), HUB)
+    job = build_task_job(
+        TaskPod(
+            owner=Owner("dockyard.dev/v1alpha1", "BuildRun", "purge-1", "team", "uid"),
+            registry_host=HUB,
+            kaniko_image="kaniko",
+            operator_image="dockyard",
+            fetch=None,
+            steps=steps,
+            timeout_seconds=600,
+            resources={},
+        )
+    )
+    names = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
+    assert "fetch-context" not in names and len(names) == 1
+    # a Dockerfile build still needs its context
+    docker = BuildTaskSpec.model_validate({"registryRef": {"name": "hub"}, "dockerBuild": {"images": ["a:1"]}})
+    with pytest.raises(NotBuildable, match="build context"):
+        check_buildable(docker)
