@@ -212,18 +212,20 @@ def main() -> int:
 
             host = until(login, "the registry's login server", 120)
 
-            def push(index: int) -> str:
+            def push(index: int) -> tuple[str, float]:
+                """Push round `index`'s image; its digest and when skopeo's copy returned."""
                 target = f"docker://127.0.0.1:{registry.port}/{BASE}:3.11"  # type: ignore[union-attr]
                 copied = registry.skopeo(  # type: ignore[union-attr]
                     "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{work / 'images'}:v{index}", target
                 )
                 if copied.returncode != 0:
                     raise RuntimeError(f"skopeo copy failed: {copied.stderr}")
+                pushed = time.monotonic()
                 raw = registry.skopeo("inspect", "--raw", "--tls-verify=false", "--creds", creds, target)  # type: ignore[union-attr]
-                return f"sha256:{hashlib.sha256(raw.stdout.encode()).hexdigest()}"
+                return f"sha256:{hashlib.sha256(raw.stdout.encode()).hexdigest()}", pushed
 
             # -- 1. base image pushed → rebuild Job created --------------------------------------
-            first = push(0)
+            first, _ = push(0)
             oci = {"oci": {"repository": "dockyard/sources", "digest": "sha256:" + "a" * 64}}
             task = _task("rebuilt", oci, {"baseImageUpdate": {}})
             cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump(task))
@@ -236,8 +238,7 @@ def main() -> int:
             print(f"1. base image pushed → rebuild Job created, {args.rounds} rounds ({load_average()})", flush=True)
             base_times = []
             for index in range(1, args.rounds + 1):
-                digest = push(index)
-                pushed = time.monotonic()
+                digest, pushed = push(index)
                 run = f"rebuilt-base-{digest.removeprefix('sha256:')[:12]}"
                 added = until(lambda r=run: jobs.at(r), f"the Job of {run}", 60)
                 base_times.append(added - pushed)
