@@ -266,7 +266,9 @@ class SourceCommitTrigger(ApiModel):
 
 
 class BaseImageTrigger(ApiModel):
-    """Run when the final FROM image changes digest (needs one earlier run)."""
+    """Run when the base image (the final stage's FROM origin) changes digest: needs one earlier run
+    that resolved it (a dockerBuild on source.oci or source.archive); not for the task's own images,
+    never twice for one digest, a burst of pushes is one run."""
 
     enabled: bool = Field(True, description="Whether the trigger fires.")
     poll_interval_seconds: int = Field(
