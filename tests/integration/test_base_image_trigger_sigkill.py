@@ -28,7 +28,7 @@ from realregistry import LocalRegistry, read_secret, until
 pytestmark = pytest.mark.integration
 
 BASE = "base/py"
-PUSHES = 5
+PUSHES = 4
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_sigkill_never_starts_two_runs_for_one_base_digest(
                 )
 
             until(ended, f"the run of push {index} ended", 90)
-        time.sleep(15)  # late redeliveries and ticks of the last process: nothing more
+        time.sleep(10)  # late redeliveries and ticks of the last process: nothing more
     finally:
         runs_seen.stop()
         jobs_seen.stop()
