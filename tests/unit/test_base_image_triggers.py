@@ -499,3 +499,17 @@ def test_a_timer_task_without_a_source_is_accepted_and_its_pod_fetches_nothing()
     docker = BuildTaskSpec.model_validate({"registryRef": {"name": "hub"}, "dockerBuild": {"images": ["a:1"]}})
     with pytest.raises(NotBuildable, match="build context"):
         check_buildable(docker)
+
+
+def test_a_base_image_trigger_that_cannot_be_tracked_is_refused_in_ready() -> None:
+    from dockyard.handlers.build import unsupported_fields
+
+    def spec(source: dict[str, Any], **build: Any) -> BuildTaskSpec:
+        return BuildTaskSpec.model_validate(
+            {"registryRef": {"name": "hub"}, "source": source, **build, "triggers": {"baseImageUpdate": {}}}
+        )
+
+    docker = {"dockerBuild": {"images": ["a:1"]}}
+    assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, **docker)) == []
+    assert unsupported_fields(spec({"git": {"url": "https://example.com/a.git"}}, **docker))
+    assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile="version: v1.1.0"))
