@@ -161,7 +161,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     triggers = TriggerService(api, config, register_trigger_metrics(operator_metrics.registry), resolve_git_revision)
     intake = Intake(
         RegistryTokens(api),
-        [webhooks.fanout],
+        [webhooks.fanout, triggers.base_image_pushes],
         register_intake_metrics(operator_metrics.registry),
         routes=GitWebhookEndpoint(triggers).routes(),
     )

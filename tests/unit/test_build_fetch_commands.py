@@ -114,6 +114,6 @@ def test_a_missing_archive_fails_in_one_line_without_the_query(
 
 def test_url_and_registry_arguments_exclude_each_other(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
-        fetch.main(["--url=http://x/c.tar.gz", "--registry=h:5000", f"--into={tmp_path}"])
+        fetch.main(["--url=http://x/c.tar.gz", "--repository=r", f"--into={tmp_path}"])
     with pytest.raises(SystemExit):
         fetch.main(["--registry=h:5000", f"--into={tmp_path}"])

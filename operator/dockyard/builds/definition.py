@@ -52,7 +52,14 @@ def secret_selectors(definition: BuildDefinition) -> list[tuple[str, str]]:
     return selectors
 
 
+def has_source(definition: BuildDefinition) -> bool:
+    source = definition.source
+    return source.git is not None or source.archive is not None or source.oci is not None
+
+
 def check_buildable(definition: BuildDefinition) -> None:
+    if definition.docker_build is not None and not has_source(definition):
+        raise NotBuildable("dockerBuild needs a build context: set source.git, source.archive or source.oci")
     if definition.docker_build is None and definition.source.git is not None:
         raise NotBuildable(
             "taskFile with source.git: task files run on an uploaded (source.oci) or archive (source.archive) "

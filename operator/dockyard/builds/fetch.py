@@ -15,6 +15,15 @@ The credential is the one Kaniko uses, read from the same docker config: `auths[
 (`CONTEXT_ARTIFACT_TYPE`), its layer is checked against its digest, and unpacking never writes
 outside `--into`.
 
+With `--dockerfile PATH` (relative to `--into`; `--build-arg K=V`, `--target`, `--platform` as
+Kaniko gets them) the fetcher also reports the base image the build will stand on (`baseimage.py`):
+the final stage's origin, its tag resolved to a digest with `HEAD` now, just before Kaniko starts
+and pulls it, so a base pushed later is always newer than the one recorded (at worst one rebuild
+too many, never one missed). The report is the termination message, JSON:
+`{"baseImage": {"registry", "repository", "tag", "digest"}}`, or `{"baseImage": null, "reason": …}`
+(scratch, a Dockerfile or a registry that cannot tell): a base that cannot be resolved is not
+tracked, and the build goes on.
+
 Exit 0 with one line on stdout; on failure exit 1 with one line on stderr, also written to the
 termination log (the pod's `state.terminated.message`) when it is writable. No credential is ever
 printed.
@@ -30,12 +39,14 @@ import json
 import ssl
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from dockyard.builds.artifacts import pull_context
+from dockyard.builds.baseimage import BASE_REPORT_KEY, DOCKER_HUB, BaseImage, DockerfileError, ImageRef, final_base
 from dockyard.builds.context import MAX_CONTEXT_BYTES, ContextError, unpack_context
 from dockyard.distribution.client import Basic, Bearer, Credentials, DistributionClient
 from dockyard.distribution.errors import DistributionError
@@ -146,10 +157,64 @@ def fetch_archive(url: str, into: Path, *, ca_pem: str | None = None) -> list[st
     return unpack_context(download_archive(url, ca_pem=ca_pem), into)
 
 
+DOCKER_HUB_CONFIG_KEYS = ("docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/")
+
+
+@dataclass(frozen=True)
+class BaseQuery:
+    """What the fetcher needs to tell the build's base: the Dockerfile and Kaniko's arguments."""
+
+    dockerfile: str
+    build_args: dict[str, str]
+    target: str | None = None
+    platform: str | None = None
+
+
+def resolve_base(
+    query: BaseQuery,
+    workspace: Path,
+    config: dict[str, Any],
+    *,
+    own_registry: str | None = None,
+    ca_pem: str | None = None,
+    plain_http: bool = False,
+    connect_to: str | None = None,
+) -> dict[str, Any]:
+    """The base report (see the module docstring); never raises for a base that cannot be told."""
+    try:
+        text = (workspace / query.dockerfile).read_text(errors="replace")
+        reference = final_base(text, query.build_args, query.target, query.platform)
+        if reference is None:
+            return {BASE_REPORT_KEY: None, "reason": "the build starts from scratch"}
+        image = ImageRef.parse(reference)
+        if image.digest is not None:  # pinned: recorded, never tracked
+            return {BASE_REPORT_KEY: BaseImage(image.registry, image.repository, None, image.digest).as_status()}
+        own = own_registry is not None and image.registry == own_registry
+        keys = DOCKER_HUB_CONFIG_KEYS if image.registry == DOCKER_HUB else (image.registry,)
+        credentials = next((c for key in keys if (c := credentials_for(config, key)) is not None), None)
+        with DistributionClient(
+            image.api_host,
+            ca_pem=ca_pem if own else None,
+            credentials=credentials,
+            plain_http=plain_http and own,
+            connect_to=connect_to if own else None,
+            timeout=20,
+        ) as client:
+            assert image.tag is not None
+            digest = client.head_manifest(image.repository, image.tag)
+        if digest is None:
+            return {BASE_REPORT_KEY: None, "reason": f"{reference}: no such tag"}
+        return {BASE_REPORT_KEY: BaseImage(image.registry, image.repository, image.tag, digest).as_status()}
+    except (OSError, DockerfileError, DockerConfigError, DistributionError) as error:
+        return {BASE_REPORT_KEY: None, "reason": " ".join(str(error).split())[:512]}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dockyard.builds.fetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="an http(s) URL of a tar.gz context, instead of --registry and the rest")
-    parser.add_argument("--registry", help="the Registry's login server, HOST:PORT")
+    parser.add_argument(
+        "--registry", help="the Registry's login server, HOST:PORT (with --url: only to resolve a base image there)"
+    )
     parser.add_argument("--repository", help="repository of the context, e.g. dockyard/sources")
     parser.add_argument("--digest", help="manifest digest of the context artifact")
     parser.add_argument("--into", required=True, type=Path, help="directory to unpack into")
@@ -157,6 +222,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca-file", type=Path, help="CA certificate(s) trusted for the registry or the URL")
     parser.add_argument("--connect-to", help="address to dial instead of resolving HOST (TLS still checks HOST)")
     parser.add_argument("--plain-http", action="store_true", help="the registry speaks plain HTTP (tls.mode Disabled)")
+    parser.add_argument("--dockerfile", help="report the base image of this Dockerfile (relative to --into)")
+    parser.add_argument("--build-arg", action="append", default=[], help="a build argument, NAME=VALUE")
+    parser.add_argument("--target", help="the stage built")
+    parser.add_argument("--platform", help="the platform built, os/arch[/variant]")
     parser.add_argument("--termination-log", type=Path, default=TERMINATION_LOG, help=argparse.SUPPRESS)
     return parser
 
@@ -165,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     registry_args = (args.registry, args.repository, args.digest, args.docker_config)
-    if args.url and any(registry_args):
+    if args.url and (args.repository or args.digest):
         parser.error("give --url, or --registry, --repository, --digest and --docker-config, not both")
     if not args.url and not all(registry_args):
         parser.error("give --url, or all of --registry, --repository, --digest and --docker-config")
@@ -194,6 +263,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.termination_log.write_text(message + "\n")
         return 1
     print(f"fetched {source}: {len(names)} entries in {args.into}")
+    if args.dockerfile:
+        query = BaseQuery(
+            args.dockerfile, dict(arg.partition("=")[::2] for arg in args.build_arg), args.target, args.platform
+        )
+        try:
+            config = read_docker_config(args.docker_config) if args.docker_config else {}
+        except DockerConfigError:
+            config = {}
+        report = resolve_base(
+            query,
+            args.into,
+            config,
+            own_registry=args.registry,
+            ca_pem=ca_pem,
+            plain_http=args.plain_http,
+            connect_to=args.connect_to,
+        )
+        base = report.get(BASE_REPORT_KEY)
+        print(
+            f"base image {base['registry']}/{base['repository']}:{base.get('tag') or ''}@{base['digest']}"
+            if base
+            else f"base image not tracked: {report.get('reason')}"
+        )
+        with contextlib.suppress(OSError):
+            args.termination_log.write_text(json.dumps(report, sort_keys=True) + "\n")
     return 0
 
 

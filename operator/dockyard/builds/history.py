@@ -29,7 +29,8 @@ def _reference(run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def task_status(runs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """`lastRun` and `lastSuccessfulRun` for the task's status ({} when it has no numbered run)."""
+    """`lastRun`, `lastSuccessfulRun` and the newest run's `baseImage` for the task's status ({}
+    when it has no numbered run)."""
     numbered = sorted((r for r in runs if (r.get("status") or {}).get("runId")), key=_order)
     if not numbered:
         return {}
@@ -37,6 +38,11 @@ def task_status(runs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     succeeded = [r for r in numbered if (r.get("status") or {}).get("status") == "Succeeded"]
     if succeeded:
         result["lastSuccessfulRun"] = _reference(succeeded[-1])
+    based = [r for r in numbered if (r.get("status") or {}).get("baseImage")]
+    if based:  # what triggers.baseImageUpdate watches: the base the newest run resolved
+        base = based[-1]["status"]["baseImage"]
+        result["baseImage"] = base
+        result["baseImageDigest"] = base.get("digest")
     return result
 
 

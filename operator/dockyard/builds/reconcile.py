@@ -33,6 +33,7 @@ from typing import Any, Final, Literal, Protocol
 
 from dockyard.builds import definition as defs
 from dockyard.builds.access import RegistryAccess, registry_access, run_grants
+from dockyard.builds.baseimage import reported_base
 from dockyard.builds.git import GitError
 from dockyard.builds.ids import allocate_run_id
 from dockyard.builds.logstore import redact
@@ -213,7 +214,7 @@ class RunReconciler:
             verdict = Verdict("Timeout", f"the run exceeded its timeout of {run.timeout_seconds}s")
             self._finish(body, verdict, observed.pod, access)
             return
-        fields: dict[str, Any] = {}
+        fields: dict[str, Any] = _base_image_fields(observed.pod, status)  # base-image tracking
         if status.get("steps"):
             failure = job_failure(job) if job is not None else None
             verdict, steps = judge_task(status["steps"], failure, observed.pod)
@@ -329,11 +330,10 @@ class RunReconciler:
         pushed = pushed_images(steps)
         own = defs.own_repositories(pushed, access.host)
         source = run.definition.source
-        fetch: OciContext | ArchiveContext
+        fetch: OciContext | ArchiveContext | None = None  # None: no source (a context-less task file)
         if source.oci is not None:
             fetch = OciContext(source.oci.repository, source.oci.digest)
-        else:
-            assert source.archive is not None  # check_buildable refused git
+        elif source.archive is not None:  # check_buildable refused git
             fetch = ArchiveContext(source.archive.url)
         task_pod = TaskPod(
             owner=owner,
@@ -448,6 +448,7 @@ class RunReconciler:
             no_push=build.no_push,
             cache_repository=cache,
             insecure_registry=access.plain_http,
+            report_base=run.task_name is not None and fetch is not None,  # base-image tracking
         )
 
     def _docker_config(
@@ -484,6 +485,7 @@ class RunReconciler:
         status = dict(body.get("status") or {})
         finished = self.now()
         fields: dict[str, Any] = {"status": verdict.status, "finishTime": format_time(finished)}
+        fields |= _base_image_fields(pod, status)  # base-image tracking
         started = parse_time(status.get("startTime"))
         if started is not None:
             fields["duration"] = format_duration((finished - started).total_seconds())
@@ -602,6 +604,12 @@ def format_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes}m{secs}s"
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _base_image_fields(pod: Mapping[str, Any] | None, status: Mapping[str, Any]) -> dict[str, Any]:
+    """`baseImage` once the fetch container reported the base it resolved (base-image tracking)."""
+    base = reported_base(pod, FETCH_CONTAINER)
+    return {"baseImage": base} if base is not None and status.get("baseImage") != base else {}
 
 
 def _version(body: Mapping[str, Any]) -> int:

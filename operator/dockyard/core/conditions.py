@@ -107,9 +107,11 @@ class EventReason:
     PLAN_WARNING: Final = "PlanWarning"
     """Warning: a task file's plan has keys acr-builder accepts but ignores (the message lists them)."""
     RUN_TRIGGERED: Final = "RunTriggered"
-    """Normal, on a BuildTask: a trigger (timer, commit) created a run; the message names the cause."""
+    """Normal, on a BuildTask: a trigger (timer, commit, base image) created a run; the message names the cause."""
     COMMIT_POLL_FAILED: Final = "CommitPollFailed"
     """Warning, on a BuildTask: its branch head could not be read (posted when the error changes)."""
+    BASE_IMAGE_POLL_FAILED: Final = "BaseImagePollFailed"
+    """Warning, on a BuildTask: its base image's tag could not be resolved (posted when the error changes)."""
 
 
 class Phase:

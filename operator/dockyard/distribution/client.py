@@ -24,6 +24,7 @@ Errors (`dockyard.distribution.errors`):
 
     DistributionError
     ├── RegistryUnreachable          DNS, connect, TLS verification, timeout
+    │   └── RegistryThrottled        429, with the `Retry-After` it asked for
     ├── RegistryUnauthorized         401/403 after authenticating; the realm refused the credentials
     ├── RegistryNotFound             404: repository, manifest or blob unknown
     └── RegistryProtocolError        unexpected status, unusable challenge, bad JSON
@@ -35,6 +36,7 @@ Messages name the method, the path and the registry's error code; never a creden
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import re
 import ssl
@@ -51,6 +53,7 @@ from dockyard.distribution.errors import (
     DistributionError,
     RegistryNotFound,
     RegistryProtocolError,
+    RegistryThrottled,
     RegistryUnauthorized,
     RegistryUnreachable,
 )
@@ -485,7 +488,25 @@ def _error_for(response: httpx.Response, what: str) -> DistributionError:
         return RegistryUnauthorized(detail)
     if response.status_code == 404:
         return RegistryNotFound(detail)
+    if response.status_code == 429:
+        return RegistryThrottled(detail, retry_after_seconds(response.headers.get("Retry-After")))
     return RegistryProtocolError(detail)
+
+
+def retry_after_seconds(header: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not header:
+        return None
+    text = header.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
 def _reason(error: httpx.TransportError) -> str:

@@ -2,6 +2,7 @@
 
 DistributionError                  anything below; `str()` is one line, never a secret
 ├── RegistryUnreachable            no answer: DNS, connect, TLS verification, timeout
+│   └── RegistryThrottled          429: asked to come back later (`retry_after` seconds, if said)
 ├── RegistryUnauthorized           401/403 after authenticating, or the token realm refused us
 ├── RegistryNotFound               404: repository, manifest or blob unknown
 └── RegistryProtocolError          an answer that breaks the protocol (unexpected status, bad
@@ -17,6 +18,14 @@ class DistributionError(Exception):
 
 class RegistryUnreachable(DistributionError):
     """The registry (or its token realm) did not answer: DNS, connection, TLS or timeout."""
+
+
+class RegistryThrottled(RegistryUnreachable):
+    """429 Too Many Requests; `retry_after` is the registry's `Retry-After` in seconds, if it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RegistryUnauthorized(DistributionError):

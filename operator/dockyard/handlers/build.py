@@ -273,9 +273,13 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
 def unsupported_fields(spec: BuildTaskSpec) -> list[str]:
     """Fields this version accepts but cannot act on yet: said in Ready, never ignored silently."""
     fields = []
-    triggers = spec.triggers  # timers and sourceCommit: handlers/triggers.py; task files: above
-    if triggers.base_image_update is not None and triggers.base_image_update.enabled:
-        fields.append("triggers.baseImageUpdate")
+    triggers = spec.triggers  # timers, sourceCommit, baseImageUpdate: handlers/triggers.py; task files: above
+    base = triggers.base_image_update
+    # the base is read from the Dockerfile by the fetch container, which git sources do not have
+    if base is not None and base.enabled and (spec.source.git is not None or spec.docker_build is None):
+        fields.append(
+            "triggers.baseImageUpdate (with a git source or a task file; a dockerBuild on source.oci or source.archive tracks its base)"
+        )
     return fields
 
 

@@ -1,6 +1,7 @@
-"""BuildTask triggers: a kopf timer on every task with timers or a commit trigger ticks its
+"""BuildTask triggers: a kopf timer on every task with timers, a commit or a base-image trigger ticks its
 triggers (`builds/triggers/service.py`); push webhooks arrive on the event intake
-(`builds/triggers/endpoint.py`, wired in `main.py`). Each tick is short and idempotent: it decides,
+(`builds/triggers/endpoint.py`, wired in `main.py`), pushes of base images in Dockyard registries
+on the event bus (`builds/triggers/images.py`, a subscriber wired in `main.py`). Each tick is short and idempotent: it decides,
 creates at most one run per due cause (named after the cause), records the cause in the task's
 status, and never sleeps."""
 
@@ -19,7 +20,7 @@ TICK_SECONDS: Final = 5.0
 
 def _has_triggers(spec: kopf.Spec, **_: Any) -> bool:
     triggers = spec.get("triggers") or {}
-    return bool(triggers.get("timers") or triggers.get("sourceCommit"))
+    return bool(triggers.get("timers") or triggers.get("sourceCommit") or triggers.get("baseImageUpdate"))
 
 
 @kopf.timer(GROUP, VERSION, "buildtasks", id="triggers", interval=TICK_SECONDS, when=_has_triggers)

@@ -91,14 +91,15 @@ class OciSource(ApiModel):
 
 
 class BuildSource(ApiModel):
-    """The build context. Set exactly one of git, archive or oci."""
+    """The build context: at most one of git, archive or oci. None for a task file whose steps need
+    no context (ACR's `--context /dev/null`, e.g. a cmd-only task on a timer)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "(has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) + (has(self.oci) ? 1 : 0) == 1",
-                    "set exactly one build source: git, archive or oci",
+                    "(has(self.git) ? 1 : 0) + (has(self.archive) ? 1 : 0) + (has(self.oci) ? 1 : 0) <= 1",
+                    "set at most one build source: git, archive or oci",
                 ),
             ]
         }
@@ -184,6 +185,13 @@ _DEFINITION_RULES: list[Any] = [
         "dockerBuild.images needs at least one image unless dockerBuild.noPush is true",
         field_path=".dockerBuild.images",
     ),
+    # a source-less definition (task file without context): see BuildSource
+    cel(
+        "!has(self.dockerBuild) || (has(self.source) && (has(self.source.git) || has(self.source.archive)"
+        " || has(self.source.oci)))",
+        "dockerBuild needs a build context: set source.git, source.archive or source.oci",
+        field_path=".source",
+    ),
 ]
 
 
@@ -195,7 +203,10 @@ class BuildDefinition(ApiModel):
     registry_ref: LocalObjectReference = Field(
         description="The Registry that images are pushed to and that {{.Run.Registry}} names."
     )
-    source: BuildSource = Field(description="The build context.")
+    source: BuildSource = section(
+        BuildSource,
+        "The build context; empty for a task file that needs none (ACR's `--context /dev/null`).",
+    )
     docker_build: DockerBuild | None = Field(None, description="A single Dockerfile build.")
     task_file: str | None = Field(
         None,
@@ -255,7 +266,9 @@ class SourceCommitTrigger(ApiModel):
 
 
 class BaseImageTrigger(ApiModel):
-    """Run when the final FROM image changes digest (needs one earlier run)."""
+    """Run when the base image (the final stage's FROM origin) changes digest: needs one earlier run
+    that resolved it (a dockerBuild on source.oci or source.archive); not for the task's own images,
+    never twice for one digest, a burst of pushes is one run."""
 
     enabled: bool = Field(True, description="Whether the trigger fires.")
     poll_interval_seconds: int = Field(
@@ -344,6 +357,22 @@ class RunReference(ApiModel):
     start_time: str | None = Field(None, description="When it started.")
 
 
+# -- base-image tracking (triggers.baseImageUpdate) -----------------------------------------------
+
+
+class BaseImageStatus(ApiModel):
+    """The base image a run stood on: the final stage's origin, its tag resolved to a digest when
+    the build started."""
+
+    registry: str = Field(description="Registry host, e.g. docker.io or the Registry's login server.")
+    repository: str = Field(description="Repository, e.g. library/python.")
+    tag: str | None = Field(None, description="Tag; none when the Dockerfile pins the base by digest (not tracked).")
+    digest: str = Field(description="Manifest digest the tag named (the index for a multi-arch image).")
+
+
+# -- end base-image tracking ----------------------------------------------------------------------
+
+
 class TimerStatus(ApiModel):
     """Schedule state of one timer."""
 
@@ -365,6 +394,11 @@ class BuildTaskStatus(ApiModel):
         max_length=50,
     )
     base_image_digest: str | None = Field(None, description="Digest of the base image last built on.")
+    base_image: BaseImageStatus | None = Field(
+        None,
+        description="The base image the newest run that resolved one stood on: what triggers.baseImageUpdate "
+        "watches (a push of another digest to this tag starts a run).",
+    )
     timers: list[TimerStatus] = Field(default_factory=list, description="Timer schedule state.", max_length=10)
     webhook_url: str | None = Field(
         None,
@@ -391,6 +425,12 @@ class TriggerCause(ApiModel):
     timer_name: str | None = Field(None, description="Timer run: the timer.", max_length=63)
     schedule_occurrence: str | None = Field(
         None, description="Timer run: the scheduled time it runs for (UTC, to the minute)."
+    )
+    base_image: str | None = Field(
+        None, description="Image-update run: the base image updated, registry/repository:tag.", max_length=512
+    )
+    base_image_digest: str | None = Field(
+        None, description="Image-update run: the base image's new digest.", max_length=128
     )
 
 
@@ -482,6 +522,9 @@ class BuildRunStatus(ApiModel):
     steps: list[StepStatus] = Field(default_factory=list, description="Steps of a multi-step run.", max_length=64)
     message: str | None = Field(None, description="Why the run failed: the failing build line and its error.")
     commit: str | None = Field(None, description="The commit built (git sources).")
+    base_image: BaseImageStatus | None = Field(
+        None, description="The base image of a Dockerfile build, resolved to a digest when the build started."
+    )
     ref: str | None = Field(None, description="The git ref the revision resolved to, e.g. refs/heads/main.")
     log_reference: str | None = Field(
         None,

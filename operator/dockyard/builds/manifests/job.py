@@ -86,6 +86,9 @@ class KanikoBuild:
     insecure_registry: bool = False
     """The run's registry speaks plain HTTP (its tls.mode is Disabled)."""
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    report_base: bool = False
+    """The fetch container reports the Dockerfile's base image and its digest (`builds/fetch.py`):
+    the task tracks its base (triggers.baseImageUpdate)."""
 
     @property
     def names(self) -> BuildRunNames:
@@ -161,8 +164,19 @@ def fetch_container(build: KanikoBuild) -> dict[str, Any]:
             command.append("--plain-http")
     else:
         command.append(f"--url={build.fetch.url}")
+        if build.report_base:  # the base may be in the run's registry: its address and credential
+            command += [f"--registry={build.registry_host}", f"--docker-config={DOCKER_CONFIG_DIR}/config.json"]
+            if build.insecure_registry:
+                command.append("--plain-http")
     if build.ca_config_map:
         command.append(f"--ca-file={CA_FILE}")
+    if build.report_base:
+        command.append(f"--dockerfile={escape(build.dockerfile)}")
+        command += [f"--build-arg={escape(name)}={escape(value)}" for name, value in build.build_args]
+        if build.target:
+            command.append(f"--target={escape(build.target)}")
+        if build.platform:
+            command.append(f"--platform={build.platform}")
     return {
         "name": FETCH_CONTAINER,
         "image": build.fetcher_image,

@@ -100,7 +100,8 @@ class TaskPod:
     registry_host: str
     kaniko_image: str
     operator_image: str
-    fetch: OciContext | ArchiveContext
+    fetch: OciContext | ArchiveContext | None
+    """None: the task has no source (its steps need no context)."""
     steps: tuple[Step, ...]
     timeout_seconds: int
     resources: Mapping[str, Any]
@@ -241,5 +242,6 @@ def build_task_job(pod: TaskPod) -> dict[str, Any]:
         "resources": copy.deepcopy(SMALL),
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
-    init = [fetch_container(fetcher), *(step_container(pod, s) for s in pod.steps)]
+    fetching = [fetch_container(fetcher)] if pod.fetch is not None else []  # no source: nothing to fetch
+    init = [*fetching, *(step_container(pod, s) for s in pod.steps)]
     return run_job(owner, pod.extra_labels, pod.timeout_seconds, [done], init, volumes)

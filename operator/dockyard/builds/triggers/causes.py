@@ -6,6 +6,7 @@ API server:
 
     timer   <task>-<timer>-<YYYYMMDDHHMM>   the scheduled minute, UTC
     commit  <task>-<first 12 hex of the SHA>
+    image   <task>-base-<first 12 hex of the base's new digest>
 
 shortened to 63 characters (a label value) with a hash of the whole when longer. Timer names may
 hold capitals and `_`, which object names may not: such names get a hash of the original, so `A_b`
@@ -75,7 +76,25 @@ class CommitCause:
         return self.commit[:12]
 
 
-Cause = TimerCause | CommitCause
+@dataclass(frozen=True)
+class ImageUpdateCause:
+    base: str
+    """registry/repository:tag of the base image."""
+    digest: str
+
+    trigger: ClassVar[str] = "ImageUpdate"
+
+    def describe(self) -> str:
+        return f"base image {self.base} updated to {self.digest[:19]}"
+
+    def record(self) -> dict[str, str]:
+        return {"baseImage": self.base[:512], "baseImageDigest": self.digest[:128]}
+
+    def suffix(self) -> str:
+        return f"base-{self.digest.partition(':')[2][:12] or self.digest[:12]}"
+
+
+Cause = TimerCause | CommitCause | ImageUpdateCause
 
 
 def _slug(name: str) -> str:

@@ -8,7 +8,9 @@ A tick (every few seconds, from kopf's timer on the task; nothing here sleeps):
   `status.lastCommit` → a run for that commit unless it started one before
   (`status.triggeredCommits`, the last 50), then both recorded. The first head seen is a baseline
   and starts nothing;
-- mode Webhook: `status.webhookUrl`.
+- mode Webhook: `status.webhookUrl`;
+- base image (`images.py`): the base in `status.baseImage` watched; polled when it is outside
+  Dockyard and due (once per base), and a run started when its newest digest passes the guards.
 A disabled task or trigger starts nothing: its timers are disarmed (no catch-up for the time it
 was off), its branch not polled, its webhooks ignored.
 
@@ -20,23 +22,47 @@ finds the same cause due, creates the same name, gets 409 and records it: still 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
+from dockyard.auth.grants import Grant
+from dockyard.builds.access import registry_access
+from dockyard.builds.baseimage import DOCKER_HUB, BaseImage, ImageRef
+from dockyard.builds.fetch import DOCKER_HUB_CONFIG_KEYS, credentials_for
 from dockyard.builds.git import GitError
-from dockyard.builds.triggers.causes import Cause, CommitCause, TimerCause, build_trigger_run, run_name
+from dockyard.builds.triggers.causes import (
+    Cause,
+    CommitCause,
+    ImageUpdateCause,
+    TimerCause,
+    build_trigger_run,
+    run_name,
+)
 from dockyard.builds.triggers.commit import branch_of, next_poll
+from dockyard.builds.triggers.images import (
+    BaseImagePushes,
+    BaseImageWatch,
+    BaseKey,
+    decide_update,
+    own_repositories,
+    pending_update,
+)
 from dockyard.builds.triggers.metrics import TriggerMetrics
 from dockyard.builds.triggers.schedule import decide
 from dockyard.core import conditions
 from dockyard.core.conditions import EventReason
+from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains
+from dockyard.core.names import BUILD_TASK_LABEL
+from dockyard.distribution.client import Basic, Credentials, DistributionClient
+from dockyard.distribution.errors import DistributionError, RegistryThrottled
 from dockyard.models import API_VERSION
 from dockyard.models.builds import BuildTaskSpec
 from dockyard.settings import OperatorSettings
@@ -46,6 +72,13 @@ log = logging.getLogger("dockyard.builds.triggers")
 TASK_KIND = "BuildTask"
 MEMO_KEY = "triggers"
 COMMITS_KEPT = 50
+
+
+BASE_CREDENTIAL_TTL_SECONDS = 300
+
+
+class ImageHead(Protocol):
+    def __call__(self, base: BaseImage, task: Mapping[str, Any]) -> str | None: ...
 
 
 class GitResolver(Protocol):
@@ -81,8 +114,15 @@ class TriggerService:
         resolve_git: GitResolver,
         now: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        head_image: ImageHead | None = None,
     ) -> None:
         self.kube, self.settings, self.metrics, self.resolve_git = kube, settings, metrics, resolve_git
+        self.head_image: ImageHead = head_image or self._head_image
+        self.images = BaseImageWatch()
+        self.base_image_pushes = BaseImagePushes(self.images, self.registry_host, self._base_pushed)
+        """The event-bus subscriber of base-image pushes in Dockyard registries (`images.py`)."""
+        self._started_base: dict[str, str] = {}
+        """Per task uid, the digest whose run this process started or found: not asked again."""
         self._now = now
         self._rng = rng or random.Random()
         self._next_poll: dict[str, datetime] = {}
@@ -97,6 +137,8 @@ class TriggerService:
         with self._guard:
             self._next_poll.pop(uid, None)
             self._poll_errors.pop(uid, None)
+            self._started_base.pop(uid, None)
+        self.images.untrack(uid)
 
     # -- a tick -------------------------------------------------------------------------------
 
@@ -109,6 +151,7 @@ class TriggerService:
         now = self.now()
         timers = self._timers(task, spec, status, now)
         patch = self._commit(task, spec, status, now)
+        self._base_image(task, spec, status, now)
         if contains(status, patch):
             patch = {}
         if timers != list(status.get("timers") or []):  # exact: a dropped nextScheduleTime counts
@@ -187,6 +230,147 @@ class TriggerService:
             self._poll_errors[uid] = message
         log.warning("commit poll of BuildTask %s failed: %s", task["metadata"]["name"], message)
         self._event(task, "Warning", EventReason.COMMIT_POLL_FAILED, f"reading the branch head failed: {message}")
+
+    # -- base images -------------------------------------------------------------------------
+
+    def _base_image(
+        self, task: Mapping[str, Any], spec: BuildTaskSpec, status: Mapping[str, Any], now: datetime
+    ) -> None:
+        trigger, meta = spec.triggers.base_image_update, task["metadata"]
+        tracked = BaseImage.from_status(status.get("baseImage"))
+        if trigger is None or not (spec.enabled and trigger.enabled) or tracked is None or tracked.tag is None:
+            self.images.untrack(meta["uid"])
+            return
+        key = tracked.key
+        self.images.track(meta["uid"], key, (meta["namespace"], meta["name"]))
+        in_dockyard = self.dockyard_registry(tracked.registry) is not None
+        upcoming = next_poll(now, trigger.poll_interval_seconds, self._rng)
+        if self.images.claim_check(key, now, upcoming, once=in_dockyard):
+            self._poll_base(task, tracked, now, trigger.poll_interval_seconds)
+            return
+        digest = self.images.digest_of(key)
+        if digest is not None:  # a digest an event or another task's poll found, or a push coalesced
+            self.consider_base(task, key, digest, source=None)
+
+    def _poll_base(self, task: Mapping[str, Any], tracked: BaseImage, now: datetime, interval: int) -> None:
+        key = tracked.key
+        try:
+            digest = self.head_image(tracked, task)
+        except RegistryThrottled as error:
+            wait = error.retry_after if error.retry_after is not None else interval
+            self.images.defer(key, now + timedelta(seconds=wait))
+            self.metrics.base_images.labels(source="poll", outcome="throttled").inc()
+            return
+        except (DistributionError, ReconcileError) as error:
+            self.metrics.base_images.labels(source="poll", outcome="error").inc()
+            self._report_base_error(task, key, f"{tracked.reference()}: {error}")
+            return
+        with self.images.lock:
+            self.images.errors.pop(key, None)
+        if digest is None:
+            self.metrics.base_images.labels(source="poll", outcome="missing").inc()
+            return
+        self.images.seen(key, digest)
+        self.consider_base(task, key, digest, source="poll")
+
+    def _base_pushed(self, task_ref: tuple[str, str], key: BaseKey, digest: str) -> None:
+        """A push event of a watched base (on the intake's thread): the task read fresh, then decided."""
+        task = self.kube.get(API_VERSION, TASK_KIND, *task_ref)
+        if task is None:
+            return
+        self.consider_base(task, key, digest, source="event")
+
+    def consider_base(self, task: Mapping[str, Any], key: BaseKey, digest: str, *, source: str | None) -> bool:
+        """Start the task's image-update run for `digest` if the guards let it; True when it did.
+        `source` (event, poll) is counted; a tick re-deciding on a known digest is not."""
+        try:
+            spec = BuildTaskSpec.model_validate(task.get("spec") or {})
+        except ValidationError:
+            return False
+        trigger, meta = spec.triggers.base_image_update, task["metadata"]
+        tracked = BaseImage.from_status((task.get("status") or {}).get("baseImage"))
+        if trigger is None or not (spec.enabled and trigger.enabled) or tracked is None or tracked.key != key:
+            return False
+        with self._guard:
+            if self._started_base.get(meta["uid"]) == digest:
+                return False
+        own = own_repositories(spec, self.registry_host(meta["namespace"], spec.registry_ref.name) or "")
+        outcome = decide_update(tracked, digest, own, lambda: pending_update(self._runs_of(task)))
+        if source is not None:
+            self.metrics.base_images.labels(source=source, outcome=outcome).inc()
+        if outcome != "due":
+            return False
+        created = self.start_run(task, ImageUpdateCause(tracked.reference(), digest))
+        with self._guard:
+            self._started_base[meta["uid"]] = digest
+        return created
+
+    def _runs_of(self, task: Mapping[str, Any]) -> list[dict[str, Any]]:
+        meta = task["metadata"]
+        return self.kube.list(API_VERSION, "BuildRun", meta["namespace"], f"{BUILD_TASK_LABEL}={meta['name'][:63]}")
+
+    def registry_host(self, namespace: str, name: str) -> str | None:
+        """The login server of a Dockyard Registry (the host its images are named by)."""
+        registry = self.kube.cache.registry(namespace, name)
+        if not isinstance(registry, dict):
+            registry = self.kube.get(API_VERSION, "Registry", namespace, name)
+        host = ((registry or {}).get("status") or {}).get("loginServer")
+        return str(host) if host else None
+
+    def dockyard_registry(self, host: str) -> tuple[str, str] | None:
+        """(namespace, name) of the Dockyard Registry serving `host`, if one does."""
+        for registry in self.kube.cache.registries():
+            if (registry.get("status") or {}).get("loginServer") == host:
+                return registry["metadata"]["namespace"], registry["metadata"]["name"]
+        return None
+
+    def _head_image(self, base: BaseImage, task: Mapping[str, Any]) -> str | None:
+        """The digest `base`'s tag names now: a Dockyard registry through its Service with a
+        pull-only delegated credential, any other with the task's pull secrets (or anonymously)."""
+        assert base.tag is not None
+        located = self.dockyard_registry(base.registry)
+        if located is not None:
+            access = registry_access(self.kube, *located)
+            grants = (Grant(repositories=base.repository, actions=("pull",)),)
+            username, password = access.delegation("dockyard-operator", grants, BASE_CREDENTIAL_TTL_SECONDS)
+            client = DistributionClient(
+                access.host,
+                connect_to=access.cluster_ip,
+                ca_pem=access.ca_pem,
+                credentials=Basic(username, password),
+                plain_http=access.plain_http,
+                timeout=20,
+            )
+        else:
+            reference = ImageRef(base.registry, base.repository, base.tag, None)
+            client = DistributionClient(reference.api_host, credentials=self._pull_credentials(task, base), timeout=20)
+        with client:
+            return client.head_manifest(base.repository, base.tag)
+
+    def _pull_credentials(self, task: Mapping[str, Any], base: BaseImage) -> Credentials | None:
+        spec = BuildTaskSpec.model_validate(task.get("spec") or {})
+        keys = DOCKER_HUB_CONFIG_KEYS if base.registry == DOCKER_HUB else (base.registry,)
+        for reference in spec.pull_secrets:
+            text = decoded(
+                self.kube.get("v1", "Secret", task["metadata"]["namespace"], reference.name), ".dockerconfigjson"
+            )
+            try:
+                config = json.loads(text) if text else {}
+            except ValueError:
+                continue
+            for key in keys:
+                found = credentials_for(config, key) if isinstance(config, dict) else None
+                if found is not None:
+                    return found
+        return None
+
+    def _report_base_error(self, task: Mapping[str, Any], key: BaseKey, message: str) -> None:
+        with self.images.lock:
+            if self.images.errors.get(key) == message:
+                return
+            self.images.errors[key] = message
+        log.warning("base image poll for BuildTask %s failed: %s", task["metadata"]["name"], message)
+        self._event(task, "Warning", EventReason.BASE_IMAGE_POLL_FAILED, f"resolving the base image failed: {message}")
 
     # -- shared with the webhook endpoint -----------------------------------------------------
 
