@@ -52,6 +52,11 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = _convert(value, defs)
         else:
             out[key] = value
+    if out.get("type") == "object":  # pydantic writes a dict's max_length as maxLength
+        for length, count in (("maxLength", "maxProperties"), ("minLength", "minProperties")):
+            if length in out:
+                out[count] = out.pop(length)
+        out = _ordered(out)
     if out.get("type") == "object" and not out.get("properties") and "additionalProperties" not in out:
         out["x-kubernetes-preserve-unknown-fields"] = True
     return _ordered(out)
@@ -103,7 +108,11 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this object: dockyard.dev/v1alpha1."},
             "kind": {"type": "string", "description": f"Kind of this object: {info.kind}."},
-            "metadata": {"type": "object"},
+            "metadata": (
+                {"type": "object", "properties": {"name": info.name_format.schema()}}
+                if info.name_format
+                else {"type": "object"}
+            ),
             "spec": spec_schema,
             "status": status_schema,
         },

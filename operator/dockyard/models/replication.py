@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,9 @@ from dockyard.models.base import (
     immutable,
     ready_column,
 )
+from dockyard.models.formats import NODE_SELECTOR_RULES, NodeSelectorValue, checked, node_selector_problem
+
+NodeSelector = Annotated[dict[str, NodeSelectorValue], checked(node_selector_problem)]
 
 
 class ReplicationSpec(ApiModel):
@@ -36,10 +39,12 @@ class ReplicationSpec(ApiModel):
         pattern=DNS_LABEL,
         json_schema_extra={"x-kubernetes-validations": [immutable("location")]},
     )
-    node_selector: dict[str, str] | None = Field(
+    node_selector: NodeSelector | None = Field(
         None,
-        description="Nodes the replica runs on; defaults to {topology.kubernetes.io/region: <location>}.",
+        description="Nodes the replica runs on (label keys and values as Kubernetes takes them); defaults "
+        "to {topology.kubernetes.io/region: <location>}.",
         max_length=16,
+        json_schema_extra={"x-kubernetes-validations": [rule.entry() for rule in NODE_SELECTOR_RULES]},
     )
     target_namespace: str | None = Field(
         None,
