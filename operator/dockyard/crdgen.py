@@ -16,9 +16,10 @@ from pydantic import BaseModel
 
 from dockyard.models import KINDS, VERSION, KindInfo
 from dockyard.models.base import GROUP, defaults_of
+from dockyard.models.formats import RULES_KEY
 
 _DROPPED_KEYS = {"title", "$defs"}
-_LIST_KEYS = ("x-kubernetes-validations", "required")
+_LIST_KEYS = ("x-kubernetes-validations", "required", RULES_KEY)
 
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -33,6 +34,10 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = _inline(node, defs)
+    if RULES_KEY in node:  # the value's format first, then the field's own rules
+        node = dict(node)
+        rules = node.pop(RULES_KEY)
+        node["x-kubernetes-validations"] = [*rules, *node.get("x-kubernetes-validations", [])]
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS:

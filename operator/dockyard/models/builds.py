@@ -54,11 +54,12 @@ TimerName = Annotated[
     Rule(f"self.matches(r'{TIMER_NAME}')", TIMER_NAME_MESSAGE),
     checked(pattern_check(TIMER_NAME, TIMER_NAME_MESSAGE)),
 ]
-GIT_URL_NO_FRAGMENT = Rule(
-    "!self.contains('#')",
+GIT_URL_FRAGMENT_MESSAGE = (
     "a git URL cannot carry a '#fragment': set the branch, tag or commit in revision and the directory in "
-    "contextSubPath",
+    "contextSubPath"
 )
+GIT_URL_NO_FRAGMENT = Rule("!self.contains('#')", GIT_URL_FRAGMENT_MESSAGE)
+GitUrl = Annotated[HttpUrl, GIT_URL_NO_FRAGMENT, checked(lambda url: GIT_URL_FRAGMENT_MESSAGE if "#" in url else None)]
 TASK_FILE_MESSAGE = "taskFile must be an ACR task file with a steps: list (it is empty or has no steps)"
 
 
@@ -70,23 +71,23 @@ def default_timer_name(position: int) -> str:
 UNIQUE_TIMER_NAMES = Rule(
     "self.all(a, !has(a.name) || self.exists_one(b, has(b.name) && b.name == a.name))",
     "timer names must be unique",
-    reason="FieldValueDuplicate",
 )
 # A name t<N> given to a timer is taken from the unnamed timer at position N, if there is one.
 _POSITION = "int(a.name.substring(1))"
+_TAKES_DEFAULT = (
+    f"has(a.name) && a.name.matches('^t([1-9]|10)$') && {_POSITION} <= size(self) && !has(self[{_POSITION} - 1].name)"
+)
 NO_TAKEN_DEFAULT_NAMES = Rule(
-    f"self.all(a, !has(a.name) || !a.name.matches('^t([1-9]|10)$') || {_POSITION} > size(self)"
-    f" || has(self[{_POSITION} - 1].name))",
+    f"!self.exists(a, {_TAKES_DEFAULT})",
     "a timer without a name is called t<N> after its position in the list (t1 for the first); another "
     "timer cannot be named so too: rename it or name the unnamed one",
-    reason="FieldValueDuplicate",
 )
 
 
 class GitSource(ApiModel):
     """A git repository as build context."""
 
-    url: Annotated[HttpUrl, GIT_URL_NO_FRAGMENT] = Field(
+    url: GitUrl = Field(
         description="Clone URL over http(s), e.g. https://github.com/org/app.git.",
     )
     revision: Revision = Field(

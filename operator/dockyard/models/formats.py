@@ -30,6 +30,9 @@ from pydantic import AfterValidator, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+RULES_KEY = "x-dockyard-rules"
+"""Where `Rule`s collect in pydantic's JSON schema until crdgen writes them as validations."""
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -56,8 +59,10 @@ class Rule:
         return entry
 
     def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # Kept apart from `x-kubernetes-validations` (crdgen joins them): a field's own
+        # `json_schema_extra={"x-kubernetes-validations": …}` replaces that key, and would drop these.
         schema = handler(core_schema)
-        rules = schema.setdefault("x-kubernetes-validations", [])
+        rules = schema.setdefault(RULES_KEY, [])
         if self.entry() not in rules:
             rules.append(self.entry())
         return schema
@@ -386,7 +391,7 @@ _PRINTABLE = r"^[!-~]+$"
 
 HTTP_URL_MESSAGE = (
     "must be an absolute http:// or https:// URL with a host, an optional port 1-65535 and no spaces or "
-    "control characters (percent-encode them), e.g. https://git.example.com/org/app.git"
+    "control characters (percent-encode them), e.g. https://hooks.example.com:8443/path"
 )
 _PORT_EXPRESSION = "url(self).getPort()"
 HTTP_URL_RULE = Rule(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
@@ -82,6 +83,12 @@ class PersistentVolumeStorage(ApiModel):
     )
 
 
+S3_REGION_MESSAGE = (
+    "s3.region must be an AWS region such as us-east-1 or eu-central-1 (the registry's S3 driver refuses any "
+    "other without s3.regionEndpoint); for an S3-compatible service set regionEndpoint"
+)
+
+
 class S3Storage(ApiModel):
     """An S3 or S3-compatible bucket (distribution's `s3` driver)."""
 
@@ -90,9 +97,7 @@ class S3Storage(ApiModel):
             "x-kubernetes-validations": [
                 cel(
                     f"has(self.regionEndpoint) || self.region.matches(r'{AWS_REGION}')",
-                    "s3.region must be an AWS region such as us-east-1 or eu-central-1 (the registry's S3 "
-                    "driver refuses any other without s3.regionEndpoint); for an S3-compatible service set "
-                    "regionEndpoint",
+                    S3_REGION_MESSAGE,
                     field_path=".region",
                 )
             ]
@@ -111,6 +116,12 @@ class S3Storage(ApiModel):
         None,
         description="Secret with keys `accesskey` and `secretkey`; without it the pod's own identity is used.",
     )
+
+    @model_validator(mode="after")
+    def _aws_region_without_endpoint(self) -> S3Storage:
+        if self.region_endpoint is None and not re.fullmatch(AWS_REGION, self.region):
+            raise ValueError(S3_REGION_MESSAGE)
+        return self
 
 
 class AzureStorage(ApiModel):

@@ -8,7 +8,6 @@ from pydantic import Field
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
-    DNS_LABEL,
     OBSERVED_GENERATION_FIELD,
     ApiModel,
     Condition,
@@ -20,7 +19,7 @@ from dockyard.models.base import (
     immutable,
     ready_column,
 )
-from dockyard.models.formats import NODE_SELECTOR_RULES, NodeSelectorValue, checked, node_selector_problem
+from dockyard.models.formats import NODE_SELECTOR_RULES, DnsLabel, NodeSelectorValue, checked, node_selector_problem
 
 NodeSelector = Annotated[dict[str, NodeSelectorValue], checked(node_selector_problem)]
 
@@ -32,11 +31,8 @@ class ReplicationSpec(ApiModel):
         description="The Premium Registry to replicate. Immutable.",
         json_schema_extra={"x-kubernetes-validations": [immutable("registryRef")]},
     )
-    location: str = Field(
+    location: DnsLabel = Field(
         description="Name of the location, e.g. westeurope; unique per registry. Immutable.",
-        min_length=1,
-        max_length=63,
-        pattern=DNS_LABEL,
         json_schema_extra={"x-kubernetes-validations": [immutable("location")]},
     )
     node_selector: NodeSelector | None = Field(
@@ -46,11 +42,9 @@ class ReplicationSpec(ApiModel):
         max_length=16,
         json_schema_extra={"x-kubernetes-validations": [rule.entry() for rule in NODE_SELECTOR_RULES]},
     )
-    target_namespace: str | None = Field(
+    target_namespace: DnsLabel | None = Field(
         None,
         description="Namespace for the replica's workloads; defaults to the Registry's namespace. Immutable.",
-        max_length=63,
-        pattern=DNS_LABEL,
         json_schema_extra={"x-kubernetes-validations": [immutable("targetNamespace")]},
     )
     region_endpoint_enabled: bool = Field(
