@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -22,7 +23,7 @@ from dockyard.models.base import (
     ready_column,
     section,
 )
-from dockyard.models.formats import DnsLabel, HeaderName, HeaderValue, HttpUrl
+from dockyard.models.formats import DnsLabel, HeaderName, HeaderValue, HttpUrl, Rule, checked
 
 WebhookAction = Literal["push", "delete", "quarantine", "chart_push", "chart_delete"]
 
@@ -32,6 +33,16 @@ SCOPE_PATTERN = (
     r"^([a-z0-9*]+([._-]+[a-z0-9*]+)*)(/[a-z0-9*]+([._-]+[a-z0-9*]+)*)*"
     r"(:(\*|[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?$"
 )
+SCOPE_MESSAGE = (
+    "scope must be empty, 'repository', 'repository:tag' or 'repository:*' with a lowercase repository name "
+    "(e.g. 'team/app:*'); '*' may stand for part of a name"
+)
+Scope = Annotated[
+    str,
+    Field(max_length=256),
+    Rule(f"self == '' || self.matches(r'{SCOPE_PATTERN}')", SCOPE_MESSAGE),
+    checked(lambda scope: None if scope == "" or re.fullmatch(SCOPE_PATTERN, scope) else SCOPE_MESSAGE),
+]
 
 
 class HeaderValueSource(ApiModel):
@@ -116,21 +127,11 @@ class WebhookSpec(ApiModel):
         max_length=5,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    scope: str = Field(
+    scope: Scope = Field(
         "",
         description="Which events: `repo:tag` one tag, `repo:*` every tag of repo, `repo` the tag latest "
         "of repo, empty every repository. `*` may stand for any part of a repository name, e.g. "
         "`team-a/*:*`.",
-        max_length=256,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    f"self == '' || self.matches(r'{SCOPE_PATTERN}')",
-                    "scope must be empty, 'repository', 'repository:tag' or 'repository:*' with a "
-                    "lowercase repository name (e.g. 'team/app:*'); '*' may stand for part of a name",
-                )
-            ]
-        },
     )
     enabled: bool = Field(True, description="Deliver events (false keeps the webhook but sends nothing).")
     location: DnsLabel | None = Field(
