@@ -256,7 +256,10 @@ def test_quantities_compare_across_units() -> None:
     "requests, limits, problem",
     [
         ({"cpu": "100m", "memory": "128Mi"}, {"cpu": 1, "memory": "128Mi"}, None),
-        ({"hugepages-2Mi": "64Mi", "nvidia.com/gpu": 1}, None, None),
+        ({"hugepages-2Mi": "64Mi"}, None, None),
+        ({"nvidia.com/gpu": 1}, {"nvidia.com/gpu": "1"}, None),
+        ({"nvidia.com/gpu": 1}, None, "an extended resource needs a limit"),
+        ({"hugepages-2Mi": "32Mi"}, {"hugepages-2Mi": "64Mi"}, "cannot be overcommitted"),
         ({"memory": "1Gi"}, {"memory": "512Mi"}, "requests.memory must not exceed limits.memory"),
         ({"gpu": "1"}, None, "resource gpu is not a container resource"),
         ({"cpu": "-1"}, None, "is not a Kubernetes quantity"),

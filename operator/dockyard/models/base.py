@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from dockyard.models.formats import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
+    NOT_OVERCOMMITTED_RULE,
     QUANTITY_RULE,
     REQUESTS_WITHIN_LIMITS_RULE,
     RESOURCE_NAMES_RULE,
@@ -127,7 +128,11 @@ class SecretKeySelector(ApiModel):
 class ResourceRequirements(ApiModel):
     """Compute resources for a container (same shape as a Pod's `resources`)."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [REQUESTS_WITHIN_LIMITS_RULE.entry()]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [REQUESTS_WITHIN_LIMITS_RULE.entry(), NOT_OVERCOMMITTED_RULE.entry()]
+        }
+    )
 
     requests: dict[str, Quantity] | None = Field(
         None,

@@ -555,6 +555,19 @@ REQUESTS_WITHIN_LIMITS_RULE = Rule(
 )
 
 
+_NOT_OVERCOMMITTED = "(k.startsWith('hugepages-') || k.contains('/'))"
+NOT_OVERCOMMITTED_MESSAGE = (
+    "hugepages-* and extended resources (vendor.com/x) cannot be overcommitted: an extended resource "
+    "needs a limit, and a request must equal its limit"
+)
+NOT_OVERCOMMITTED_RULE = Rule(
+    "(!has(self.requests) || self.requests.all(k, !k.contains('/') || (has(self.limits) && k in self.limits)))"
+    " && (!has(self.requests) || !has(self.limits) || self.requests.all(k, !" + _NOT_OVERCOMMITTED + ""
+    " || !(k in self.limits) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) == 0))",
+    NOT_OVERCOMMITTED_MESSAGE,
+)
+
+
 def resources_problem(requests: Mapping[str, int | str] | None, limits: Mapping[str, int | str] | None) -> str | None:
     names = _regex(RESOURCE_NAME)
     for section in (requests or {}), (limits or {}):
@@ -568,6 +581,13 @@ def resources_problem(requests: Mapping[str, int | str] | None, limits: Mapping[
         limit = (limits or {}).get(name)
         if limit is not None and parse_quantity(request) > parse_quantity(limit):
             return f"requests.{name} must not exceed limits.{name}"
+        extended = "/" in name
+        if (extended and limit is None) or (
+            (extended or name.startswith("hugepages-"))
+            and limit is not None
+            and parse_quantity(request) != parse_quantity(limit)
+        ):
+            return f"{name}: {NOT_OVERCOMMITTED_MESSAGE}"
     return None
 
 
