@@ -16,9 +16,10 @@ from pydantic import BaseModel
 
 from dockyard.models import KINDS, VERSION, KindInfo
 from dockyard.models.base import GROUP, defaults_of
+from dockyard.models.formats import RULES_KEY
 
 _DROPPED_KEYS = {"title", "$defs"}
-_LIST_KEYS = ("x-kubernetes-validations", "required")
+_LIST_KEYS = ("x-kubernetes-validations", "required", RULES_KEY)
 
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -33,6 +34,10 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = _inline(node, defs)
+    if RULES_KEY in node:  # the value's format first, then the field's own rules
+        node = dict(node)
+        rules = node.pop(RULES_KEY)
+        node["x-kubernetes-validations"] = [*rules, *node.get("x-kubernetes-validations", [])]
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS:
@@ -52,6 +57,11 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = _convert(value, defs)
         else:
             out[key] = value
+    if out.get("type") == "object":  # pydantic writes a dict's max_length as maxLength
+        for length, count in (("maxLength", "maxProperties"), ("minLength", "minProperties")):
+            if length in out:
+                out[count] = out.pop(length)
+        out = _ordered(out)
     if out.get("type") == "object" and not out.get("properties") and "additionalProperties" not in out:
         out["x-kubernetes-preserve-unknown-fields"] = True
     return _ordered(out)
@@ -103,7 +113,11 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this object: dockyard.dev/v1alpha1."},
             "kind": {"type": "string", "description": f"Kind of this object: {info.kind}."},
-            "metadata": {"type": "object"},
+            "metadata": (
+                {"type": "object", "properties": {"name": info.name_format.schema()}}
+                if info.name_format
+                else {"type": "object"}
+            ),
             "spec": spec_schema,
             "status": status_schema,
         },

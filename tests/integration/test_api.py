@@ -1,11 +1,13 @@
-"""The CRDs on a real API server: examples are accepted, invalid manifests are rejected with a
-message that names the offending field, immutable fields stay put, and `kubectl explain` and the
-printer columns work."""
+"""The CRDs on a real API server: examples and the valid corpus (`tests/valid`) are accepted, the
+invalid corpus (`tests/invalid`) is rejected with a message that names the offending field,
+immutable fields stay put, and `kubectl explain` and the printer columns work."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 INVALID = sorted((ROOT / "tests" / "invalid").glob("*.yaml"))
+VALID = sorted((ROOT / "tests" / "valid").glob("*.yaml"))
 
 
 def _expectations(path: Path) -> list[str]:
@@ -37,8 +40,20 @@ def crds(cluster: Any) -> list[str]:
     return names
 
 
-def test_corpus_is_large_enough() -> None:
-    assert len(INVALID) >= 25
+@pytest.fixture(scope="module")
+def corpus_namespace(cluster: Any) -> Iterator[str]:
+    """One namespace for both corpora: their object names are distinct (a unit test checks it), and a
+    namespace per manifest would cost more than the manifests."""
+    name = f"t-corpus-{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_corpora_are_large_enough() -> None:
+    assert len(INVALID) >= 120 and len(VALID) >= 10
     for path in INVALID:
         assert _expectations(path), f"{path.name} has no '# expect:' lines"
 
@@ -73,14 +88,23 @@ def test_schema_defaults_are_applied_by_the_api_server(cluster: Any, crds: list[
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
 def test_invalid_manifest_is_rejected_naming_the_field(
-    cluster: Any, crds: list[str], namespace: str, path: Path
+    cluster: Any, crds: list[str], corpus_namespace: str, path: Path
 ) -> None:
-    result = _apply(cluster, namespace, path.read_text())
+    """A manifest of two documents is a transition: the first is created, the second refused."""
+    result = _apply(cluster, corpus_namespace, path.read_text())
     assert result.returncode != 0, f"{path.name} was accepted"
     message = result.stderr
-    assert "is invalid" in message or "Invalid value" in message or "Required value" in message, message
+    assert "is invalid" in message, message
     for expected in _expectations(path):
         assert expected in message, f"{path.name}: {expected!r} not in {message!r}"
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_manifest_is_accepted(cluster: Any, crds: list[str], corpus_namespace: str, path: Path) -> None:
+    result = cluster.kubectl("apply", "--dry-run=server", "-n", corpus_namespace, "-f", str(path), check=False)
+    assert result.returncode == 0, f"{path.name} was refused: {result.stderr}"
+    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    assert result.stdout.count("(server dry run)") == len(documents), result.stdout
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any]) -> str:
@@ -156,3 +180,33 @@ def test_generated_crds_are_what_is_installed(cluster: Any, crds: list[str]) -> 
         installed = json.loads(cluster.kubectl("get", "crd", info.crd_name, "-o", "json").stdout)
         wanted = crdgen.build_crd(info)
         assert installed["spec"]["versions"][0]["schema"] == wanted["spec"]["versions"][0]["schema"]
+
+
+def test_transitions_that_stay_allowed(cluster: Any, crds: list[str], namespace: str) -> None:
+    """The transition rules refuse only what cannot work: a volume grows, a run is canceled, a timer
+    list is reordered with unnamed timers keeping distinct positional names."""
+    grow = {"storage": {"persistentVolume": {"size": "10Gi"}}}
+    assert _apply(cluster, namespace, _doc("Registry", "grows", grow)).returncode == 0
+    grown = _apply(cluster, namespace, _doc("Registry", "grows", {"storage": {"persistentVolume": {"size": "1Ti"}}}))
+    assert grown.returncode == 0, grown.stderr
+    run = {
+        "build": {
+            "registryRef": {"name": "contoso"},
+            "source": {"archive": {"url": "https://example.com/ctx.tar.gz"}},
+            "dockerBuild": {"images": ["app:v1"]},
+        }
+    }
+    assert _apply(cluster, namespace, _doc("BuildRun", "cancels", run)).returncode == 0
+    canceled = _apply(cluster, namespace, _doc("BuildRun", "cancels", {**run, "cancel": True}))
+    assert canceled.returncode == 0, canceled.stderr
+    task = {
+        "registryRef": {"name": "contoso"},
+        "source": {"git": {"url": "https://github.com/org/app.git"}},
+        "dockerBuild": {"images": ["app:v1"]},
+        "triggers": {"timers": [{"schedule": "0 1 * * *"}, {"name": "t1", "schedule": "0 2 * * *"}]},
+    }
+    refused = _apply(cluster, namespace, _doc("BuildTask", "timers", task))
+    assert refused.returncode != 0 and "is called t<N> after its position" in refused.stderr
+    task["triggers"] = {"timers": [{"name": "t1", "schedule": "0 2 * * *"}, {"schedule": "0 1 * * *"}]}
+    accepted = _apply(cluster, namespace, _doc("BuildTask", "timers", task))
+    assert accepted.returncode == 0, accepted.stderr

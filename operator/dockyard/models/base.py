@@ -11,16 +11,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
+
+from dockyard.models.formats import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    NOT_OVERCOMMITTED_RULE,
+    QUANTITY_RULE,
+    REQUESTS_WITHIN_LIMITS_RULE,
+    RESOURCE_NAMES_RULE,
+    SECRET_KEY,
+    DnsSubdomain,
+    Rule,
+    SecretKey,
+    checked,
+    quantity_problem,
+    resources_problem,
+)
 
 GROUP = "dockyard.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+__all__ = ["DNS_LABEL", "DNS_SUBDOMAIN", "SECRET_KEY"]
 
 
 def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, Any]:
@@ -31,6 +45,26 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     if reason:
         entry["reason"] = reason
     return entry
+
+
+@dataclass(frozen=True)
+class NameFormat:
+    """What `metadata.name` must be beyond Kubernetes' own rule (a DNS subdomain of at most 253),
+    because the operator names or labels children after it. Checked by the API server on the CRD's
+    `metadata.name` schema (maxLength and a CEL rule), so the error names `metadata.name`."""
+
+    max_length: int
+    why: str
+    dns_1035: bool = False
+    """Starting with a letter, no dots: a Service's name."""
+
+    def schema(self) -> dict[str, Any]:
+        shape = r"^[a-z]([-a-z0-9]*[a-z0-9])?$" if self.dns_1035 else r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+        return {
+            "type": "string",
+            "maxLength": self.max_length,
+            "x-kubernetes-validations": [Rule(f"self.matches(r'{shape}')", self.why).entry()],
+        }
 
 
 def immutable(what: str) -> dict[str, Any]:
@@ -68,12 +102,14 @@ Quantity = Annotated[
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "x-kubernetes-int-or-string": True,
-            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+            "maxLength": 64,
+            "x-kubernetes-validations": [QUANTITY_RULE.entry()],
         }
     ),
+    checked(quantity_problem),
 ]
 
-Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+Name = DnsSubdomain
 
 
 class LocalObjectReference(ApiModel):
@@ -86,18 +122,37 @@ class SecretKeySelector(ApiModel):
     """One key of a Secret in the same namespace."""
 
     name: Name = Field(description="Name of the Secret, in the same namespace as this resource.")
-    key: str = Field(description="Key within the Secret's data.", min_length=1, max_length=253, pattern=SECRET_KEY)
+    key: SecretKey = Field(description="Key within the Secret's data.")
 
 
 class ResourceRequirements(ApiModel):
     """Compute resources for a container (same shape as a Pod's `resources`)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [REQUESTS_WITHIN_LIMITS_RULE.entry(), NOT_OVERCOMMITTED_RULE.entry()]
+        }
+    )
+
     requests: dict[str, Quantity] | None = Field(
-        None, description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}.", max_length=8
+        None,
+        description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}; none may exceed its limit.",
+        max_length=8,
+        json_schema_extra={"x-kubernetes-validations": [RESOURCE_NAMES_RULE.entry()]},
     )
     limits: dict[str, Quantity] | None = Field(
-        None, description="Maximum resources, e.g. {cpu: '1', memory: 512Mi}.", max_length=8
+        None,
+        description="Maximum resources, e.g. {cpu: '1', memory: 512Mi}.",
+        max_length=8,
+        json_schema_extra={"x-kubernetes-validations": [RESOURCE_NAMES_RULE.entry()]},
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ResourceRequirements:
+        problem = resources_problem(self.requests, self.limits)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class Condition(ApiModel):
@@ -164,6 +219,7 @@ class KindInfo:
     categories: tuple[str, ...] = ("dockyard",)
     spec_optional: bool = False
     """True when a resource without `spec` is meaningful (all defaults); the API server then fills it."""
+    name_format: NameFormat | None = None
 
     @property
     def singular(self) -> str:

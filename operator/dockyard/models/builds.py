@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
@@ -14,6 +13,7 @@ from dockyard.models.base import (
     Condition,
     KindInfo,
     LocalObjectReference,
+    NameFormat,
     PrinterColumn,
     ResourceRequirements,
     SecretKeySelector,
@@ -23,44 +23,80 @@ from dockyard.models.base import (
     ready_column,
     section,
 )
+from dockyard.models.formats import (
+    ContextPath,
+    CronSchedule,
+    HttpUrl,
+    Identifier,
+    ImageReference,
+    Platform,
+    PushImage,
+    Repository,
+    RepositoryPath,
+    Revision,
+    Rule,
+    StageName,
+    checked,
+    pattern_check,
+)
 
 RunStatus = Literal["Queued", "Started", "Running", "Succeeded", "Failed", "Canceled", "Error", "Timeout"]
 StepState = Literal["Queued", "Running", "Succeeded", "Failed", "Canceled", "Error", "Timeout", "Skipped"]
 """A step's status: Skipped when it never started because the run ended before it."""
 TriggerType = Literal["Manual", "Commit", "ImageUpdate", "Timer"]
 
-# minute hour day-of-month month day-of-week, each a list of values, ranges and steps, or names.
-CRON_PATTERN = r"^\s*([0-9*/,?A-Za-z-]+\s+){4}[0-9*/,?A-Za-z-]+\s*$"
-IMAGE_REF = r"^[^\s]+$"
+MAX_TIMERS = 10
+TIMER_NAME = r"^[A-Za-z0-9_-]+$"
+TIMER_NAME_MESSAGE = "a timer name is letters, digits, '_' and '-'"
+TimerName = Annotated[
+    str,
+    Field(min_length=1, max_length=63),
+    Rule(f"self.matches(r'{TIMER_NAME}')", TIMER_NAME_MESSAGE),
+    checked(pattern_check(TIMER_NAME, TIMER_NAME_MESSAGE)),
+]
+GIT_URL_FRAGMENT_MESSAGE = (
+    "a git URL cannot carry a '#fragment': set the branch, tag or commit in revision and the directory in "
+    "contextSubPath"
+)
+GIT_URL_NO_FRAGMENT = Rule("!self.contains('#')", GIT_URL_FRAGMENT_MESSAGE)
+GitUrl = Annotated[HttpUrl, GIT_URL_NO_FRAGMENT, checked(lambda url: GIT_URL_FRAGMENT_MESSAGE if "#" in url else None)]
+TASK_FILE_MESSAGE = "taskFile must be an ACR task file with a steps: list (it is empty or has no steps)"
+
+
+def default_timer_name(position: int) -> str:
+    """The name of an unnamed timer: t1 for the first in the list, t2 for the second, …"""
+    return f"t{position + 1}"
+
+
+UNIQUE_TIMER_NAMES = Rule(
+    "self.all(a, !has(a.name) || self.exists_one(b, has(b.name) && b.name == a.name))",
+    "timer names must be unique",
+)
+# A name t<N> given to a timer is taken from the unnamed timer at position N, if there is one.
+_POSITION = "int(a.name.substring(1))"
+_TAKES_DEFAULT = (
+    f"has(a.name) && a.name.matches('^t([1-9]|10)$') && {_POSITION} <= size(self) && !has(self[{_POSITION} - 1].name)"
+)
+NO_TAKEN_DEFAULT_NAMES = Rule(
+    f"!self.exists(a, {_TAKES_DEFAULT})",
+    "a timer without a name is called t<N> after its position in the list (t1 for the first); another "
+    "timer cannot be named so too: rename it or name the unnamed one",
+)
 
 
 class GitSource(ApiModel):
     """A git repository as build context."""
 
-    url: str = Field(
-        description="Clone URL, e.g. https://github.com/org/app.git.",
-        max_length=2048,
-        pattern=r"^https?://[^\s#]+$",
+    url: GitUrl = Field(
+        description="Clone URL over http(s), e.g. https://github.com/org/app.git.",
     )
-    revision: str = Field(
+    revision: Revision = Field(
         "main",
         description="Branch, tag or full 40-character commit SHA to build. The operator resolves it to a "
         "commit before the build starts, records it in status.commit, and Kaniko builds exactly that commit.",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[^\s#]+$",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "!self.matches('^[0-9a-f]{7,39}$')",
-                    "revision: an abbreviated commit SHA is ambiguous; give the full 40-character SHA, "
-                    "a branch or a tag",
-                )
-            ]
-        },
     )
-    context_sub_path: str | None = Field(
-        None, description="Directory inside the repository used as build context.", max_length=1024
+    context_sub_path: ContextPath | None = Field(
+        None, description="Directory inside the repository used as build context (relative, no '..')."
     )
     auth_secret_ref: LocalObjectReference | None = Field(
         None, description="Secret with `username` and `password` (a token) for private repositories."
@@ -70,11 +106,9 @@ class GitSource(ApiModel):
 class ArchiveSource(ApiModel):
     """A tar.gz archive as build context."""
 
-    url: str = Field(
+    url: HttpUrl = Field(
         description="Where Kaniko fetches the archive: an http(s) URL of a .tar.gz (a presigned object-store URL "
         "works).",
-        max_length=2048,
-        pattern=r"^https?://[^\s]+$",
     )
 
 
@@ -82,11 +116,7 @@ class OciSource(ApiModel):
     """A context uploaded into the task's Registry as an OCI artifact (what `dockyard build` does):
     one gzip'd tar layer, fetched by the build pod before Kaniko starts."""
 
-    repository: str = Field(
-        description="Repository in the task's Registry, e.g. dockyard/sources.",
-        max_length=256,
-        pattern=r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$",
-    )
+    repository: RepositoryPath = Field(description="Repository in the task's Registry, e.g. dockyard/sources.")
     digest: str = Field(description="Manifest digest of the artifact.", pattern=r"^sha256:[a-f0-9]{64}$")
 
 
@@ -124,7 +154,7 @@ class BuildArg(ApiModel):
         }
     )
 
-    name: str = Field(description="ARG name.", min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    name: Identifier = Field(description="ARG name.")
     value: str | None = Field(None, description="Literal value.", max_length=4096)
     value_from: SecretKeySelector | None = Field(None, description="Value read from a Secret.")
 
@@ -133,18 +163,18 @@ class CacheSpec(ApiModel):
     """Kaniko layer cache."""
 
     enabled: bool = Field(True, description="Cache layers in a repository (`--cache`).")
-    repository: str | None = Field(
-        None, description="Cache repository; defaults to <image repository>/cache.", max_length=512
+    repository: Repository | None = Field(
+        None, description="Cache repository, [host[:port]/]path without tag; defaults to <image repository>/cache."
     )
 
 
 class DockerBuild(ApiModel):
     """A single Dockerfile build (ACR quick build)."""
 
-    dockerfile: str = Field(
-        "Dockerfile", description="Path of the Dockerfile relative to the context.", min_length=1, max_length=1024
+    dockerfile: ContextPath = Field(
+        "Dockerfile", description="Path of the Dockerfile relative to the context (no leading '/', no '..')."
     )
-    images: list[Annotated[str, Field(max_length=512, pattern=IMAGE_REF)]] = Field(
+    images: list[PushImage] = Field(
         default_factory=list,
         description="Image names to push, relative to the registry unless they name a host, e.g. "
         "`app:{{.Run.ID}}` or `app:latest`. Empty with noPush only.",
@@ -156,13 +186,8 @@ class DockerBuild(ApiModel):
         max_length=64,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    target: str | None = Field(None, description="Stage of a multi-stage Dockerfile to build.", max_length=128)
-    platform: str | None = Field(
-        None,
-        description="Target platform, e.g. linux/arm64.",
-        max_length=64,
-        pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",
-    )
+    target: StageName | None = Field(None, description="Stage of a multi-stage Dockerfile to build (FROM … AS name).")
+    platform: Platform | None = Field(None, description="Target platform, e.g. linux/arm64.")
     no_push: bool = Field(False, description="Build without pushing (a check).")
     cache: CacheSpec | None = Field(None, description="Layer cache.")
 
@@ -170,7 +195,7 @@ class DockerBuild(ApiModel):
 class Value(ApiModel):
     """A task value, available as {{.Values.<name>}}."""
 
-    name: str = Field(description="Value name.", min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    name: Identifier = Field(description="Value name.")
     value: str = Field(description="Value.", max_length=4096)
 
 
@@ -213,6 +238,7 @@ class BuildDefinition(ApiModel):
         description="Contents of an ACR multi-step task file (acr-task.yaml: version, steps with build, "
         "push or cmd, when, env, …), run unchanged where the feature maps to Kubernetes.",
         max_length=65536,
+        json_schema_extra={"x-kubernetes-validations": [cel("self.contains('steps')", TASK_FILE_MESSAGE)]},
     )
     values: list[Value] = Field(
         default_factory=list,
@@ -229,9 +255,15 @@ class BuildDefinition(ApiModel):
     )
     timeout_seconds: int = Field(3600, description="Time limit of a run.", ge=60, le=28800)
     resources: ResourceRequirements | None = Field(None, description="Resources of the build container.")
-    builder_image: str | None = Field(
-        None, description="Kaniko image; defaults to the operator's setting.", max_length=512
+    builder_image: ImageReference | None = Field(
+        None, description="Kaniko image, [host[:port]/]repository[:tag][@digest]; defaults to the operator's setting."
     )
+
+    @model_validator(mode="after")
+    def _task_file_has_steps(self) -> BuildDefinition:
+        if self.task_file is not None and "steps" not in self.task_file:
+            raise ValueError(TASK_FILE_MESSAGE)
+        return self
 
 
 class SourceCommitTrigger(ApiModel):
@@ -279,36 +311,26 @@ class BaseImageTrigger(ApiModel):
     )
 
 
+def _name_optional(schema: dict[str, Any]) -> None:
+    """`name` may be left out on the wire; `Triggers` gives an unnamed timer its positional name
+    when parsing, so the operator always sees one (it never writes spec)."""
+    schema["required"] = [field for field in schema.get("required", []) if field != "name"]
+
+
 class TimerTrigger(ApiModel):
     """Run on a schedule."""
 
-    name: str = Field(
-        description="Timer name, unique in the task.", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$"
+    model_config = ConfigDict(json_schema_extra=_name_optional)
+
+    name: TimerName = Field(
+        description="Timer name, unique in the task. Optional: a timer without one is called t<N> after its "
+        "position in the list (t1 for the first), as in ACR.",
     )
-    schedule: str = Field(
+    schedule: CronSchedule = Field(
         description="Cron schedule in UTC with 5 fields (minute hour day-of-month month day-of-week), "
-        "e.g. `0 */6 * * *`. At most one run a minute.",
-        max_length=128,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    f"self.matches(r'{CRON_PATTERN}')",
-                    "schedule must be a 5-field cron expression in UTC (minute hour day-of-month month "
-                    "day-of-week), e.g. '0 */6 * * *'",
-                )
-            ]
-        },
+        "e.g. `0 */6 * * *` or `30 9 * * Mon-Fri`. At most one run a minute.",
     )
     enabled: bool = Field(True, description="Whether the timer fires.")
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, schedule: str) -> str:
-        # The CRD's pattern checks the shape; the cron library that evaluates it checks the values
-        # (`61 * * * *` has the shape), so a task is refused at parse time, not at its first tick.
-        if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
-            raise ValueError(f"schedule {schedule!r} is not a valid 5-field cron expression")
-        return schedule
 
 
 class Triggers(ApiModel):
@@ -318,10 +340,33 @@ class Triggers(ApiModel):
     base_image_update: BaseImageTrigger | None = Field(None, description="On a base image update.")
     timers: list[TimerTrigger] = Field(
         default_factory=list,
-        description="On schedules.",
-        max_length=10,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="On schedules; names unique (an unnamed timer is t<N> after its position).",
+        max_length=MAX_TIMERS,
+        json_schema_extra={
+            "x-kubernetes-list-type": "atomic",
+            "x-kubernetes-validations": [UNIQUE_TIMER_NAMES.entry(), NO_TAKEN_DEFAULT_NAMES.entry()],
+        },
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_timers(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("timers"), list):
+            return data
+        timers = [
+            {**timer, "name": default_timer_name(position)}
+            if isinstance(timer, dict) and not timer.get("name")
+            else timer
+            for position, timer in enumerate(data["timers"])
+        ]
+        return {**data, "timers": timers}
+
+    @model_validator(mode="after")
+    def _unique_timer_names(self) -> Triggers:
+        names = [timer.name for timer in self.timers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{UNIQUE_TIMER_NAMES.message} (unnamed timers are t1, t2, … by position)")
+        return self
 
 
 class BuildTaskSpec(BuildDefinition):
@@ -442,6 +487,23 @@ class BuildRunSpec(ApiModel):
             "x-kubernetes-validations": [
                 cel("has(self.taskRef) != has(self.build)", "set exactly one of taskRef or build"),
                 cel(
+                    "has(self.taskRef) == has(oldSelf.taskRef)",
+                    "a run cannot switch between taskRef and build; create a new BuildRun",
+                    reason="FieldValueForbidden",
+                ),
+                cel(
+                    "self.?timeoutSeconds.orValue(0) == oldSelf.?timeoutSeconds.orValue(0)",
+                    "timeoutSeconds is immutable: the run's Job deadline and credentials are set when it starts",
+                    field_path=".timeoutSeconds",
+                    reason="FieldValueForbidden",
+                ),
+                cel(
+                    "has(self.values) == has(oldSelf.values)",
+                    "values are immutable: a run renders them when it starts",
+                    field_path=".values",
+                    reason="FieldValueForbidden",
+                ),
+                cel(
                     "!has(self.values) || has(self.taskRef)",
                     "values override a task's values; with an inline build put them in build.values",
                     field_path=".values",
@@ -481,7 +543,19 @@ class BuildRunSpec(ApiModel):
         },
     )
     timeout_seconds: int | None = Field(None, description="Time limit overriding the task's.", ge=60, le=28800)
-    cancel: bool = Field(False, description="Set to true to cancel the run.")
+    cancel: bool = Field(
+        False,
+        description="Set to true to cancel the run; a canceled run stays canceled.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self || !oldSelf",
+                    "a canceled run cannot be resumed (cancel cannot go back to false); create a new BuildRun",
+                    reason="FieldValueForbidden",
+                )
+            ]
+        },
+    )
 
 
 class OutputImage(ApiModel):
@@ -543,6 +617,11 @@ BUILD_TASK = KindInfo(
     description="An image build with Kaniko, run on demand, on commit, on base image update or on a timer.",
     spec=BuildTaskSpec,
     status=BuildTaskStatus,
+    name_format=NameFormat(
+        63,
+        "a BuildTask's name labels its runs (dockyard.dev/build-task): at most 63 lowercase letters, "
+        "digits, '-' and '.', starting and ending with a letter or digit",
+    ),
     columns=(
         PrinterColumn("Registry", "string", ".spec.registryRef.name", "Registry images are pushed to."),
         PrinterColumn("Enabled", "boolean", ".spec.enabled", "Whether triggers create runs."),

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
-    DNS_LABEL,
     OBSERVED_GENERATION_FIELD,
     ApiModel,
     Condition,
     KindInfo,
     LocalObjectReference,
     Name,
+    NameFormat,
     PrinterColumn,
     ResourceRequirements,
     age_column,
@@ -23,6 +24,36 @@ from dockyard.models.base import (
     ready_column,
     section,
 )
+from dockyard.models.formats import (
+    ANNOTATION_KEY_RULE,
+    AWS_REGION,
+    DNS_SUBDOMAIN,
+    DNS_SUBDOMAIN_MESSAGE,
+    AzureAccount,
+    AzureContainer,
+    DnsLabel,
+    DnsSubdomain,
+    GcsBucket,
+    HostName,
+    HttpUrl,
+    ImageReference,
+    IpOrCidr,
+    Region,
+    Rule,
+    S3Bucket,
+    StorageSize,
+    annotations_problem,
+    checked,
+    pattern_check,
+)
+
+StorageClassName = Annotated[
+    str,
+    Field(max_length=253),
+    Rule(f"self == '' || self.matches(r'{DNS_SUBDOMAIN}')", f"storageClassName {DNS_SUBDOMAIN_MESSAGE}, or empty"),
+    checked(lambda v: None if v == "" else pattern_check(DNS_SUBDOMAIN, DNS_SUBDOMAIN_MESSAGE)(v)),
+]
+IngressAnnotations = Annotated[dict[str, str], ANNOTATION_KEY_RULE, checked(annotations_problem)]
 
 Sku = Literal["Basic", "Standard", "Premium"]
 
@@ -30,31 +61,54 @@ Sku = Literal["Basic", "Standard", "Premium"]
 class PersistentVolumeStorage(ApiModel):
     """A PersistentVolumeClaim created for the registry."""
 
-    size: str | None = Field(
+    size: StorageSize | None = Field(
         None,
         description="Requested size, e.g. 100Gi. Defaults to the tier's included storage "
-        "(Basic 10Gi, Standard 100Gi, Premium 500Gi).",
-        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$",
-        max_length=32,
+        "(Basic 10Gi, Standard 100Gi, Premium 500Gi). Can grow (if the StorageClass allows volume "
+        "expansion), never shrink.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "quantity(self).compareTo(quantity(oldSelf)) >= 0",
+                    "persistentVolume.size cannot shrink: a PersistentVolumeClaim only grows",
+                    reason="FieldValueForbidden",
+                )
+            ]
+        },
     )
-    storage_class_name: str | None = Field(
+    storage_class_name: StorageClassName | None = Field(
         None,
         description="StorageClass of the claim; empty uses the cluster's default class. Immutable.",
-        max_length=253,
         json_schema_extra={"x-kubernetes-validations": [immutable("storageClassName")]},
     )
+
+
+S3_REGION_MESSAGE = (
+    "s3.region must be an AWS region such as us-east-1 or eu-central-1 (the registry's S3 driver refuses any "
+    "other without s3.regionEndpoint); for an S3-compatible service set regionEndpoint"
+)
 
 
 class S3Storage(ApiModel):
     """An S3 or S3-compatible bucket (distribution's `s3` driver)."""
 
-    bucket: str = Field(description="Bucket name.", min_length=3, max_length=63)
-    region: str = Field(description="Region of the bucket, e.g. us-east-1.", min_length=1, max_length=64)
-    region_endpoint: str | None = Field(
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"has(self.regionEndpoint) || self.region.matches(r'{AWS_REGION}')",
+                    S3_REGION_MESSAGE,
+                    field_path=".region",
+                )
+            ]
+        }
+    )
+
+    bucket: S3Bucket = Field(description="Bucket name.")
+    region: Region = Field(description="Region of the bucket, e.g. us-east-1.")
+    region_endpoint: HttpUrl | None = Field(
         None,
         description="Endpoint of an S3-compatible service (MinIO, Ceph RGW…), e.g. https://minio.storage:9000.",
-        max_length=2048,
-        pattern=r"^https?://",
     )
     force_path_style: bool = Field(False, description="Address the bucket by path instead of by virtual host.")
     root_directory: str | None = Field(None, description="Prefix inside the bucket.", max_length=1024)
@@ -63,19 +117,25 @@ class S3Storage(ApiModel):
         description="Secret with keys `accesskey` and `secretkey`; without it the pod's own identity is used.",
     )
 
+    @model_validator(mode="after")
+    def _aws_region_without_endpoint(self) -> S3Storage:
+        if self.region_endpoint is None and not re.fullmatch(AWS_REGION, self.region):
+            raise ValueError(S3_REGION_MESSAGE)
+        return self
+
 
 class AzureStorage(ApiModel):
     """An Azure Blob Storage container (distribution's `azure` driver)."""
 
-    account_name: str = Field(description="Storage account name.", min_length=3, max_length=24)
-    container: str = Field(description="Blob container name.", min_length=3, max_length=63)
+    account_name: AzureAccount = Field(description="Storage account name.")
+    container: AzureContainer = Field(description="Blob container name.")
     credentials_secret_ref: LocalObjectReference = Field(description="Secret with the key `accountkey`.")
 
 
 class GcsStorage(ApiModel):
     """A Google Cloud Storage bucket (distribution's `gcs` driver)."""
 
-    bucket: str = Field(description="Bucket name.", min_length=3, max_length=222)
+    bucket: GcsBucket = Field(description="Bucket name.")
     root_directory: str | None = Field(None, description="Prefix inside the bucket.", max_length=1024)
     credentials_secret_ref: LocalObjectReference | None = Field(
         None, description="Secret with the service-account JSON under the key `keyfile`."
@@ -98,6 +158,16 @@ class StorageSpec(ApiModel):
                     " && has(self.gcs) == has(oldSelf.gcs)",
                     "the storage backend cannot be changed in place (the data would not follow); "
                     "create a new Registry and import the images",
+                ),
+                cel(
+                    "(has(self.persistentVolume) && has(self.persistentVolume.storageClassName)"
+                    " ? self.persistentVolume.storageClassName : '')"
+                    " == (has(oldSelf.persistentVolume) && has(oldSelf.persistentVolume.storageClassName)"
+                    " ? oldSelf.persistentVolume.storageClassName : '')",
+                    "persistentVolume.storageClassName cannot be set, changed or removed after creation (a "
+                    "claim's class is fixed); create a new Registry",
+                    field_path=".persistentVolume",
+                    reason="FieldValueForbidden",
                 ),
             ]
         }
@@ -138,7 +208,7 @@ class IssuerReference(ApiModel):
 
     name: Name = Field(description="Name of the Issuer or ClusterIssuer.")
     kind: Literal["Issuer", "ClusterIssuer"] = Field("Issuer", description="Issuer kind.")
-    group: str = Field("cert-manager.io", description="API group of the issuer.", max_length=253)
+    group: DnsSubdomain = Field("cert-manager.io", description="API group of the issuer.")
 
 
 class TlsSpec(ApiModel):
@@ -179,13 +249,11 @@ class TlsSpec(ApiModel):
 class IngressSpec(ApiModel):
     """An Ingress that exposes the registry outside the cluster."""
 
-    host: str = Field(
+    host: HostName = Field(
         description="External host name, e.g. registry.example.com; becomes the registry's external login server.",
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$",
     )
-    class_name: str | None = Field(None, description="IngressClass to use.", max_length=253)
-    annotations: dict[str, str] | None = Field(
+    class_name: DnsSubdomain | None = Field(None, description="IngressClass to use.")
+    annotations: IngressAnnotations | None = Field(
         None, description="Extra annotations for the Ingress (e.g. proxy body size).", max_length=32
     )
 
@@ -211,10 +279,9 @@ class ExposureSpec(ApiModel):
 class IpRule(ApiModel):
     """An address range allowed to reach the registry."""
 
-    value: str = Field(
-        description="An IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24.",
-        max_length=43,
-        json_schema_extra={"x-kubernetes-validations": [cel("isCIDR(self)", "must be a CIDR such as 203.0.113.0/24")]},
+    value: IpOrCidr = Field(
+        description="An IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24, or one address, e.g. 203.0.113.7, meaning "
+        "that address alone (/32 or /128, as in ACR). Parsed as a CIDR either way.",
     )
     action: Literal["Allow"] = Field("Allow", description="Only Allow rules are supported (as in ACR).")
 
@@ -226,7 +293,7 @@ class NetworkRuleSet(ApiModel):
     ip_rules: list[IpRule] = Field(
         default_factory=list, description="Allowed address ranges (at most 200).", max_length=200
     )
-    allowed_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] = Field(
+    allowed_namespaces: list[DnsLabel] = Field(
         default_factory=list,
         description="Namespaces whose pods may always connect (the registry's own namespace always may).",
         max_length=100,
@@ -278,10 +345,10 @@ class RegistrySpec(ApiModel):
         "and which features are available (Basic < Standard < Premium). Can be changed in place; moving "
         "down from Premium is refused while Replications exist.",
     )
-    image: str | None = Field(
+    image: ImageReference | None = Field(
         None,
-        description="Registry image; defaults to the operator's setting (registry:3).",
-        max_length=512,
+        description="Registry image, [host[:port]/]repository[:tag][@digest]; defaults to the operator's "
+        "setting (registry:3).",
     )
     replicas: int | None = Field(
         None, description="Number of registry pods; defaults to 1 (2 on Premium with object storage).", ge=1, le=20
@@ -378,6 +445,12 @@ REGISTRY = KindInfo(
     spec=RegistrySpec,
     status=RegistryStatus,
     spec_optional=True,
+    name_format=NameFormat(
+        63,
+        "a Registry's name becomes its Service's name: at most 63 lowercase letters, digits and '-', "
+        "starting with a letter and ending with a letter or digit (no dots)",
+        dns_1035=True,
+    ),
     columns=(
         PrinterColumn("SKU", "string", ".spec.sku", "Service tier."),
         PrinterColumn("Login Server", "string", ".status.loginServer", "Host clients log in to."),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
-    DNS_LABEL,
     OBSERVED_GENERATION_FIELD,
     ApiModel,
     Condition,
@@ -20,6 +19,9 @@ from dockyard.models.base import (
     immutable,
     ready_column,
 )
+from dockyard.models.formats import NODE_SELECTOR_RULES, DnsLabel, NodeSelectorValue, checked, node_selector_problem
+
+NodeSelector = Annotated[dict[str, NodeSelectorValue], checked(node_selector_problem)]
 
 
 class ReplicationSpec(ApiModel):
@@ -29,23 +31,20 @@ class ReplicationSpec(ApiModel):
         description="The Premium Registry to replicate. Immutable.",
         json_schema_extra={"x-kubernetes-validations": [immutable("registryRef")]},
     )
-    location: str = Field(
+    location: DnsLabel = Field(
         description="Name of the location, e.g. westeurope; unique per registry. Immutable.",
-        min_length=1,
-        max_length=63,
-        pattern=DNS_LABEL,
         json_schema_extra={"x-kubernetes-validations": [immutable("location")]},
     )
-    node_selector: dict[str, str] | None = Field(
+    node_selector: NodeSelector | None = Field(
         None,
-        description="Nodes the replica runs on; defaults to {topology.kubernetes.io/region: <location>}.",
+        description="Nodes the replica runs on (label keys and values as Kubernetes takes them); defaults "
+        "to {topology.kubernetes.io/region: <location>}.",
         max_length=16,
+        json_schema_extra={"x-kubernetes-validations": [rule.entry() for rule in NODE_SELECTOR_RULES]},
     )
-    target_namespace: str | None = Field(
+    target_namespace: DnsLabel | None = Field(
         None,
         description="Namespace for the replica's workloads; defaults to the Registry's namespace. Immutable.",
-        max_length=63,
-        pattern=DNS_LABEL,
         json_schema_extra={"x-kubernetes-validations": [immutable("targetNamespace")]},
     )
     region_endpoint_enabled: bool = Field(

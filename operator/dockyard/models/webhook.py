@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -13,6 +14,7 @@ from dockyard.models.base import (
     Condition,
     KindInfo,
     LocalObjectReference,
+    NameFormat,
     PrinterColumn,
     SecretKeySelector,
     age_column,
@@ -21,6 +23,7 @@ from dockyard.models.base import (
     ready_column,
     section,
 )
+from dockyard.models.formats import DnsLabel, HeaderName, HeaderValue, HttpUrl, Rule, checked
 
 WebhookAction = Literal["push", "delete", "quarantine", "chart_push", "chart_delete"]
 
@@ -30,6 +33,16 @@ SCOPE_PATTERN = (
     r"^([a-z0-9*]+([._-]+[a-z0-9*]+)*)(/[a-z0-9*]+([._-]+[a-z0-9*]+)*)*"
     r"(:(\*|[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?$"
 )
+SCOPE_MESSAGE = (
+    "scope must be empty, 'repository', 'repository:tag' or 'repository:*' with a lowercase repository name "
+    "(e.g. 'team/app:*'); '*' may stand for part of a name"
+)
+Scope = Annotated[
+    str,
+    Field(max_length=256),
+    Rule(f"self == '' || self.matches(r'{SCOPE_PATTERN}')", SCOPE_MESSAGE),
+    checked(lambda scope: None if scope == "" or re.fullmatch(SCOPE_PATTERN, scope) else SCOPE_MESSAGE),
+]
 
 
 class HeaderValueSource(ApiModel):
@@ -52,13 +65,13 @@ class CustomHeader(ApiModel):
         }
     )
 
-    name: str = Field(
-        description="Header name, e.g. Authorization.",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+    name: HeaderName = Field(
+        description="Header name, e.g. Authorization. Content-Type, Content-Length, Host, User-Agent, "
+        "Transfer-Encoding, Connection and X-Dockyard-* are Dockyard's own."
     )
-    value: str | None = Field(None, description="Literal value (not secret).", max_length=4096)
+    value: HeaderValue | None = Field(
+        None, description="Literal value (not secret): printable ASCII, spaces and tabs; no CR or LF."
+    )
     value_from: HeaderValueSource | None = Field(
         None, description="Value read from a Secret; use it for tokens. Never shown in status or logs."
     )
@@ -96,19 +109,10 @@ class WebhookSpec(ApiModel):
         description="The Registry whose events are sent. Immutable.",
         json_schema_extra={"x-kubernetes-validations": [immutable("registryRef")]},
     )
-    service_uri: str | None = Field(
+    service_uri: HttpUrl | None = Field(
         None,
         description="Endpoint that receives a POST per event, e.g. https://hooks.example.com/acr. Use "
         "serviceUriSecretRef instead when the URL carries a token.",
-        max_length=2048,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",
-                    "serviceUri must be an absolute http:// or https:// URL",
-                )
-            ]
-        },
     )
     service_uri_secret_ref: SecretKeySelector | None = Field(None, description="A Secret key holding the endpoint URL.")
     custom_headers: list[CustomHeader] = Field(
@@ -123,28 +127,17 @@ class WebhookSpec(ApiModel):
         max_length=5,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    scope: str = Field(
+    scope: Scope = Field(
         "",
         description="Which events: `repo:tag` one tag, `repo:*` every tag of repo, `repo` the tag latest "
         "of repo, empty every repository. `*` may stand for any part of a repository name, e.g. "
         "`team-a/*:*`.",
-        max_length=256,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    f"self == '' || self.matches(r'{SCOPE_PATTERN}')",
-                    "scope must be empty, 'repository', 'repository:tag' or 'repository:*' with a "
-                    "lowercase repository name (e.g. 'team/app:*'); '*' may stand for part of a name",
-                )
-            ]
-        },
     )
     enabled: bool = Field(True, description="Deliver events (false keeps the webhook but sends nothing).")
-    location: str | None = Field(
+    location: DnsLabel | None = Field(
         None,
         description="Only events of the replica in this location (a Replication's location); "
-        "empty means the home registry.",
-        max_length=63,
+        "unset means the home registry.",
     )
     signing_secret_ref: SecretKeySelector | None = Field(
         None,
@@ -203,6 +196,11 @@ WEBHOOK = KindInfo(
     description="Delivers a registry's push and delete events to an HTTP endpoint, signed and retried.",
     spec=WebhookSpec,
     status=WebhookStatus,
+    name_format=NameFormat(
+        63,
+        "a Webhook's name labels the signing Secret the operator creates for it: at most 63 lowercase "
+        "letters, digits, '-' and '.', starting and ending with a letter or digit",
+    ),
     columns=(
         PrinterColumn("Registry", "string", ".spec.registryRef.name", "The registry."),
         PrinterColumn("Actions", "string", ".spec.actions", "Actions that trigger a delivery."),
