@@ -512,4 +512,8 @@ def test_a_base_image_trigger_that_cannot_be_tracked_is_refused_in_ready() -> No
     docker = {"dockerBuild": {"images": ["a:1"]}}
     assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, **docker)) == []
     assert unsupported_fields(spec({"git": {"url": "https://example.com/a.git"}}, **docker))
-    assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile="version: v1.1.0"))
+    assert unsupported_fields(
+        spec(
+            {"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile="version: v1.1.0\nsteps:\n- cmd: hello-world"
+        )
+    )
