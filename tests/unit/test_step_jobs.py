@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from dockyard.builds.manifests.job import OciContext
+from dockyard.builds.push import PushError
 from dockyard.builds.shape import Shape, execution_shape
 from dockyard.builds.stepjobs.copy import blobs_of
 from dockyard.builds.stepjobs.copy import parse_arguments as copy_arguments
@@ -28,7 +29,6 @@ from dockyard.builds.stepjobs.manifests import (
 )
 from dockyard.builds.stepjobs.observe import ATTEMPT_LABEL, FETCH_STEP, STEP_LABEL, Attempt, attempts
 from dockyard.builds.stepjobs.steps import CopyStep, JobStep, StagedBuild, job_steps
-from dockyard.builds.push import PushError
 from dockyard.builds.taskfile.plan import plan
 from dockyard.builds.taskrun import NotRunnable
 from dockyard.builds.template import RunVariables

@@ -17,6 +17,7 @@ from dockyard.builds.manifests.job import OciContext
 from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
 from dockyard.builds.observe import Verdict
 from dockyard.builds.push import PushError, parse_arguments, read_layout, split_destination
+from dockyard.builds.stepjobs.steps import task_file_refusal
 from dockyard.builds.taskfile.plan import plan
 from dockyard.builds.taskrun import (
     NotRunnable,
@@ -26,7 +27,6 @@ from dockyard.builds.taskrun import (
     pod_steps,
     view_steps,
 )
-from dockyard.builds.stepjobs.steps import task_file_refusal
 from dockyard.builds.template import RunVariables
 from dockyard.core.meta import Owner
 
