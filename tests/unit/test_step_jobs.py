@@ -28,7 +28,7 @@ from dockyard.builds.stepjobs.manifests import (
     step_job_name,
 )
 from dockyard.builds.stepjobs.observe import ATTEMPT_LABEL, FETCH_STEP, STEP_LABEL, Attempt, attempts
-from dockyard.builds.stepjobs.steps import CopyStep, JobStep, StagedBuild, job_steps
+from dockyard.builds.stepjobs.steps import CopyStep, JobStep, StagedBuild, job_steps, staged_cmd_step
 from dockyard.builds.taskfile.plan import plan
 from dockyard.builds.taskrun import NotRunnable
 from dockyard.builds.template import RunVariables
@@ -547,3 +547,17 @@ def test_copy_arguments_pair_each_destination_with_the_source_before_it() -> Non
         "sha256:l1",
         "sha256:l2",
     ]
+
+
+def test_the_node_pulls_the_runs_registry_images_from_its_node_login_server() -> None:
+    steps = {s.id: s for s in _steps()}
+    run = StepRun(**{**_run().__dict__, "node_registry_host": "10.0.0.12:5000"})
+    (container,) = build_step_job(run, steps["test"], 0)["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "10.0.0.12:5000/dockyard/staging/ca7/build-web:built"
+    # other images, and the images pods (not the node) use, keep their names
+    (db,) = build_step_job(run, steps["db"], 0)["spec"]["template"]["spec"]["containers"]
+    assert db["image"] == "redis:7"
+    (build,) = build_step_job(run, steps["build-web"], 0)["spec"]["template"]["spec"]["containers"]
+    assert f"--destination={HOST}/dockyard/staging/ca7/build-web:built" in build["args"]
+    assert staged_cmd_step(tuple(steps.values()), HOST) == "test"
+    assert staged_cmd_step(_steps(RETRY), HOST) is None

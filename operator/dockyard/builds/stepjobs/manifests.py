@@ -76,6 +76,9 @@ class StepRun:
     resources: Mapping[str, Any]
     ca_config_map: str | None = None
     insecure_registry: bool = False
+    node_registry_host: str | None = None
+    """Where the node pulls the run's registry's images (`status.nodeLoginServer`): a cmd step's
+    image at the login server (`*.svc`, which the node cannot resolve) is pulled from there."""
     workspace_size: str = "2Gi"
     storage_class: str | None = None
     extra_labels: Mapping[str, str] = field(default_factory=dict)
@@ -234,6 +237,9 @@ def build_step_job(
         container = _copy_container(run, step.work)
     else:
         container = {**step_container(run.task_pod, step.work), "name": STEP_CONTAINER}
+        prefix = f"{run.registry_host}/"
+        if run.node_registry_host and container["image"].startswith(prefix):
+            container["image"] = f"{run.node_registry_host}/{container['image'].removeprefix(prefix)}"
         pod["imagePullSecrets"] = [{"name": pull_secret_name(run.owner.name)}]
     if deadline_seconds is not None:
         pod["activeDeadlineSeconds"] = deadline_seconds

@@ -51,6 +51,7 @@ from dockyard.builds.stepjobs.steps import (
     JobStep,
     job_steps,
     pushed_images,
+    staged_cmd_step,
     staging_grant,
     staging_repository,
 )
@@ -132,6 +133,14 @@ class StepJobsReconciler:
         owner = _owner(body)
         started = self.now()
         run_id = status["runId"]
+        staged = staged_cmd_step(steps, access.host)
+        if staged is not None and not access.node_host:
+            message = (
+                f"taskFile: step {staged}: runs an image built earlier in the run, which the node pulls from "
+                "the registry: the Registry needs spec.exposure.nodePull"
+            )
+            self._finish(body, Verdict("Error", message), None, None)
+            return
         own = (*defs.own_repositories(pushed_images(steps), access.host), staging_grant(run_id))
         namespace = owner.namespace
         self.kube.create_if_missing(
@@ -180,6 +189,8 @@ class StepJobsReconciler:
         grants = (Grant(repositories="*", actions=("pull",)),)
         credential = access.delegation(subject, grants, run.timeout_seconds + PULL_MARGIN_SECONDS)
         auths[access.host] = basic_auth_entry(*credential)
+        if access.node_host:
+            auths[access.node_host] = basic_auth_entry(*credential)
         return docker_config(auths)
 
     def _step_run(self, owner: Owner, access: RegistryAccess, run: defs.RunDefinition) -> StepRun:
@@ -200,6 +211,7 @@ class StepJobsReconciler:
             resources=self._resources(run),
             ca_config_map=access.ca_config_map,
             insecure_registry=access.plain_http,
+            node_registry_host=access.node_host,
             workspace_size=self.settings.build_workspace_size,
             storage_class=self.settings.build_workspace_storage_class,
         )

@@ -168,6 +168,12 @@ def staged_images(steps: tuple[JobStep, ...]) -> tuple[str, ...]:
     return tuple(s.work.staging for s in steps if isinstance(s.work, StagedBuild) and s.work.staging)
 
 
+def staged_cmd_step(steps: tuple[JobStep, ...], registry: str) -> str | None:
+    """The first cmd step running an image built in the run (the node must pull it), if any."""
+    prefix = f"{registry}/{STAGING_PREFIX}/"
+    return next((s.id for s in steps if isinstance(s.work, CmdStep) and s.work.image.startswith(prefix)), None)
+
+
 def task_file_refusal(text: str, values: Mapping[str, str], registry: str) -> str | None:
     """Why a task's file cannot run whatever its run (None: it can, or only a run can tell: a plan
     error may depend on the run's values and is reported on the run)."""
