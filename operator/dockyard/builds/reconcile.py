@@ -182,7 +182,7 @@ class RunReconciler(StepJobsReconciler):
                 raise WaitsForUser(Reason.WAITING, f"BuildTask {spec.task_ref.name} does not exist")
             task_spec = BuildTaskSpec.model_validate(task.get("spec") or {})
         run = defs.resolve(spec, spec.task_ref.name if spec.task_ref else None, task_spec)
-        if spec.cancel and not status.get("jobName"):
+        if spec.cancel and not status.get("jobName") and not status.get("executionShape"):
             self._finish(body, Verdict("Canceled", "canceled before the build started"), None, None)
             return
         try:
@@ -335,7 +335,8 @@ class RunReconciler(StepJobsReconciler):
         try:
             planned = plan(run.definition.task_file, variables, run.values)
             if execution_shape(planned)[0] is Shape.JOB_PER_STEP:
-                self._start_step_jobs(body, status, access, run, job_steps(planned, access.host, status["runId"]))
+                job_plan = job_steps(planned, access.host, status["runId"])
+                self._start_step_jobs(body, status, access, run, job_plan, planned.warnings)
                 return None
             steps = pod_steps(planned, access.host)
         except (PlanError, NotRunnable) as error:

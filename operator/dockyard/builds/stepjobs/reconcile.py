@@ -129,6 +129,7 @@ class StepJobsReconciler:
         access: RegistryAccess,
         run: defs.RunDefinition,
         steps: tuple[JobStep, ...],
+        warnings: tuple[str, ...] = (),
     ) -> None:
         owner = _owner(body)
         started = self.now()
@@ -175,6 +176,8 @@ class StepJobsReconciler:
         self.kube.post_event(
             dict(body), "Normal", EventReason.RUN_STARTED, f"run {run_id} runs {waves} as a Job per step"
         )
+        if warnings:
+            self.kube.post_event(dict(body), "Warning", EventReason.PLAN_WARNING, "; ".join(warnings)[:1024])
 
     def _pull_config(self, owner: Owner, access: RegistryAccess, run: defs.RunDefinition) -> str:
         """The node's credential: pull only, on the run's registry (staged images and the registry's
