@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_builds import _apply, _ended, _events, _get, _registry, _until, crds, operator  # noqa: F401
+from test_builds import _apply, _ended, _events, _get, _registry, _status, _until, crds, operator  # noqa: F401
 
 from dockyard.builds.stepjobs.manifests import pull_secret_name, workspace_claim_name
 from dockyard.core.names import BuildRunNames
@@ -194,6 +194,34 @@ steps:
             ).stdout.strip()
         ),
         "the running step's pod stopped",
+        60,
+    )
+
+
+def test_canceling_a_run_of_step_jobs_stops_its_steps(cluster: Any, operator: str, namespace: str) -> None:
+    _registry(cluster, namespace)
+    workspace_volume(cluster, namespace, "fan-cancel")
+    slow = "version: v1.1.0\nsteps:\n  - id: slow-a\n    cmd: busybox:1.36 sleep 600\n    retries: 1\n  - id: b\n    cmd: busybox:1.36 true\n"
+    _apply(cluster, namespace, _task_run("fan-cancel", slow))
+
+    def step_running() -> bool:
+        steps = _status(cluster, namespace, "fan-cancel").get("steps") or []
+        return bool(steps) and steps[0]["status"] == "Running"
+
+    _until(step_running, "the slow step running", 90)
+    cluster.kubectl(
+        "patch", "buildrun", "fan-cancel", "-n", namespace, "--type=merge", "-p", '{"spec": {"cancel": true}}'
+    )
+    status = _until(lambda: _ended(cluster, namespace, "fan-cancel"), "run fan-cancel ended", 60)
+    assert status["status"] == "Canceled", status
+    assert [(s["id"], s["status"]) for s in status["steps"]] == [("slow-a", "Canceled"), ("b", "Skipped")]
+    _until(
+        lambda: (
+            not cluster.kubectl(
+                "get", "jobs", "-n", namespace, "-l", "dockyard.dev/build-run=fan-cancel", "-o", "name"
+            ).stdout.strip()
+        ),
+        "the run's Jobs deleted",
         60,
     )
 
