@@ -128,7 +128,7 @@ steps:
     push: ["{{{{.Run.Registry}}}}/web:{{{{.Run.ID}}}}", "{{{{.Run.Registry}}}}/api:{{{{.Run.ID}}}}"]
     when: [call, build-api, retry-once]
 """
-    with serving("/src.tar.gz", pack_context(source)) as url:
+    with serving("/src.tar.gz", pack_context(source, "web.Dockerfile")) as url:
         _apply(hub.cluster, hub.namespace, _task_run("fan", url, task_file))
         status = finished(hub, "fan", 600)
     assert status["status"] == "Succeeded", status
@@ -174,7 +174,7 @@ steps:
     cmd: {busybox} echo never
     when: [unit, long]
 """
-    with serving("/src.tar.gz", pack_context(source)) as url:
+    with serving("/src.tar.gz", pack_context(source, "README")) as url:
         _apply(hub.cluster, hub.namespace, _task_run("breaks", url, task_file))
         status = finished(hub, "breaks", 300)
     assert status["status"] == "Failed", status
