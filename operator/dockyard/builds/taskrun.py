@@ -112,11 +112,11 @@ def _cmd_step(step: PlannedStep, container: str, built: Mapping[str, str]) -> Cm
         raise _refuse(step, f"host-shell operators ({' '.join(step.shell_operators)}) are not built yet")
     if not step.image:
         raise _refuse(step, "cmd names no image")
-    if normalize_image(step.image) in built:
+    if normalize_image(step.image) in built:  # a guard: `shape.py` sends such plans to the Job-per-step path
         raise _refuse(
             step,
             f"runs {step.image}, built earlier in this run by step {built[normalize_image(step.image)]}: "
-            "running a same-run image needs the staging repository, not built yet",
+            f"it {JOB_PER_STEP}",
         )
     name = step.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
     if name in DOCKER_CLI_IMAGES:
