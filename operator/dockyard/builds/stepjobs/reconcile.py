@@ -59,7 +59,6 @@ from dockyard.builds.taskfile.plan import PlanError, plan
 from dockyard.builds.taskrun import NotRunnable
 from dockyard.core import conditions
 from dockyard.core.conditions import EventReason
-from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube
 from dockyard.core.meta import Owner
 from dockyard.core.names import BUILD_RUN_LABEL, BuildRunNames
@@ -349,5 +348,5 @@ class StepJobsReconciler:
             access = registry_access(self.kube, namespace, registry)
             staged = tuple(f"{access.host}/{staging_repository(run_id, slugs[i])}:{STAGING_TAG}" for i in builds)
             remove_staged(access, staging_grant(run_id), staged)
-        except (ReconcileError, Exception) as error:  # the registry gone or down: its staging with it, or left
+        except Exception as error:  # the registry gone (its staging with it) or down (left): the run ends anyway
             log.warning("removing the staged images of %s failed: %s", body["metadata"]["name"], error)
