@@ -55,6 +55,10 @@ class OperatorSettings(BaseSettings):
     build_cpu_limit: str = "2"
     build_memory_limit: str = "4Gi"
     """Resources of a build container when its task sets none (Kaniko holds layers in memory)."""
+    build_workspace_size: str = "2Gi"
+    build_workspace_storage_class: str | None = None
+    """The shared /workspace of a task run on the Job-per-step path: one ReadWriteOnce claim per run
+    (the cluster's default class unless set), deleted when the run ends."""
 
     operator_image: str = Field(default="ghcr.io/dockyard-dev/dockyard:0.1.0", min_length=1)
     """The Dockyard image (this repository's Dockerfile); registry pods run its token service."""

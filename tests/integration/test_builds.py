@@ -17,6 +17,7 @@ import pytest
 import yaml
 from conftest import running_operator
 
+from dockyard.builds.stepjobs.manifests import workspace_claim_name
 from dockyard.core.names import BUILD_RUN_LABEL, BuildRunNames
 from realregistry import until
 
@@ -186,13 +187,15 @@ def test_a_run_waits_for_its_registry_and_refuses_what_is_not_built(
         == "Succeeded"
     )
 
-    parallel = "version: v1.1.0\nsteps:\n  - cmd: busybox echo a\n  - cmd: busybox echo b\n    when: ['-']\n"
-    task_file = _run("multi", build={"taskFile": parallel})
+    # a Docker CLI step (no daemon in Kubernetes), in a plan that would run as a Job per step
+    docker = "version: v1.1.0\nsteps:\n  - cmd: busybox echo a\n  - cmd: docker ps\n    when: ['-']\n"
+    task_file = _run("multi", build={"taskFile": docker})
     del task_file["spec"]["build"]["dockerBuild"]
     _apply(cluster, namespace, task_file)
     refused = _until(lambda: _ended(cluster, namespace, "multi"), "multi ended", 60)
     assert refused["status"] == "Error" and "taskFile: step acb_step_1" in refused["message"], refused
-    assert "Job-per-step" in refused["message"]
+    assert "Docker CLI steps need a Docker daemon" in refused["message"]
+    assert _get(cluster, namespace, "pvc", workspace_claim_name("multi")) is None
 
 
 def test_run_ids_stay_unique_in_a_burst(cluster: Any, operator: str, namespace: str) -> None:

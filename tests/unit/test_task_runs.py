@@ -17,6 +17,7 @@ from dockyard.builds.manifests.job import OciContext
 from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
 from dockyard.builds.observe import Verdict
 from dockyard.builds.push import PushError, parse_arguments, read_layout, split_destination
+from dockyard.builds.stepjobs.steps import task_file_refusal
 from dockyard.builds.taskfile.plan import plan
 from dockyard.builds.taskrun import (
     NotRunnable,
@@ -24,7 +25,6 @@ from dockyard.builds.taskrun import (
     final_steps,
     judge_task,
     pod_steps,
-    task_file_refusal,
     view_steps,
 )
 from dockyard.builds.template import RunVariables
@@ -117,21 +117,13 @@ def test_step_container_names_are_dns_labels_and_distinct() -> None:
     [
         (
             "steps:\n  - build: -t a .\n  - build: -t b .\n    when: ['-']\n",
-            "step acb_step_1: runs at once, in parallel with other steps (not a chain): it needs the Job-per-step path",
+            "step acb_step_1 runs in parallel with other steps (when): it runs on the Job-per-step path",
         ),
-        (
-            "steps:\n  - id: a\n    build: -t a .\n  - id: b\n    build: -t b .\n  - id: c\n    push: [a]\n    when: [a]\n",
-            "step c: runs after a, in parallel with other steps",
-        ),
-        (
-            "steps:\n  - id: db\n    cmd: postgres\n    detach: true\n",
-            "step db: detach (a service for later steps) needs",
-        ),
-        ("steps:\n  - id: t\n    cmd: busybox false\n    retries: 2\n", "step t: retries needs the Job-per-step path"),
-        ("steps:\n  - id: t\n    cmd: busybox false\n    repeat: 1\n", "step t: repeat needs the Job-per-step path"),
+        ("steps:\n  - id: db\n    cmd: postgres\n    detach: true\n", "step db is a detached service"),
+        ("steps:\n  - id: t\n    cmd: busybox false\n    retries: 2\n", "step t has retries"),
         (
             "steps:\n  - id: b\n    build: -t {{.Run.Registry}}/app:1 .\n  - id: t\n    cmd: {{.Run.Registry}}/app:1 make test\n",
-            "step t: runs hub.team.svc:5000/app:1, built earlier in this run by step b",
+            "step t runs an image built earlier in the run",
         ),
         (
             "steps:\n  - id: p\n    push: [hub.team.svc:5000/app:1]\n",
@@ -357,10 +349,18 @@ def test_the_kept_log_has_every_started_step_in_order_under_a_header() -> None:
 
 def test_a_task_says_up_front_when_its_file_cannot_run_here() -> None:
     assert task_file_refusal(CHAIN, {}, HOST) is None
+    # a parallel plan runs on the Job-per-step path: nothing to refuse
     parallel = CHAIN.replace("  - id: unit_tests\n", "  - id: unit_tests\n    when: ['-']\n")
+    # the push no longer runs after the build: its image has no producer it waits for
     assert task_file_refusal(parallel, {}, HOST) == (
-        "taskFile: step unit_tests: runs at once, in parallel with other steps (not a chain): "
-        "it needs the Job-per-step path, not built yet"
+        "taskFile: step push: image hub.team.svc:5000/web:ca0 is not built by any step it runs after"
+    )
+    parallel = parallel.replace("  - id: push\n", "  - id: push\n    when: [build-web, unit_tests]\n")
+    assert task_file_refusal(parallel, {}, HOST) is None
+    # what neither path runs is refused on either
+    docker = parallel.replace("busybox:1.36 sh -c", "docker run busybox sh -c")
+    assert task_file_refusal(docker, {}, HOST) == (
+        "taskFile: step unit_tests: Docker CLI steps need a Docker daemon, which Kubernetes does not give"
     )
     # a file acr-builder refuses is said on each run (its errors may depend on the run's values)
     assert task_file_refusal("version: v9\nsteps:\n  - cmd: busybox\n", {}, HOST) is None

@@ -34,6 +34,8 @@ class RegistryAccess:
     """The Service's address, dialled by the operator (which may run where `*.svc` does not resolve)."""
     plain_http: bool = False
     """tls.mode Disabled: the registry speaks plain HTTP."""
+    node_host: str | None = None
+    """Where kubelets pull from (`status.nodeLoginServer`, with exposure.nodePull), else None."""
 
     def delegation(self, subject: str, grants: tuple[Grant, ...], ttl_seconds: int) -> tuple[str, str]:
         """(username, password) for Basic auth at this registry's token service."""
@@ -75,6 +77,7 @@ def registry_access(kube: Kube, namespace: str, name: str) -> RegistryAccess:
         ca_config_map=ca_name if ca is not None else None,
         cluster_ip=(service.get("spec") or {}).get("clusterIP"),
         plain_http=((registry.get("spec") or {}).get("tls") or {}).get("mode") == "Disabled",
+        node_host=status.get("nodeLoginServer") or None,
     )
 
 

@@ -51,6 +51,9 @@ from dockyard.builds.manifests.job import (
 )
 from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
 from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
+from dockyard.builds.shape import Shape, execution_shape
+from dockyard.builds.stepjobs.reconcile import StepJobsReconciler
+from dockyard.builds.stepjobs.steps import job_steps
 from dockyard.builds.taskfile.plan import PlanError, plan
 from dockyard.builds.taskrun import (
     NotRunnable,
@@ -119,13 +122,16 @@ def owner_of(body: Mapping[str, Any]) -> Owner:
 
 @dataclass(frozen=True)
 class Observed:
-    """The run's Job and newest pod as the watches show them (None: not seen)."""
+    """The run's Job and newest pod as the watches show them (None: not seen); on the Job-per-step
+    path every Job and pod of the run."""
 
     job: Mapping[str, Any] | None
     pod: Mapping[str, Any] | None
+    jobs: tuple[Mapping[str, Any], ...] = ()
+    pods: tuple[Mapping[str, Any], ...] = ()
 
 
-class RunReconciler:
+class RunReconciler(StepJobsReconciler):
     def __init__(
         self,
         kube: Kube,
@@ -177,7 +183,7 @@ class RunReconciler:
                 raise WaitsForUser(Reason.WAITING, f"BuildTask {spec.task_ref.name} does not exist")
             task_spec = BuildTaskSpec.model_validate(task.get("spec") or {})
         run = defs.resolve(spec, spec.task_ref.name if spec.task_ref else None, task_spec)
-        if spec.cancel and not status.get("jobName"):
+        if spec.cancel and not status.get("jobName") and not status.get("executionShape"):
             self._finish(body, Verdict("Canceled", "canceled before the build started"), None, None)
             return
         try:
@@ -193,12 +199,18 @@ class RunReconciler:
             status = self._resolve_commit(body, status, run)
             if status.get("status") in TERMINAL:
                 return
+        if status.get("executionShape") == Shape.JOB_PER_STEP:
+            self._advance_step_jobs(body, status, spec, access, run, observed)
+            return
         job = observed.job
         if job is None and not status.get("jobName"):
             start = self._start_task if run.definition.task_file is not None else self._start
             job = start(body, status, access, run)
             status = dict(body.get("status") or {})
             if status.get("status") in TERMINAL:  # refused before any Job
+                return
+            if status.get("executionShape") == Shape.JOB_PER_STEP:
+                self._advance_step_jobs(body, status, spec, access, run, observed)
                 return
             status = {**status, "jobName": BuildRunNames(body["metadata"]["name"]).job}
         elif job is None:
@@ -323,6 +335,10 @@ class RunReconciler:
         assert run.definition.task_file is not None
         try:
             planned = plan(run.definition.task_file, variables, run.values)
+            if execution_shape(planned)[0] is Shape.JOB_PER_STEP:
+                job_plan = job_steps(planned, access.host, status["runId"])
+                self._start_step_jobs(body, status, access, run, job_plan, planned.warnings)
+                return None
             steps = pod_steps(planned, access.host)
         except (PlanError, NotRunnable) as error:
             self._finish(body, Verdict("Error", f"taskFile: {error}"), None, None)
@@ -480,8 +496,12 @@ class RunReconciler:
         verdict: Verdict,
         pod: Mapping[str, Any] | None,
         access: RegistryAccess | None,
+        *,
+        steps: list[dict[str, Any]] | None = None,
+        log_text: str | None = None,
     ) -> None:
-        """Read and keep the log, write the final status, then remove the Job and the Secret."""
+        """Read and keep the log, write the final status, then remove the Job and the Secret
+        (`steps`, `log_text`: the Job-per-step path's, read from its pods)."""
         status = dict(body.get("status") or {})
         finished = self.now()
         fields: dict[str, Any] = {"status": verdict.status, "finishTime": format_time(finished)}
@@ -491,9 +511,11 @@ class RunReconciler:
             fields["duration"] = format_duration((finished - started).total_seconds())
         message = verdict.message
         declared = status.get("steps") or []
-        if declared:
+        if steps is not None:
+            fields["steps"] = steps
+        elif declared:
             fields["steps"] = final_steps(view_steps(declared, pod), verdict.status)
-        text = self._read_log(body, pod)
+        text = self._read_log(body, pod) if log_text is None else log_text
         if text:
             if verdict.status == "Failed" and not declared:  # a step's verdict names the step already
                 message = failure_message(text) or message
@@ -565,6 +587,8 @@ class RunReconciler:
     def _clean_up(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
         names = BuildRunNames(meta["name"])
+        if (body.get("status") or {}).get("executionShape") == Shape.JOB_PER_STEP:
+            self._clean_up_step_jobs(body)
         self.kube.delete("batch/v1", "Job", meta["namespace"], names.job, propagation="Background")
         self.kube.delete("v1", "Secret", meta["namespace"], names.credentials)
 

@@ -1,17 +1,17 @@
 """Task-file runs on the single-pod path: which plans it runs, the steps of its pod, and what the
 pod's init containers say about each step. Pure.
 
-A plan runs here when it is a chain (each step depends on exactly the step before it, the first on
-nothing) whose steps need nothing the init-container shape cannot give. Anything else is refused
-before any pod exists, naming the step and why; those plans need the Job-per-step path (parallel
-`when`, `detach`, `retries`, `repeat`), which is not built yet. What a step maps to:
+A plan runs here when `shape.execution_shape` says so: a chain (each step depends on exactly the
+step before it, the first on nothing) whose steps need nothing the init-container shape cannot give;
+every other plan runs on the Job-per-step path (`stepjobs/`), which reuses the step mapping below
+(`check_translatable`, `_build_step`, `_cmd_step`). What a step maps to here:
 
 - build → Kaniko without pushing, the image kept as an OCI layout in the pod (`/dockyard/oci`);
 - push  → our pusher from the layout of the latest earlier build step that tagged the image
           (an image no earlier build step tagged is refused);
 - cmd   → the step's image and arguments, env and working directory as acr-builder's docker run
-          gives them; an image built earlier in the same run is refused (the node's runtime would
-          have to pull it from the registry: the staging-repository part is not built yet).
+          gives them (a plan whose cmd runs an image built earlier in the same run takes the
+          Job-per-step path, which stages that image in the run's registry).
 
 Timeouts: the run's timeout covers the chain; a step's own `timeout` is not enforced on this path.
 Step status: from `initContainerStatuses`; a step that never started has status Skipped once the
@@ -29,11 +29,11 @@ from dockyard.builds.definition import qualify
 from dockyard.builds.manifests.job import FETCH_CONTAINER, WORKSPACE
 from dockyard.builds.manifests.steps import BuildStep, CmdStep, PushStep, Step, step_container_names
 from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failure_message, parse_digests
+from dockyard.builds.shape import Shape, execution_shape
 from dockyard.builds.taskfile.arguments import container_working_directory
-from dockyard.builds.taskfile.plan import Plan, PlanError, PlannedStep, normalize_image, plan
-from dockyard.builds.template import RunVariables
+from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image
 
-JOB_PER_STEP: Final = "needs the Job-per-step path, not built yet"
+JOB_PER_STEP: Final = "runs on the Job-per-step path (`stepjobs/`)"
 IGNORED_RUN_FLAGS: Final = frozenset({"--rm", "-i", "-t", "-it", "-ti", "--interactive", "--tty"})
 DOCKER_CLI_IMAGES: Final = frozenset({"docker", "docker-cli", "cli"})
 
@@ -49,34 +49,26 @@ def _refuse(step: PlannedStep, why: str) -> NotRunnable:
     return NotRunnable(f"step {step.id}: {why}")
 
 
-def _check_shape(plan: Plan) -> None:
+def check_translatable(plan: Plan) -> None:
+    """What neither execution shape maps (yet): refused before anything runs, on either path."""
     if not plan.steps:
         raise NotRunnable("the task file has no steps")
     if plan.secrets:
         raise NotRunnable(f"secrets ({', '.join(s.id for s in plan.secrets)}): task-file secrets are not built yet")
     if plan.volumes:
         raise NotRunnable("volumes: task-file volumes are not built yet")
-    previous: str | None = None
     for step in plan.steps:
-        expected = (previous,) if previous else ()
-        if step.depends_on != expected:
-            after = f"after {', '.join(step.depends_on)}" if step.depends_on else "at once"
-            raise _refuse(step, f"runs {after}, in parallel with other steps (not a chain): it {JOB_PER_STEP}")
-        if step.detach:
-            raise _refuse(step, f"detach (a service for later steps) {JOB_PER_STEP}")
-        if step.retries > 0:
-            raise _refuse(step, f"retries {JOB_PER_STEP}")
-        if step.repeat > 0:
-            raise _refuse(step, f"repeat {JOB_PER_STEP}")
-        if step.ignore_errors:
-            raise _refuse(step, f"ignoreErrors {JOB_PER_STEP}")
-        if step.start_delay > 0:
-            raise _refuse(step, f"startDelay {JOB_PER_STEP}")
         if step.volume_mounts:
             raise _refuse(step, "volumeMounts: task-file volumes are not built yet")
         if step.privileged:
             raise _refuse(step, "privileged containers are not allowed")
-        previous = step.id
+
+
+def _check_shape(plan: Plan) -> None:
+    check_translatable(plan)
+    shape, why = execution_shape(plan)
+    if shape is not Shape.POD:  # the caller chose the shape (`shape.py`): a guard, not a user's message
+        raise NotRunnable(f"{why}: it {JOB_PER_STEP}")
 
 
 def _workdir(step: PlannedStep) -> str:
@@ -120,11 +112,11 @@ def _cmd_step(step: PlannedStep, container: str, built: Mapping[str, str]) -> Cm
         raise _refuse(step, f"host-shell operators ({' '.join(step.shell_operators)}) are not built yet")
     if not step.image:
         raise _refuse(step, "cmd names no image")
-    if normalize_image(step.image) in built:
+    if normalize_image(step.image) in built:  # a guard: `shape.py` sends such plans to the Job-per-step path
         raise _refuse(
             step,
             f"runs {step.image}, built earlier in this run by step {built[normalize_image(step.image)]}: "
-            "running a same-run image needs the staging repository, not built yet",
+            f"it {JOB_PER_STEP}",
         )
     name = step.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
     if name in DOCKER_CLI_IMAGES:
@@ -188,19 +180,6 @@ def pod_steps(plan: Plan, registry: str) -> tuple[Step, ...]:
         else:
             steps.append(_cmd_step(step, container, built))
     return tuple(steps)
-
-
-def task_file_refusal(text: str, values: Mapping[str, str], registry: str) -> str | None:
-    """Why a task's file cannot run on this path whatever its run (None: it can, or only a run can
-    tell: a plan error may depend on the run's values and is reported on the run)."""
-    sample = RunVariables(ID="ca0", Registry=registry, Date="20000101-000000z")
-    try:
-        pod_steps(plan(text, sample, values), registry)
-    except NotRunnable as refused:
-        return f"taskFile: {refused}"
-    except PlanError:
-        return None
-    return None
 
 
 def pushed_images(steps: tuple[Step, ...]) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from dockyard.builds.definition import NotBuildable, check_buildable
 from dockyard.builds.history import prune, task_status
 from dockyard.builds.observe import TERMINAL
 from dockyard.builds.reconcile import KIND, Observed, parse_time, reconciler_from
-from dockyard.builds.taskrun import task_file_refusal
+from dockyard.builds.stepjobs.steps import task_file_refusal
 from dockyard.core import conditions
 from dockyard.core.cache import slim
 from dockyard.core.conditions import ConditionType, Reason
@@ -49,7 +49,11 @@ Key = tuple[str, str]
 def _summary(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     return {
-        "metadata": {"name": meta.get("name"), "creationTimestamp": meta.get("creationTimestamp")},
+        "metadata": {
+            "name": meta.get("name"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "labels": dict(meta.get("labels") or {}),  # a step Job's step and attempt
+        },
         "status": dict(body.get("status") or {}),
     }
 
@@ -94,6 +98,13 @@ def _newest(index: kopf.Index[Key, Any], key: Key) -> Any:
     return None
 
 
+def _all(index: kopf.Index[Key, Any], key: Key) -> tuple[Any, ...]:
+    """Every Job or pod of a run (the Job-per-step path has many)."""
+    with contextlib.suppress(KeyError):
+        return tuple(index[key])
+    return ()
+
+
 # -- runs ----------------------------------------------------------------------------------------
 
 
@@ -124,7 +135,8 @@ def _advance(body: Mapping[str, Any], memo: kopf.Memo, jobs: Any, pods: Any, tas
         if patch and not contains(status, patch):
             kube.patch_status(API_VERSION, KIND, namespace, meta["name"], patch)
 
-    observed = Observed(_one(jobs, (namespace, label)), _newest(pods, (namespace, label)))
+    key = (namespace, label)
+    observed = Observed(_one(jobs, key), _newest(pods, key), _all(jobs, key), _all(pods, key))
     with metrics_from(memo).observe_reconcile(KIND), reconcile_edge(report):
         parse_spec(BuildRunSpec, body)
         reconciler_from(memo).advance(body, observed, task)

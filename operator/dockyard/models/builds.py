@@ -577,6 +577,9 @@ class StepStatus(ApiModel):
     finish_time: str | None = Field(None, description="When it ended.")
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
     message: str | None = Field(None, description="Why it failed.")
+    attempts: int | None = Field(
+        None, description="Attempts made (Job-per-step runs: retries and repeats each make one).", ge=0
+    )
 
 
 class BuildRunStatus(ApiModel):
@@ -589,6 +592,11 @@ class BuildRunStatus(ApiModel):
     )
     task_name: str | None = Field(None, description="The task, when the run belongs to one.")
     job_name: str | None = Field(None, description="The Job that runs the build.")
+    execution_shape: Literal["Pod", "JobPerStep"] | None = Field(
+        None,
+        description="How a task file runs: Pod (one pod, steps in order) or JobPerStep (a Job per step "
+        "attempt, for parallel, detached, retried or delayed steps).",
+    )
     start_time: str | None = Field(None, description="When the run started.")
     finish_time: str | None = Field(None, description="When the run ended.")
     duration: str | None = Field(None, description="How long the run took, start to end, e.g. 1m23s.")

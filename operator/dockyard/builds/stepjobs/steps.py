@@ -1,0 +1,191 @@
+"""A plan as the Job-per-step path runs it: each step's work (Kaniko build, image copy, command)
+and what the operator needs to schedule it. Pure.
+
+Built images move between steps through the run's **staging repository** in its registry,
+`<registry>/dockyard/staging/<run id>/<step>:built`: a build step that a later push or cmd step
+uses pushes its image there (a build nobody uses is built with `--no-push`); a push step copies the
+staged image to its tags with the registry client (`copy.py`); a cmd step running an image built
+earlier in the run runs the staged image, which the node pulls with the run's pull secret. The image
+a push or cmd step names comes from the latest step in file order, among the steps it depends on
+(directly or not), that tags it: a build running in parallel has no defined order with it.
+
+Detached steps are reached by their id as a host name (`hostAliases` in the later steps' pods), so
+the id must be a DNS label once lower-cased.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Final
+
+from dockyard.builds.definition import qualify
+from dockyard.builds.manifests.steps import BuildStep, CmdStep, step_container_names
+from dockyard.builds.shape import Shape, execution_shape
+from dockyard.builds.taskfile.plan import Plan, PlanError, PlannedStep, normalize_image, plan
+from dockyard.builds.taskrun import (  # the single pod's step mapping, shared by both paths
+    NotRunnable,
+    _build_step,
+    _cmd_step,
+    check_translatable,
+    pod_steps,
+)
+from dockyard.builds.template import RunVariables
+
+STAGING_PREFIX: Final = "dockyard/staging"
+STAGING_TAG: Final = "built"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class CopyStep:
+    """A push step: staged images copied to their destinations."""
+
+    id: str
+    container: str
+    images: tuple[tuple[str, str], ...]
+    """(staged reference, destination) pairs, in the step's order."""
+
+
+@dataclass(frozen=True)
+class StagedBuild:
+    build: BuildStep
+    staging: str | None
+    """Where the image is pushed for later steps; None: nobody uses it (`--no-push`)."""
+
+
+Work = StagedBuild | CopyStep | CmdStep
+
+
+@dataclass(frozen=True)
+class JobStep:
+    id: str
+    type: str
+    slug: str
+    """The step's name in its Job, pod and container names (`step-<id>` as a DNS label)."""
+    depends_on: tuple[str, ...]
+    timeout: int
+    retries: int
+    retry_delay: int
+    repeat: int
+    ignore_errors: bool
+    detach: bool
+    start_delay: int
+    work: Work
+
+    @property
+    def hostname(self) -> str:
+        return self.id.lower()
+
+
+def staging_repository(run_id: str, slug: str) -> str:
+    return f"{STAGING_PREFIX}/{run_id}/{slug.removeprefix('step-')}"
+
+
+def staging_grant(run_id: str) -> str:
+    """The repositories of one run's staging area, as a grant pattern."""
+    return f"{STAGING_PREFIX}/{run_id}/*"
+
+
+def _refuse(step: PlannedStep, why: str) -> NotRunnable:
+    return NotRunnable(f"step {step.id}: {why}")
+
+
+def _ancestors(plan: Plan) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for step in plan.steps:
+        found[step.id] = set(step.depends_on).union(*(found[d] for d in step.depends_on))
+    return found
+
+
+def job_steps(plan: Plan, registry: str, run_id: str) -> tuple[JobStep, ...]:
+    """The plan's steps on this path, or NotRunnable naming the first step that cannot run."""
+    check_translatable(plan)
+    slugs = dict(zip((s.id for s in plan.steps), step_container_names([s.id for s in plan.steps]), strict=True))
+    ancestors = _ancestors(plan)
+    producers: dict[str, list[tuple[str, str]]] = {}  # normalized tag → [(step id, staged ref)] in file order
+    used: set[str] = set()  # build steps whose image a later step uses
+    works: dict[str, Work] = {}
+
+    def produced(step: PlannedStep, image: str) -> str | None:
+        for producer, staged in reversed(producers.get(normalize_image(image), [])):
+            if producer in ancestors[step.id]:
+                used.add(producer)
+                return staged
+        return None
+
+    for step in plan.steps:
+        slug = slugs[step.id]
+        if step.detach and not _DNS_LABEL.match(step.id.lower()):
+            raise _refuse(step, "a detached step's id must be a DNS label (letters, digits, '-') to be its host name")
+        if step.type == "build":
+            staged = f"{registry}/{staging_repository(run_id, slug)}:{STAGING_TAG}"
+            for tag in step.tags:
+                producers.setdefault(normalize_image(tag), []).append((step.id, staged))
+            works[step.id] = StagedBuild(_build_step(step, slug, registry), staged)
+        elif step.type == "push":
+            images = []
+            for image in step.images:
+                source = produced(step, image)
+                if source is None:
+                    raise _refuse(step, f"image {image} is not built by any step it runs after")
+                images.append((source, qualify(image, registry)))
+            works[step.id] = CopyStep(step.id, slug, tuple(images))
+        else:
+            cmd = _cmd_step(step, slug, {})
+            staged_image = produced(step, cmd.image)
+            works[step.id] = replace(cmd, image=staged_image) if staged_image else cmd
+    steps = []
+    for step in plan.steps:
+        work = works[step.id]
+        if isinstance(work, StagedBuild) and step.id not in used:
+            work = StagedBuild(work.build, None)
+        steps.append(
+            JobStep(
+                id=step.id,
+                type=step.type,
+                slug=slugs[step.id],
+                depends_on=step.depends_on,
+                timeout=step.timeout,
+                retries=step.retries,
+                retry_delay=step.retry_delay,
+                repeat=step.repeat,
+                ignore_errors=step.ignore_errors,
+                detach=step.detach and step.type == "cmd",
+                start_delay=step.start_delay,
+                work=work,
+            )
+        )
+    return tuple(steps)
+
+
+def pushed_images(steps: tuple[JobStep, ...]) -> tuple[str, ...]:
+    return tuple(d for s in steps if isinstance(s.work, CopyStep) for _, d in s.work.images)
+
+
+def staged_images(steps: tuple[JobStep, ...]) -> tuple[str, ...]:
+    return tuple(s.work.staging for s in steps if isinstance(s.work, StagedBuild) and s.work.staging)
+
+
+def staged_cmd_step(steps: tuple[JobStep, ...], registry: str) -> str | None:
+    """The first cmd step running an image built in the run (the node must pull it), if any."""
+    prefix = f"{registry}/{STAGING_PREFIX}/"
+    return next((s.id for s in steps if isinstance(s.work, CmdStep) and s.work.image.startswith(prefix)), None)
+
+
+def task_file_refusal(text: str, values: Mapping[str, str], registry: str) -> str | None:
+    """Why a task's file cannot run whatever its run (None: it can, or only a run can tell: a plan
+    error may depend on the run's values and is reported on the run)."""
+    sample = RunVariables(ID="ca0", Registry=registry, Date="20000101-000000z")
+    try:
+        planned = plan(text, sample, values)
+        if execution_shape(planned)[0] is Shape.POD:
+            pod_steps(planned, registry)
+        else:
+            job_steps(planned, registry, sample.ID)
+    except NotRunnable as refused:
+        return f"taskFile: {refused}"
+    except PlanError:
+        return None
+    return None
