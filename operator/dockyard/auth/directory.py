@@ -24,9 +24,8 @@ from typing import Any, Final, Literal
 from dockyard.auth.grants import Grant
 from dockyard.auth.policy import password_digest
 from dockyard.auth.scopemaps import grants_for, system_scope_map_actions
+from dockyard.core.conditions import ConditionType, Reason
 
-QUOTA_EXCEEDED: Final = "QuotaExceeded"
-"""The Ready reason (core.conditions.Reason.QUOTA_EXCEEDED) of an object beyond the tier's limit."""
 TOKEN: Final = "Token"
 SCOPE_MAP: Final = "ScopeMap"
 
@@ -76,7 +75,7 @@ def _time(text: Any) -> float | None:
 
 def _over_quota(body: Mapping[str, Any]) -> bool:
     for condition in (body.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready" and condition.get("reason") == QUOTA_EXCEEDED:
+        if condition.get("type") == ConditionType.READY and condition.get("reason") == Reason.QUOTA_EXCEEDED:
             return True
     return False
 

@@ -36,6 +36,9 @@ CHILD_INDEX: Final = {
     ("apps/v1", "Deployment"): "dockyard_deployments",
     ("apps/v1", "DaemonSet"): "dockyard_daemonsets",
     ("networking.k8s.io/v1", "Ingress"): "dockyard_ingresses",
+    ("v1", "ServiceAccount"): "dockyard_serviceaccounts",
+    ("rbac.authorization.k8s.io/v1", "Role"): "dockyard_roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "dockyard_rolebindings",
 }
 REGISTRIES_INDEX: Final = "dockyard_registries"
 WEBHOOKS_INDEX: Final = "dockyard_webhooks"

@@ -26,6 +26,11 @@ from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
 from dockyard.registries import admin
+from dockyard.registries.manifests.access import (
+    build_token_reader_binding,
+    build_token_reader_role,
+    build_token_service_account,
+)
 from dockyard.registries.manifests.config import (
     RegistryContext,
     build_registry_config,
@@ -181,6 +186,9 @@ class RegistryReconciler:
             *tls.result().children,
             ("auth", build_auth_secret(ctx, build_auth_policy(ctx, passwords))),
             ("config", build_config_map(ctx, config_text)),
+            ("token service account", build_token_service_account(ctx)),
+            ("token reader role", build_token_reader_role(ctx)),
+            ("token reader binding", build_token_reader_binding(ctx)),
         ]
         if not ctx.uses_object_storage:
             claim = kube.read_child("v1", "PersistentVolumeClaim", owner.namespace, names.data)

@@ -8,6 +8,11 @@ import yaml
 
 from dockyard.core.meta import metadata
 from dockyard.core.names import labels, selector_labels
+from dockyard.registries.manifests.access import (
+    SERVICE_ACCOUNT_TOKEN_DIR,
+    service_account_token_volume,
+    token_reader_name,
+)
 from dockyard.registries.manifests.config import (
     CONFIG_DIR,
     CONFIG_PATH,
@@ -28,13 +33,15 @@ CONFIG_HASH_ANNOTATION = "dockyard.dev/config-hash"
 AUTH_DIR = "/etc/dockyard/auth"
 SIGNER_DIR = "/etc/dockyard/signer"
 TOKEN_TLS_DIR = "/etc/dockyard/tls"
+SNAPSHOT_DIR = "/var/lib/dockyard-token"
 
 TIER_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     "Basic": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     "Standard": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
     "Premium": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
 }
-TOKEN_RESOURCES = {"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "128Mi"}}
+# The token service holds the registry's Tokens and ScopeMaps (50,000 of each on Premium).
+TOKEN_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
@@ -153,10 +160,20 @@ def _token_container(ctx: RegistryContext) -> dict[str, Any]:
         f"{SIGNER_DIR}/tls.crt",
         "--port",
         str(TOKEN_PORT),
+        # Tokens and ScopeMaps are read from the API by the home registry's name (a replica passes
+        # its home registry), with a local snapshot for logins while the API is unreachable.
+        "--registry",
+        ctx.owner.name,
+        "--namespace",
+        ctx.owner.namespace,
+        "--snapshot",
+        f"{SNAPSHOT_DIR}/snapshot.json",
     ]
     mounts = [
         {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
         {"name": "token-signer", "mountPath": SIGNER_DIR, "readOnly": True},
+        {"name": "token-service-account", "mountPath": SERVICE_ACCOUNT_TOKEN_DIR, "readOnly": True},
+        {"name": "token-snapshot", "mountPath": SNAPSHOT_DIR},
     ]
     scheme = "HTTP"
     if ctx.tls_enabled:
@@ -192,6 +209,8 @@ def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
         {"name": "auth", "secret": {"secretName": ctx.names.auth}},
         {"name": "token-signer", "secret": {"secretName": ctx.names.token_signer}},
         {"name": "tmp", "emptyDir": {}},
+        service_account_token_volume(),
+        {"name": "token-snapshot", "emptyDir": {"sizeLimit": "256Mi"}},
         *storage_volumes,
     ]
     if ctx.tls_secret_name:
@@ -212,6 +231,8 @@ def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
                     "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
                 },
                 "spec": {
+                    # Only the token container gets the account's token (a projected volume).
+                    "serviceAccountName": token_reader_name(ctx),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {
