@@ -29,6 +29,7 @@ from dockyard.core.conditions import ConditionType, Reason
 TOKEN: Final = "Token"
 SCOPE_MAP: Final = "ScopeMap"
 
+DEFAULT_PASSWORDS: Final = ({"name": "password1"}, {"name": "password2"})
 Refusal = Literal["disabled", "expired", "bad-password"]
 
 
@@ -85,7 +86,8 @@ def token_record(body: Mapping[str, Any]) -> TokenRecord:
     verifiers = {p.get("name"): p.get("verifier") for p in status.get("passwords") or () if p.get("verifier")}
     passwords = tuple(
         PasswordRecord(p["name"], verifiers[p["name"]], _time(p.get("expiry")))
-        for p in spec.get("passwords") or ()
+        # the CRD's default (both, no expiry) when absent, as the API server fills it
+        for p in spec.get("passwords", DEFAULT_PASSWORDS) or ()
         if p.get("name") in verifiers
     )
     return TokenRecord(

@@ -64,7 +64,12 @@ class Reason:
     and the last HTTP status or error); events keep queueing and are retried. Clears on the next
     successful delivery."""
     DISABLED: Final = "Disabled"
-    """Webhooks, `Ready=True`: the webhook is valid but `enabled: false`, so no event is sent."""
+    """Webhooks, `Ready=True`: the webhook is valid but `enabled: false`, so no event is sent.
+    Tokens, `Ready=True`: the token is valid but `enabled: false`, so every login gets 401."""
+    PARTIALLY_ENFORCED: Final = "PartiallyEnforced"
+    """ScopeMaps, `Ready=True`: the map is in use, but some of its actions grant less than their ACR
+    name (distribution cannot tell tag listing from content reads, nor untag from delete); the
+    message lists them. See the README, Access."""
     QUEUED: Final = "Queued"
     """Runs, `Succeeded=Unknown`: the run has an ID and waits for its build pod to start."""
     RUNNING: Final = "Running"
@@ -110,6 +115,10 @@ class EventReason:
     """Normal, on a BuildTask: a trigger (timer, commit) created a run; the message names the cause."""
     COMMIT_POLL_FAILED: Final = "CommitPollFailed"
     """Warning, on a BuildTask: its branch head could not be read (posted when the error changes)."""
+    PASSWORD_GENERATED: Final = "PasswordGenerated"
+    """Normal, on a Token: a password was generated (first, or added to spec.passwords)."""
+    PASSWORD_REGENERATED: Final = "PasswordRegenerated"
+    """Normal, on a Token: one password was regenerated on request (`dockyard.dev/regenerate-password`)."""
 
 
 class Phase:

@@ -150,3 +150,21 @@ class BuildRunNames:
     @property
     def label(self) -> str:
         return shortened(self.run, 63)
+
+
+@dataclass(frozen=True)
+class TokenNames:
+    """Names of a Token's children. A dot cannot occur in a Registry's name (a DNS label), so these
+    never collide with a registry's `<name>-…` children."""
+
+    token: str
+
+    @property
+    def credentials(self) -> str:
+        """`username`, `password1`, `password2`."""
+        return f"{self.token}.token"
+
+    @property
+    def pull(self) -> str:
+        """The kubernetes.io/dockerconfigjson companion."""
+        return f"{self.token}.token-pull"

@@ -83,7 +83,6 @@ class ScopeMapSpec(ApiModel):
 class ScopeMapStatus(ApiModel):
     """Observed state of a ScopeMap."""
 
-    tokens: int | None = Field(None, description="Tokens that use this map.", ge=0)
     conditions: list[Condition] = CONDITIONS_FIELD
     observed_generation: int | None = OBSERVED_GENERATION_FIELD
 
@@ -188,7 +187,6 @@ SCOPE_MAP = KindInfo(
     columns=(
         PrinterColumn("Registry", "string", ".spec.registryRef.name", "The registry."),
         PrinterColumn("Description", "string", ".spec.description", "What the map is for."),
-        PrinterColumn("Tokens", "integer", ".status.tokens", "Tokens using this map."),
         ready_column(),
         PrinterColumn("Actions", "string", ".spec.actions", "Permissions.", priority=1),
         age_column(),
