@@ -39,6 +39,7 @@ CHILD_INDEX: Final = {
     ("v1", "ServiceAccount"): "dockyard_serviceaccounts",
     ("rbac.authorization.k8s.io/v1", "Role"): "dockyard_roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "dockyard_rolebindings",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "dockyard_networkpolicies",
 }
 REGISTRIES_INDEX: Final = "dockyard_registries"
 WEBHOOKS_INDEX: Final = "dockyard_webhooks"

@@ -73,6 +73,7 @@ CHILD_KINDS: Final = (
     ChildKind("", "v1", "serviceaccounts", "ServiceAccount"),
     ChildKind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ChildKind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ChildKind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 
 

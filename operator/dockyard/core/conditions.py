@@ -38,6 +38,9 @@ class ConditionType:
     """Registries: `True` while children are being created or rolled out."""
     SUCCEEDED: Final = "Succeeded"
     """Runs only: `True` once the run finished successfully, `False` once it failed for good."""
+    NETWORK_RULES_ENFORCED: Final = "NetworkRulesEnforced"
+    """Registries: what of networkRuleSet / publicNetworkAccess the cluster's objects enforce (the
+    message says exactly what, and where the client address is not visible)."""
 
 
 class Reason:
@@ -92,6 +95,17 @@ class Reason:
     NOT_IMPLEMENTED: Final = "NotImplemented"
     """BuildTasks, `Ready=False`: the spec uses a feature this version accepts but does not carry
     out yet (the message lists the fields); nothing it names is ignored silently."""
+    NO_NETWORK_RULES: Final = "NoNetworkRules"
+    """Registries, `NetworkRulesEnforced=True`: defaultAction Allow and public access enabled; no policy."""
+    NETWORK_POLICY_APPLIED: Final = "NetworkPolicyApplied"
+    """Registries, `NetworkRulesEnforced=True`: a NetworkPolicy admits only the listed sources (enforced
+    where the network plugin implements NetworkPolicy, which the API cannot tell)."""
+    EXPOSURE_ALLOW_LIST_APPLIED: Final = "ExposureAllowListApplied"
+    """Registries, `NetworkRulesEnforced=True`: the NetworkPolicy, and ipRules at the exposure (Ingress
+    annotations of a known controller, or a LoadBalancer's source ranges)."""
+    CLIENT_IP_NOT_VISIBLE: Final = "ClientIPNotVisible"
+    """Registries, `NetworkRulesEnforced=False`: behind the exposure (an Ingress of an unknown class) the
+    pods cannot see client addresses, so ipRules are not enforced for those clients."""
     RECONCILE_FAILED: Final = "ReconcileFailed"
     """`Ready=False`: an unexpected error (API server, network) interrupted reconciliation; the
     message carries it and the operator retries with backoff."""

@@ -98,6 +98,11 @@ class RegistryNames:
         return self.registry
 
     @property
+    def network_policy(self) -> str:
+        """spec.networkRuleSet / publicNetworkAccess as a NetworkPolicy on the registry pods."""
+        return self.registry
+
+    @property
     def run_ids(self) -> str:
         """The ConfigMap holding the registry's next build run number."""
         return f"{self.registry}-run-ids"

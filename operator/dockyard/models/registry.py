@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
@@ -212,24 +213,50 @@ class IpRule(ApiModel):
     """An address range allowed to reach the registry."""
 
     value: str = Field(
-        description="An IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24.",
+        description="An IPv4 or IPv6 address or CIDR, e.g. 203.0.113.0/24, 198.51.100.7 or 2001:db8::/32.",
         max_length=43,
-        json_schema_extra={"x-kubernetes-validations": [cel("isCIDR(self)", "must be a CIDR such as 203.0.113.0/24")]},
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("isCIDR(self) || isIP(self)", "must be an IP address or a CIDR such as 203.0.113.0/24")
+            ]
+        },
     )
     action: Literal["Allow"] = Field("Allow", description="Only Allow rules are supported (as in ACR).")
 
+    @field_validator("value")
+    @classmethod
+    def _address_or_cidr(cls, value: str) -> str:
+        ipaddress.ip_network(value, strict=False)  # ValueError: not an address or a CIDR
+        return value
+
 
 class NetworkRuleSet(ApiModel):
-    """Who may connect to the registry pods (Premium); rendered as a NetworkPolicy."""
+    """Who may connect to the registry (Premium). With defaultAction Deny it becomes a NetworkPolicy
+    on the registry pods and an allow-list at the exposure; status condition NetworkRulesEnforced
+    says what the cluster enforces."""
 
-    default_action: Literal["Allow", "Deny"] = Field("Allow", description="Action for traffic that matches no rule.")
+    default_action: Literal["Allow", "Deny"] = Field(
+        "Allow",
+        description="Deny admits only the registry's namespace, allowedNamespaces, ipRules and (allowNodes) "
+        "the nodes; Allow admits everyone (the other fields then have no effect).",
+    )
     ip_rules: list[IpRule] = Field(
-        default_factory=list, description="Allowed address ranges (at most 200).", max_length=200
+        default_factory=list,
+        description="Allowed client addresses (at most 200): an ipBlock of the NetworkPolicy and the exposure's "
+        "allow-list (Ingress annotations, LoadBalancer loadBalancerSourceRanges). Pod-level rules see "
+        "the client's address only where no proxy or SNAT hides it (see status).",
+        max_length=200,
     )
     allowed_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] = Field(
         default_factory=list,
-        description="Namespaces whose pods may always connect (the registry's own namespace always may).",
+        description="Namespaces whose pods may always connect (the registry's own namespace always may). "
+        "With exposure.ingress, list the ingress controller's namespace here.",
         max_length=100,
+    )
+    allow_nodes: bool = Field(
+        True,
+        description="Also admit the nodes' InternalIP addresses, so kubelets can pull (exposure.nodePull) and "
+        "host-network clients connect.",
     )
 
 
@@ -298,7 +325,9 @@ class RegistrySpec(ApiModel):
     exposure: ExposureSpec = section(ExposureSpec, "How the registry is reachable.")
     public_network_access: Literal["Enabled", "Disabled"] = Field(
         "Enabled",
-        description="Disabled admits only the registry's namespace and networkRuleSet.allowedNamespaces (Premium).",
+        description="Disabled (Premium) removes the exposure (no Ingress; the Service becomes ClusterIP) and admits "
+        "only the registry's namespace, networkRuleSet.allowedNamespaces and (allowNodes) the nodes; ipRules "
+        "are then ignored, as in ACR.",
     )
     network_rule_set: NetworkRuleSet | None = Field(None, description="IP and namespace rules (Premium).")
 

@@ -38,6 +38,12 @@ from dockyard.registries.manifests.config import (
     render_config,
     tls_secret_name,
 )
+from dockyard.registries.manifests.network import (
+    NetworkVerdict,
+    build_network_policy,
+    network_verdict,
+    rules_in_force,
+)
 from dockyard.registries.manifests.secrets import (
     build_admin_secret,
     build_auth_policy,
@@ -59,6 +65,8 @@ from dockyard.registries.status import observe
 from dockyard.registries.tier_guard import check_tier_change
 from dockyard.registries.tls import plan_tls
 
+NODE_INTERNAL_IP: Final = "InternalIP"
+"""A Node's address type (Kubernetes' own, not a condition)."""
 _REQUESTS: Final = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dockyard-reconcile")
 """Where a reconcile's independent steps run at once (a step never waits for another step)."""
 
@@ -93,6 +101,7 @@ class Outcome:
     status: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
     changed: list[str] = field(default_factory=list)
+    network: NetworkVerdict | None = None
 
 
 def owner_of(body: Mapping[str, Any]) -> Owner:
@@ -204,6 +213,7 @@ class RegistryReconciler:
         for (what, _), result in zip(children, ensured, strict=True):
             self._note(outcome, what, result.result())
         self._ensure_node_trust(ctx, outcome)
+        self._ensure_network_policy(ctx, outcome)
         ingress = build_ingress(ctx)
         if ingress is not None:
             self._note(outcome, "ingress", kube.ensure(ingress))
@@ -222,6 +232,30 @@ class RegistryReconciler:
         elif self.kube.read_child("apps/v1", "DaemonSet", ns, name) is not None:
             self.kube.delete("apps/v1", "DaemonSet", ns, name)
             outcome.changed.append("node trust")
+
+    def _ensure_network_policy(self, ctx: RegistryContext, outcome: Outcome) -> None:
+        rules = ctx.spec.network_rule_set
+        wants_nodes = rules_in_force(ctx) and (rules.allow_nodes if rules else True)
+        nodes = self.node_addresses() if wants_nodes else []
+        policy = build_network_policy(ctx, nodes)
+        ns, name = ctx.owner.namespace, ctx.names.network_policy
+        if policy is not None:
+            self._note(outcome, "network policy", self.kube.ensure(policy))
+        elif self.kube.read_child("networking.k8s.io/v1", "NetworkPolicy", ns, name) is not None:
+            self.kube.delete("networking.k8s.io/v1", "NetworkPolicy", ns, name)
+            outcome.changed.append("network policy")
+        outcome.network = network_verdict(ctx, nodes)
+
+    def node_addresses(self) -> list[str]:
+        """Every node's InternalIP addresses (IPv4 and IPv6)."""
+        return sorted(
+            {
+                address["address"]
+                for node in self.kube.list("v1", "Node", None)
+                for address in (node.get("status") or {}).get("addresses") or []
+                if address.get("type") == NODE_INTERNAL_IP and address.get("address")
+            }
+        )
 
     def observe(
         self, ctx: RegistryContext, admin_enabled: bool, deployment: Mapping[str, Any] | None = None

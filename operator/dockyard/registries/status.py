@@ -20,6 +20,7 @@ from dockyard.core import conditions
 from dockyard.core.conditions import ConditionType, Phase, Reason
 from dockyard.core.tiers import TIERS
 from dockyard.registries.manifests.config import RegistryContext
+from dockyard.registries.manifests.network import NetworkVerdict
 
 FAILED_REASONS: Final = frozenset({Reason.INVALID_SPEC, Reason.TIER_CHANGE_BLOCKED})
 
@@ -89,8 +90,10 @@ def desired_status(
     reason: str,
     message: str,
     now: datetime | None = None,
+    network: NetworkVerdict | None = None,
 ) -> dict[str, Any]:
-    """The full status to hold, with `Ready` and `Progressing` set through the conditions helper."""
+    """The full status to hold, with `Ready` and `Progressing` set through the conditions helper,
+    and `NetworkRulesEnforced` when a reconcile worked it out (`network`; other callers keep it)."""
     now = now or datetime.now(UTC)
     phase = Phase.READY if ready else (Phase.FAILED if reason in FAILED_REASONS else Phase.PROVISIONING)
     status = {**fields, "phase": phase, "observedGeneration": generation}
@@ -113,4 +116,14 @@ def desired_status(
         observed_generation=generation,
         now=now,
     )
+    if network is not None:
+        status["conditions"] = conditions.set_condition(
+            status["conditions"],
+            type=ConditionType.NETWORK_RULES_ENFORCED,
+            status="True" if network.status == "True" else "False",
+            reason=network.reason,
+            message=network.message,
+            observed_generation=generation,
+            now=now,
+        )
     return status

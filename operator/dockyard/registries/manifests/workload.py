@@ -27,6 +27,12 @@ from dockyard.registries.manifests.config import (
     RegistryContext,
     build_notification_endpoints,
 )
+from dockyard.registries.manifests.network import (
+    effective_service_type,
+    ingress_allow_list,
+    public_exposure,
+    service_allow_list,
+)
 
 COMPONENT = "registry"
 CONFIG_HASH_ANNOTATION = "dockyard.dev/config-hash"
@@ -256,26 +262,28 @@ def build_service(ctx: RegistryContext) -> dict[str, Any]:
         "kind": "Service",
         "metadata": metadata(ctx.owner, ctx.names.service, COMPONENT),
         "spec": {
-            "type": ctx.spec.exposure.service_type,
+            "type": effective_service_type(ctx),
             "selector": selector_labels(ctx.owner.kind, ctx.owner.name, COMPONENT),
             "ports": [
                 {"name": "registry", "port": REGISTRY_PORT, "targetPort": "registry", "protocol": "TCP"},
                 {"name": "token", "port": TOKEN_PORT, "targetPort": "token", "protocol": "TCP"},
             ],
+            **service_allow_list(ctx),
         },
     }
 
 
 def build_ingress(ctx: RegistryContext) -> dict[str, Any] | None:
     ingress = ctx.spec.exposure.ingress
-    if ingress is None:
+    if ingress is None or not public_exposure(ctx):
         return None
 
     def path(prefix: str, port: str) -> dict[str, Any]:
         backend = {"service": {"name": ctx.names.service, "port": {"name": port}}}
         return {"path": prefix, "pathType": "Prefix", "backend": backend}
 
-    annotations = dict(ingress.annotations or {})
+    # The allow-list after the user's annotations: ipRules win over a hand-written list.
+    annotations = {**(ingress.annotations or {}), **ingress_allow_list(ctx)}
     if ctx.tls_enabled:
         annotations.setdefault("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS")
     spec: dict[str, Any] = {
