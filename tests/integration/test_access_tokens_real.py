@@ -367,3 +367,14 @@ def test_invalid_actions_are_refused_at_admission(stack: Stack) -> None:
             input=yaml.safe_dump(_scope_map("bad", [action])), check=False,
         )  # fmt: skip
         assert result.returncode != 0 and "actions" in result.stderr, action
+
+
+def test_the_registry_counts_its_tokens_against_the_tier(stack: Stack) -> None:
+    def usage() -> dict[str, Any] | None:
+        listed = json.loads(stack.cluster.kubectl("get", "tokens", "-n", stack.namespace, "-o", "json").stdout)
+        mine = [t for t in listed["items"] if t["spec"]["registryRef"]["name"] == REGISTRY]
+        body = _get(stack.cluster, stack.namespace, "registry", REGISTRY) or {}
+        tokens = ((body.get("status") or {}).get("usage") or {}).get("tokens")
+        return tokens if tokens and tokens["used"] == len(mine) else None
+
+    assert _until(usage, "usage.tokens to count the registry's tokens", 30)["limit"] == 500

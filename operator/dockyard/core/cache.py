@@ -45,12 +45,15 @@ REGISTRIES_INDEX: Final = "dockyard_registries"
 WEBHOOKS_INDEX: Final = "dockyard_webhooks"
 WEBHOOKS_BY_REGISTRY_INDEX: Final = "dockyard_webhooks_by_registry"
 REPLICATIONS_BY_REGISTRY_INDEX: Final = "dockyard_replications_by_registry"
+TOKENS_BY_REGISTRY_INDEX: Final = "dockyard_tokens_by_registry"
+"""Declared in handlers/access.py."""
 ALL_INDICES: Final = (
     *CHILD_INDEX.values(),
     REGISTRIES_INDEX,
     WEBHOOKS_INDEX,
     WEBHOOKS_BY_REGISTRY_INDEX,
     REPLICATIONS_BY_REGISTRY_INDEX,
+    TOKENS_BY_REGISTRY_INDEX,
 )
 
 
@@ -191,6 +194,9 @@ class ClusterCache:
 
     def replications_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
         return self._values(REPLICATIONS_BY_REGISTRY_INDEX, (namespace, registry))
+
+    def tokens_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
+        return self._values(TOKENS_BY_REGISTRY_INDEX, (namespace, registry))
 
 
 def known(value: T | _Unknown) -> bool:

@@ -110,12 +110,13 @@ def owner_of(body: Mapping[str, Any]) -> Owner:
 
 
 def count_referrers(kube: Kube, kind: str, namespace: str, registry: str) -> int:
-    """Webhooks or Replications that reference the registry: from the cache, else one LIST."""
-    cached = (
-        kube.cache.webhooks_of(namespace, registry)
-        if kind == "Webhook"
-        else kube.cache.replications_of(namespace, registry)
-    )
+    """Webhooks, Replications or Tokens that reference the registry: from the cache, else one LIST."""
+    lookups = {
+        "Webhook": kube.cache.webhooks_of,
+        "Replication": kube.cache.replications_of,
+        "Token": kube.cache.tokens_of,
+    }
+    cached = lookups[kind](namespace, registry)
     if known(cached):
         return len(cached)  # type: ignore[arg-type]
     return sum(1 for item in kube.list(API_VERSION, kind, namespace) if referenced_registry(item) == registry)
@@ -274,6 +275,7 @@ class RegistryReconciler:
             count_referrers(self.kube, "Webhook", ns, name),
             count_referrers(self.kube, "Replication", ns, name),
             node_trust,
+            count_referrers(self.kube, "Token", ns, name),
         )
 
     def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:

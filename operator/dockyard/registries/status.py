@@ -43,6 +43,7 @@ def observe(
     webhooks: int,
     replications: int,
     node_trust: Mapping[str, Any] | None = None,
+    tokens: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The status fields the children justify, and whether the registry is ready."""
     deployment = deployment or {}
@@ -65,6 +66,8 @@ def observe(
             "replications": {"used": replications},
         },
     }
+    if tokens is not None:
+        status["usage"]["tokens"] = {"used": tokens, "limit": tier.tokens}
     if ctx.external_host:
         status["externalLoginServer"] = ctx.external_host
     # None (a merge patch deletes the key) once nodePull is off.
