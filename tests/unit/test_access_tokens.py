@@ -112,7 +112,8 @@ def test_first_reconcile_generates_both_passwords_and_publishes_only_verifiers()
     assert "generated-" not in json.dumps(outcome.status) + json.dumps(outcome.events)
     pull = json.loads(base64.b64decode(kube.objects[("Secret", "ci.token-pull")]["data"][".dockerconfigjson"]))
     assert pull["auths"]["contoso.team-a.svc:5000"]["password"] == "generated-1"
-    assert [reason for reason, _ in outcome.events] == ["PasswordGenerated", "PasswordGenerated"]
+    assert outcome.events == [("PasswordGenerated", "generated password1 and password2")]
+    assert outcome.generated == 2 and not outcome.regenerated
 
 
 def test_a_second_reconcile_changes_nothing() -> None:
@@ -129,7 +130,7 @@ def test_regeneration_replaces_one_password_once() -> None:
     _reconcile(kube, token_body())
     outcome = _reconcile(kube, token_body(annotation="password2"), gen=lambda: "fresh")
     assert _stored(kube)["password1"] == "generated-1" and _stored(kube)["password2"] == "fresh"
-    assert [r for r, _ in outcome.events] == ["PasswordRegenerated"]
+    assert [r for r, _ in outcome.events] == ["PasswordRegenerated"] and outcome.regenerated
     again = _reconcile(kube, token_body(annotation="password2"), gen=lambda: "fresher")
     assert _stored(kube)["password2"] == "fresh" and again.events == []
     _reconcile(kube, token_body(annotation="password2@2"), gen=lambda: "third")

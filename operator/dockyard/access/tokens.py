@@ -87,6 +87,9 @@ class TokenOutcome:
     message: str = ""
     events: list[tuple[str, str]] = field(default_factory=list)
     """(reason, message) of Normal Events to post."""
+    generated: int = 0
+    """Passwords generated (new token or password), for the metric."""
+    regenerated: bool = False
 
 
 def owner_of(body: Mapping[str, Any]) -> Owner:
@@ -157,7 +160,9 @@ def reconcile_token(
             for n in wanted
         ],
     }
-    outcome.events += [(EventReason.PASSWORD_GENERATED, f"{n} generated") for n in plan.generated]
+    if plan.generated:  # one Event, however many passwords (50,000 tokens are 50,000 Events, not 100,000)
+        outcome.events.append((EventReason.PASSWORD_GENERATED, f"generated {' and '.join(plan.generated)}"))
+    outcome.generated, outcome.regenerated = len(plan.generated), plan.regenerated is not None
     if plan.regenerated:
         outcome.events.append(
             (EventReason.PASSWORD_REGENERATED, f"{plan.regenerated} regenerated; the other password is unchanged")

@@ -24,7 +24,7 @@ from dockyard.access.tokens import reconcile_token
 from dockyard.auth.policy import generate_password
 from dockyard.core import conditions
 from dockyard.core.cache import known, slim
-from dockyard.core.conditions import ConditionType, EventReason, Reason
+from dockyard.core.conditions import ConditionType, Reason
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains, kube_from
 from dockyard.handlers.edge import parse_spec, reconcile_edge
@@ -128,9 +128,10 @@ def _reconcile_token(body: Mapping[str, Any], memo: kopf.Memo, indices: Indices)
         _write_status(kube, TOKEN, body, outcome.status, outcome.ready, outcome.reason, outcome.message)
         OVER_QUOTA.note(memo, TOKEN, meta["uid"], outcome.reason == Reason.QUOTA_EXCEEDED)
         generated = access_metrics(metrics_from(memo).registry).passwords_generated
+        if outcome.regenerated:
+            generated.labels(cause="regenerated").inc()
+        generated.labels(cause="created").inc(outcome.generated)
         for reason, message in outcome.events:
-            cause = "regenerated" if reason == EventReason.PASSWORD_REGENERATED else "created"
-            generated.labels(cause=cause).inc()
             kube.post_event(_involved(body, TOKEN), "Normal", reason, message)
 
 
