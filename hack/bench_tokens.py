@@ -208,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 latencies = asyncio.run(load(port, logins, args.clients))
                 report(name, latencies, time.perf_counter() - started)
+                rss = next(
+                    (line.split()[1] for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                     if line.startswith("VmRSS:")),
+                    "?",
+                )  # fmt: skip
+                print(
+                    f"{'':>8}  token service resident memory: {int(rss) // 1024 if rss != '?' else '?'} MiB", flush=True
+                )
             finally:
                 process.terminate()
                 process.wait(timeout=10)

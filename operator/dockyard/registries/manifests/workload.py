@@ -46,8 +46,9 @@ TIER_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     "Standard": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
     "Premium": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
 }
-# The token service holds the registry's Tokens and ScopeMaps (50,000 of each on Premium).
-TOKEN_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+# The token service holds the registry's Tokens and ScopeMaps: 50,000 of each (Premium's limit)
+# take ~190 MiB resident (hack/bench_tokens.py), a relist briefly more.
+TOKEN_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
