@@ -113,13 +113,17 @@ class LocalRegistry:
         workdir: Path,
         binary: str = "docker-registry",
         realm_host: str = "127.0.0.1",
+        token_args: tuple[str, ...] = (),
     ) -> None:
         """`realm_host` names the token service in the realm; a client that checks the serving
-        certificate needs one of its names there (and a way to reach it on the loopback)."""
-        self.binary, self.realm_host = binary, realm_host
+        certificate needs one of its names there (and a way to reach it on the loopback).
+        `token_args` are added to the token service's command line (e.g. `--registry`,
+        `--namespace`, `--kubeconfig`, `--snapshot` for Tokens and ScopeMaps)."""
+        self.binary, self.realm_host, self.token_args = binary, realm_host, token_args
         self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
         self.port, self.token_port = free_port(), free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.env: dict[str, str] = {}
 
     def container_env(self) -> dict[str, str]:
         """The registry container's environment as the kubelet would build it: Secret references
@@ -188,36 +192,50 @@ class LocalRegistry:
         self.processes.append(
             subprocess.Popen([self.binary, "serve", str(work / "config.yml")], env=env, stdout=log, stderr=log)
         )
-        self.processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dockyard.auth",
-                    "--policy",
-                    str(work / "policy.json"),
-                    "--signing-key",
-                    str(work / "signer.key"),
-                    "--signing-cert",
-                    str(work / "signer.crt"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.token_port),
-                    "--tls-cert",
-                    str(work / "tls.crt"),
-                    "--tls-key",
-                    str(work / "tls.key"),
-                    "--tls-min-version",
-                    "tls1.2",
-                ],
-                env=env,
-                stdout=log,
-                stderr=log,
-            )
-        )
+        self.env = env
+        self.start_token_service()
         for port in (self.port, self.token_port):
             until(lambda p=port: connects(p), f"port {port} to listen", 20)
+
+    def start_token_service(self, *extra: str) -> None:
+        """Start the token service (again, after `stop_token_service`), with `extra` arguments."""
+        work = self.workdir
+        log = open(work / "processes.log", "ab")
+        self.token_process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dockyard.auth",
+                "--policy",
+                str(work / "policy.json"),
+                "--signing-key",
+                str(work / "signer.key"),
+                "--signing-cert",
+                str(work / "signer.crt"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.token_port),
+                "--tls-cert",
+                str(work / "tls.crt"),
+                "--tls-key",
+                str(work / "tls.key"),
+                "--tls-min-version",
+                "tls1.2",
+                *self.token_args,
+                *extra,
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        self.processes.append(self.token_process)
+        until(lambda: connects(self.token_port), f"port {self.token_port} to listen", 20)
+
+    def stop_token_service(self) -> None:
+        self.token_process.terminate()
+        self.token_process.wait(timeout=10)
+        self.processes.remove(self.token_process)
 
     def refresh_policy(self) -> None:
         policy = until(lambda: read_secret(self.cluster, self.namespace, RegistryNames(self.name).auth), "auth secret")

@@ -254,3 +254,32 @@ def test_webhook_events_from_the_in_cluster_registry_reach_a_receiver_signed(
         expected = "sha256=" + hmac.new(signing["secret"].encode(), delivery.body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(expected.encode(), delivery.headers["x-dockyard-signature-256"].encode())
         cluster.kubectl("delete", "webhook", "ci", "-n", namespace, "--timeout=30s", check=False)
+
+
+def test_a_token_logs_in_through_the_pods_own_token_service(
+    real_node_cluster: RealNodeCluster, operator: tuple[str, str], registry: Registry
+) -> None:
+    """The token container reads Tokens with its own ServiceAccount (projected token, the Role the
+    operator rendered) from inside the pod: a new Token logs in, a disabled one gets 401."""
+    namespace = operator[0]
+    token = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Token",
+        "metadata": {"name": "ci"},
+        "spec": {"registryRef": {"name": NAME}, "scopeMapRef": {"name": "_repositories_push"}},
+    }
+    _apply(real_node_cluster, namespace, token)
+    secret = _until(lambda: read_secret(real_node_cluster, namespace, "ci.token"), "the token's Secret", 60)
+    creds = f"ci:{secret['password2']}"
+    source = f"oci:{registry.workdir / 'image'}:v1"
+
+    def push(tag: str) -> Any:
+        return registry.skopeo(
+            "copy", "--dest-creds", creds, "--dest-cert-dir", str(registry.skopeo.certs), source,
+            registry.url(f"ci/app:{tag}"),
+        )  # fmt: skip
+
+    _until(lambda: push("v1").returncode == 0, "a push with the token", 60)
+    _apply(real_node_cluster, namespace, {**token, "spec": {**token["spec"], "enabled": False}})
+    refused = _until(lambda: (r := push("v2")).returncode != 0 and r, "the disabled token to be refused", 60)
+    assert "unauthorized" in refused.stderr.lower() or "authentication required" in refused.stderr.lower()

@@ -11,7 +11,16 @@ import pytest
 import yaml
 
 from dockyard import crdgen
-from dockyard.models import KINDS, BuildRunSpec, BuildTaskSpec, RegistrySpec, ReplicationSpec, WebhookSpec
+from dockyard.models import (
+    KINDS,
+    BuildRunSpec,
+    BuildTaskSpec,
+    RegistrySpec,
+    ReplicationSpec,
+    ScopeMapSpec,
+    TokenSpec,
+    WebhookSpec,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_MODELS = {
@@ -20,6 +29,8 @@ SPEC_MODELS = {
     "Replication": ReplicationSpec,
     "BuildTask": BuildTaskSpec,
     "BuildRun": BuildRunSpec,
+    "ScopeMap": ScopeMapSpec,
+    "Token": TokenSpec,
 }
 
 

@@ -402,7 +402,7 @@ def test_every_declared_rule_reaches_the_crd(info: Any) -> None:
         for field in model.model_fields.values()
         for rule in [*_rules_of(field.annotation), *(m for m in field.metadata if isinstance(m, f.Rule))]
     }
-    assert len(declared) >= 3
+    assert declared  # every kind has at least its references' name rule
     missing = [rule for rule in declared if rule not in generated]
     assert missing == []
     assert f.RULES_KEY not in str(crd)

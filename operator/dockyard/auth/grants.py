@@ -7,7 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RegistryAction = Literal["pull", "push", "delete"]
+RegistryAction = Literal["pull", "push", "delete", "metadata_read", "metadata_write"]
+"""distribution enforces pull, push and delete; `metadata_read` and `metadata_write` are ACR's names
+(acr-cli asks for them), carried in tokens for a request gate but enforced by no distribution
+version (see README, Access)."""
 ALL_ACTIONS: tuple[RegistryAction, ...] = ("pull", "push", "delete")
 
 

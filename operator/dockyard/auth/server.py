@@ -4,7 +4,9 @@ Guarantees: the policy and signing key are re-read when their files change (a mo
 update takes effect without a restart); wrong credentials get 401, so `docker login` fails fast;
 requests without credentials get the anonymous grants (possibly none), and so do empty Basic
 credentials (`Basic Og==`, user and password both empty, as clients without a login send);
-passwords are never logged.
+passwords are never logged. With a directory (`auth/directory.py`), a username that is not a
+policy user is looked up among the registry's Tokens: a disabled token, an expired or a wrong
+password get 401 as ACR's do.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import binascii
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from dockyard.auth.delegation import DELEGATED_USER, verify_delegation
+from dockyard.auth.directory import AccessDirectory
 from dockyard.auth.grants import Grant, Scope
 from dockyard.auth.policy import AuthPolicy
 from dockyard.auth.tokens import SigningKey, issue_token, issued_at
@@ -52,6 +56,9 @@ class TokenService:
     policy_file: Path
     key_file: Path
     cert_file: Path
+    directory: AccessDirectory | None = None
+    clock: Callable[[], float] = time.time
+    """Judges password expiry; injected by tests."""
     _policy: _Watched = field(init=False)
     _key: _Watched = field(init=False)
     _cert: _Watched = field(init=False)
@@ -93,10 +100,15 @@ class TokenService:
             grants = grants + delegated_grants
         elif credentials != ANONYMOUS:
             user = policy.authenticate(*credentials)
-            if user is None:
-                log.info("token refused: bad credentials for user %r", credentials[0])
-                return _error(401, "UNAUTHORIZED", "authentication required", challenge=True)
-            grants, subject = grants + user.grants, user.username
+            if user is not None:
+                grants, subject = grants + user.grants, user.username
+            else:
+                login = self.directory.login(*credentials, self.clock()) if self.directory else None
+                if login is None or login.refused is not None:
+                    why = "bad credentials" if login is None else login.refused
+                    log.info("token refused: %s for user %r", why, credentials[0])
+                    return _error(401, "UNAUTHORIZED", "authentication required", challenge=True)
+                grants, subject = grants + login.grants, login.subject
         scopes = [
             scope
             for text in request.query.getall("scope", [])

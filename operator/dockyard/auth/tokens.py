@@ -8,6 +8,7 @@ an array.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import time
@@ -29,19 +30,33 @@ def libtrust_key_id(public_key: Any) -> str:
     return ":".join(encoded[i : i + 4] for i in range(0, 48, 4))
 
 
+@functools.lru_cache(maxsize=8)
+def _private_key(pem: bytes) -> Any:
+    """Parsed once per key (a login signs with it; parsing costs more than signing)."""
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+@functools.lru_cache(maxsize=8)
+def _header(pem: bytes) -> tuple[str, str]:
+    cert = x509.load_pem_x509_certificate(pem)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return libtrust_key_id(cert.public_key()), base64.b64encode(der).decode()
+
+
 @dataclass(frozen=True)
 class SigningKey:
     private_key_pem: bytes
     certificate_pem: bytes
 
+    def private_key(self) -> Any:
+        return _private_key(self.private_key_pem)
+
     def algorithm(self) -> str:
-        key = serialization.load_pem_private_key(self.private_key_pem, password=None)
-        return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
+        return "ES256" if isinstance(self.private_key(), ec.EllipticCurvePrivateKey) else "RS256"
 
     def header(self) -> dict[str, Any]:
-        cert = x509.load_pem_x509_certificate(self.certificate_pem)
-        der = cert.public_bytes(serialization.Encoding.DER)
-        return {"kid": libtrust_key_id(cert.public_key()), "x5c": [base64.b64encode(der).decode()]}
+        kid, der = _header(self.certificate_pem)
+        return {"kid": kid, "x5c": [der]}
 
 
 def issue_token(
@@ -71,7 +86,7 @@ def issue_token(
         "jti": secrets.token_hex(16),
         "access": access,
     }
-    token = jwt.encode(claims, key.private_key_pem, algorithm=key.algorithm(), headers=key.header())
+    token = jwt.encode(claims, key.private_key(), algorithm=key.algorithm(), headers=key.header())
     return token, access
 
 

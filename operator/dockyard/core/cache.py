@@ -36,17 +36,24 @@ CHILD_INDEX: Final = {
     ("apps/v1", "Deployment"): "dockyard_deployments",
     ("apps/v1", "DaemonSet"): "dockyard_daemonsets",
     ("networking.k8s.io/v1", "Ingress"): "dockyard_ingresses",
+    ("v1", "ServiceAccount"): "dockyard_serviceaccounts",
+    ("rbac.authorization.k8s.io/v1", "Role"): "dockyard_roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "dockyard_rolebindings",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "dockyard_networkpolicies",
 }
 REGISTRIES_INDEX: Final = "dockyard_registries"
 WEBHOOKS_INDEX: Final = "dockyard_webhooks"
 WEBHOOKS_BY_REGISTRY_INDEX: Final = "dockyard_webhooks_by_registry"
 REPLICATIONS_BY_REGISTRY_INDEX: Final = "dockyard_replications_by_registry"
+TOKENS_BY_REGISTRY_INDEX: Final = "dockyard_tokens_by_registry"
+"""Declared in handlers/access.py."""
 ALL_INDICES: Final = (
     *CHILD_INDEX.values(),
     REGISTRIES_INDEX,
     WEBHOOKS_INDEX,
     WEBHOOKS_BY_REGISTRY_INDEX,
     REPLICATIONS_BY_REGISTRY_INDEX,
+    TOKENS_BY_REGISTRY_INDEX,
 )
 
 
@@ -187,6 +194,9 @@ class ClusterCache:
 
     def replications_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
         return self._values(REPLICATIONS_BY_REGISTRY_INDEX, (namespace, registry))
+
+    def tokens_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
+        return self._values(TOKENS_BY_REGISTRY_INDEX, (namespace, registry))
 
 
 def known(value: T | _Unknown) -> bool:

@@ -69,6 +69,11 @@ CHILD_KINDS: Final = (
     ChildKind("apps", "v1", "deployments", "Deployment"),
     ChildKind("apps", "v1", "daemonsets", "DaemonSet"),
     ChildKind("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    # The token service's identity and its read access to Tokens and ScopeMaps (one set per Registry).
+    ChildKind("", "v1", "serviceaccounts", "ServiceAccount"),
+    ChildKind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    ChildKind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ChildKind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 
 

@@ -38,6 +38,9 @@ class ConditionType:
     """Registries: `True` while children are being created or rolled out."""
     SUCCEEDED: Final = "Succeeded"
     """Runs only: `True` once the run finished successfully, `False` once it failed for good."""
+    NETWORK_RULES_ENFORCED: Final = "NetworkRulesEnforced"
+    """Registries: what of networkRuleSet / publicNetworkAccess the cluster's objects enforce (the
+    message says exactly what, and where the client address is not visible)."""
 
 
 class Reason:
@@ -64,7 +67,12 @@ class Reason:
     and the last HTTP status or error); events keep queueing and are retried. Clears on the next
     successful delivery."""
     DISABLED: Final = "Disabled"
-    """Webhooks, `Ready=True`: the webhook is valid but `enabled: false`, so no event is sent."""
+    """Webhooks, `Ready=True`: the webhook is valid but `enabled: false`, so no event is sent.
+    Tokens, `Ready=True`: the token is valid but `enabled: false`, so every login gets 401."""
+    PARTIALLY_ENFORCED: Final = "PartiallyEnforced"
+    """ScopeMaps, `Ready=True`: the map is in use, but some of its actions grant less than their ACR
+    name (distribution cannot tell tag listing from content reads, nor untag from delete); the
+    message lists them. See the README, Access."""
     QUEUED: Final = "Queued"
     """Runs, `Succeeded=Unknown`: the run has an ID and waits for its build pod to start."""
     RUNNING: Final = "Running"
@@ -87,6 +95,17 @@ class Reason:
     NOT_IMPLEMENTED: Final = "NotImplemented"
     """BuildTasks, `Ready=False`: the spec uses a feature this version accepts but does not carry
     out yet (the message lists the fields); nothing it names is ignored silently."""
+    NO_NETWORK_RULES: Final = "NoNetworkRules"
+    """Registries, `NetworkRulesEnforced=True`: defaultAction Allow and public access enabled; no policy."""
+    NETWORK_POLICY_APPLIED: Final = "NetworkPolicyApplied"
+    """Registries, `NetworkRulesEnforced=True`: a NetworkPolicy admits only the listed sources (enforced
+    where the network plugin implements NetworkPolicy, which the API cannot tell)."""
+    EXPOSURE_ALLOW_LIST_APPLIED: Final = "ExposureAllowListApplied"
+    """Registries, `NetworkRulesEnforced=True`: the NetworkPolicy, and ipRules at the exposure (Ingress
+    annotations of a known controller, or a LoadBalancer's source ranges)."""
+    CLIENT_IP_NOT_VISIBLE: Final = "ClientIPNotVisible"
+    """Registries, `NetworkRulesEnforced=False`: behind the exposure (an Ingress of an unknown class) the
+    pods cannot see client addresses, so ipRules are not enforced for those clients."""
     RECONCILE_FAILED: Final = "ReconcileFailed"
     """`Ready=False`: an unexpected error (API server, network) interrupted reconciliation; the
     message carries it and the operator retries with backoff."""
@@ -112,6 +131,10 @@ class EventReason:
     """Warning, on a BuildTask: its branch head could not be read (posted when the error changes)."""
     BASE_IMAGE_POLL_FAILED: Final = "BaseImagePollFailed"
     """Warning, on a BuildTask: its base image's tag could not be resolved (posted when the error changes)."""
+    PASSWORD_GENERATED: Final = "PasswordGenerated"
+    """Normal, on a Token: a password was generated (first, or added to spec.passwords)."""
+    PASSWORD_REGENERATED: Final = "PasswordRegenerated"
+    """Normal, on a Token: one password was regenerated on request (`dockyard.dev/regenerate-password`)."""
 
 
 class Phase:

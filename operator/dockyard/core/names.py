@@ -98,6 +98,11 @@ class RegistryNames:
         return self.registry
 
     @property
+    def network_policy(self) -> str:
+        """spec.networkRuleSet / publicNetworkAccess as a NetworkPolicy on the registry pods."""
+        return self.registry
+
+    @property
     def run_ids(self) -> str:
         """The ConfigMap holding the registry's next build run number."""
         return f"{self.registry}-run-ids"
@@ -150,3 +155,21 @@ class BuildRunNames:
     @property
     def label(self) -> str:
         return shortened(self.run, 63)
+
+
+@dataclass(frozen=True)
+class TokenNames:
+    """Names of a Token's children. A dot cannot occur in a Registry's name (a DNS label), so these
+    never collide with a registry's `<name>-…` children."""
+
+    token: str
+
+    @property
+    def credentials(self) -> str:
+        """`username`, `password1`, `password2`."""
+        return f"{self.token}.token"
+
+    @property
+    def pull(self) -> str:
+        """The kubernetes.io/dockerconfigjson companion."""
+        return f"{self.token}.token-pull"

@@ -112,7 +112,13 @@ def _reconcile_now(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger
         spec = parse_spec(RegistrySpec, body)
         outcome = _reconciler(kube, settings_from(memo)).reconcile(body, spec)
         reason, message = ready_condition(outcome.status, outcome.ready)
-        _publish(kube, body, desired_status(current, generation, outcome.status, outcome.ready, reason, message))
+        _publish(
+            kube,
+            body,
+            desired_status(
+                current, generation, outcome.status, outcome.ready, reason, message, network=outcome.network
+            ),
+        )
         if outcome.changed:
             logger.info(f"updated: {', '.join(outcome.changed)}")
 

@@ -280,23 +280,39 @@ class IpRule(ApiModel):
     """An address range allowed to reach the registry."""
 
     value: IpOrCidr = Field(
-        description="An IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24, or one address, e.g. 203.0.113.7, meaning "
-        "that address alone (/32 or /128, as in ACR). Parsed as a CIDR either way.",
+        description="An IPv4 or IPv6 address or CIDR, e.g. 203.0.113.0/24, 198.51.100.7 or 2001:db8::/32; "
+        "one address means that address alone (/32 or /128, as in ACR). Parsed as a CIDR either way.",
     )
     action: Literal["Allow"] = Field("Allow", description="Only Allow rules are supported (as in ACR).")
 
 
 class NetworkRuleSet(ApiModel):
-    """Who may connect to the registry pods (Premium); rendered as a NetworkPolicy."""
+    """Who may connect to the registry (Premium). With defaultAction Deny it becomes a NetworkPolicy
+    on the registry pods and an allow-list at the exposure; status condition NetworkRulesEnforced
+    says what the cluster enforces."""
 
-    default_action: Literal["Allow", "Deny"] = Field("Allow", description="Action for traffic that matches no rule.")
+    default_action: Literal["Allow", "Deny"] = Field(
+        "Allow",
+        description="Deny admits only the registry's namespace, allowedNamespaces, ipRules and (allowNodes) "
+        "the nodes; Allow admits everyone (the other fields then have no effect).",
+    )
     ip_rules: list[IpRule] = Field(
-        default_factory=list, description="Allowed address ranges (at most 200).", max_length=200
+        default_factory=list,
+        description="Allowed client addresses (at most 200): an ipBlock of the NetworkPolicy and the exposure's "
+        "allow-list (Ingress annotations, LoadBalancer loadBalancerSourceRanges). Pod-level rules see "
+        "the client's address only where no proxy or SNAT hides it (see status).",
+        max_length=200,
     )
     allowed_namespaces: list[DnsLabel] = Field(
         default_factory=list,
-        description="Namespaces whose pods may always connect (the registry's own namespace always may).",
+        description="Namespaces whose pods may always connect (the registry's own namespace always may). "
+        "With exposure.ingress, list the ingress controller's namespace here.",
         max_length=100,
+    )
+    allow_nodes: bool = Field(
+        True,
+        description="Also admit the nodes' InternalIP addresses, so kubelets can pull (exposure.nodePull) and "
+        "host-network clients connect.",
     )
 
 
@@ -365,7 +381,9 @@ class RegistrySpec(ApiModel):
     exposure: ExposureSpec = section(ExposureSpec, "How the registry is reachable.")
     public_network_access: Literal["Enabled", "Disabled"] = Field(
         "Enabled",
-        description="Disabled admits only the registry's namespace and networkRuleSet.allowedNamespaces (Premium).",
+        description="Disabled (Premium) removes the exposure (no Ingress; the Service becomes ClusterIP) and admits "
+        "only the registry's namespace, networkRuleSet.allowedNamespaces and (allowNodes) the nodes; ipRules "
+        "are then ignored, as in ACR.",
     )
     network_rule_set: NetworkRuleSet | None = Field(None, description="IP and namespace rules (Premium).")
 

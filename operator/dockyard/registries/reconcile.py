@@ -26,12 +26,23 @@ from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
 from dockyard.registries import admin
+from dockyard.registries.manifests.access import (
+    build_token_reader_binding,
+    build_token_reader_role,
+    build_token_service_account,
+)
 from dockyard.registries.manifests.config import (
     RegistryContext,
     build_registry_config,
     content_hash,
     render_config,
     tls_secret_name,
+)
+from dockyard.registries.manifests.network import (
+    NetworkVerdict,
+    build_network_policy,
+    network_verdict,
+    rules_in_force,
 )
 from dockyard.registries.manifests.secrets import (
     build_admin_secret,
@@ -54,6 +65,8 @@ from dockyard.registries.status import observe
 from dockyard.registries.tier_guard import check_tier_change
 from dockyard.registries.tls import plan_tls
 
+NODE_INTERNAL_IP: Final = "InternalIP"
+"""A Node's address type (Kubernetes' own, not a condition)."""
 _REQUESTS: Final = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dockyard-reconcile")
 """Where a reconcile's independent steps run at once (a step never waits for another step)."""
 
@@ -88,6 +101,7 @@ class Outcome:
     status: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
     changed: list[str] = field(default_factory=list)
+    network: NetworkVerdict | None = None
 
 
 def owner_of(body: Mapping[str, Any]) -> Owner:
@@ -96,12 +110,13 @@ def owner_of(body: Mapping[str, Any]) -> Owner:
 
 
 def count_referrers(kube: Kube, kind: str, namespace: str, registry: str) -> int:
-    """Webhooks or Replications that reference the registry: from the cache, else one LIST."""
-    cached = (
-        kube.cache.webhooks_of(namespace, registry)
-        if kind == "Webhook"
-        else kube.cache.replications_of(namespace, registry)
-    )
+    """Webhooks, Replications or Tokens that reference the registry: from the cache, else one LIST."""
+    lookups = {
+        "Webhook": kube.cache.webhooks_of,
+        "Replication": kube.cache.replications_of,
+        "Token": kube.cache.tokens_of,
+    }
+    cached = lookups[kind](namespace, registry)
     if known(cached):
         return len(cached)  # type: ignore[arg-type]
     return sum(1 for item in kube.list(API_VERSION, kind, namespace) if referenced_registry(item) == registry)
@@ -181,6 +196,9 @@ class RegistryReconciler:
             *tls.result().children,
             ("auth", build_auth_secret(ctx, build_auth_policy(ctx, passwords))),
             ("config", build_config_map(ctx, config_text)),
+            ("token service account", build_token_service_account(ctx)),
+            ("token reader role", build_token_reader_role(ctx)),
+            ("token reader binding", build_token_reader_binding(ctx)),
         ]
         if not ctx.uses_object_storage:
             claim = kube.read_child("v1", "PersistentVolumeClaim", owner.namespace, names.data)
@@ -196,6 +214,7 @@ class RegistryReconciler:
         for (what, _), result in zip(children, ensured, strict=True):
             self._note(outcome, what, result.result())
         self._ensure_node_trust(ctx, outcome)
+        self._ensure_network_policy(ctx, outcome)
         ingress = build_ingress(ctx)
         if ingress is not None:
             self._note(outcome, "ingress", kube.ensure(ingress))
@@ -215,6 +234,30 @@ class RegistryReconciler:
             self.kube.delete("apps/v1", "DaemonSet", ns, name)
             outcome.changed.append("node trust")
 
+    def _ensure_network_policy(self, ctx: RegistryContext, outcome: Outcome) -> None:
+        rules = ctx.spec.network_rule_set
+        wants_nodes = rules_in_force(ctx) and (rules.allow_nodes if rules else True)
+        nodes = self.node_addresses() if wants_nodes else []
+        policy = build_network_policy(ctx, nodes)
+        ns, name = ctx.owner.namespace, ctx.names.network_policy
+        if policy is not None:
+            self._note(outcome, "network policy", self.kube.ensure(policy))
+        elif self.kube.read_child("networking.k8s.io/v1", "NetworkPolicy", ns, name) is not None:
+            self.kube.delete("networking.k8s.io/v1", "NetworkPolicy", ns, name)
+            outcome.changed.append("network policy")
+        outcome.network = network_verdict(ctx, nodes)
+
+    def node_addresses(self) -> list[str]:
+        """Every node's InternalIP addresses (IPv4 and IPv6)."""
+        return sorted(
+            {
+                address["address"]
+                for node in self.kube.list("v1", "Node", None)
+                for address in (node.get("status") or {}).get("addresses") or []
+                if address.get("type") == NODE_INTERNAL_IP and address.get("address")
+            }
+        )
+
     def observe(
         self, ctx: RegistryContext, admin_enabled: bool, deployment: Mapping[str, Any] | None = None
     ) -> tuple[dict[str, Any], bool]:
@@ -232,6 +275,7 @@ class RegistryReconciler:
             count_referrers(self.kube, "Webhook", ns, name),
             count_referrers(self.kube, "Replication", ns, name),
             node_trust,
+            count_referrers(self.kube, "Token", ns, name),
         )
 
     def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:

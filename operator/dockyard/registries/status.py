@@ -20,6 +20,7 @@ from dockyard.core import conditions
 from dockyard.core.conditions import ConditionType, Phase, Reason
 from dockyard.core.tiers import TIERS
 from dockyard.registries.manifests.config import RegistryContext
+from dockyard.registries.manifests.network import NetworkVerdict
 
 FAILED_REASONS: Final = frozenset({Reason.INVALID_SPEC, Reason.TIER_CHANGE_BLOCKED})
 
@@ -42,6 +43,7 @@ def observe(
     webhooks: int,
     replications: int,
     node_trust: Mapping[str, Any] | None = None,
+    tokens: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The status fields the children justify, and whether the registry is ready."""
     deployment = deployment or {}
@@ -64,6 +66,8 @@ def observe(
             "replications": {"used": replications},
         },
     }
+    if tokens is not None:
+        status["usage"]["tokens"] = {"used": tokens, "limit": tier.tokens}
     if ctx.external_host:
         status["externalLoginServer"] = ctx.external_host
     # None (a merge patch deletes the key) once nodePull is off.
@@ -89,8 +93,10 @@ def desired_status(
     reason: str,
     message: str,
     now: datetime | None = None,
+    network: NetworkVerdict | None = None,
 ) -> dict[str, Any]:
-    """The full status to hold, with `Ready` and `Progressing` set through the conditions helper."""
+    """The full status to hold, with `Ready` and `Progressing` set through the conditions helper,
+    and `NetworkRulesEnforced` when a reconcile worked it out (`network`; other callers keep it)."""
     now = now or datetime.now(UTC)
     phase = Phase.READY if ready else (Phase.FAILED if reason in FAILED_REASONS else Phase.PROVISIONING)
     status = {**fields, "phase": phase, "observedGeneration": generation}
@@ -113,4 +119,14 @@ def desired_status(
         observed_generation=generation,
         now=now,
     )
+    if network is not None:
+        status["conditions"] = conditions.set_condition(
+            status["conditions"],
+            type=ConditionType.NETWORK_RULES_ENFORCED,
+            status="True" if network.status == "True" else "False",
+            reason=network.reason,
+            message=network.message,
+            observed_generation=generation,
+            now=now,
+        )
     return status

@@ -81,8 +81,9 @@ class RegistryContext:
 
     @property
     def external_host(self) -> str | None:
+        """The Ingress host; none when publicNetworkAccess is Disabled (the Ingress is removed)."""
         ingress = self.spec.exposure.ingress
-        return ingress.host if ingress else None
+        return ingress.host if ingress and self.spec.public_network_access == "Enabled" else None
 
     @property
     def node_pull(self) -> bool:

@@ -8,6 +8,11 @@ import yaml
 
 from dockyard.core.meta import metadata
 from dockyard.core.names import labels, selector_labels
+from dockyard.registries.manifests.access import (
+    SERVICE_ACCOUNT_TOKEN_DIR,
+    service_account_token_volume,
+    token_reader_name,
+)
 from dockyard.registries.manifests.config import (
     CONFIG_DIR,
     CONFIG_PATH,
@@ -22,19 +27,28 @@ from dockyard.registries.manifests.config import (
     RegistryContext,
     build_notification_endpoints,
 )
+from dockyard.registries.manifests.network import (
+    effective_service_type,
+    ingress_allow_list,
+    public_exposure,
+    service_allow_list,
+)
 
 COMPONENT = "registry"
 CONFIG_HASH_ANNOTATION = "dockyard.dev/config-hash"
 AUTH_DIR = "/etc/dockyard/auth"
 SIGNER_DIR = "/etc/dockyard/signer"
 TOKEN_TLS_DIR = "/etc/dockyard/tls"
+SNAPSHOT_DIR = "/var/lib/dockyard-token"
 
 TIER_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     "Basic": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     "Standard": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
     "Premium": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
 }
-TOKEN_RESOURCES = {"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "128Mi"}}
+# The token service holds the registry's Tokens and ScopeMaps: 50,000 of each (Premium's limit)
+# take ~190 MiB resident (hack/bench_tokens.py), a relist briefly more.
+TOKEN_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
@@ -153,10 +167,20 @@ def _token_container(ctx: RegistryContext) -> dict[str, Any]:
         f"{SIGNER_DIR}/tls.crt",
         "--port",
         str(TOKEN_PORT),
+        # Tokens and ScopeMaps are read from the API by the home registry's name (a replica passes
+        # its home registry), with a local snapshot for logins while the API is unreachable.
+        "--registry",
+        ctx.owner.name,
+        "--namespace",
+        ctx.owner.namespace,
+        "--snapshot",
+        f"{SNAPSHOT_DIR}/snapshot.json",
     ]
     mounts = [
         {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
         {"name": "token-signer", "mountPath": SIGNER_DIR, "readOnly": True},
+        {"name": "token-service-account", "mountPath": SERVICE_ACCOUNT_TOKEN_DIR, "readOnly": True},
+        {"name": "token-snapshot", "mountPath": SNAPSHOT_DIR},
     ]
     scheme = "HTTP"
     if ctx.tls_enabled:
@@ -192,6 +216,8 @@ def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
         {"name": "auth", "secret": {"secretName": ctx.names.auth}},
         {"name": "token-signer", "secret": {"secretName": ctx.names.token_signer}},
         {"name": "tmp", "emptyDir": {}},
+        service_account_token_volume(),
+        {"name": "token-snapshot", "emptyDir": {"sizeLimit": "256Mi"}},
         *storage_volumes,
     ]
     if ctx.tls_secret_name:
@@ -212,6 +238,8 @@ def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
                     "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
                 },
                 "spec": {
+                    # Only the token container gets the account's token (a projected volume).
+                    "serviceAccountName": token_reader_name(ctx),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {
@@ -235,26 +263,28 @@ def build_service(ctx: RegistryContext) -> dict[str, Any]:
         "kind": "Service",
         "metadata": metadata(ctx.owner, ctx.names.service, COMPONENT),
         "spec": {
-            "type": ctx.spec.exposure.service_type,
+            "type": effective_service_type(ctx),
             "selector": selector_labels(ctx.owner.kind, ctx.owner.name, COMPONENT),
             "ports": [
                 {"name": "registry", "port": REGISTRY_PORT, "targetPort": "registry", "protocol": "TCP"},
                 {"name": "token", "port": TOKEN_PORT, "targetPort": "token", "protocol": "TCP"},
             ],
+            **service_allow_list(ctx),
         },
     }
 
 
 def build_ingress(ctx: RegistryContext) -> dict[str, Any] | None:
     ingress = ctx.spec.exposure.ingress
-    if ingress is None:
+    if ingress is None or not public_exposure(ctx):
         return None
 
     def path(prefix: str, port: str) -> dict[str, Any]:
         backend = {"service": {"name": ctx.names.service, "port": {"name": port}}}
         return {"path": prefix, "pathType": "Prefix", "backend": backend}
 
-    annotations = dict(ingress.annotations or {})
+    # The allow-list after the user's annotations: ipRules win over a hand-written list.
+    annotations = {**(ingress.annotations or {}), **ingress_allow_list(ctx)}
     if ctx.tls_enabled:
         annotations.setdefault("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS")
     spec: dict[str, Any] = {
