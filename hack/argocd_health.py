@@ -27,7 +27,7 @@ def check_dirs() -> list[Path]:
 
 def evaluate(script: str, obj: dict[str, Any]) -> dict[str, str]:
     """The health a script returns for `obj` (a fresh interpreter per call: scripts keep no state)."""
-    from lupa import lua51  # noqa: PLC0415  (a test dependency; the operator never imports this)
+    from lupa import lua51
 
     runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
     runtime.globals().obj = runtime.table_from(obj, recursive=True)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from argocd_health import CHECKS, GROUP, evaluate, scrubbed
 from conftest import running_operator
 
+from argocd_health import CHECKS, GROUP, evaluate, scrubbed
 from realregistry import until
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,16 @@ def reconciled(cluster: Any) -> Iterator[tuple[Any, str]]:
         ("Registry", "hub", {"storage": {"s3": {"bucket": "images", "region": "us-east-1"}}}),
         ("Registry", "notls", {"tls": {"mode": "Secret", "secretName": "absent"}}),
         ("Webhook", "ci", {"registryRef": {"name": "hub"}, "serviceUri": "http://127.0.0.1:9/", "actions": ["push"]}),
-        ("Webhook", "paused", {"registryRef": {"name": "hub"}, "serviceUri": "http://127.0.0.1:9/", "actions": ["push"], "enabled": False}),
+        (
+            "Webhook",
+            "paused",
+            {
+                "registryRef": {"name": "hub"},
+                "serviceUri": "http://127.0.0.1:9/",
+                "actions": ["push"],
+                "enabled": False,
+            },
+        ),
         ("BuildTask", "app", BUILD),
         ("BuildTask", "off", {**BUILD, "enabled": False}),
         ("BuildRun", "quick", {"build": BUILD}),

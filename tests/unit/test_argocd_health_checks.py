@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from argocd_health import CHECKS, GROUP, cases, check_dirs, evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +55,11 @@ def test_disabled_is_suspended_only_once_observed(kind: str) -> None:
 def test_a_running_run_behind_its_generation_stays_progressing_and_an_ended_one_final() -> None:
     script = (CHECKS / GROUP / "BuildRun" / "health.lua").read_text()
     testdata = CHECKS / GROUP / "BuildRun" / "testdata"
-    for name, status in (("live-slow-quick", "Progressing"), ("live-fail-quick", "Degraded"), ("live-quick", "Healthy")):
+    for name, status in (
+        ("live-slow-quick", "Progressing"),
+        ("live-fail-quick", "Degraded"),
+        ("live-quick", "Healthy"),
+    ):
         obj = yaml.safe_load((testdata / f"{name}.yaml").read_text())
         obj["metadata"]["generation"] = 5
         assert evaluate(script, obj)["status"] == status, name
