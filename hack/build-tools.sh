@@ -4,7 +4,8 @@
 #   helm      the Helm client (chart tests)                    ~4 min cold on 2 cores
 #   registry  CNCF distribution 3.x, the registry:3 default    ~2 min cold
 #   conformance  the OCI distribution-spec conformance suite  ~40 s cold
-# Usage: build-tools.sh [helm] [registry] [conformance]   (no argument: all)
+#   promtool  Prometheus' checker (metrics names, rules, PromQL) ~8 min cold
+# Usage: build-tools.sh [helm] [registry] [conformance] [promtool]   (no argument: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -23,7 +24,7 @@ build() {  # name version package ldflags
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(helm registry conformance)
+[ ${#tools[@]} -gt 0 ] || tools=(helm registry conformance promtool)
 for tool in "${tools[@]}"; do
   case "$tool" in
     helm) build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" ;;
@@ -31,6 +32,8 @@ for tool in "${tools[@]}"; do
       "-X github.com/distribution/distribution/v3/version.version=${DISTRIBUTION_VERSION}" ;;
     conformance) build conformance "$CONFORMANCE_VERSION" github.com/opencontainers/distribution-spec/conformance \
       "-X main.Version=${CONFORMANCE_VERSION}" ;;
-    *) echo "error: unknown tool $tool (helm, registry, conformance)" >&2; exit 2 ;;
+    promtool) build promtool "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool \
+      "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}" ;;
+    *) echo "error: unknown tool $tool (helm, registry, conformance, promtool)" >&2; exit 2 ;;
   esac
 done

@@ -128,3 +128,19 @@ def test_log_format_choices_are_the_operators() -> None:
 
     schema = yaml.safe_load((CHART / "values.schema.json").read_text())
     assert schema["properties"]["logFormat"]["enum"] == list(typing.get_args(LogFormat))
+
+
+def test_dashboard_and_alerts_render_from_their_files(helm: Path) -> None:
+    import json
+
+    docs = _template(helm, "-f", str(CHART / "ci" / "everything-values.yaml"))
+    (dashboard,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "dockyard-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["namespace"] == "monitoring"
+    assert json.loads(dashboard["data"]["dockyard.json"]) == json.loads(
+        (CHART / "dashboards" / "dockyard.json").read_text()
+    )
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert rule["spec"] == yaml.safe_load((CHART / "monitoring" / "alerts.yaml").read_text())
+    assert not {"PrometheusRule"} & {d["kind"] for d in _template(helm)}
