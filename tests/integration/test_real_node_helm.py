@@ -137,7 +137,8 @@ def test_the_chart_runs_the_operator_image_which_serves_a_registry(
         _until(event_counted, "the push event at the operator pod", 30)
         assert "forbidden" not in cluster.kubectl("logs", "-n", system, "deploy/dockyard").stdout.lower()
 
-        # kubectl dockyard reaches the operator pod's delivery store through kubectl exec.
+        # kubectl dockyard reaches the operator pod's delivery store through kubectl exec; a replay
+        # starts a fresh set of attempts, so the redelivered one shows as a later failed attempt.
         _apply(
             cluster,
             namespace,
@@ -179,7 +180,10 @@ def test_the_chart_runs_the_operator_image_which_serves_a_registry(
         )
         assert again.returncode == 0 and again.stdout.startswith("1 of 1"), again.stdout + again.stderr
         _until(
-            lambda: any(d["id"] == failed[0]["id"] and d["attempts"] > failed[0]["attempts"] for d in deliveries()),
+            lambda: any(
+                d["id"] == failed[0]["id"] and d["state"] == "failed" and d["time"] > failed[0]["time"]
+                for d in deliveries()
+            ),
             "the redelivered attempt",
             90,
         )
