@@ -12,13 +12,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 cache="${DOCKYARD_CACHE:-$HOME/.cache/dockyard}/tools"
 
-build() {  # name version package ldflags
+build() {  # name version package ldflags [build tags]
   local dir="$cache/$1-$2"
   if [ ! -x "$dir/$1" ]; then
     command -v go >/dev/null 2>&1 || { echo "error: Go is not installed ($1 is built from the Go module proxy; install Go >= 1.24)." >&2; exit 3; }
     mkdir -p "$dir"
     echo "[build-tools $(date +%H:%M:%S)] building $1 $2" >&2
-    GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod GOBIN="$dir" go install -trimpath -ldflags "-s -w $4" "$3@$2"
+    GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod GOBIN="$dir" go install -trimpath -tags "${5:-}" -ldflags "-s -w $4" "$3@$2"
   fi
   echo "$dir/$1"
 }
@@ -32,8 +32,9 @@ for tool in "${tools[@]}"; do
       "-X github.com/distribution/distribution/v3/version.version=${DISTRIBUTION_VERSION}" ;;
     conformance) build conformance "$CONFORMANCE_VERSION" github.com/opencontainers/distribution-spec/conformance \
       "-X main.Version=${CONFORMANCE_VERSION}" ;;
+    # remove_all_sd: without the service-discovery plugins (every cloud SDK), which the checks never use
     promtool) build promtool "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool \
-      "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}" ;;
+      "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}" remove_all_sd ;;
     *) echo "error: unknown tool $tool (helm, registry, conformance, promtool)" >&2; exit 2 ;;
   esac
 done
