@@ -9,7 +9,7 @@ PATH, installed with the package).
     kubectl dockyard ping WEBHOOK [--timeout SECONDS]
     kubectl dockyard status [-A] [-o json|yaml]
 
-Deliveries: the newest 20 are in the Webhook's status (`status.recentDeliveries`), read through
+Deliveries: the newest 10 are in the Webhook's status (`status.recentDeliveries`), read through
 the API with the user's own rights. Older ones (`--all`) and `redeliver` need the operator's
 delivery store, reached with `kubectl exec` into the operator pod (`python -m dockyard.webhooks`),
 so they need `pods/exec` in the operator's namespace: the store is the operator's, and exec is the
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries = commands.add_parser("deliveries", parents=[formatted], help="a webhook's deliveries, newest first")
     deliveries.add_argument("webhook", metavar="WEBHOOK")
     deliveries.add_argument("--state", choices=STATES)
-    deliveries.add_argument("--all", action="store_true", help="beyond the newest 20: the operator's store (exec)")
+    deliveries.add_argument("--all", action="store_true", help="beyond the newest 10: the operator's store (exec)")
     deliveries.add_argument("--limit", type=int, default=50, help="with --all: how many (default 50)")
 
     redeliver = commands.add_parser("redeliver", parents=[common], help="send deliveries again (same id and body)")
