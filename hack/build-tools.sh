@@ -4,7 +4,7 @@
 #   helm      the Helm client (chart tests)                    ~4 min cold on 2 cores
 #   registry  CNCF distribution 3.x, the registry:3 default    ~2 min cold
 #   conformance  the OCI distribution-spec conformance suite  ~40 s cold
-#   promtool  Prometheus' checker (metric names, rules, PromQL)  ~40 min cold on 2 busy cores (its module pulls every SD SDK)
+#   promtool  Prometheus' checker (metric names, rules, PromQL)  ~7 min cold on 2 busy cores
 # Usage: build-tools.sh [helm] [registry] [conformance] [promtool]   (no argument: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
