@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -70,3 +71,13 @@ def test_the_charts_default_image_tag_is_the_package_version() -> None:
     assert chart["appVersion"] == version
     assert values["image"]["tag"] == "", "an empty tag renders the chart's appVersion"
     assert OperatorSettings().operator_image.endswith(f":{version}")
+
+
+def test_registry_pods_run_the_token_service_image_when_one_is_set() -> None:
+    from dockyard.handlers.registry import _reconciler
+
+    kube: Any = object()
+    default = OperatorSettings(operator_image="example/dockyard:1")
+    assert _reconciler(kube, default).token_image == "example/dockyard:1"
+    slim = OperatorSettings(operator_image="example/dockyard:1", token_service_image="example/dockyard-token:1")
+    assert _reconciler(kube, slim).token_image == "example/dockyard-token:1"
