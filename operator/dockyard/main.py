@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from dockyard import metrics
 from dockyard.builds.git import resolve_git_revision
 from dockyard.builds.logs import RegistryLogs
+from dockyard.builds.metrics import register_build_metrics
 from dockyard.builds.reconcile import MEMO_KEY as BUILDS_KEY
 from dockyard.builds.reconcile import RunReconciler
 from dockyard.builds.retention import sweep_forever
@@ -177,7 +178,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo[WEBHOOKS_KEY] = webhooks
     # One reconciler for every run: kopf copies `memo` per object, and a run's own events, its
     # Job's and its pod's must share the reconciler's per-run locks and last-written statuses.
-    runs = RunReconciler(api, config, RegistryLogs(), resolve_git_revision)
+    runs = RunReconciler(
+        api, config, RegistryLogs(), resolve_git_revision, metrics=register_build_metrics(operator_metrics.registry)
+    )
     memo[BUILDS_KEY] = runs
     memo[TRIGGERS_KEY] = triggers
     memo[_LOG_SWEEPER] = asyncio.create_task(sweep_forever(api, runs.logs, lambda: _builds(kwargs)))

@@ -62,6 +62,9 @@ class OperatorSettings(BaseSettings):
 
     operator_image: str = Field(default="ghcr.io/dockyard-dev/dockyard:0.1.0", min_length=1)
     """The Dockyard image (this repository's Dockerfile); registry pods run its token service."""
+    token_service_image: str | None = Field(default=None, min_length=1)
+    """The token service's own image (the Dockerfile's `token-service` target); unset: the operator
+    image. Runs the registry pods' token container and the nodePull DaemonSet."""
 
     events_host: str = "0.0.0.0"
     events_port: Annotated[int, Field(ge=0, le=65535)] = 8090

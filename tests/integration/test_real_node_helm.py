@@ -11,9 +11,11 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,6 +136,57 @@ def test_the_chart_runs_the_operator_image_which_serves_a_registry(
 
         _until(event_counted, "the push event at the operator pod", 30)
         assert "forbidden" not in cluster.kubectl("logs", "-n", system, "deploy/dockyard").stdout.lower()
+
+        # kubectl dockyard reaches the operator pod's delivery store through kubectl exec; a replay
+        # starts a fresh set of attempts, so the redelivered one shows as a later failed attempt.
+        _apply(
+            cluster,
+            namespace,
+            {
+                "apiVersion": "dockyard.dev/v1alpha1",
+                "kind": "Webhook",
+                "metadata": {"name": "nowhere"},
+                "spec": {
+                    "registryRef": {"name": "hub"},
+                    "serviceUri": "http://127.0.0.1:9/",
+                    "actions": ["push"],
+                    "delivery": {"maxAttempts": 1},
+                },
+            },
+        )
+        _until(lambda: _ready(cluster, namespace, "hub"), "Registry hub Ready again", 60)
+        assert client.push("team/app:v2").returncode == 0
+        plugin = Path(sys.executable).parent / "kubectl-dockyard"
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PATH": f"{cluster.bin_dir}:{os.environ['PATH']}"}
+
+        def deliveries(*extra: str) -> list[dict[str, Any]]:
+            listed = subprocess.run(
+                [str(plugin), "deliveries", "nowhere", "-n", namespace, "--all", "-o", "json", *extra],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            )
+            assert listed.returncode == 0, listed.stderr
+            return list(json.loads(listed.stdout)["items"])
+
+        failed = _until(lambda: deliveries("--state", "failed"), "a failed delivery in the operator's store", 90)
+        again = subprocess.run(
+            [str(plugin), "redeliver", "nowhere", failed[0]["id"], "-n", namespace],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert again.returncode == 0 and again.stdout.startswith("1 of 1"), again.stdout + again.stderr
+        _until(
+            lambda: any(
+                d["id"] == failed[0]["id"] and d["state"] == "failed" and d["time"] > failed[0]["time"]
+                for d in deliveries()
+            ),
+            "the redelivered attempt",
+            90,
+        )
     finally:
         # While the operator runs: its finalizer would hold the Registry (and namespace) otherwise.
         cluster.kubectl("delete", "registries", "--all", "-n", namespace, "--timeout=60s", check=False)

@@ -50,6 +50,7 @@ from dockyard.builds.manifests.job import (
     docker_config,
 )
 from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
+from dockyard.builds.metrics import BuildMetrics, register_build_metrics
 from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
 from dockyard.builds.shape import Shape, execution_shape
 from dockyard.builds.stepjobs.reconcile import StepJobsReconciler
@@ -139,8 +140,10 @@ class RunReconciler(StepJobsReconciler):
         logs: LogKeeper,
         resolve_git: GitResolver,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: BuildMetrics | None = None,
     ) -> None:
         self.kube, self.settings, self.logs, self.resolve_git, self.now = kube, settings, logs, resolve_git, now
+        self.metrics = metrics or register_build_metrics(None)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
         self._latest: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
@@ -507,8 +510,9 @@ class RunReconciler(StepJobsReconciler):
         fields: dict[str, Any] = {"status": verdict.status, "finishTime": format_time(finished)}
         fields |= _base_image_fields(pod, status)  # base-image tracking
         started = parse_time(status.get("startTime"))
-        if started is not None:
-            fields["duration"] = format_duration((finished - started).total_seconds())
+        seconds = (finished - started).total_seconds() if started is not None else None
+        if seconds is not None:
+            fields["duration"] = format_duration(seconds)
         message = verdict.message
         declared = status.get("steps") or []
         if steps is not None:
@@ -526,6 +530,7 @@ class RunReconciler(StepJobsReconciler):
             fields["outputImages"] = [image.as_status() for image in verdict.outputs]
         fields["message"] = message or None
         self._write(body, fields, verdict.status, message or f"run {status.get('runId', '')} succeeded".strip())
+        self.metrics.observe_finish(verdict.status, status.get("runType"), seconds)
         kind: Literal["Normal", "Warning"] = "Normal" if verdict.status == "Succeeded" else "Warning"
         summary = f"run {status.get('runId') or '(no ID)'} {verdict.status.lower()}"
         self.kube.post_event(

@@ -46,7 +46,7 @@ def _reconciler(kube: Kube, settings: OperatorSettings) -> RegistryReconciler:
     return RegistryReconciler(
         kube,
         settings.registry_image,
-        settings.operator_image,
+        settings.token_service_image or settings.operator_image,
         settings.events_url,
         settings.node_registry_config_dir,
     )
