@@ -4,6 +4,6 @@
 Importing this package registers every handler with kopf.
 """
 
-from dockyard.handlers import build, indexes, registry, triggers, webhook
+from dockyard.handlers import build, indexes, registry, replication, triggers, webhook
 
-__all__ = ["build", "indexes", "registry", "triggers", "webhook"]
+__all__ = ["build", "indexes", "registry", "replication", "triggers", "webhook"]

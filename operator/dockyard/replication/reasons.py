@@ -1,0 +1,28 @@
+"""Reasons of a Replication's conditions beyond the shared ones (`core/conditions.Reason`).
+Alerts and scripts match on these, so they never change."""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+class ReplicationReason:
+    PREMIUM_REQUIRED: Final = "PremiumRequired"
+    """`Ready=False`: the referenced Registry is not Premium; geo-replication is a Premium feature.
+    Raising the registry's tier clears it."""
+    UNKNOWN_LOCATION: Final = "UnknownLocation"
+    """`Ready=False`: no node carries `topology.kubernetes.io/region` or `…/zone` equal to the
+    location, and no `nodeSelector` is given. A node labelled so (or a nodeSelector) clears it."""
+    LOCATION_IN_USE: Final = "LocationInUse"
+    """`Ready=False`: an older Replication of the same registry already has this location."""
+    STORAGE_SHARED: Final = "StorageShared"
+    """`Ready=False`: the replica's storage is the home registry's or another replica's bucket (a
+    shared bucket is not a replica); name one of its own in `spec.storage`."""
+    SYNCING: Final = "Syncing"
+    """`Synced=False`: changes wait to be copied into the replica (or its first fill runs)."""
+    IN_SYNC: Final = "InSync"
+    """`Synced=True`: nothing waits to be copied into the replica."""
+
+
+SYNCED: Final = "Synced"
+"""Condition type: `True` when nothing waits to be copied into the replica."""
