@@ -32,12 +32,14 @@ Key = tuple[str, str]
 @dataclass(frozen=True)
 class Version:
     """One state of a tag: a digest, or a tombstone (`deleted`) naming the digest removed ("" when
-    unknown); `stamp` is the event time in nanoseconds since the epoch (0: found by comparison)."""
+    unknown); `untag` when only the tag was removed (the manifest stays), else the manifest was
+    deleted. `stamp` is the event time in nanoseconds since the epoch (0: found by comparison)."""
 
     stamp: int
     origin: str
     digest: str
     deleted: bool = False
+    untag: bool = False
 
     @property
     def order(self) -> tuple[int, str, str, bool]:
@@ -82,6 +84,16 @@ def decide(current: Version | None, incoming: Version, current_pending: bool) ->
         and (not wins or current_pending)
     )
     return Decision(apply=wins, conflict=conflict)
+
+
+def untag(current: Version | None, stamp: int, origin: str) -> Version | None:
+    """The tombstone an untag leaves, naming the digest the ledger had on the tag; None when the
+    ledger already holds a manifest delete of it (distribution untags every tag of a deleted
+    manifest right after deleting it: those untags must not weaken the delete)."""
+    if current is not None and current.deleted and not current.untag:
+        return None
+    digest = current.digest if current is not None else ""
+    return Version(stamp, origin, digest, deleted=True, untag=True)
 
 
 def digest_delete(

@@ -108,7 +108,7 @@ class LedgerStore:
                 "WHERE namespace=? AND registry=? AND repository=? AND tag=?",
                 (namespace, registry, *key),
             ).fetchone()
-        return Version(row[0], row[1], row[2], bool(row[3])) if row else None
+        return _version(*row) if row else None
 
     def versions(self, namespace: str, registry: str, repository: str | None = None) -> dict[Key, Version]:
         query = "SELECT repository, tag, stamp, origin, digest, deleted FROM ledger WHERE namespace=? AND registry=?"
@@ -118,7 +118,7 @@ class LedgerStore:
             args += (repository,)
         with self._lock:
             rows = self._db.execute(query, args).fetchall()
-        return {(r[0], r[1]): Version(r[2], r[3], r[4], bool(r[5])) for r in rows}
+        return {(r[0], r[1]): _version(*r[2:]) for r in rows}
 
     def due_jobs(self, limit: int, now: float | None = None) -> list[Job]:
         now = time.time() if now is None else now
@@ -192,10 +192,19 @@ class LedgerStore:
         now = time.time() if now is None else now
         with self.transaction() as tx:
             removed = tx.execute(
-                "DELETE FROM ledger WHERE deleted=1 AND recorded < ?", (now - TOMBSTONE_KEEP_SECONDS,)
+                "DELETE FROM ledger WHERE deleted>0 AND recorded < ?", (now - TOMBSTONE_KEEP_SECONDS,)
             ).rowcount
             tx.execute("DELETE FROM seen WHERE at < ?", (now - TOMBSTONE_KEEP_SECONDS,))
         return int(removed)
+
+
+def _deleted(version: Version) -> int:
+    """The `deleted` column: 0 present, 1 manifest deleted, 2 tag removed."""
+    return 0 if not version.deleted else 2 if version.untag else 1
+
+
+def _version(stamp: int, origin: str, digest: str, deleted: int) -> Version:
+    return Version(stamp, origin, digest, deleted=bool(deleted), untag=deleted == 2)
 
 
 class _Transaction:
@@ -229,7 +238,7 @@ class _Transaction:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, registry, repository, tag) DO UPDATE SET "
             "stamp=excluded.stamp, origin=excluded.origin, digest=excluded.digest, deleted=excluded.deleted, "
             "recorded=excluded.recorded",
-            (namespace, registry, *key, version.stamp, version.origin, version.digest, int(version.deleted), now),
+            (namespace, registry, *key, version.stamp, version.origin, version.digest, _deleted(version), now),
         )
 
     def enqueue(self, namespace: str, registry: str, replica: str, key: Key, now: float) -> None:
