@@ -13,6 +13,7 @@ referrers themselves travel as the `sha256-<hex>` tags distribution 3 clients wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -129,10 +130,9 @@ def copy_manifest(
     if _depth < 8:
         subject = document.get("subject")
         if isinstance(subject, dict) and subject.get("digest"):
-            try:
+            # A referrer may name a subject that is not (yet) in the registry.
+            with contextlib.suppress(RegistryNotFound):
                 copy_manifest(source, target, repository, str(subject["digest"]), report, blobs, _depth + 1)
-            except RegistryNotFound:
-                pass  # a referrer may name a subject that is not (yet) in the registry
         for child in document.get("manifests") or []:
             if isinstance(child, dict) and child.get("digest"):
                 copy_manifest(source, target, repository, str(child["digest"]), report, blobs, _depth + 1)
