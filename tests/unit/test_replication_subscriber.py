@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry
 from dockyard.distribution.client import DistributionClient
 from dockyard.events.bus import EventBatch
 from dockyard.events.envelope import RegistryEvent, events_from_envelope, tag_deletes_from_envelope
+from dockyard.replication.access import REPLICATOR_SUBJECT
 from dockyard.replication.ledger import HOME, Version, parse_stamp
 from dockyard.replication.metrics import register_replication_metrics
 from dockyard.replication.store import LedgerStore
-from dockyard.replication.subscriber import REPLICATOR_SUBJECT, ReplicationSubscriber
+from dockyard.replication.subscriber import ReplicationSubscriber
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 NS, REG = "team", "hub"

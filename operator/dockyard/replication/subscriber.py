@@ -19,14 +19,11 @@ from collections.abc import Callable
 
 from dockyard.events.bus import EventBatch
 from dockyard.events.envelope import RegistryEvent
+from dockyard.replication.access import REPLICATOR_SUBJECT
 from dockyard.replication.ledger import HOME, Key, Version, decide, digest_delete, parse_stamp, untag
 from dockyard.replication.metrics import ReplicationMetrics
 from dockyard.replication.store import LedgerStore, _Transaction
 from dockyard.replication.topology import Topology
-
-REPLICATOR_SUBJECT = "$dockyard-replicator"
-"""The token subject the copier works as (distribution's `actor.name` of its writes); `$` cannot
-start a user name of the registry's policy, so no person can be mistaken for it."""
 
 Conflict = Callable[[str, str, Key, Version, Version], None]
 """(namespace, registry, key, winner, loser): told after the commit, e.g. to post an Event."""
