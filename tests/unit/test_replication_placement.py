@@ -86,6 +86,8 @@ def test_own_bucket_is_accepted_and_a_siblings_bucket_is_refused() -> None:
     verdict = _plan(home, _spec(storage=own), [sibling])
     assert isinstance(verdict, Refusal) and verdict.reason == ReplicationReason.STORAGE_SHARED
     assert "east" in verdict.message
+    younger = Sibling("east", "2026-03-01T00:00:00Z", _spec("zone-a", storage=own))
+    assert isinstance(_plan(home, _spec(storage=own), [younger]), Placement), "the older replica keeps its bucket"
 
 
 def test_the_older_replication_keeps_a_location() -> None:

@@ -32,6 +32,9 @@ def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
     meta = data["metadata"]
     current = dict(data.get("status") or {})
     generation = int(meta.get("generation", 1))
+    spec_data = data.get("spec") or {}
+    registry = str((spec_data.get("registryRef") or {}).get("name") or "")
+    location = str(spec_data.get("location") or "")
 
     def write(status: dict[str, Any]) -> None:
         if not contains(current, status):
@@ -45,7 +48,7 @@ def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
                 refusal=(error.reason, error.message),
                 login_server=None,
                 serving=False,
-                figures=figures_from(memo, meta["namespace"], meta["name"]),
+                figures=figures_from(memo, meta["namespace"], registry, location),
             )
         )
         logger.warning(f"not ready ({error.reason}): {error.message}")
@@ -68,7 +71,7 @@ def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
                 refusal=refusal,
                 login_server=outcome.ctx.login_server if outcome.ctx else None,
                 serving=outcome.serving,
-                figures=figures_from(memo, meta["namespace"], meta["name"]),
+                figures=figures_from(memo, meta["namespace"], registry, location),
             )
         )
         if refusal is not None:

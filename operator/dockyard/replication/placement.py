@@ -2,7 +2,7 @@
 
 A Replication is refused (`Ready=False`, nothing deployed) when its registry is missing or below
 Premium, when an older Replication of the same registry has its location, when its storage would
-be the home registry's or another replica's bucket, or when the location names no node. Otherwise
+be the home registry's or an older replica's bucket, or when the location names no node. Otherwise
 it runs on `nodeSelector`, else on the nodes whose `topology.kubernetes.io/region` equals the
 location, else on those whose `…/zone` does (a single cluster usually has one region and several
 zones). Fields accepted but not carried out yet are refused with `NotImplemented` naming the field.
@@ -131,7 +131,8 @@ def plan_replica(
                 f"spec.storage is the storage of Registry {registry_name}; a replica needs its own",
             )
         for other in siblings:
-            if other.name != name and other.spec.storage and storage_identity(other.spec.storage) == identity:
+            older = (other.created, other.name) < (created, name)
+            if older and other.spec.storage and storage_identity(other.spec.storage) == identity:
                 return Refusal(
                     ReplicationReason.STORAGE_SHARED,
                     f"spec.storage is the storage of Replication {other.name}; a replica needs its own",

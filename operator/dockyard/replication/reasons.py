@@ -24,5 +24,11 @@ class ReplicationReason:
     """`Synced=True`: nothing waits to be copied into the replica."""
 
 
+class ReplicationEventReason:
+    TAG_CONFLICT: Final = "TagConflict"
+    """Warning, on the Replication (or Registry) whose push lost: one tag was pushed on two replicas
+    at once; the message names both digests and the winner."""
+
+
 SYNCED: Final = "Synced"
 """Condition type: `True` when nothing waits to be copied into the replica."""
