@@ -11,7 +11,7 @@ from dockyard.core.conditions import Reason, find_condition
 from dockyard.models.registry import RegistrySpec
 from dockyard.models.replication import ReplicationSpec
 from dockyard.replication.placement import REGION_LABEL, ZONE_LABEL, Placement, Refusal, Sibling, plan_replica
-from dockyard.replication.reasons import SYNCED, ReplicationReason
+from dockyard.replication.reasons import GLOBAL_ENDPOINT, SYNCED, ReplicationReason
 from dockyard.replication.status import SyncFigures, display_status, replication_status
 
 PREMIUM = RegistrySpec.model_validate({"sku": "Premium"})
@@ -135,3 +135,5 @@ def test_status_of_a_refused_and_of_a_synced_replica() -> None:
     assert synced["displayStatus"] == "Ready" and synced["loginServer"] == "hub-west.team.svc:5000"
     assert find_condition(synced["conditions"], SYNCED)["reason"] == ReplicationReason.IN_SYNC  # type: ignore[index]
     assert find_condition(synced["conditions"], "Ready")["status"] == "True"  # type: ignore[index]
+    routing = find_condition(synced["conditions"], GLOBAL_ENDPOINT)
+    assert routing and routing["reason"] == Reason.NOT_IMPLEMENTED and "regionEndpointEnabled" in routing["message"]

@@ -32,3 +32,7 @@ class ReplicationEventReason:
 
 SYNCED: Final = "Synced"
 """Condition type: `True` when nothing waits to be copied into the replica."""
+GLOBAL_ENDPOINT: Final = "GlobalEndpointRouting"
+"""Condition type: whether the registry's global login server routes clients to this replica
+(`spec.regionEndpointEnabled`). Not built yet: always `False` with reason `NotImplemented`; the
+replica's own login server (`status.loginServer`) always works."""

@@ -9,7 +9,8 @@
 | `Ready`        | the replica serves and nothing waits to be copied |
 
 `Ready` is True once the replica serves (reason `Reconciled`); `Synced` tells whether it holds
-everything (`InSync` / `Syncing`).
+everything (`InSync` / `Syncing`); `GlobalEndpointRouting` reports that `regionEndpointEnabled` is
+not carried out yet (`NotImplemented`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from dockyard.core import conditions
 from dockyard.core.conditions import ConditionType, Reason
-from dockyard.replication.reasons import SYNCED, ReplicationReason
+from dockyard.replication.reasons import GLOBAL_ENDPOINT, SYNCED, ReplicationReason
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,16 @@ def replication_status(
             message="nothing waits to be copied"
             if synced
             else f"{figures.pending} change(s) wait to be copied into the replica",
+            observed_generation=generation,
+            now=now,
+        )
+        status["conditions"] = conditions.set_condition(
+            status["conditions"],
+            type=GLOBAL_ENDPOINT,
+            status="False",
+            reason=Reason.NOT_IMPLEMENTED,
+            message="spec.regionEndpointEnabled: the registry's global login server does not route to replicas "
+            "yet; clients use the replica's loginServer",
             observed_generation=generation,
             now=now,
         )
