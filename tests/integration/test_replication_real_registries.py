@@ -366,6 +366,15 @@ def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[s
     until(pair.settled, "the full comparison's repairs", 30)
     assert pair.digest(HOME, "team/app", "v1") is None and pair.digest(WEST, "team/app", "v1") is None
 
+    # The same image in another repository: its blobs are mounted from team/app on the replica,
+    # where the copier put them, instead of being copied again.
+    pair.push(HOME, images["one"], "team/other:v1")
+    until(lambda: pair.digest(WEST, "team/other", "v1") == one, "team/other to reach west", 60)
+    mounted = pair.metrics_registry.get_sample_value(
+        "dockyard_replication_copies_total", {"kind": "blob", "result": "mounted"}
+    )
+    assert mounted == 2  # the config and the layer
+
     # The same tag pushed on both at once: one winner everywhere, the ledger's.
     pushes = [
         threading.Thread(target=pair.push, args=(HOME, images["home-race"], "team/app:race")),
