@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,42 @@ def oci_layout(path: Path, platforms: dict[str, bytes], index: bool = False) -> 
     top = {**top, "annotations": {"org.opencontainers.image.ref.name": "v1"}}
     (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
     (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+
+
+class StaticTopology:
+    """Replicas at fixed loopback ports (what the cluster topology reads from Replications)."""
+
+    def __init__(self, ports: dict[str, int], service: str, signer: SigningKey, ca_pem: str) -> None:
+        self.ports, self.service, self.signer, self.ca_pem = ports, service, signer, ca_pem
+        self.clients = ReplicatorClients()
+
+    def replicas(self, namespace: str, registry: str) -> list[str]:
+        return sorted(self.ports)
+
+    def client(self, namespace: str, registry: str, replica: str) -> DistributionClient | None:
+        port = self.ports.get(replica)
+        if port is None:
+            return None
+        endpoint = Endpoint(f"127.0.0.1:{port}", self.service, self.signer, self.ca_pem)
+        return self.clients.get((namespace, registry, replica), endpoint)
+
+    def registries(self) -> list[tuple[str, str, float]]:
+        return [(NS, REG, 3600.0)]
+
+
+def run_engine(config_path: str) -> None:
+    """The copy engine alone, in a process of its own, until killed (for the SIGKILL test)."""
+    config = json.loads(Path(config_path).read_text())
+    topology = StaticTopology(
+        config["ports"],
+        config["service"],
+        SigningKey(config["signer_key"].encode(), config["signer_cert"].encode()),
+        config["ca_pem"],
+    )
+    store = LedgerStore(Path(config["store"]))
+    engine = ReplicationEngine(store, topology, register_replication_metrics(None), workers=2, idle_seconds=0.05)
+    engine.start()
+    threading.Event().wait()
 
 
 class Process:
@@ -219,7 +256,8 @@ class Pair:
             **_tls(serving),
         }
         # the intake, the ledger, the subscriber and the engine
-        self.store = LedgerStore(tmp / "state" / "replication.sqlite")
+        self.store_path = tmp / "state" / "replication.sqlite"
+        self.store = LedgerStore(self.store_path)
         self.metrics_registry = CollectorRegistry()
         self.metrics = register_replication_metrics(self.metrics_registry)
         self.members = [HOME]  # West joins later: its initial fill is part of the story
@@ -412,3 +450,53 @@ def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[s
         "dockyard_replication_copies_total", {"kind": "blob", "result": "copied"}
     )
     assert copied and copied >= 6
+
+
+def test_copier_killed_mid_blob_converges(pair: Pair, tmp_path: Path) -> None:
+    """The copier is SIGKILLed while it streams a large layer into the replica; the next one
+    redoes the copy from the durable job: the replica converges, one tag, the same digest."""
+    pair.members[:] = [HOME, WEST]
+    pair.engine.stop()  # copies now happen in a process of their own
+    oci_layout(tmp_path / "big", {"amd64": os.urandom(160 * 1024 * 1024)})
+    config = {
+        "ports": {HOME: pair.home.port, WEST: pair.west.port},
+        "service": pair.service,
+        "signer_key": pair.signer.private_key_pem.decode(),
+        "signer_cert": pair.signer.certificate_pem.decode(),
+        "ca_pem": pair.ca_pem,
+        "store": str(pair.store_path),
+    }
+    (tmp_path / "engine.json").write_text(json.dumps(config))
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "hack")])}
+    log = open(tmp_path / "engine.log", "wb")
+    copier = subprocess.Popen(
+        [sys.executable, __file__, str(tmp_path / "engine.json")], env=env, stdout=log, stderr=log
+    )
+    try:
+        pair.push(HOME, tmp_path / "big", "team/big:v1")
+        big = pair.digest(HOME, "team/big", "v1")
+        uploads = pair.west.work / "data" / "docker" / "registry" / "v2" / "repositories" / "team" / "big" / "_uploads"
+
+        def uploading() -> bool:
+            return uploads.exists() and any(upload.joinpath("data").exists() for upload in uploads.glob("*"))
+
+        deadline = time.monotonic() + 60
+        while not uploading():  # polled tightly: the layer takes about a second to stream
+            assert time.monotonic() < deadline, "the copier never streamed the layer into west"
+            time.sleep(0.01)
+    finally:
+        copier.kill()
+        copier.wait(timeout=10)
+    assert pair.digest(WEST, "team/big", "v1") is None, "killed before the manifest was put"
+
+    engine = ReplicationEngine(pair.store, pair, pair.metrics, workers=2, idle_seconds=0.2)
+    pair.engine, pair.subscriber.on_enqueued = engine, engine.wake
+    engine.start()
+    until(lambda: pair.digest(WEST, "team/big", "v1") == big, "the copy to be redone", 120)
+    until(pair.settled, "the job to complete", 30)
+    west = pair.client(NS, REG, WEST)
+    assert west is not None and west.list_tags("team/big") == ["v1"]
+
+
+if __name__ == "__main__":
+    run_engine(sys.argv[1])
