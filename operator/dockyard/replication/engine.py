@@ -247,7 +247,11 @@ class ReplicationEngine:
         replicas = self.topology.replicas(namespace, registry)
         observed = {}
         for replica in replicas:
-            held = self.observe(namespace, registry, replica)
+            try:
+                held = self.observe(namespace, registry, replica)
+            except DistributionError as error:
+                logger.info("full comparison of %s/%s skips replica %r: %s", namespace, registry, replica, error)
+                continue
             if held is not None:
                 observed[replica] = held
         if len(observed) < 2:
