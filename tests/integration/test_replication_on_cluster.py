@@ -46,6 +46,17 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
         "hub-west",
         {"registryRef": {"name": "hub"}, "location": "west", "nodeSelector": KWOK_NODES, "storage": own_bucket},
     )
+    _replication(
+        cluster,
+        namespace,
+        "hub-north",
+        {
+            "registryRef": {"name": "hub"},
+            "location": "north",
+            "nodeSelector": KWOK_NODES,
+            "storage": {"s3": {"bucket": "images-north", "region": "eu-north-1"}},
+        },
+    )
     refused = {
         "hub-shared": (
             {"registryRef": {"name": "hub"}, "location": "east", "nodeSelector": KWOK_NODES},
@@ -77,7 +88,7 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
     assert config["auth"]["token"]["service"] == f"hub.{namespace}.svc:5000"
     assert config["storage"]["s3"]["bucket"] == "images-west"
     registry = json.loads(cluster.kubectl("get", "registry", "hub", "-n", namespace, "-o", "json").stdout)
-    assert registry["status"]["usage"]["replications"]["used"] == 3  # hub-west, hub-shared, hub-mars
+    assert registry["status"]["usage"]["replications"]["used"] == 4  # hub-west, -north, -shared, -mars
 
     for name, (_, reason) in refused.items():
         _until(lambda n=name, r=reason: _ready_reason(cluster, namespace, n) == ("False", r), f"{name}: {reason}", 60)
@@ -88,3 +99,13 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
     _until(lambda: _get(cluster, namespace, "deployment", "hub-west") is None, "the replica to be removed", 60)
     _until(lambda: _get(cluster, namespace, "service", "hub-west") is None, "the replica's Service to be removed", 60)
     assert _get(cluster, namespace, "secret", "hub-auth") is not None, "the home's shared Secrets stay"
+
+    # The registry deleted: its remaining replica stops and says why.
+    _until(lambda: _ready_reason(cluster, namespace, "hub-north") == ("True", "Reconciled"), "hub-north Ready", 60)
+    cluster.kubectl("delete", "registry", "hub", "-n", namespace, "--timeout=30s")
+    _until(
+        lambda: _ready_reason(cluster, namespace, "hub-north") == ("False", "DependencyNotReady"),
+        "hub-north: DependencyNotReady",
+        60,
+    )
+    _until(lambda: _get(cluster, namespace, "deployment", "hub-north") is None, "hub-north's replica to stop", 60)

@@ -137,3 +137,18 @@ def test_status_of_a_refused_and_of_a_synced_replica() -> None:
     assert find_condition(synced["conditions"], "Ready")["status"] == "True"  # type: ignore[index]
     routing = find_condition(synced["conditions"], GLOBAL_ENDPOINT)
     assert routing and routing["reason"] == Reason.NOT_IMPLEMENTED and "regionEndpointEnabled" in routing["message"]
+
+
+def test_a_passing_problem_shows_as_provisioning_not_failed() -> None:
+    waiting = replication_status(
+        {},
+        1,
+        refusal=(Reason.DEPENDENCY_NOT_READY, "waiting for Secret hub-auth"),
+        login_server=None,
+        serving=False,
+        figures=SyncFigures(),
+        final=False,
+        now=NOW,
+    )
+    assert waiting["displayStatus"] == "Provisioning"
+    assert find_condition(waiting["conditions"], "Ready")["reason"] == Reason.DEPENDENCY_NOT_READY  # type: ignore[index]

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import kopf
 
-from dockyard.core.errors import ReconcileError
+from dockyard.core.errors import Permanent, ReconcileError
 from dockyard.core.kube import contains, kube_from
 from dockyard.handlers.edge import parse_spec, reconcile_edge
 from dockyard.metrics import metrics_from
@@ -49,6 +49,7 @@ def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
                 login_server=None,
                 serving=False,
                 figures=figures_from(memo, meta["namespace"], registry, location),
+                final=isinstance(error, Permanent),
             )
         )
         logger.warning(f"not ready ({error.reason}): {error.message}")

@@ -9,9 +9,11 @@ token signer, events token, CA) are read, never written: a replica waits until i
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from dockyard.core.cache import known
 from dockyard.core.conditions import Reason
@@ -27,6 +29,7 @@ from dockyard.registries.status import rolled_out
 from dockyard.registries.tls import plan_tls
 from dockyard.replication.manifests import (
     ReplicaContext,
+    ReplicaNames,
     build_replica_config_map,
     build_replica_config_text,
     build_replica_deployment,
@@ -34,9 +37,33 @@ from dockyard.replication.manifests import (
     build_replica_pvc,
     build_replica_service,
     replica_context,
+    replica_name,
     replication_owner,
 )
 from dockyard.replication.placement import Placement, Refusal, Sibling, plan_replica
+
+NODE_LABELS_SECONDS: Final = 30.0
+"""How long the nodes' labels are reused: every Replication without a nodeSelector reads them on
+every reconcile (and the status timer reconciles), and locations change rarely."""
+
+
+class NodeLabels:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read_at = -NODE_LABELS_SECONDS
+        self._labels: list[dict[str, str]] = []
+
+    def read(self, kube: Kube) -> list[dict[str, str]]:
+        with self._lock:
+            if time.monotonic() - self._read_at < NODE_LABELS_SECONDS:
+                return list(self._labels)
+        labels = [dict((node.get("metadata") or {}).get("labels") or {}) for node in kube.list("v1", "Node", None)]
+        with self._lock:
+            self._labels, self._read_at = labels, time.monotonic()
+        return list(labels)
+
+
+NODE_LABELS: Final = NodeLabels()
 
 
 @dataclass
@@ -78,7 +105,25 @@ class ReplicaReconciler:
     def _node_labels(self, spec: ReplicationSpec) -> list[dict[str, str]]:
         if spec.node_selector:
             return []
-        return [dict((node.get("metadata") or {}).get("labels") or {}) for node in self.kube.list("v1", "Node", None)]
+        return NODE_LABELS.read(self.kube)
+
+    def retire(self, body: Mapping[str, Any], spec: ReplicationSpec) -> list[str]:
+        """Stop a replica whose registry is gone (its shared Secrets went with it): its workload,
+        Service, config and Secrets are deleted; its volume stays with the Replication."""
+        namespace = body["metadata"]["namespace"]
+        names = ReplicaNames(replica_name(spec.registry_ref.name, spec.location), home=spec.registry_ref.name)
+        removed = []
+        for api_version, kind, name in (
+            ("apps/v1", "Deployment", names.deployment),
+            ("v1", "Service", names.service),
+            ("v1", "ConfigMap", names.config),
+            ("v1", "Secret", names.http_secret),
+            ("v1", "Secret", names.tls),
+        ):
+            if self.kube.read_child(api_version, kind, namespace, name) is not None:
+                self.kube.delete(api_version, kind, namespace, name)
+                removed.append(f"{kind} {name} removed")
+        return removed
 
     def plan(self, body: Mapping[str, Any], spec: ReplicationSpec) -> tuple[dict[str, Any] | None, Placement | Refusal]:
         meta = body["metadata"]
@@ -105,7 +150,10 @@ class ReplicaReconciler:
     def reconcile(self, body: Mapping[str, Any], spec: ReplicationSpec) -> ReplicaOutcome:
         registry_body, verdict = self.plan(body, spec)
         if isinstance(verdict, Refusal):
-            return ReplicaOutcome(refusal=verdict)
+            outcome = ReplicaOutcome(refusal=verdict)
+            if registry_body is None:
+                outcome.changed = self.retire(body, spec)
+            return outcome
         assert registry_body is not None
         registry_spec = RegistrySpec.model_validate(registry_body.get("spec") or {})
         home = self.registries.context(registry_body, registry_spec)

@@ -71,12 +71,15 @@ def replication_status(
     login_server: str | None,
     serving: bool,
     figures: SyncFigures,
+    final: bool = True,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The whole status to hold. `refusal` is (reason, message) when the replica is refused."""
+    """The whole status to hold. `refusal` is (reason, message) when the replica is refused, or
+    not ready for a passing reason (`final=False`: a missing Secret, an API error), which shows as
+    Provisioning or Degraded rather than Failed."""
     now = now or datetime.now(UTC)
     served_before = current.get("displayStatus") in ("Ready", "Syncing", "Degraded")
-    shown = display_status(refusal is not None, serving, served_before, figures)
+    shown = display_status(refusal is not None and final, serving, served_before, figures)
     if refusal is not None:
         reason, message = refusal
     elif serving:
