@@ -183,8 +183,11 @@ class Process:
         (work / "config.yml").write_text(yaml.safe_dump(config))
         log = open(work / "processes.log", "ab")
         env = os.environ | {"PYTHONPATH": str(ROOT / "operator"), "OTEL_TRACES_EXPORTER": "none"}
+        self.serve = lambda: subprocess.Popen(
+            [binary, "serve", str(work / "config.yml")], stdout=log, stderr=log, env=env
+        )
         self.processes = [
-            subprocess.Popen([binary, "serve", str(work / "config.yml")], stdout=log, stderr=log, env=env),
+            self.serve(),
             subprocess.Popen(
                 [
                     sys.executable,
@@ -217,6 +220,14 @@ class Process:
         for process in self.processes:
             process.terminate()
             process.wait(timeout=10)
+
+    def stop_registry(self) -> None:
+        self.processes[0].kill()
+        self.processes[0].wait(timeout=10)
+
+    def start_registry(self) -> None:
+        self.processes[0] = self.serve()
+        until(lambda: connects(self.port), f"port {self.port}", 20)
 
     def skopeo(self, *args: str) -> str:
         done = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
@@ -404,14 +415,23 @@ def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[s
     until(pair.settled, "the full comparison's repairs", 30)
     assert pair.digest(HOME, "team/app", "v1") is None and pair.digest(WEST, "team/app", "v1") is None
 
+    # The replica down during pushes: it catches up when it is back (the jobs wait, retried).
+    pair.west.stop_registry()
+    pair.push(HOME, images["seed"], "team/while-down:v1")
+    until(lambda: pair.store.figures(NS, REG, WEST).pending, "the change to wait for west", 30)
+    pair.west.start_registry()
+    until(lambda: pair.digest(WEST, "team/while-down", "v1") == seed, "west to catch up", 90)
+
     # The same image in another repository: its blobs are mounted from team/app on the replica,
     # where the copier put them, instead of being copied again.
+    def mounted() -> float:
+        sample = {"kind": "blob", "result": "mounted"}
+        return pair.metrics_registry.get_sample_value("dockyard_replication_copies_total", sample) or 0.0
+
+    before = mounted()
     pair.push(HOME, images["one"], "team/other:v1")
     until(lambda: pair.digest(WEST, "team/other", "v1") == one, "team/other to reach west", 60)
-    mounted = pair.metrics_registry.get_sample_value(
-        "dockyard_replication_copies_total", {"kind": "blob", "result": "mounted"}
-    )
-    assert mounted == 2  # the config and the layer
+    assert mounted() - before == 2  # the config and the layer
 
     # The same tag pushed on both at once: one winner everywhere, the ledger's.
     pushes = [
