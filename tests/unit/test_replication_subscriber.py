@@ -4,6 +4,7 @@ arrival order, deletes kept as tombstones, and jobs that survive a change arrivi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,14 @@ def test_envelope_keeps_actor_and_tag_deletes() -> None:
     assert push.actor == REPLICATOR_SUBJECT
     (untag,) = tag_deletes_from_envelope(envelope)
     assert (untag.tag, untag.action, untag.actor) == ("v1", "delete", None)
+
+
+def test_tombstones_are_kept_two_weeks_then_pruned(store: LedgerStore) -> None:
+    subscriber, _ = _subscriber(store)
+    subscriber.accept(_batch(_push("p1", "v1", A, "01"), _push("p2", "v2", A, "01")))
+    subscriber.accept(_batch(RegistryEvent("d", "2026-12-01T10:00:09Z", "delete", "app", digest=A, actor="bob")))
+    now = time.time()
+    assert store.prune(now + 13 * 24 * 3600) == 0
+    assert store.version(NS, REG, ("app", "v1")) is not None
+    assert store.prune(now + 15 * 24 * 3600) == 2
+    assert store.version(NS, REG, ("app", "v1")) is None

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS: Final = 2.0
 RETRY_MAX_SECONDS: Final = 300.0
 BATCH: Final = 64
+PRUNE_SECONDS: Final = 3600.0
+"""How often tombstones and event ids older than `store.TOMBSTONE_KEEP_SECONDS` are dropped."""
 
 
 def retry_delay(attempts: int) -> float:
@@ -65,6 +67,7 @@ class ReplicationEngine:
         self._last_full: dict[tuple[str, str], float] = {}
         self._known_replicas: dict[tuple[str, str], frozenset[str]] = {}
         self._blobs: dict[tuple[str, str, str], BlobIndex] = {}
+        self._pruned = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -100,6 +103,9 @@ class ReplicationEngine:
         """Start the due full comparisons and the due jobs not already running; their futures."""
         started: list[Future[None]] = []
         now = self.clock()
+        if now - self._pruned >= PRUNE_SECONDS:
+            self._pruned = now
+            self.store.prune(now)
         for namespace, registry, interval in self.topology.registries():
             key = (namespace, registry)
             replicas = frozenset(self.topology.replicas(namespace, registry))

@@ -8,7 +8,7 @@ Guarantees:
   replica, repository, tag): ten pushes of `latest` make one copy. Its `seq` grows with every
   enqueue, and a worker completes a job only at the seq it took, so a change that arrives while a
   copy runs is never lost;
-- tombstones are ledger rows like any other and are pruned only after `TOMBSTONE_KEEP_SECONDS`.
+- tombstones are ledger rows like any other and are pruned only after `TOMBSTONE_KEEP_SECONDS` (two weeks).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from typing import Final
 
 from dockyard.replication.ledger import Key, Version
 
-TOMBSTONE_KEEP_SECONDS: Final = 7 * 24 * 3600
+TOMBSTONE_KEEP_SECONDS: Final = 14 * 24 * 3600
+"""How long a tombstone outlives its delete: more than ten full comparisons at the longest interval
+(one day), so only a replica unreachable for two weeks could bring deleted content back."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY, at REAL NOT NULL);
