@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import yaml
 from test_registry import S3, _apply, _ready, _until, crds, operator  # noqa: F401  (fixtures)
 
@@ -78,6 +79,10 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
     status = _status(cluster, namespace, "hub-west")
     assert status["displayStatus"] in ("Ready", "Syncing")
     assert status["loginServer"] == f"hub-west.{namespace}.svc:5000"
+    assert status["pendingChanges"] == 0, "the copier's figures reach the status"
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Synced", "GlobalEndpointRouting"}
+    metrics = httpx.get(operator, timeout=5).text
+    assert "# TYPE dockyard_replication_copies_total counter" in metrics
     deployment = _get(cluster, namespace, "deployment", "hub-west")
     assert deployment is not None
     assert deployment["metadata"]["ownerReferences"][0]["kind"] == "Replication"
