@@ -105,6 +105,36 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
     _until(lambda: _get(cluster, namespace, "service", "hub-west") is None, "the replica's Service to be removed", 60)
     assert _get(cluster, namespace, "secret", "hub-auth") is not None, "the home's shared Secrets stay"
 
+    # A replica in another namespace: copies of the shared Secrets there, nothing owned, and
+    # removed by the finalizer when its Replication is deleted.
+    far = f"{namespace}-far"
+    cluster.kubectl("create", "namespace", far)
+    try:
+        _replication(
+            cluster,
+            namespace,
+            "hub-far",
+            {
+                "registryRef": {"name": "hub"},
+                "location": "far",
+                "targetNamespace": far,
+                "nodeSelector": KWOK_NODES,
+                "storage": {"s3": {"bucket": "images-far", "region": "ap-1"}},
+            },
+        )
+        _until(lambda: _ready_reason(cluster, namespace, "hub-far") == ("True", "Reconciled"), "hub-far Ready", 90)
+        assert _status(cluster, namespace, "hub-far")["loginServer"] == f"hub-far.{far}.svc:5000"
+        deployment = _get(cluster, far, "deployment", "hub-far")
+        assert deployment is not None and "ownerReferences" not in deployment["metadata"]
+        copy = _get(cluster, far, "secret", "hub-far-token-signer")
+        home_signer = _get(cluster, namespace, "secret", "hub-token-signer")
+        assert copy is not None and home_signer is not None and copy["data"] == home_signer["data"]
+        cluster.kubectl("delete", "replication", "hub-far", "-n", namespace, "--timeout=60s")
+        assert _get(cluster, far, "deployment", "hub-far") is None
+        assert _get(cluster, far, "secret", "hub-far-token-signer") is None
+    finally:
+        cluster.kubectl("delete", "namespace", far, "--wait=false", "--ignore-not-found", check=False)
+
     # The registry deleted: its remaining replica stops and says why.
     _until(lambda: _ready_reason(cluster, namespace, "hub-north") == ("True", "Reconciled"), "hub-north Ready", 60)
     cluster.kubectl("delete", "registry", "hub", "-n", namespace, "--timeout=30s")

@@ -21,12 +21,14 @@ from dockyard.replication.manifests import (
     build_replica_http_secret,
     build_replica_pvc,
     build_replica_service,
+    build_shared_copy,
     replica_context,
 )
 from dockyard.replication.placement import Placement, plan_replica
 
 GOLDEN = Path(__file__).parent / "golden"
 HOME = Owner("dockyard.dev/v1alpha1", "Registry", "hub", "team-a", "8b7c6d5e-0000-4000-8000-000000000001")
+ELSEWHERE = Owner("dockyard.dev/v1alpha1", "Replication", "hub-west", "team-b", "8b7c6d5e-0000-4000-8000-0000000000aa")
 REPLICATION = Owner(
     "dockyard.dev/v1alpha1", "Replication", "hub-west", "team-a", "8b7c6d5e-0000-4000-8000-0000000000aa"
 )
@@ -123,3 +125,35 @@ def test_every_child_is_owned_by_the_replication_and_the_volume_per_reclaim_poli
     assert isinstance(placement, Placement)
     pvc = build_replica_pvc(replica_context(_home({"sku": "Premium"}), REPLICATION, "zone-b", placement))
     assert pvc is not None and "ownerReferences" not in pvc["metadata"]
+
+
+def test_in_another_namespace_nothing_is_owned_and_shared_secrets_are_copies() -> None:
+    home = _home({"sku": "Premium"})
+    spec = ReplicationSpec.model_validate(
+        {"registryRef": {"name": "hub"}, "location": "zone-b", "targetNamespace": "team-b"}
+    )
+    placement = plan_replica(
+        "team-a", "hub", home.spec, "r", "t", spec, [], [{"topology.kubernetes.io/zone": "zone-b"}]
+    )
+    assert isinstance(placement, Placement)
+    ctx = replica_context(home, ELSEWHERE, "zone-b", placement)
+    assert ctx.cross_namespace
+    deployment = build_replica_deployment(ctx, "h")
+    assert deployment["metadata"]["namespace"] == "team-b" and "ownerReferences" not in deployment["metadata"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["auth"]["secret"]["secretName"] == "hub-zone-b-auth"
+    assert volumes["token-signer"]["secret"]["secretName"] == "hub-zone-b-token-signer"
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DOCKYARD_EVENTS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "hub-zone-b-events"
+    endpoints = yaml.safe_load(env["REGISTRY_NOTIFICATIONS_ENDPOINTS"]["value"])
+    assert endpoints[0]["url"].endswith("/events/team-a/hub?location=zone-b"), "posted under the registry's namespace"
+    assert build_registry_config(ctx)["auth"]["token"]["service"] == "hub.team-a.svc:5000"
+    assert ctx.login_server == "hub-zone-b.team-b.svc:5000"
+    source = {
+        "type": "Opaque",
+        "data": {"policy.json": "e30="},
+        "metadata": {"name": "hub-auth", "namespace": "team-a"},
+    }
+    copy = build_shared_copy(ctx, ctx.names.auth, source)
+    assert copy["metadata"]["namespace"] == "team-b" and copy["metadata"]["name"] == "hub-zone-b-auth"
+    assert copy["data"] == source["data"] and "ownerReferences" not in copy["metadata"]

@@ -59,7 +59,6 @@ def test_region_label_wins_over_zone_and_node_selector_over_both() -> None:
         (None, _spec(), Reason.DEPENDENCY_NOT_READY),
         (RegistrySpec.model_validate({"sku": "Standard"}), _spec(), ReplicationReason.PREMIUM_REQUIRED),
         (PREMIUM, _spec("mars"), ReplicationReason.UNKNOWN_LOCATION),
-        (PREMIUM, _spec(targetNamespace="elsewhere"), Reason.NOT_IMPLEMENTED),
         (
             RegistrySpec.model_validate({"sku": "Premium", "tls": {"mode": "Secret", "secretName": "x"}}),
             _spec(),

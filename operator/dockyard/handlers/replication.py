@@ -1,6 +1,8 @@
 """Replication handlers: one reconcile on create, update and resume, and the same reconcile on a
 timer (the replica's rollout and the copier's figures folded into status; drift repaired). Deleting
-a Replication needs no handler: every child is owned by it (the volume per its reclaim policy)."""
+a Replication in its registry's namespace needs no handler: every child is owned by it (the volume
+per its reclaim policy); one with `targetNamespace` elsewhere carries the finalizer, and its
+children are removed by name."""
 
 from __future__ import annotations
 
@@ -26,8 +28,21 @@ STATUS_SECONDS: Final = 15.0
 """How often the replica's rollout and sync figures are folded into status."""
 
 
-def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
+def _replicas(memo: kopf.Memo) -> ReplicaReconciler:
     kube, settings = kube_from(memo), settings_from(memo)
+    return ReplicaReconciler(
+        RegistryReconciler(
+            kube,
+            settings.registry_image,
+            settings.operator_image,
+            settings.events_url,
+            settings.node_registry_config_dir,
+        )
+    )
+
+
+def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
+    kube = kube_from(memo)
     data = dict(body)
     meta = data["metadata"]
     current = dict(data.get("status") or {})
@@ -56,14 +71,7 @@ def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
 
     with metrics_from(memo).observe_reconcile(KIND), reconcile_edge(report):
         spec = parse_spec(ReplicationSpec, data)
-        registries = RegistryReconciler(
-            kube,
-            settings.registry_image,
-            settings.operator_image,
-            settings.events_url,
-            settings.node_registry_config_dir,
-        )
-        outcome = ReplicaReconciler(registries).reconcile(data, spec)
+        outcome = _replicas(memo).reconcile(data, spec)
         refusal = (outcome.refusal.reason, outcome.refusal.message) if outcome.refusal else None
         write(
             replication_status(
@@ -91,3 +99,19 @@ def reconcile_replication(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger,
 @kopf.timer(GROUP, VERSION, "replications", interval=STATUS_SECONDS, idle=STATUS_SECONDS)
 def refresh_replication(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     _reconcile(body, memo, logger)
+
+
+def _in_another_namespace(spec: kopf.Spec, namespace: str | None, **_: Any) -> bool:
+    target = spec.get("targetNamespace")
+    return bool(target) and target != namespace
+
+
+@kopf.on.delete(GROUP, VERSION, "replications", when=_in_another_namespace)
+def remove_replica(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    try:
+        spec = ReplicationSpec.model_validate(body.get("spec") or {})
+    except ValueError:
+        return  # never valid: nothing was deployed
+    removed = _replicas(memo).remove(dict(body), spec)
+    if removed:
+        logger.info(f"replica removed: {', '.join(removed)}")

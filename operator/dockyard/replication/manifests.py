@@ -6,7 +6,9 @@ registry to clients: the auth policy and the token signer (one login, one token 
 replica: the token `service` is the home's), the CA (one trust anchor) and the events token (its
 notifications go to the intake under the home registry's name, with `?location=<location>`).
 Every child is owned by the Replication, so deleting it removes the replica; the volume only with
-`storage.reclaimPolicy: Delete`.
+`storage.reclaimPolicy: Delete`. In another namespace (`targetNamespace`) nothing can be owned
+across namespaces: the replica holds copies of the shared Secrets (`<registry>-<location>-auth`, …)
+and a finalizer removes its children by name.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from dockyard.core.meta import Owner
+from dockyard.core.meta import Owner, metadata
 from dockyard.core.names import RegistryNames, shortened
 from dockyard.models import API_VERSION
 from dockyard.models.registry import ExposureSpec, RegistrySpec
@@ -43,29 +45,35 @@ LOCATION_PARAMETER = "location"
 
 @dataclass(frozen=True)
 class ReplicaNames(RegistryNames):
-    """A replica's own children by its name; the shared ones by its home registry's."""
+    """A replica's own children by its name; the shared ones by its home registry's, or, in
+    another namespace (`copies`), the replica's copies of them."""
 
     home: str = ""
+    copies: bool = False
+
+    @property
+    def _shared(self) -> RegistryNames:
+        return RegistryNames(self.registry if self.copies else self.home)
 
     @property
     def auth(self) -> str:
-        return RegistryNames(self.home).auth
+        return self._shared.auth
 
     @property
     def token_signer(self) -> str:
-        return RegistryNames(self.home).token_signer
+        return self._shared.token_signer
 
     @property
     def events(self) -> str:
-        return RegistryNames(self.home).events
+        return self._shared.events
 
     @property
     def ca_secret(self) -> str:
-        return RegistryNames(self.home).ca_secret
+        return self._shared.ca_secret
 
     @property
     def ca_config_map(self) -> str:
-        return RegistryNames(self.home).ca_config_map
+        return self._shared.ca_config_map
 
     @property
     def admin(self) -> str:
@@ -86,13 +94,21 @@ class ReplicaContext(RegistryContext):
     """A RegistryContext whose children are the replica's; see the module docstring."""
 
     home: str = ""
+    home_namespace: str = ""
     location: str = ""
     home_token_service: str = ""
     node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
+    def cross_namespace(self) -> bool:
+        """The replica runs in another namespace than its registry (`spec.targetNamespace`): its
+        children cannot be owned by the Replication (a finalizer removes them) and it holds copies
+        of the registry's shared Secrets."""
+        return bool(self.home_namespace) and self.home_namespace != self.owner.namespace
+
+    @property
     def names(self) -> ReplicaNames:
-        return ReplicaNames(replica_name(self.home, self.location), home=self.home)
+        return ReplicaNames(replica_name(self.home, self.location), home=self.home, copies=self.cross_namespace)
 
     @property
     def token_service(self) -> str:
@@ -100,14 +116,37 @@ class ReplicaContext(RegistryContext):
 
     @property
     def events_path(self) -> str:
-        return f"/events/{self.owner.namespace}/{self.home}?{LOCATION_PARAMETER}={self.location}"
+        namespace = self.home_namespace or self.owner.namespace
+        return f"/events/{namespace}/{self.home}?{LOCATION_PARAMETER}={self.location}"
+
+
+def owned(ctx: ReplicaContext, manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` as the replica keeps it: owned by the Replication in its namespace; in another
+    namespace without owner (an owner reference cannot cross namespaces: the garbage collector
+    would delete the child at once)."""
+    if ctx.cross_namespace:
+        manifest = {**manifest, "metadata": {k: v for k, v in manifest["metadata"].items() if k != "ownerReferences"}}
+    return manifest
+
+
+def build_shared_copy(ctx: ReplicaContext, name: str, source: dict[str, Any]) -> dict[str, Any]:
+    """A copy of one of the registry's shared Secrets (auth policy, token signer, events token,
+    CA) in the replica's namespace, kept equal to it by every reconcile."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(ctx.owner, name, "registry", owned=False),
+        "type": source.get("type") or "Opaque",
+        "data": dict(source.get("data") or {}),
+    }
 
 
 def replica_context(
     home: RegistryContext, replication: Owner, location: str, placement: Placement, spec_resources: Any = None
 ) -> ReplicaContext:
-    """The replica of `home` at `location`: the home's spec with the replica's storage and
-    resources, reached in-cluster only (its Service is its regional login server)."""
+    """The replica of `home` at `location` in `replication.namespace`: the home's spec with the
+    replica's storage and resources, reached in-cluster only (its Service is its regional login
+    server)."""
     spec: RegistrySpec = home.spec.model_copy(
         update={
             "storage": placement.storage,
@@ -116,7 +155,8 @@ def replica_context(
             "resources": spec_resources or home.spec.resources,
         }
     )
-    names = ReplicaNames(replica_name(home.owner.name, location), home=home.owner.name)
+    copies = replication.namespace != home.owner.namespace
+    names = ReplicaNames(replica_name(home.owner.name, location), home=home.owner.name, copies=copies)
     return ReplicaContext(
         owner=replication,
         spec=spec,
@@ -125,15 +165,17 @@ def replica_context(
         tls_secret_name=names.tls if home.tls_enabled else None,
         events_url=home.events_url,
         home=home.owner.name,
+        home_namespace=home.owner.namespace,
         location=location,
         home_token_service=home.token_service,
         node_selector=placement.node_selector,
     )
 
 
-def replication_owner(body: dict[str, Any]) -> Owner:
+def replication_owner(body: dict[str, Any], namespace: str | None = None) -> Owner:
+    """The Replication as the owner of children in `namespace` (default: its own)."""
     meta = body["metadata"]
-    return Owner(API_VERSION, "Replication", meta["name"], meta["namespace"], meta["uid"])
+    return Owner(API_VERSION, "Replication", meta["name"], namespace or meta["namespace"], meta["uid"])
 
 
 def build_replica_config_text(ctx: ReplicaContext) -> str:
@@ -141,19 +183,19 @@ def build_replica_config_text(ctx: ReplicaContext) -> str:
 
 
 def build_replica_config_map(ctx: ReplicaContext, config_text: str) -> dict[str, Any]:
-    return build_config_map(ctx, config_text)
+    return owned(ctx, build_config_map(ctx, config_text))
 
 
 def build_replica_http_secret(ctx: ReplicaContext, secret: str) -> dict[str, Any]:
-    return build_http_secret(ctx, secret)
+    return owned(ctx, build_http_secret(ctx, secret))
 
 
 def build_replica_pvc(ctx: ReplicaContext, current_size: str | None = None) -> dict[str, Any] | None:
-    return None if ctx.uses_object_storage else build_pvc(ctx, current_size)
+    return None if ctx.uses_object_storage else owned(ctx, build_pvc(ctx, current_size))
 
 
 def build_replica_service(ctx: ReplicaContext) -> dict[str, Any]:
-    return build_service(ctx)
+    return owned(ctx, build_service(ctx))
 
 
 def replica_notification_endpoints(ctx: ReplicaContext) -> list[dict[str, Any]]:
@@ -164,7 +206,7 @@ def replica_notification_endpoints(ctx: ReplicaContext) -> list[dict[str, Any]]:
 
 
 def build_replica_deployment(ctx: ReplicaContext, config_hash: str) -> dict[str, Any]:
-    deployment = build_deployment(ctx, config_hash)
+    deployment = owned(ctx, build_deployment(ctx, config_hash))
     pod = deployment["spec"]["template"]["spec"]
     pod["nodeSelector"] = dict(ctx.node_selector)
     endpoints = yaml.safe_dump(replica_notification_endpoints(ctx), sort_keys=True)

@@ -95,11 +95,6 @@ def plan_replica(
             ReplicationReason.PREMIUM_REQUIRED,
             f"Registry {registry_name} is {registry.sku}; geo-replication requires the Premium tier",
         )
-    if spec.target_namespace and spec.target_namespace != namespace:
-        return Refusal(
-            Reason.NOT_IMPLEMENTED,
-            "spec.targetNamespace other than the Registry's namespace is not supported yet; remove it",
-        )
     if registry.tls.mode in ("Secret", "CertManager"):
         return Refusal(
             Reason.NOT_IMPLEMENTED,

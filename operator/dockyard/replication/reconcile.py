@@ -19,6 +19,7 @@ from dockyard.core.cache import known
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
 from dockyard.core.kube import Kube
+from dockyard.core.names import RegistryNames
 from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
@@ -36,6 +37,8 @@ from dockyard.replication.manifests import (
     build_replica_http_secret,
     build_replica_pvc,
     build_replica_service,
+    build_shared_copy,
+    owned,
     replica_context,
     replica_name,
     replication_owner,
@@ -107,23 +110,45 @@ class ReplicaReconciler:
             return []
         return NODE_LABELS.read(self.kube)
 
-    def retire(self, body: Mapping[str, Any], spec: ReplicationSpec) -> list[str]:
-        """Stop a replica whose registry is gone (its shared Secrets went with it): its workload,
-        Service, config and Secrets are deleted; its volume stays with the Replication."""
-        namespace = body["metadata"]["namespace"]
-        names = ReplicaNames(replica_name(spec.registry_ref.name, spec.location), home=spec.registry_ref.name)
-        removed = []
-        for api_version, kind, name in (
+    def retire(self, body: Mapping[str, Any], spec: ReplicationSpec, *, volume: bool = False) -> list[str]:
+        """Remove the replica's children by name: when its registry is gone (its shared Secrets
+        went with it; the volume stays), and, in another namespace, when the Replication is
+        deleted (no owner reference can do it there; the volume too with `volume`)."""
+        namespace = spec.target_namespace or body["metadata"]["namespace"]
+        copies = namespace != body["metadata"]["namespace"]
+        home = spec.registry_ref.name
+        names = ReplicaNames(replica_name(home, spec.location), home=home, copies=copies)
+        children = [
             ("apps/v1", "Deployment", names.deployment),
             ("v1", "Service", names.service),
             ("v1", "ConfigMap", names.config),
             ("v1", "Secret", names.http_secret),
             ("v1", "Secret", names.tls),
-        ):
+        ]
+        if copies:
+            children += [
+                ("v1", "Secret", name) for name in (names.auth, names.token_signer, names.events, names.ca_secret)
+            ]
+            children.append(("v1", "ConfigMap", names.ca_config_map))
+        if volume:
+            children.append(("v1", "PersistentVolumeClaim", names.data))
+        removed = []
+        for api_version, kind, name in children:
             if self.kube.read_child(api_version, kind, namespace, name) is not None:
                 self.kube.delete(api_version, kind, namespace, name)
                 removed.append(f"{kind} {name} removed")
         return removed
+
+    def remove(self, body: Mapping[str, Any], spec: ReplicationSpec) -> list[str]:
+        """A deleted Replication in another namespace: its children removed by name, the volume
+        too when its reclaim policy (its own storage's, else its registry's) says Delete."""
+        if spec.storage is not None:
+            volume = spec.storage.reclaim_policy == "Delete"
+        else:
+            registry = self._registry(body["metadata"]["namespace"], spec.registry_ref.name)
+            storage = ((registry or {}).get("spec") or {}).get("storage") or {}
+            volume = registry is not None and storage.get("reclaimPolicy") == "Delete"
+        return self.retire(body, spec, volume=volume)
 
     def plan(self, body: Mapping[str, Any], spec: ReplicationSpec) -> tuple[dict[str, Any] | None, Placement | Refusal]:
         meta = body["metadata"]
@@ -157,14 +182,25 @@ class ReplicaReconciler:
         assert registry_body is not None
         registry_spec = RegistrySpec.model_validate(registry_body.get("spec") or {})
         home = self.registries.context(registry_body, registry_spec)
-        ctx = replica_context(home, replication_owner(dict(body)), spec.location, verdict, spec.resources)
+        target = spec.target_namespace or body["metadata"]["namespace"]
+        ctx = replica_context(home, replication_owner(dict(body), target), spec.location, verdict, spec.resources)
         kube, names, ns = self.kube, ctx.names, ctx.owner.namespace
-        for shared in (names.auth, names.token_signer, names.events) + ((names.ca_secret,) if ctx.tls_enabled else ()):
-            if kube.read_child("v1", "Secret", ns, shared) is None:
-                raise WaitsForUser(
-                    Reason.DEPENDENCY_NOT_READY, f"waiting for Registry {ctx.home} to create Secret {shared}"
-                )
         outcome = ReplicaOutcome(ctx=ctx)
+        home_names, home_ns = RegistryNames(ctx.home), ctx.home_namespace
+        shared = [
+            (home_names.auth, names.auth),
+            (home_names.token_signer, names.token_signer),
+            (home_names.events, names.events),
+        ] + ([(home_names.ca_secret, names.ca_secret)] if ctx.tls_enabled else [])
+        for source_name, copy_name in shared:
+            source = kube.read_child("v1", "Secret", home_ns, source_name)
+            if source is None:
+                raise WaitsForUser(
+                    Reason.DEPENDENCY_NOT_READY, f"waiting for Registry {ctx.home} to create Secret {source_name}"
+                )
+            # Before the TLS plan: the CA must be the registry's copy, never a new one.
+            if ctx.cross_namespace and kube.ensure(build_shared_copy(ctx, copy_name, source)) != "unchanged":
+                outcome.changed.append(f"copy of {source_name}")
         kube.create_if_missing(
             "v1", "Secret", ns, names.http_secret, lambda: build_replica_http_secret(ctx, secrets.token_urlsafe(32))
         )
@@ -172,8 +208,8 @@ class ReplicaReconciler:
         config_text = build_replica_config_text(ctx)
         events = kube.read_child("v1", "Secret", ns, names.events) or {}
         config_hash = content_hash(config_text, tls.fingerprint, (events.get("data") or {}).get("token"))
-        # The CA ConfigMap is the home's: never written from here.
-        children = [(what, manifest) for what, manifest in tls.children if what != "ca"]
+        # In the registry's namespace the CA ConfigMap is the registry's: never written from here.
+        children = [(what, owned(ctx, m)) for what, m in tls.children if what != "ca" or ctx.cross_namespace]
         children += [("service", build_replica_service(ctx)), ("config", build_replica_config_map(ctx, config_text))]
         claim = kube.read_child("v1", "PersistentVolumeClaim", ns, names.data)
         current_size = (((claim or {}).get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
