@@ -10,8 +10,9 @@ comparison that finds what events missed.
 - Failures are retried with backoff (2 s doubling to 5 min); a replica not reachable keeps its
   jobs until it is.
 - Each registry is compared in full every `fullSyncIntervalSeconds` (the smallest of its
-  Replications'), and at once when a replica appears: that first comparison is the initial fill,
-  its tag count the fill's total.
+  Replications'), at once when a replica appears, and again after `UNREACHABLE_RETRY_SECONDS` while
+  a replica cannot be reached: a replica's first comparison is its initial fill, its count of
+  missing tags the fill's total.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS: Final = 2.0
 RETRY_MAX_SECONDS: Final = 300.0
 BATCH: Final = 64
+UNREACHABLE_RETRY_SECONDS: Final = 15.0
+"""A full comparison that could not reach every replica (one still starting) is tried again this soon."""
 PRUNE_SECONDS: Final = 3600.0
 """How often tombstones and event ids older than `store.TOMBSTONE_KEEP_SECONDS` are dropped."""
 
@@ -64,7 +67,7 @@ class ReplicationEngine:
         self._running: set[tuple[str, str, str, str, str]] = set()
         self._syncing: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-        self._last_full: dict[tuple[str, str], float] = {}
+        self._next_full: dict[tuple[str, str], float] = {}
         self._known_replicas: dict[tuple[str, str], frozenset[str]] = {}
         self._blobs: dict[tuple[str, str, str], BlobIndex] = {}
         self._pruned = 0.0
@@ -106,11 +109,11 @@ class ReplicationEngine:
         if now - self._pruned >= PRUNE_SECONDS:
             self._pruned = now
             self.store.prune(now)
-        for namespace, registry, interval in self.topology.registries():
+        for namespace, registry, _ in self.topology.registries():
             key = (namespace, registry)
             replicas = frozenset(self.topology.replicas(namespace, registry))
             new_replica = replicas != self._known_replicas.get(key)
-            if new_replica or now - self._last_full.get(key, 0.0) >= interval:
+            if new_replica or now >= self._next_full.get(key, 0.0):
                 with self._lock:
                     if key in self._syncing:
                         continue
@@ -249,8 +252,10 @@ class ReplicationEngine:
     def full_sync(self, namespace: str, registry: str) -> None:
         """Compare every reachable replica with the ledger; adopt what the ledger lacks, enqueue
         repairs. Only reachable replicas take part (an unreachable one is compared next time)."""
-        self._last_full[(namespace, registry)] = self.clock()
+        started = self.clock()
         replicas = self.topology.replicas(namespace, registry)
+        interval = next((i for n, r, i in self.topology.registries() if (n, r) == (namespace, registry)), 600.0)
+        self._next_full[(namespace, registry)] = started + interval
         observed = {}
         for replica in replicas:
             try:
@@ -260,6 +265,9 @@ class ReplicationEngine:
                 continue
             if held is not None:
                 observed[replica] = held
+        if set(replicas) - set(observed):
+            # A replica still starting (or down): its initial fill must not wait a whole interval.
+            self._next_full[(namespace, registry)] = started + min(interval, UNREACHABLE_RETRY_SECONDS)
         if len(observed) < 2:
             return
         plan = plan_full_sync(self.store.versions(namespace, registry), observed, list(observed))
