@@ -34,6 +34,7 @@ class Memory:
         self.uploads: dict[str, str] = {}
         self.writes: list[str] = []
         self.untag = untag
+        self.catalog: list[str] = []
 
     def client(self) -> DistributionClient:
         return DistributionClient("registry.test", transport=httpx.MockTransport(self.handle))
@@ -52,6 +53,11 @@ class Memory:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
+        if path == "/v2/_catalog":
+            return httpx.Response(200, json={"repositories": sorted(set(self.catalog) | {r for r, _ in self.tags})})
+        if match := re.match(r"^/v2/(.+)/tags/list$", path):
+            tags = sorted(t for r, t in self.tags if r == match.group(1))
+            return httpx.Response(200, json={"name": match.group(1), "tags": tags})
         if match := re.match(r"^/v2/(.+)/blobs/uploads/(\w*)$", path):
             repository, _ = match.groups()
             if method == "POST":

@@ -178,6 +178,14 @@ class ReplicationEngine:
             self.metrics.copies.labels(kind="manifest", result="skipped").inc()
             self.store.complete(job, now=self.clock())
             return
+        if target.head_manifest(job.repository, version.digest) == version.digest:
+            # The replica holds the winner but its tag was moved off it (a copy of the loser of a
+            # concurrent push landed there first): point the tag back, nothing to copy.
+            body, media_type, _ = target.get_manifest(job.repository, version.digest)
+            target.put_manifest(job.repository, job.tag, body, media_type)
+            self.metrics.copies.labels(kind="manifest", result="skipped").inc()
+            self.store.complete(job, now=self.clock())
+            return
         source = self._source(ns, registry, replicas, version.origin, job.replica, key, version.digest)
         if source is None:
             self.store.retry(job, f"no replica holds {version.digest} yet", retry_delay(job.attempts), self.clock())
