@@ -39,12 +39,14 @@ class ReplicationSpec(ApiModel):
     )
     node_selector: dict[str, str] | None = Field(
         None,
-        description="Nodes the replica runs on; defaults to {topology.kubernetes.io/region: <location>}.",
+        description="Nodes the replica runs on; defaults to the nodes whose topology.kubernetes.io/region, "
+        "else topology.kubernetes.io/zone, equals the location (none: Ready=False UnknownLocation).",
         max_length=16,
     )
     target_namespace: str | None = Field(
         None,
-        description="Namespace for the replica's workloads; defaults to the Registry's namespace. Immutable.",
+        description="Namespace for the replica's workloads (it gets copies of the registry's shared Secrets); "
+        "defaults to the Registry's namespace. Immutable.",
         max_length=63,
         pattern=DNS_LABEL,
         json_schema_extra={"x-kubernetes-validations": [immutable("targetNamespace")]},
