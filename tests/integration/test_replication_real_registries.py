@@ -33,6 +33,7 @@ from dockyard.auth.tokens import SigningKey
 from dockyard.core.meta import Owner
 from dockyard.core.pki import KeyPair, issue_ca, issue_serving_cert, issue_signing_key
 from dockyard.distribution.client import DistributionClient
+from dockyard.distribution.errors import RegistryProtocolError
 from dockyard.events.intake import Intake, RegistryTokens
 from dockyard.events.metrics import register_intake_metrics
 from dockyard.models import API_VERSION
@@ -324,8 +325,17 @@ class Pair:
         )
 
     def digest(self, where: str, repository: str, tag: str) -> str | None:
+        """What the tag names on one replica. Distribution deletes a manifest before its tags, so a
+        tag read in between answers 500 for a moment: read again (the copier retries the same way)."""
         client = self.client(NS, REG, where)
         assert client is not None
+        for _ in range(50):
+            try:
+                return client.head_manifest(repository, tag)
+            except RegistryProtocolError as error:
+                if ": 500" not in str(error):
+                    raise
+                time.sleep(0.1)
         return client.head_manifest(repository, tag)
 
     def settled(self) -> bool:
