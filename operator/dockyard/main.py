@@ -7,8 +7,9 @@ After startup:
 - the children are watched by `core/children.py` (not kopf), their events queued by registry;
 - one drift-repair loop per kind (`core/drift.py`) reconciles every Registry and Webhook once per
   drift interval, from the cache;
-- the event intake serves registries' notifications and hands them to its subscribers (webhooks),
-  and git hosts' push webhooks to the build triggers;
+- the event intake serves registries' notifications and hands them to its subscribers (webhooks,
+  replication), and git hosts' push webhooks to the build triggers;
+- the replication engine copies between each registry and its replicas (`replication/`);
 - kopf keeps its state in annotations under `kopf.dockyard.dev/` (handler progress, the last-handled
   spec) and uses the finalizer `dockyard.dev/finalizer`; never `status` (status is for users). Not
   `dockyard.dev/` itself: kopf leaves every annotation under its own prefix out of the diffs it
@@ -55,6 +56,9 @@ from dockyard.handlers import registry as registry_handlers
 from dockyard.handlers import webhook as webhook_handlers
 from dockyard.handlers.registry import CHILD_CHANGES_KEY, ChildChange, RegistryKey
 from dockyard.models import GROUP
+from dockyard.registries.reconcile import RegistryReconciler
+from dockyard.replication.service import MEMO_KEY as REPLICATION_KEY
+from dockyard.replication.service import ReplicationService
 from dockyard.settings import MEMO_KEY as SETTINGS_KEY
 from dockyard.settings import OperatorSettings, load_settings, settings_from
 from dockyard.webhooks.service import MEMO_KEY as WEBHOOKS_KEY
@@ -160,9 +164,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         concurrency=config.delivery_concurrency,
     )
     triggers = TriggerService(api, config, register_trigger_metrics(operator_metrics.registry), resolve_git_revision)
+    replication = ReplicationService(
+        api,
+        RegistryReconciler(
+            api, config.registry_image, config.operator_image, config.events_url, config.node_registry_config_dir
+        ),
+        Path(config.state_dir),
+        operator_metrics.registry,
+    )
     intake = Intake(
         RegistryTokens(api),
-        [webhooks.fanout, triggers.base_image_pushes],
+        [webhooks.fanout, triggers.base_image_pushes, replication.subscriber],
         register_intake_metrics(operator_metrics.registry),
         routes=GitWebhookEndpoint(triggers).routes(),
     )
@@ -174,7 +186,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         # kopf retries a failed startup handler: leave no port bound, no store open behind.
         await intake.stop()
         await webhooks.stop()
+        replication.stop()
         raise
+    replication.start()
+    memo[REPLICATION_KEY] = replication
     memo[WEBHOOKS_KEY] = webhooks
     # One reconciler for every run: kopf copies `memo` per object, and a run's own events, its
     # Job's and its pod's must share the reconciler's per-run locks and last-written statuses.
@@ -224,6 +239,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     webhooks = memo.pop(WEBHOOKS_KEY, None)
     if isinstance(webhooks, WebhookService):
         await webhooks.stop()
+    replication = memo.pop(REPLICATION_KEY, None)
+    if isinstance(replication, ReplicationService):
+        await asyncio.to_thread(replication.stop)
     server = memo.pop(_METRICS_SERVER, None)
     if isinstance(server, metrics.MetricsServer):
         server.stop()

@@ -77,6 +77,11 @@ class RegistryNames:
         return f"{self.registry}-token-signer"
 
     @property
+    def token_reader(self) -> str:
+        """The token service's ServiceAccount, Role and RoleBinding (it reads Tokens and ScopeMaps)."""
+        return f"{self.registry}-token-service"
+
+    @property
     def auth(self) -> str:
         return f"{self.registry}-auth"
 

@@ -36,13 +36,14 @@ Messages name the method, the path and the registry's error code; never a creden
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
 import re
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -68,6 +69,8 @@ TOKEN_REFRESH_MARGIN_S: Final = 10.0
 """A cached token this close to its expiry is fetched again rather than sent."""
 DEFAULT_TOKEN_TTL_S: Final = 60
 """What the token spec says to assume when the realm gives no `expires_in`."""
+BLOB_CHUNK_BYTES: Final = 1024 * 1024
+"""Streamed blobs move in chunks of this size: memory stays flat whatever the layer's size."""
 
 
 @dataclass(frozen=True)
@@ -336,6 +339,101 @@ class DistributionClient:
         response = self._request("DELETE", f"/v2/{repository}/manifests/{digest}", repository=repository, ok=(202, 404))
         return response.status_code == 202
 
+    def delete_tag(self, repository: str, tag: str) -> bool:
+        """Remove one tag, keeping the manifest (distribution 3.x; 2.8 refuses it with
+        `RegistryProtocolError`); False when the tag was not there."""
+        response = self._request("DELETE", f"/v2/{repository}/manifests/{tag}", repository=repository, ok=(202, 404))
+        return response.status_code == 202
+
+    def list_repositories(self, page_size: int = 1000) -> list[str]:
+        """Every repository of the registry (`_catalog`, following pagination); needs the
+        `registry:catalog:*` scope."""
+        repositories: list[str] = []
+        url: httpx.URL | str = f"/v2/_catalog?n={page_size}"
+        while True:
+            response = self._request("GET", url, repository=None, ok=(200,))
+            repositories.extend(_json(response).get("repositories") or [])
+            link = _next_link(response.headers.get("Link", ""))
+            if link is None:
+                return repositories
+            url = self.base_url.join(link)
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Link a blob the registry holds in `from_repository` into `repository` without moving
+        its bytes; False when the registry did not mount it (it then opened an upload, which is
+        left to expire)."""
+        response = self._request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/?mount={digest}&from={from_repository}",
+            repository=repository,
+            ok=(201, 202),
+        )
+        return response.status_code == 201
+
+    @contextlib.contextmanager
+    def open_blob(self, repository: str, digest: str) -> Iterator[tuple[int | None, Iterator[bytes]]]:
+        """(size, chunks) of a blob, streamed: the chunks raise `DigestMismatch` at the end when
+        the content is not `digest`, so whoever forwards them fails before committing anything."""
+        self.blob_exists(repository, digest)  # authenticates for the pull scope
+        url = self.base_url.join(f"/v2/{repository}/blobs/{digest}")
+        what = f"GET {url.path}"
+        authorization = self._authorization(_scope_for("GET", repository))
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            response = self._http.send(self._http.build_request("GET", url, headers=headers), stream=True)
+            hops = 0
+            while response.is_redirect and hops < 5 and response.next_request is not None:
+                hops += 1
+                target = response.next_request
+                response.close()
+                if target.url.host != url.host or target.url.port != url.port:
+                    target.headers.pop("Authorization", None)
+                response = self._http.send(target, stream=True)
+        except httpx.TimeoutException as error:
+            raise RegistryUnreachable(f"{what} on {self.host}: timed out") from error
+        except httpx.TransportError as error:
+            raise RegistryUnreachable(f"{what} on {self.host}: {_reason(error)}") from error
+        try:
+            if response.status_code != 200:
+                response.read()
+                raise _error_for(response, what)
+            length = response.headers.get("Content-Length")
+
+            def chunks() -> Iterator[bytes]:
+                hasher = hashlib.sha256()
+                try:
+                    for chunk in response.iter_bytes(BLOB_CHUNK_BYTES):
+                        hasher.update(chunk)
+                        yield chunk
+                except httpx.TransportError as error:
+                    raise RegistryUnreachable(f"{what} on {self.host}: {_reason(error)}") from error
+                actual = "sha256:" + hasher.hexdigest()
+                if actual != digest:
+                    raise DigestMismatch(f"blob {digest} in {repository}: content has digest {actual}")
+
+            yield (int(length) if length and length.isdigit() else None), chunks()
+        finally:
+            response.close()
+
+    def push_blob_stream(self, repository: str, digest: str, chunks: Iterable[bytes], size: int | None) -> None:
+        """Upload a blob whose digest is known from a stream (a monolithic PUT, no temp file);
+        the registry verifies the digest before it links the blob."""
+        started = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository=repository, ok=(202,))
+        location = started.headers.get("Location")
+        if not location:
+            raise RegistryProtocolError(f"POST /v2/{repository}/blobs/uploads/: 202 without a Location")
+        url = self.base_url.join(location).copy_merge_params({"digest": digest})
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        what = f"PUT {url.path}"
+        done = self._send("PUT", url, headers, chunks, self._authorization(_scope_for("PUT", repository)), what)
+        if done.status_code != 201:
+            raise _error_for(done, what)
+        announced = done.headers.get("Docker-Content-Digest")
+        if announced and announced != digest:
+            raise DigestMismatch(f"PUT blob in {repository}: registry stored {announced}, sent {digest}")
+
     def list_tags(self, repository: str) -> list[str]:
         """Every tag of a repository, following pagination; empty when the repository is unknown."""
         tags: list[str] = []
@@ -380,7 +478,7 @@ class DistributionClient:
         method: str,
         url: httpx.URL,
         headers: dict[str, str] | None,
-        content: bytes | None,
+        content: bytes | Iterable[bytes] | None,
         authorization: str | None,
         what: str,
     ) -> httpx.Response:

@@ -15,6 +15,10 @@ class EventBatch:
     namespace: str
     registry: str
     events: tuple[RegistryEvent, ...]
+    location: str | None = None
+    """The replica that posted it (a Replication's location); None for the registry itself."""
+    tag_deletes: tuple[RegistryEvent, ...] = ()
+    """Per-tag deletes (not user-facing events; replication needs them), in the registry's order."""
 
 
 class Subscriber(Protocol):

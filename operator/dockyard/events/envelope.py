@@ -50,6 +50,8 @@ class RegistryEvent:
     request_host: str | None = None
     request_method: str | None = None
     useragent: str | None = None
+    actor: str | None = None
+    """Who did it: the subject of the registry token (distribution's `actor.name`)."""
 
     @property
     def target_name(self) -> str:
@@ -107,6 +109,39 @@ def events_from_envelope(envelope: Any) -> list[RegistryEvent]:
                 request_host=request.get("host"),
                 request_method=request.get("method"),
                 useragent=request.get("useragent"),
+                actor=_actor(raw),
             )
         )
     return events
+
+
+def _actor(raw: dict[str, Any]) -> str | None:
+    actor = raw.get("actor")
+    name = actor.get("name") if isinstance(actor, dict) else None
+    return str(name) if name else None
+
+
+def tag_deletes_from_envelope(envelope: Any) -> list[RegistryEvent]:
+    """The per-tag deletes of an envelope (`DELETE /v2/<repo>/manifests/<tag>`, and the untags
+    distribution adds to a manifest delete), which `events_from_envelope` leaves out: ACR's view has
+    no such event, but replication must carry an untag to every replica."""
+    raw_events = envelope.get("events") if isinstance(envelope, dict) else None
+    deletes = []
+    for raw in raw_events if isinstance(raw_events, list) else []:
+        if not isinstance(raw, dict) or raw.get("action") != "delete" or not raw.get("id"):
+            continue
+        target = raw.get("target") or {}
+        if not target.get("repository") or not target.get("tag"):
+            continue
+        deletes.append(
+            RegistryEvent(
+                id=str(raw["id"]),
+                timestamp=str(raw.get("timestamp") or ""),
+                action="delete",
+                repository=str(target["repository"]),
+                tag=str(target["tag"]),
+                digest=target.get("digest") or None,
+                actor=_actor(raw),
+            )
+        )
+    return deletes

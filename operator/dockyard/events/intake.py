@@ -2,7 +2,7 @@
 
 `POST /events/{namespace}/{registry}` with `Authorization: Bearer <token>`, the token being the
 `token` key of the Registry's `<registry>-events` Secret, so a registry can post events only for
-itself. The envelope's user-facing events (`envelope.py`) go to every subscriber (`bus.py`), each
+itself; its replicas (Replications) post with the same token and `?location=<location>`. The envelope's user-facing events (`envelope.py`) go to every subscriber (`bus.py`), each
 of which commits its share before the answer:
 - 200: committed (or nothing selected); distribution drops the envelope;
 - 400: not an envelope; 401: wrong or missing token (distribution retries; fix the Secret);
@@ -39,7 +39,7 @@ from dockyard.core.cache import known
 from dockyard.core.kube import Kube
 from dockyard.core.names import RegistryNames
 from dockyard.events.bus import EventBatch, Subscriber
-from dockyard.events.envelope import events_from_envelope
+from dockyard.events.envelope import events_from_envelope, tag_deletes_from_envelope
 from dockyard.events.metrics import IntakeMetrics
 
 logger = logging.getLogger(__name__)
@@ -175,13 +175,18 @@ class Intake:
                 "events of %s/%s: cannot read the registry's token: %s", namespace, registry, type(error).__name__
             )
             return self._refuse("unavailable", 503, "cannot verify the token now")
+        location = request.query.get("location") or None
+        if location is not None and not _DNS_LABEL.match(location):
+            return self._refuse("invalid", 400, "location must be a DNS label")
         try:
-            events = events_from_envelope(json.loads(await request.read()))
+            envelope = json.loads(await request.read())
+            events = events_from_envelope(envelope)
+            tag_deletes = tag_deletes_from_envelope(envelope)
         except ValueError as error:
             return self._refuse("invalid", 400, str(error))
-        batch = EventBatch(namespace, registry, tuple(events))
+        batch = EventBatch(namespace, registry, tuple(events), location, tuple(tag_deletes))
         try:
-            if events:
+            if events or tag_deletes:
                 for subscriber in self.subscribers:
                     await subscriber.prepare(namespace)
                 await asyncio.get_running_loop().run_in_executor(self._executor, self._accept, batch)

@@ -4,6 +4,6 @@
 Importing this package registers every handler with kopf.
 """
 
-from dockyard.handlers import access, build, indexes, registry, triggers, webhook
+from dockyard.handlers import access, build, indexes, registry, replication, triggers, webhook
 
-__all__ = ["access", "build", "indexes", "registry", "triggers", "webhook"]
+__all__ = ["access", "build", "indexes", "registry", "replication", "triggers", "webhook"]

@@ -20,6 +20,7 @@ from dockyard.models.base import (
     ready_column,
 )
 from dockyard.models.formats import NODE_SELECTOR_RULES, DnsLabel, NodeSelectorValue, checked, node_selector_problem
+from dockyard.models.registry import StorageSpec
 
 NodeSelector = Annotated[dict[str, NodeSelectorValue], checked(node_selector_problem)]
 
@@ -37,14 +38,15 @@ class ReplicationSpec(ApiModel):
     )
     node_selector: NodeSelector | None = Field(
         None,
-        description="Nodes the replica runs on (label keys and values as Kubernetes takes them); defaults "
-        "to {topology.kubernetes.io/region: <location>}.",
+        description="Nodes the replica runs on; defaults to the nodes whose topology.kubernetes.io/region, "
+        "else topology.kubernetes.io/zone, equals the location (none: Ready=False UnknownLocation).",
         max_length=16,
         json_schema_extra={"x-kubernetes-validations": [rule.entry() for rule in NODE_SELECTOR_RULES]},
     )
     target_namespace: DnsLabel | None = Field(
         None,
-        description="Namespace for the replica's workloads; defaults to the Registry's namespace. Immutable.",
+        description="Namespace for the replica's workloads (it gets copies of the registry's shared Secrets); "
+        "defaults to the Registry's namespace. Immutable.",
         json_schema_extra={"x-kubernetes-validations": [immutable("targetNamespace")]},
     )
     region_endpoint_enabled: bool = Field(
@@ -59,6 +61,22 @@ class ReplicationSpec(ApiModel):
         le=86400,
     )
     resources: ResourceRequirements | None = Field(None, description="Resources of the replica's registry container.")
+    storage: StorageSpec | None = Field(
+        None,
+        description="The replica's own storage. Defaults to a PersistentVolumeClaim like the home registry's "
+        "(its size and class); with object storage at home, the replica must name its own bucket or "
+        "container (a shared one is not a replica and is refused with Ready=False StorageShared).",
+    )
+
+
+class InitialSync(ApiModel):
+    """Progress of the first fill of a new replica from the registry's existing content."""
+
+    total_tags: int | None = Field(None, description="Tags the replica lacked when the fill started.", ge=0)
+    copied_tags: int | None = Field(None, description="Of those, tags copied so far.", ge=0)
+    copied_bytes: int | None = Field(None, description="Blob bytes copied into the replica so far.", ge=0)
+    started_at: str | None = Field(None, description="When the fill started.")
+    completed_at: str | None = Field(None, description="When the fill completed.")
 
 
 class ReplicationStatus(ApiModel):
@@ -74,6 +92,12 @@ class ReplicationStatus(ApiModel):
     repositories_in_sync: int | None = Field(None, description="Repositories identical in both.", ge=0)
     tags_in_sync: int | None = Field(None, description="Tags identical in both.", ge=0)
     tags_out_of_sync: int | None = Field(None, description="Tags that differ or are missing.", ge=0)
+    pending_changes: int | None = Field(None, description="Changes waiting to be copied into the replica.", ge=0)
+    last_full_sync_time: str | None = Field(None, description="When the last full comparison finished.")
+    conflicts: int | None = Field(
+        None, description="Tags pushed concurrently on two replicas whose push lost (last writer wins).", ge=0
+    )
+    initial_sync: InitialSync | None = Field(None, description="Progress of the replica's first fill.")
     conditions: list[Condition] = CONDITIONS_FIELD
     observed_generation: int | None = OBSERVED_GENERATION_FIELD
 

@@ -51,7 +51,7 @@ class WebhookFanOut:
         for event in batch.events:
             body = None
             for webhook in webhooks:
-                if not webhook.filter.selects(event):
+                if not webhook.filter.selects(event, batch.location):
                     continue
                 body = body or encode(acr_payload(event))
                 deliveries.append(

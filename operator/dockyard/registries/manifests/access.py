@@ -22,7 +22,7 @@ TOKEN_EXPIRATION_SECONDS: Final = 3600
 
 
 def token_reader_name(ctx: RegistryContext) -> str:
-    return f"{ctx.names.registry}-token-service"
+    return ctx.names.token_reader
 
 
 def build_token_service_account(ctx: RegistryContext) -> dict[str, Any]:

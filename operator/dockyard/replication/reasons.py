@@ -1,0 +1,38 @@
+"""Reasons of a Replication's conditions beyond the shared ones (`core/conditions.Reason`).
+Alerts and scripts match on these, so they never change."""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+class ReplicationReason:
+    PREMIUM_REQUIRED: Final = "PremiumRequired"
+    """`Ready=False`: the referenced Registry is not Premium; geo-replication is a Premium feature.
+    Raising the registry's tier clears it."""
+    UNKNOWN_LOCATION: Final = "UnknownLocation"
+    """`Ready=False`: no node carries `topology.kubernetes.io/region` or `…/zone` equal to the
+    location, and no `nodeSelector` is given. A node labelled so (or a nodeSelector) clears it."""
+    LOCATION_IN_USE: Final = "LocationInUse"
+    """`Ready=False`: an older Replication of the same registry already has this location."""
+    STORAGE_SHARED: Final = "StorageShared"
+    """`Ready=False`: the replica's storage is the home registry's or another replica's bucket (a
+    shared bucket is not a replica); name one of its own in `spec.storage`."""
+    SYNCING: Final = "Syncing"
+    """`Synced=False`: changes wait to be copied into the replica (or its first fill runs)."""
+    IN_SYNC: Final = "InSync"
+    """`Synced=True`: nothing waits to be copied into the replica."""
+
+
+class ReplicationEventReason:
+    TAG_CONFLICT: Final = "TagConflict"
+    """Warning, on the Replication (or Registry) whose push lost: one tag was pushed on two replicas
+    at once; the message names both digests and the winner."""
+
+
+SYNCED: Final = "Synced"
+"""Condition type: `True` when nothing waits to be copied into the replica."""
+GLOBAL_ENDPOINT: Final = "GlobalEndpointRouting"
+"""Condition type: whether the registry's global login server routes clients to this replica
+(`spec.regionEndpointEnabled`). Not built yet: always `False` with reason `NotImplemented`; the
+replica's own login server (`status.loginServer`) always works."""

@@ -1,0 +1,94 @@
+"""The copy engine's decisions (`replication/engine.py`) on in-memory registries: a job makes its
+replica equal to the ledger, whatever that replica went through meanwhile; a full comparison fills
+a new replica and never brings a deleted tag back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from test_replication_copier import Memory, _image
+
+from dockyard.distribution.client import DistributionClient
+from dockyard.replication.engine import ReplicationEngine
+from dockyard.replication.ledger import HOME, Version
+from dockyard.replication.metrics import register_replication_metrics
+from dockyard.replication.store import LedgerStore
+
+NS, REG, WEST = "team", "hub", "west"
+
+
+class Registries:
+    def __init__(self) -> None:
+        self.memory = {HOME: Memory(), WEST: Memory()}
+        self.clients = {name: memory.client() for name, memory in self.memory.items()}
+
+    def replicas(self, namespace: str, registry: str) -> list[str]:
+        return [HOME, WEST]
+
+    def client(self, namespace: str, registry: str, replica: str) -> DistributionClient | None:
+        return self.clients.get(replica)
+
+    def registries(self) -> list[tuple[str, str, float]]:
+        return [(NS, REG, 600.0)]
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Registries, LedgerStore, ReplicationEngine]:
+    registries = Registries()
+    store = LedgerStore(tmp_path / "r.sqlite")
+    engine = ReplicationEngine(store, registries, register_replication_metrics(CollectorRegistry()), workers=1)
+    return registries, store, engine
+
+
+def _put(store: LedgerStore, key: tuple[str, str], version: Version, *replicas: str) -> None:
+    now = time.time()
+    with store.transaction() as tx:
+        tx.put_version(NS, REG, key, version, now)
+        for replica in replicas:
+            tx.enqueue(NS, REG, replica, key, now)
+
+
+def test_a_replica_whose_tag_was_moved_off_the_winner_gets_it_back(
+    setup: tuple[Registries, LedgerStore, ReplicationEngine],
+) -> None:
+    registries, store, engine = setup
+    home, west = registries.memory[HOME], registries.memory[WEST]
+    loser = _image(home, "app", b"home", "race")
+    winner = _image(west, "app", b"west")
+    # the loser's copy landed on west after west's own push: west's tag names the loser now
+    west.blobs.update(home.blobs)
+    west.manifests[("app", loser)] = home.manifests[("app", loser)]
+    west.tags[("app", "race")] = loser
+    _put(store, ("app", "race"), Version(2, WEST, winner), WEST)
+    engine.drain()
+    assert west.tags[("app", "race")] == winner, "no other replica holds the winner: west itself does"
+    assert store.due_jobs(10, now=1e12) == []
+
+
+def test_the_first_full_comparison_fills_a_new_replica(
+    setup: tuple[Registries, LedgerStore, ReplicationEngine],
+) -> None:
+    registries, store, engine = setup
+    home, west = registries.memory[HOME], registries.memory[WEST]
+    digests = {tag: _image(home, "app", tag.encode(), tag) for tag in ("v1", "v2", "v3")}
+    home.catalog = ["app"]
+    engine.drain()
+    assert {tag: west.tags.get(("app", tag)) for tag in digests} == digests
+    figures = store.figures(NS, REG, WEST)
+    assert (figures.fill_total, figures.fill_copied) == (3, 3) and figures.fill_completed is not None
+
+
+def test_a_full_comparison_deletes_what_a_tombstone_says_and_never_copies_it_back(
+    setup: tuple[Registries, LedgerStore, ReplicationEngine],
+) -> None:
+    registries, store, engine = setup
+    home, west = registries.memory[HOME], registries.memory[WEST]
+    gone = _image(west, "app", b"old", "v1")  # west missed the delete
+    _put(store, ("app", "v1"), Version(5, HOME, gone, deleted=True))
+    west.catalog = ["app"]
+    engine.full_sync(NS, REG)
+    engine.drain()
+    assert ("app", "v1") not in west.tags and ("app", "v1") not in home.tags
