@@ -511,5 +511,6 @@ def test_a_base_image_trigger_that_cannot_be_tracked_is_refused_in_ready() -> No
 
     docker = {"dockerBuild": {"images": ["a:1"]}}
     assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, **docker)) == []
-    assert unsupported_fields(spec({"git": {"url": "https://example.com/a.git"}}, **docker))
+    # a git source is fetched into the workspace: the fetch container reads its Dockerfile too
+    assert unsupported_fields(spec({"git": {"url": "https://example.com/a.git"}}, **docker)) == []
     assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile="version: v1.1.0"))

@@ -40,10 +40,13 @@ from dockyard.builds.logstore import redact
 from dockyard.builds.manifests.job import (
     FETCH_CONTAINER,
     KANIKO_CONTAINER,
+    WORKSPACE,
     ArchiveContext,
+    GitContext,
     KanikoBuild,
     OciContext,
     SecretArg,
+    SourceFetch,
     basic_auth_entry,
     build_credentials_secret,
     build_job,
@@ -69,7 +72,7 @@ from dockyard.core.kube import Kube, contains
 from dockyard.core.meta import Owner
 from dockyard.core.names import BuildRunNames
 from dockyard.models import API_VERSION
-from dockyard.models.builds import BuildRunSpec, BuildTaskSpec
+from dockyard.models.builds import BuildDefinition, BuildRunSpec, BuildTaskSpec
 from dockyard.settings import OperatorSettings
 
 log = logging.getLogger("dockyard.builds")
@@ -329,12 +332,7 @@ class RunReconciler:
             return None
         pushed = pushed_images(steps)
         own = defs.own_repositories(pushed, access.host)
-        source = run.definition.source
-        fetch: OciContext | ArchiveContext | None = None  # None: no source (a context-less task file)
-        if source.oci is not None:
-            fetch = OciContext(source.oci.repository, source.oci.digest)
-        elif source.archive is not None:  # check_buildable refused git
-            fetch = ArchiveContext(source.archive.url)
+        fetch = source_fetch(run.definition, status)  # None: no source (a context-less task file)
         task_pod = TaskPod(
             owner=owner,
             registry_host=access.host,
@@ -409,46 +407,31 @@ class RunReconciler:
         definition, settings = run.definition, self.settings
         build = definition.docker_build
         assert build is not None
-        source = definition.source
-        fetch: OciContext | ArchiveContext | None = None
-        git_secret, plain_http, sub_path = None, False, None
-        if source.oci is not None:
-            fetch, context = OciContext(source.oci.repository, source.oci.digest), "dir:///workspace"
-        elif source.archive is not None:
-            fetch, context = ArchiveContext(source.archive.url), "dir:///workspace"
-        else:
-            git = source.git
-            assert git is not None
-            context = git_context(git.url, status.get("ref"), status["commit"])
-            plain_http = git.url.startswith("http://")
-            git_secret = git.auth_secret_ref.name if git.auth_secret_ref else None
-            sub_path = git.context_sub_path
+        fetch = source_fetch(definition, status)
+        assert fetch is not None  # check_buildable: a dockerBuild has a source
         resources = self._resources(run)
         return KanikoBuild(
             owner=owner,
             registry_host=access.host,
             kaniko_image=definition.builder_image or settings.kaniko_image,
             fetcher_image=settings.operator_image,
-            context=context,
+            context=f"dir://{WORKSPACE}",
             dockerfile=build.dockerfile,
             destinations=pushed,
             timeout_seconds=run.timeout_seconds,
             resources=resources,
             ca_config_map=access.ca_config_map,
-            context_sub_path=sub_path,
             fetch=fetch,
             build_args=tuple((a.name, a.value) for a in build.build_args if a.value is not None),
             secret_args=tuple(
                 SecretArg(a.name, a.value_from.name, a.value_from.key) for a in build.build_args if a.value_from
             ),
-            git_auth_secret=git_secret,
-            plain_http_git=plain_http,
             target=build.target,
             platform=build.platform,
             no_push=build.no_push,
             cache_repository=cache,
             insecure_registry=access.plain_http,
-            report_base=run.task_name is not None and fetch is not None,  # base-image tracking
+            report_base=run.task_name is not None,  # base-image tracking
         )
 
     def _docker_config(
@@ -630,11 +613,20 @@ def _decoded(secret: Mapping[str, Any] | None, key: str) -> str | None:
     return base64.b64decode(value).decode("utf-8", errors="replace") if value else None
 
 
-def git_context(url: str, ref: str | None, commit: str) -> str:
-    """Kaniko's git context: `git://host/path#<ref>#<commit>` (the scheme is chosen by
-    GIT_PULL_METHOD), so Kaniko checks out exactly the resolved commit."""
-    address = url.split("://", 1)[1]
-    return f"git://{address}#{ref}#{commit}" if ref else f"git://{address}#{commit}"
+def source_fetch(definition: BuildDefinition, status: Mapping[str, Any]) -> SourceFetch | None:
+    """What the fetch init container puts into the workspace (None: no source): a git source at the
+    commit resolved into `status.commit`, found through `status.ref` where the server will not give
+    a commit by id."""
+    source = definition.source
+    if source.oci is not None:
+        return OciContext(source.oci.repository, source.oci.digest)
+    if source.archive is not None:
+        return ArchiveContext(source.archive.url)
+    git = source.git
+    if git is None:
+        return None
+    secret = git.auth_secret_ref.name if git.auth_secret_ref else None
+    return GitContext(git.url, status["commit"], status.get("ref"), git.context_sub_path, secret)
 
 
 def reconciler_from(memo: Mapping[str, object]) -> RunReconciler:

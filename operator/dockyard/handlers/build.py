@@ -275,11 +275,9 @@ def unsupported_fields(spec: BuildTaskSpec) -> list[str]:
     fields = []
     triggers = spec.triggers  # timers, sourceCommit, baseImageUpdate: handlers/triggers.py; task files: above
     base = triggers.base_image_update
-    # the base is read from the Dockerfile by the fetch container, which git sources do not have
-    if base is not None and base.enabled and (spec.source.git is not None or spec.docker_build is None):
-        fields.append(
-            "triggers.baseImageUpdate (with a git source or a task file; a dockerBuild on source.oci or source.archive tracks its base)"
-        )
+    # the fetch container reads the base from a dockerBuild's Dockerfile; a task file's steps are not read
+    if base is not None and base.enabled and spec.docker_build is None:
+        fields.append("triggers.baseImageUpdate (with a task file; a dockerBuild tracks its base)")
     return fields
 
 

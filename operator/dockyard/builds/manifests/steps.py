@@ -30,9 +30,8 @@ from dockyard.builds.manifests.job import (
     DOCKER_CONFIG_DIR,
     TERMINATION_LOG,
     WORKSPACE,
-    ArchiveContext,
     KanikoBuild,
-    OciContext,
+    SourceFetch,
     escape,
     fetch_container,
     run_job,
@@ -100,7 +99,7 @@ class TaskPod:
     registry_host: str
     kaniko_image: str
     operator_image: str
-    fetch: OciContext | ArchiveContext | None
+    fetch: SourceFetch | None
     """None: the task has no source (its steps need no context)."""
     steps: tuple[Step, ...]
     timeout_seconds: int
