@@ -513,4 +513,9 @@ def test_a_base_image_trigger_that_cannot_be_tracked_is_refused_in_ready() -> No
     assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, **docker)) == []
     # a git source is fetched into the workspace: the fetch container reads its Dockerfile too
     assert unsupported_fields(spec({"git": {"url": "https://example.com/a.git"}}, **docker)) == []
-    assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile="version: v1.1.0"))
+    # a task file: its last build step's base, read by the fetch container
+    assert (
+        unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile="version: v1.1.0")) == []
+    )
+    # no source, no Dockerfile: said in Ready
+    assert unsupported_fields(spec({}, taskFile="version: v1.1.0"))

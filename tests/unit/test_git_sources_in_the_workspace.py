@@ -97,3 +97,62 @@ def test_a_task_file_on_a_git_source_runs_with_the_commit_fetched_into_its_works
     ]
     assert len(step_containers) == 3
     assert all("GIT_" not in str(c.get("env")) for c in step_containers)  # the credential is the fetcher's only
+
+
+# -- a task file's base (base-image tracking of its last build step) ------------------------------
+
+TWO_BUILDS = """\
+version: v1.1.0
+steps:
+  - build: -t base:{{.Run.ID}} -f base.Dockerfile .
+  - cmd: busybox:1.36 echo between
+  - build: -t web:{{.Run.ID}} -f docker/web.Dockerfile --build-arg FLAVOR=slim --build-arg FROM_ENV --target run ./web
+  - push: [base:{{.Run.ID}}, web:{{.Run.ID}}]
+"""
+
+
+def _steps(text: str) -> tuple[Any, ...]:
+    return pod_steps(plan(text, RunVariables(ID="ca1", Registry=HOST, Date="20260101-000000z")), HOST)
+
+
+def test_the_last_build_step_is_the_one_tracked() -> None:
+    from dockyard.builds.reconcile import tracked_build_step
+
+    steps = _steps(TWO_BUILDS)
+    tracked = tracked_build_step(steps)
+    assert tracked is not None and tracked.destinations == (f"{HOST}/web:ca1",)
+    assert tracked_build_step(_steps("version: v1.1.0\nsteps:\n  - cmd: busybox:1.36 true\n")) is None
+
+
+def test_the_fetcher_reports_the_tracked_steps_base() -> None:
+    from dockyard.builds.reconcile import tracked_build_step
+
+    steps = _steps(TWO_BUILDS)
+    pod = TaskPod(
+        owner=Owner("dockyard.dev/v1alpha1", "BuildRun", "web-1", "team", "uid"),
+        registry_host=HOST,
+        kaniko_image="kaniko",
+        operator_image="dockyard",
+        fetch=GitContext("https://git.example/app.git", SHA, "refs/heads/main"),
+        steps=steps,
+        timeout_seconds=600,
+        resources={},
+        base_step=tracked_build_step(steps),
+    )
+    fetcher = build_task_job(pod)["spec"]["template"]["spec"]["initContainers"][0]
+    command = fetcher["command"]
+    assert "--dockerfile=docker/web.Dockerfile" in command  # relative to the workspace, as the step reads it
+    assert "--build-arg=FLAVOR=slim" in command and not any("FROM_ENV" in arg for arg in command)
+    assert "--target=run" in command
+    assert f"--registry={HOST}" in command  # a base in the run's registry: its address and credential
+    untracked = build_task_job(TaskPod(**{**vars(pod), "base_step": None}))["spec"]["template"]["spec"]
+    assert not any(arg.startswith("--dockerfile") for arg in untracked["initContainers"][0]["command"])
+
+
+def test_a_task_files_own_images_are_never_its_tracked_base() -> None:
+    from dockyard.builds.triggers.images import own_repositories
+
+    task = _task({"archive": {"url": "https://x/c.tgz"}}, taskFile=TWO_BUILDS)
+    assert own_repositories(task, HOST) == {(HOST, "base"), (HOST, "web")}
+    broken = _task({"archive": {"url": "https://x/c.tgz"}}, taskFile="version: v1.1.0\nsteps: 3\n")
+    assert own_repositories(broken, HOST) == frozenset()

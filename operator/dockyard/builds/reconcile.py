@@ -52,7 +52,7 @@ from dockyard.builds.manifests.job import (
     build_job,
     docker_config,
 )
-from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
+from dockyard.builds.manifests.steps import BuildStep, Step, TaskPod, build_task_job, step_container_names
 from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
 from dockyard.builds.taskfile.plan import PlanError, plan
 from dockyard.builds.taskrun import (
@@ -344,6 +344,7 @@ class RunReconciler:
             resources=self._resources(run),
             ca_config_map=access.ca_config_map,
             insecure_registry=access.plain_http,
+            base_step=tracked_build_step(steps) if run.task_name is not None else None,  # base-image tracking
         )
         self.kube.create_if_missing(
             "v1",
@@ -627,6 +628,14 @@ def source_fetch(definition: BuildDefinition, status: Mapping[str, Any]) -> Sour
         return None
     secret = git.auth_secret_ref.name if git.auth_secret_ref else None
     return GitContext(git.url, status["commit"], status.get("ref"), git.context_sub_path, secret)
+
+
+def tracked_build_step(steps: tuple[Step, ...]) -> BuildStep | None:
+    """The task file's build step whose base a task tracks: the last one. ACR tracks every build
+    step's runtime base; a run records one base here, and the last build step makes the image a
+    build → test → push chain ships (a base an earlier step built is the task's own image, which
+    the trigger never follows)."""
+    return next((step for step in reversed(steps) if isinstance(step, BuildStep)), None)
 
 
 def reconciler_from(memo: Mapping[str, object]) -> RunReconciler:
