@@ -5,10 +5,10 @@ container (`fetch.py --git-url`) with dulwich, git's protocol in pure Python.
 
 How the commit is reached, fewest bytes first:
 
-1. by its id, one commit deep (`want <commit>`, `deepen 1`): what servers allow when they advertise
-   `allow-reachable-sha1-in-want` (GitHub) or speak protocol v2 (dulwich asks for it; `git
-   http-backend` then serves any commit it has), and what git's stateless HTTP checks only for
-   reachability from a ref;
+1. by its id, one commit deep (`want <commit>`, `deepen 1`): servers that advertise
+   `allow-reachable-sha1-in-want` (GitHub) allow it, and so does `git http-backend` (dulwich asks
+   for protocol v2, where upload-pack serves a commit it has by id; over v0's stateless HTTP it
+   checks that the commit is reachable from a ref, not that it is a ref's tip);
 2. a server that refuses that: the whole history of `ref` (the branch or tag the operator resolved
    the revision from; `HEAD` or none → every branch), and the commit looked up in it, as Kaniko's
    git context did (`#refs/heads/main#<commit>`). A branch that moved on since still holds the
