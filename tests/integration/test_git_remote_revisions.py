@@ -1,11 +1,13 @@
 """resolve_revision against a real git server (git http-backend behind tests/integration/gitserver.py):
 branches, annotated and lightweight tags, full SHAs, HEAD, missing revisions and repositories, wrong
-and missing credentials; and a real `git clone` through the same server checks out the resolved
-commit the way Kaniko's git context names it."""
+and missing credentials; and the build pod's fetcher (`python -m dockyard.builds.fetch --git-url`, a
+process, dulwich) checks the resolved commit out of the same server into a directory."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,6 @@ from dockyard.builds.git import (
     RepositoryNotFound,
     ResolvedRevision,
     RevisionNotFound,
-    kaniko_git_context,
     resolve_revision,
 )
 
@@ -98,31 +99,80 @@ def test_unreachable_server(server: GitServer) -> None:
         resolve_revision(url, "main", timeout=2)
 
 
-def test_git_clone_checks_out_what_kaniko_would(server: GitServer, private: GitServer, tmp_path: Path) -> None:
-    """`git clone` through the server (protocol v2, as git 2.39 speaks by default), then the
-    checkout Kaniko's context asks for: the ref's commit, even after the branch moved on."""
-    built = server.make_repo("app", {"Dockerfile": "FROM scratch\nCOPY app /\n", "app": "v1\n"})
-    server.commit("app", {"app": "v2\n"})
-    resolved = ResolvedRevision("refs/heads/main", built)
-    context, env = kaniko_git_context(server.url("app"), resolved)
-    assert env == {"GIT_PULL_METHOD": "http"}
-    location, ref, commit = context.removeprefix("git://").split("#")
-    checkout = tmp_path / "checkout"
-    run("git", "clone", "--quiet", "--branch", ref.removeprefix("refs/heads/"), f"http://{location}", str(checkout))
-    run("git", "-C", str(checkout), "checkout", "--quiet", commit)
-    assert (checkout / "app").read_text() == "v1\n"
-
-    secret = private.make_repo("secret", {"app": "private\n"})
-    url = private.url("secret").replace("http://", f"http://{USER}:{PASSWORD}@")
-    run("git", "clone", "--quiet", url, str(tmp_path / "clone-private"))
-    assert run("git", "-C", str(tmp_path / "clone-private"), "rev-parse", "HEAD") == secret
-    refused = subprocess.run(
-        ["git", "clone", "--quiet", url.replace(PASSWORD, "wrong"), str(tmp_path / "refused")],
+def fetcher(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The fetch container's process, as the Job runs it (`python -m dockyard.builds.fetch`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard.builds.fetch", *args],
         capture_output=True,
         text=True,
-        env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
     )
-    assert refused.returncode != 0 and "Authentication failed" in refused.stderr + refused.stdout
+
+
+def test_the_fetcher_checks_out_the_resolved_commit(server: GitServer, private: GitServer, tmp_path: Path) -> None:
+    """The fetch container's process against git http-backend: the resolved commit even after the
+    branch moved on, one commit deep (fetched by id), `.git` with HEAD at the commit; a contextSubPath
+    alone as the context, its Dockerfile read for the base report; credentials from the environment."""
+    built = server.make_repo(
+        "app", {"Dockerfile": "FROM scratch\nCOPY app /\n", "app": "v1\n", "svc/api/Dockerfile": "FROM scratch\n"}
+    )
+    server.commit("app", {"app": "v2\n"})
+    url, log = server.url("app"), tmp_path / "termination-log"
+    workspace = tmp_path / "ws"
+    done = fetcher(f"--git-url={url}", f"--git-commit={built}", "--git-ref=refs/heads/main", f"--into={workspace}")
+    assert done.returncode == 0, done.stderr
+    assert (workspace / "app").read_text() == "v1\n"
+    assert run("git", "-C", str(workspace), "rev-parse", "HEAD") == built
+    assert run("git", "-C", str(workspace), "rev-list", "--count", "HEAD") == "1"  # shallow: by id, one deep
+    assert run("git", "-C", str(workspace), "status", "--porcelain") == ""  # the work tree is the commit's
+
+    sub = tmp_path / "sub"
+    done = fetcher(
+        f"--git-url={url}",
+        f"--git-commit={built}",
+        "--git-ref=HEAD",
+        "--git-sub-path=svc/api",
+        f"--into={sub}",
+        "--dockerfile=Dockerfile",
+        f"--termination-log={log}",
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in sub.iterdir()) == ["Dockerfile"]  # no .git, nothing above svc/api
+    assert json.loads(log.read_text()) == {"baseImage": None, "reason": "the build starts from scratch"}
+
+    secret = private.make_repo("secret", {"app": "private\n"})
+    credentials = {"GIT_USERNAME": USER, "GIT_PASSWORD": PASSWORD}
+    args = (f"--git-url={private.url('secret')}", f"--git-commit={secret}", "--git-ref=refs/heads/main")
+    done = fetcher(*args, f"--into={tmp_path / 'private'}", env=credentials)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "private" / "app").read_text() == "private\n"
+    refused = fetcher(
+        *args,
+        f"--into={tmp_path / 'refused'}",
+        f"--termination-log={log}",
+        env={**credentials, "GIT_PASSWORD": "wrong-t0ken"},
+    )
+    assert refused.returncode == 1 and "401" in refused.stderr
+    assert "wrong-t0ken" not in refused.stderr + refused.stdout + log.read_text()
+    assert log.read_text().strip() == refused.stderr.strip()
+
+
+def test_a_commit_the_server_does_not_have_fails_in_the_fetcher(server: GitServer, tmp_path: Path) -> None:
+    """Refused by id by the real server, then not found in the branches fetched instead (the
+    fallback's path): exit 1, naming the commit, nothing left half-written in a termination log."""
+    server.make_repo("app", {"a": "1\n"})
+    missing, log = "0123456789" * 4, tmp_path / "termination-log"
+    done = fetcher(
+        f"--git-url={server.url('app')}",
+        f"--git-commit={missing}",
+        "--git-ref=HEAD",
+        f"--into={tmp_path / 'ws'}",
+        f"--termination-log={log}",
+    )
+    assert done.returncode == 1
+    assert f"has no commit {missing} reachable from its branches and tags" in done.stderr
+    assert log.read_text().strip() == done.stderr.strip()
 
 
 def test_pod_address_is_the_hosts_and_serves(server: GitServer) -> None:
@@ -159,9 +209,8 @@ def test_a_sha_is_fetched_by_id_where_the_server_allows_it(tmp_path: Path) -> No
         server.commit("app", {"a": "2\n"})
         resolved = resolve_revision(server.url("app"), first)
         assert resolved == ResolvedRevision(None, first, clone_ref=None)
-        context, _ = kaniko_git_context(server.url("app"), resolved)
-        assert context == f"git://127.0.0.1:{server.port}/app.git#{first}"
-        checkout = tmp_path / "checkout"
-        run("git", "init", "--quiet", str(checkout))
-        run("git", "-C", str(checkout), "fetch", "--quiet", "--depth=1", server.url("app"), first)
-        assert run("git", "-C", str(checkout), "rev-parse", "FETCH_HEAD") == first
+        workspace = tmp_path / "ws"
+        done = fetcher(f"--git-url={server.url('app')}", f"--git-commit={first}", f"--into={workspace}")
+        assert done.returncode == 0, done.stderr
+        assert (workspace / "a").read_text() == "1\n"
+        assert run("git", "-C", str(workspace), "rev-parse", "HEAD") == first

@@ -5,7 +5,8 @@ operator's Jobs, the delegated credential of each run and the operator-issued CA
     the CLI quick build of a local directory (.dockerignore, build args, multi-stage --target),
     its digest against skopeo's and status.outputImages, the files of the pulled image;
     a broken Dockerfile → Failed with the failing RUN line, the log read back after the pod is gone;
-    a git source served from this host, a build argument from a Secret kept out of everything;
+    a git source served from this host (checked out by the fetch container), a build argument from
+    a Secret kept out of everything; a private one at an annotated tag; a git task's base recorded;
     a running build canceled: Canceled quickly, the Job and pod gone, the log kept.
 
 The operator runs in this process (test_real_node's `operator_on_real_node`); one Registry `hub`
@@ -535,6 +536,8 @@ def test_a_task_with_a_layer_cache_reuses_it_on_the_next_run(hub: Hub, tmp_path:
                 "registryRef": {"name": NAME},
                 "source": {"git": {"url": server.pod_url("cached"), "revision": "main"}},
                 "dockerBuild": {"images": ["cached:{{.Run.ID}}"], "cache": {"enabled": True}},
+                # the fetch container checks the commit out and reads its Dockerfile's base
+                "triggers": {"baseImageUpdate": {}},
             },
         }
         _apply(hub.cluster, hub.namespace, task)
@@ -552,6 +555,8 @@ def test_a_task_with_a_layer_cache_reuses_it_on_the_next_run(hub: Hub, tmp_path:
             TIMINGS[f"task run {name}"] = time.monotonic() - began
             assert statuses[-1]["status"] == "Succeeded", statuses[-1]
     assert statuses[0]["taskName"] == "cached", statuses[0]
+    base = {"registry": hub.login, "repository": "base/busybox", "tag": "1", "digest": hub.registry.digest(BASE)}
+    assert [s.get("baseImage") for s in statuses] == [base, base]  # a git source's base is tracked
     tags = hub.registry.skopeo(
         "list-tags",
         "--creds",
@@ -609,8 +614,9 @@ def test_a_quick_build_in_a_plain_http_registry(hub: Hub, tmp_path: Path) -> Non
 
 
 def test_a_private_git_repository_at_an_annotated_tag(hub: Hub, tmp_path: Path) -> None:
-    """Basic auth at the git server from `authSecretRef`, for the operator's resolve and Kaniko's
-    clone; the revision an annotated tag, built at the commit it points to."""
+    """Basic auth at the git server from `authSecretRef`, for the operator's resolve and the fetch
+    container's checkout (the credential from secretKeyRefs, in the fetcher's environment only);
+    the revision an annotated tag, built at the commit it points to."""
     password = "pw-" + base64.b32encode(os.urandom(10)).decode().lower()
     secret = {
         "apiVersion": "v1",
@@ -655,6 +661,15 @@ def test_a_private_git_repository_at_an_annotated_tag(hub: Hub, tmp_path: Path) 
     files = image_files(hub, f"private:{status['runId']}", tmp_path / "pulled")
     assert files.get("/v.txt") == b"one\n"
     assert password not in json.dumps(job) + json.dumps(status) + events_text(hub)
+    pod = job["spec"]["template"]["spec"]
+    (fetcher,) = pod["initContainers"]
+    assert f"--git-commit={tagged}" in fetcher["command"] and "--git-ref=refs/tags/v1" in fetcher["command"]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in fetcher["env"]} == {
+        "GIT_USERNAME": "git-creds",
+        "GIT_PASSWORD": "git-creds",
+    }
+    assert "--context=dir:///workspace" in pod["containers"][0]["args"]
+    assert not any(e["name"].startswith("GIT_") for e in pod["containers"][0].get("env") or [])
     _until(lambda: children_gone(hub, "private"), "the run's Job and pod deleted", 60)
     logs = dockyard(hub, "logs", "private", "-n", hub.namespace, timeout=120)
     assert logs.returncode == 0, logs.stderr

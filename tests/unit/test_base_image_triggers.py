@@ -501,6 +501,9 @@ def test_a_timer_task_without_a_source_is_accepted_and_its_pod_fetches_nothing()
         check_buildable(docker)
 
 
+TASK_FILE = "version: v1.1.0\nsteps:\n- cmd: hello-world"
+
+
 def test_a_base_image_trigger_that_cannot_be_tracked_is_refused_in_ready() -> None:
     from dockyard.handlers.build import unsupported_fields
 
@@ -511,9 +514,9 @@ def test_a_base_image_trigger_that_cannot_be_tracked_is_refused_in_ready() -> No
 
     docker = {"dockerBuild": {"images": ["a:1"]}}
     assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, **docker)) == []
-    assert unsupported_fields(spec({"git": {"url": "https://example.com/a.git"}}, **docker))
-    assert unsupported_fields(
-        spec(
-            {"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile="version: v1.1.0\nsteps:\n- cmd: hello-world"
-        )
-    )
+    # a git source is fetched into the workspace: the fetch container reads its Dockerfile too
+    assert unsupported_fields(spec({"git": {"url": "https://example.com/a.git"}}, **docker)) == []
+    # a task file: its last build step's base, read by the fetch container
+    assert unsupported_fields(spec({"archive": {"url": "https://example.com/c.tar.gz"}}, taskFile=TASK_FILE)) == []
+    # no source, no Dockerfile: said in Ready
+    assert unsupported_fields(spec({}, taskFile=TASK_FILE))

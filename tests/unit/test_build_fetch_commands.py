@@ -13,7 +13,14 @@ import pytest
 
 from dockyard.builds import fetch
 from dockyard.builds.context import pack_context
-from dockyard.builds.manifests.job import FETCH_CONTAINER, ArchiveContext, KanikoBuild, OciContext, build_job
+from dockyard.builds.manifests.job import (
+    FETCH_CONTAINER,
+    ArchiveContext,
+    GitContext,
+    KanikoBuild,
+    OciContext,
+    build_job,
+)
 from dockyard.core.meta import Owner
 
 OWNER = Owner("dockyard.dev/v1alpha1", "BuildRun", "app-7", "team", "uid-7")
@@ -47,14 +54,31 @@ def _command(**changes: object) -> list[str]:
         {"fetch": OciContext("dockyard/sources", "sha256:" + "a" * 64), "insecure_registry": True},
         {"fetch": ArchiveContext("https://files.example.com/ctx.tar.gz?sig=x"), "ca_config_map": "hub-ca"},
         {"fetch": ArchiveContext("http://files.example.com/ctx.tar.gz")},
+        {"fetch": GitContext("https://git.example/app.git", "c" * 40, "refs/heads/main", None, "creds")},
+        {
+            "fetch": GitContext("http://git.example/app.git", "c" * 40, "HEAD", "services/api"),
+            "report_base": True,
+            "dockerfile": "docker/Dockerfile",
+            "insecure_registry": True,
+        },
     ],
-    ids=["uploaded", "uploaded-plain-http", "archive-https", "archive-http"],
+    ids=["uploaded", "uploaded-plain-http", "archive-https", "archive-http", "git", "git-sub-path-base"],
 )
 def test_every_command_the_job_writes_is_one_the_fetcher_accepts(changes: dict[str, object]) -> None:
     args = fetch._parser().parse_args(_command(**changes))
     assert args.into == Path("/workspace")
     assert bool(args.url) == isinstance(changes["fetch"], ArchiveContext)
     assert args.plain_http == bool(changes.get("insecure_registry"))
+    git = changes["fetch"]
+    if isinstance(git, GitContext):
+        assert (args.git_url, args.git_commit, args.git_ref, args.git_sub_path) == (
+            git.url,
+            git.commit,
+            git.ref,
+            git.sub_path,
+        )
+        assert not args.repository and not args.digest  # the registry only for the base report
+        assert args.dockerfile == ("docker/Dockerfile" if changes.get("report_base") else None)
 
 
 @contextlib.contextmanager
@@ -115,5 +139,9 @@ def test_a_missing_archive_fails_in_one_line_without_the_query(
 def test_url_and_registry_arguments_exclude_each_other(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         fetch.main(["--url=http://x/c.tar.gz", "--repository=r", f"--into={tmp_path}"])
+    with pytest.raises(SystemExit):
+        fetch.main(["--git-url=http://x/a.git", "--git-commit=" + "c" * 40, "--url=http://x/c", f"--into={tmp_path}"])
+    with pytest.raises(SystemExit):
+        fetch.main(["--git-url=http://x/a.git", f"--into={tmp_path}"])  # which commit?
     with pytest.raises(SystemExit):
         fetch.main(["--registry=h:5000", f"--into={tmp_path}"])

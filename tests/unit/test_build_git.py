@@ -1,5 +1,5 @@
 """Git sources: pkt-line and ref-advertisement parsing, the revision rules, the HTTP answers mapped to
-errors (through httpx.MockTransport), and Kaniko's git context."""
+errors (through httpx.MockTransport)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from dockyard.builds.git import (
     ResolvedRevision,
     RevisionNotFound,
     info_refs_url,
-    kaniko_git_context,
     parse_advertisement,
     parse_pkt_lines,
     resolve_revision,
@@ -272,43 +271,8 @@ def test_revision_not_found_names_the_repository() -> None:
         resolve_revision("https://git.example/org/app.git", "x", client=client)
 
 
-@pytest.mark.parametrize(
-    ("url", "resolved", "context", "method"),
-    [
-        (
-            "https://github.com/acme/app.git",
-            ResolvedRevision("refs/heads/main", MAIN),
-            f"git://github.com/acme/app.git#refs/heads/main#{MAIN}",
-            "https",
-        ),
-        (
-            "http://10.0.0.5:8080/repos/app.git/",
-            ResolvedRevision("refs/tags/v1.0", TAGGED),
-            f"git://10.0.0.5:8080/repos/app.git#refs/tags/v1.0#{TAGGED}",
-            "http",
-        ),
-        ("https://git.example/app", ResolvedRevision(None, DEV), f"git://git.example/app#{DEV}", "https"),
-        ("https://git.example/app", ResolvedRevision(None, DEV, "HEAD"), f"git://git.example/app#HEAD#{DEV}", "https"),
-        ("https://git.example/app", ResolvedRevision("refs/heads/a#b", DEV), f"git://git.example/app#{DEV}", "https"),
-        (
-            "https://TOKEN@github.com/acme/app.git",
-            ResolvedRevision("refs/heads/main", MAIN),
-            f"git://TOKEN@github.com/acme/app.git#refs/heads/main#{MAIN}",
-            "https",
-        ),
-    ],
-)
-def test_kaniko_git_context(url: str, resolved: ResolvedRevision, context: str, method: str) -> None:
-    assert kaniko_git_context(url, resolved) == (context, {"GIT_PULL_METHOD": method})
-
-
 def test_resolve_refuses_other_schemes_before_asking() -> None:
     client, seen = answering(200, REPO)
     with pytest.raises(ValueError, match="http"):
         resolve_revision("ssh://git@github.com/acme/app.git", "main", client=client)
     assert not seen
-
-
-def test_kaniko_git_context_refuses_other_schemes() -> None:
-    with pytest.raises(ValueError, match="http"):
-        kaniko_git_context("ssh://git@github.com/acme/app.git", ResolvedRevision(None, MAIN))

@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from dockyard.builds.manifests.job import (
+    FETCH_CONTAINER,
     ArchiveContext,
+    GitContext,
     KanikoBuild,
     OciContext,
     SecretArg,
@@ -51,13 +53,13 @@ def _build(**changes: object) -> KanikoBuild:
 CASES = {
     "uploaded": _build(fetch=OciContext("dockyard/sources", "sha256:" + "a" * 64)),
     "git-secret-args": _build(
-        context="git://git.example.com/org/app.git#refs/heads/main#" + "c" * 40,
-        context_sub_path="services/api",
+        fetch=GitContext(
+            "http://git.example.com/org/app.git", "c" * 40, "refs/heads/main", "services/api", "git-creds"
+        ),
         destinations=(f"{HOST}/team/api:ca8",),
         build_args=(("VERSION", "1.2"), ("WEIRD", "$(HOME)")),
         secret_args=(SecretArg("NPM_TOKEN", "npm", "token"),),
-        git_auth_secret="git-creds",
-        plain_http_git=True,
+        report_base=True,
         target="runtime",
         platform="linux/arm64",
         cache_repository=f"{HOST}/team/api/cache",
@@ -99,8 +101,28 @@ def test_the_job_is_locked_down_and_exactly_once() -> None:
     # a literal that looks like a variable reference stays literal
     assert "--build-arg=WEIRD=$$(HOME)" in kaniko["args"]
     secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in kaniko["env"] if "valueFrom" in e}
-    assert secret_refs == {"npm", "git-creds"}
+    assert secret_refs == {"npm"}  # the git credential is the fetcher's alone
     assert job["spec"]["activeDeadlineSeconds"] > 3600  # a backstop: the operator ends runs itself
+
+
+def test_a_git_source_is_fetched_into_the_workspace_with_the_credential_from_the_secret() -> None:
+    pod = build_job(CASES["git-secret-args"])["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    assert fetch["name"] == FETCH_CONTAINER
+    assert fetch["command"][:3] == ["python", "-m", "dockyard.builds.fetch"]
+    assert "--git-url=http://git.example.com/org/app.git" in fetch["command"]
+    assert "--git-commit=" + "c" * 40 in fetch["command"]
+    assert "--git-ref=refs/heads/main" in fetch["command"]
+    assert "--git-sub-path=services/api" in fetch["command"]
+    assert "--dockerfile=Dockerfile" in fetch["command"]  # the base is reported: relative to the context
+    assert fetch["env"] == [
+        {"name": "GIT_USERNAME", "valueFrom": {"secretKeyRef": {"name": "git-creds", "key": "username"}}},
+        {"name": "GIT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "git-creds", "key": "password"}}},
+    ]
+    kaniko = pod["containers"][0]
+    assert "--context=dir:///workspace" in kaniko["args"]
+    assert not any(arg.startswith("--context-sub-path") for arg in kaniko["args"])  # the workspace is the context
+    assert not any(e["name"].startswith("GIT_") for e in kaniko["env"])
 
 
 def test_long_run_names_fit_label_values_and_stay_distinct() -> None:

@@ -432,6 +432,7 @@ def parse_dockerfile(text: str, base_env: Mapping[str, str] | None = None) -> Do
 PYTHON_SLIM_ENV = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
 DEBIAN_SUITE = "bookworm"
 DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+KEPT_BASE_LAYERS = 3
 VENV = "/opt/dockyard"
 OPERATOR_UID = 10001
 STATE_DIR = "/var/lib/dockyard"
@@ -531,9 +532,11 @@ def _base_layer(cache: Path, key: str, dependencies: Sequence[str], mirror: str,
     partial.write_bytes(blob.data)
     partial.replace(blob_path)
     meta_path.write_text(json.dumps({"diff_id": blob.diff_id, "python": python}))
-    for stale in cache.glob("operator-base-*"):
-        if not stale.name.startswith(blob_path.name.split(".")[0]):
-            stale.unlink(missing_ok=True)
+    # keep a few: branches with other dependency lists share this cache (and would rebuild it in turn)
+    layers = sorted(cache.glob("operator-base-*.tar.gz"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for stale in layers[KEPT_BASE_LAYERS:]:
+        stale.unlink(missing_ok=True)
+        stale.with_suffix(".json").unlink(missing_ok=True)
     return blob, python
 
 

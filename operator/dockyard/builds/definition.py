@@ -60,11 +60,6 @@ def has_source(definition: BuildDefinition) -> bool:
 def check_buildable(definition: BuildDefinition) -> None:
     if definition.docker_build is not None and not has_source(definition):
         raise NotBuildable("dockerBuild needs a build context: set source.git, source.archive or source.oci")
-    if definition.docker_build is None and definition.source.git is not None:
-        raise NotBuildable(
-            "taskFile with source.git: task files run on an uploaded (source.oci) or archive (source.archive) "
-            "source; git sources are not built yet for task files"
-        )
 
 
 def is_qualified(name: str) -> bool:

@@ -1,10 +1,18 @@
 """The build pod's init container: fetch a context and unpack it for Kaniko, either an uploaded
-one from the run's Registry or a tar.gz at an http(s) URL (`source.archive`).
+one from the run's Registry, a tar.gz at an http(s) URL (`source.archive`) or a git commit
+(`source.git`).
 
     python -m dockyard.builds.fetch --registry HOST --repository REPO --digest sha256:… \\
         --into /workspace --docker-config /kaniko/.docker/config.json [--ca-file /dockyard/ca/ca.crt] \\
         [--plain-http]
     python -m dockyard.builds.fetch --url https://…/ctx.tar.gz --into /workspace [--ca-file …]
+    python -m dockyard.builds.fetch --git-url https://…/app.git --git-commit SHA [--git-ref refs/heads/main] \\
+        [--git-sub-path DIR] --into /workspace
+
+A git commit is fetched and checked out by `gitfetch.py` (the commit the operator resolved, by id
+where the server allows it, else through `--git-ref`), with the credential in the environment
+variables `GIT_USERNAME` / `GIT_PASSWORD` (the task's auth Secret, set by the Job from
+secretKeyRefs, so it is in no argument), else the URL's user info.
 
 An archive URL is fetched without credentials (a presigned URL carries its own), following
 redirects, trusting the system CAs and `--ca-file`; at most `MAX_CONTEXT_BYTES` are downloaded.
@@ -36,6 +44,7 @@ import base64
 import binascii
 import contextlib
 import json
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -48,6 +57,9 @@ import httpx
 from dockyard.builds.artifacts import pull_context
 from dockyard.builds.baseimage import BASE_REPORT_KEY, DOCKER_HUB, BaseImage, DockerfileError, ImageRef, final_base
 from dockyard.builds.context import MAX_CONTEXT_BYTES, ContextError, unpack_context
+from dockyard.builds.git import display_url
+from dockyard.builds.gitfetch import GitFetchError, fetch_commit
+from dockyard.builds.manifests.job import GIT_PASSWORD_VARIABLE, GIT_USERNAME_VARIABLE
 from dockyard.distribution.client import Basic, Bearer, Credentials, DistributionClient
 from dockyard.distribution.errors import DistributionError
 
@@ -212,8 +224,13 @@ def resolve_base(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dockyard.builds.fetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="an http(s) URL of a tar.gz context, instead of --registry and the rest")
+    parser.add_argument("--git-url", help="an http(s) git repository, instead of --registry and the rest")
+    parser.add_argument("--git-commit", help="with --git-url: the full SHA of the commit to check out")
+    parser.add_argument("--git-ref", help="with --git-url: the ref holding the commit (refs/heads/main, HEAD)")
+    parser.add_argument("--git-sub-path", help="with --git-url: the directory of the repository that is the context")
     parser.add_argument(
-        "--registry", help="the Registry's login server, HOST:PORT (with --url: only to resolve a base image there)"
+        "--registry",
+        help="the Registry's login server, HOST:PORT (with --url or --git-url: only to resolve a base image there)",
     )
     parser.add_argument("--repository", help="repository of the context, e.g. dockyard/sources")
     parser.add_argument("--digest", help="manifest digest of the context artifact")
@@ -234,15 +251,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     registry_args = (args.registry, args.repository, args.digest, args.docker_config)
-    if args.url and (args.repository or args.digest):
-        parser.error("give --url, or --registry, --repository, --digest and --docker-config, not both")
-    if not args.url and not all(registry_args):
-        parser.error("give --url, or all of --registry, --repository, --digest and --docker-config")
+    sources = [bool(args.url), bool(args.git_url), bool(args.repository or args.digest)]
+    if sum(sources) > 1:
+        parser.error("give one of --url, --git-url, or --registry, --repository, --digest and --docker-config")
+    if not args.url and not args.git_url and not all(registry_args):
+        parser.error("give --url, --git-url, or all of --registry, --repository, --digest and --docker-config")
+    if args.git_url and not args.git_commit:
+        parser.error("--git-url needs --git-commit")
     try:
         ca_pem = args.ca_file.read_text() if args.ca_file else None
         if args.url:
             names = fetch_archive(args.url, args.into, ca_pem=ca_pem)
             source = _without_query(args.url)
+        elif args.git_url:
+            names = fetch_commit(
+                args.git_url,
+                args.git_commit,
+                args.into,
+                ref=args.git_ref,
+                sub_path=args.git_sub_path,
+                username=os.environ.get(GIT_USERNAME_VARIABLE) or None,
+                password=os.environ.get(GIT_PASSWORD_VARIABLE) or None,
+            )
+            source = f"{display_url(args.git_url)}@{args.git_commit}"
+            if args.git_sub_path:
+                source += f" ({args.git_sub_path})"
         else:
             credentials = credentials_for(read_docker_config(args.docker_config), args.registry)
             names = fetch_context(
@@ -256,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plain_http=args.plain_http,
             )
             source = f"{args.registry}/{args.repository}@{args.digest}"
-    except (DockerConfigError, DistributionError, ArchiveError, ContextError, OSError) as error:
+    except (DockerConfigError, DistributionError, ArchiveError, ContextError, GitFetchError, OSError) as error:
         message = "fetching the build context failed: " + " ".join(str(error).split())
         print(message, file=sys.stderr)
         with contextlib.suppress(OSError):

@@ -1,4 +1,5 @@
-"""Git sources: which commit a revision names right now, and the Kaniko context that builds exactly it.
+"""Git sources: which commit a revision names right now (the build pod's fetch container then checks
+exactly it out into the workspace: `gitfetch.py`).
 
 `resolve_revision(url, revision)` reads the remote's ref advertisement over git's smart HTTP
 protocol (`GET <url>/info/refs?service=git-upload-pack`, protocol v0, the same request `git
@@ -6,9 +7,9 @@ ls-remote` and go-git make first) and picks the revision in it:
 
 - a full 40-hex SHA names itself: `(None, sha)`, lower-cased. The remote is still asked, so an
   unreachable remote or rejected credentials fail before a Job exists, as for any other revision,
-  and its capabilities say how Kaniko can reach the commit (`clone_ref`). That the commit exists is
-  *not* checked: the advertisement lists only ref tips, and asking for an arbitrary commit needs a
-  fetch negotiation that many servers refuse for non-tips. A missing commit fails in Kaniko;
+  and its capabilities say how the fetcher can reach the commit (`clone_ref`). That the commit exists
+  is *not* checked: the advertisement lists only ref tips, and asking for an arbitrary commit needs a
+  fetch negotiation that some servers refuse for non-tips. A missing commit fails in the fetcher;
 - `HEAD` → the remote's HEAD, with the branch it points to as `ref` when the server says so
   (the `symref=HEAD:refs/heads/…` capability), else `None`;
 - `refs/…` → exactly that ref;
@@ -16,12 +17,8 @@ ls-remote` and go-git make first) and picks the revision in it:
   Kaniko's `--git=branch=` use). Abbreviated SHAs are branch names here, as in Kaniko.
 
 Annotated tags resolve to the commit they point to (the advertisement's peeled `^{}` line), so
-`commit` is always what Kaniko checks out. Nothing is cached: each call reads the remote once, which
-is what a commit trigger's poll needs.
-
-`kaniko_git_context(url, resolved)` gives Kaniko's `--context` for the result,
-`git://<host>/<path>#<ref>#<commit>` (without a ref `#HEAD#<commit>`, or `#<commit>` where the server
-lets Kaniko fetch a commit by id), and the environment it needs.
+`commit` is always what the fetcher checks out. Nothing is cached: each call reads the remote once,
+which is what a commit trigger's poll needs.
 
 Errors, none of which ever contains credentials (URLs are shown without their user info, and any
 text that came back from the network is scrubbed of the username and password):
@@ -82,11 +79,10 @@ class ResolvedRevision:
     """A revision as the remote has it now: the full ref name it matched (None for a SHA, or a HEAD
     whose branch the server does not name) and the commit (a tag is peeled to its commit).
 
-    `clone_ref` matters only without `ref`: how Kaniko reaches `commit`. None → it fetches the commit
-    by id (the server advertised `allow-reachable-sha1-in-want`, as GitHub does); `HEAD` → it clones
-    the repository (every branch) and checks the commit out, for servers that refuse a commit by id
-    (plain `git http-backend`; go-git does not even ask them: "server does not support exact SHA1
-    refspec"). A commit reachable from no branch then fails in Kaniko's checkout."""
+    `clone_ref` matters only without `ref`: where the fetcher finds `commit` if the server refuses
+    it by id. None → the server advertised `allow-reachable-sha1-in-want` (as GitHub does); `HEAD` →
+    every branch is fetched and the commit looked up in them (`gitfetch.py`). A commit reachable
+    from no branch then fails in the fetch container."""
 
     ref: str | None
     commit: str
@@ -281,38 +277,6 @@ def resolve_revision(
     return select_revision(advertisement, revision, where=where)
 
 
-def kaniko_git_context(url: str, resolved: ResolvedRevision) -> tuple[str, dict[str, str]]:
-    """Kaniko's `--context` for `resolved` at `url`, and the environment variables it needs.
-
-    Kaniko (pkg/buildcontext/git.go, GoogleContainerTools v1.24 and the osscontainertools fork
-    v1.28 alike) splits `git://<host>/<path>#<ref>#<commit>` at `#`, clones
-    `GIT_PULL_METHOD://<host>/<path>` (https unless the variable says http; every branch, unless
-    `--git=single-branch=true`), clones or fetches `<ref>` (`refs/heads/x` as a branch, other `refs/…`
-    fetched `ref:ref`, `HEAD` as the default branch), then checks out `<commit>`, so a branch that
-    moved on since resolution still builds the resolved commit. Full ref names are given because a
-    short name is ambiguous when a branch and a tag share it. A 40-hex first fragment is fetched by id
-    and checked out, so a revision without a ref becomes `#<commit>` on servers that allow that, else
-    `#HEAD#<commit>` (see `ResolvedRevision.clone_ref`). A ref containing `#` cannot be expressed and
-    is left out. Checked against a copy of both variants' code built with go-git v5.16 and a `git
-    http-backend` server: branches (also moved on), annotated and lightweight tags, `HEAD#<commit>`,
-    `refs/heads/main#<commit on another branch>`; `#<commit>` fails there without
-    `uploadpack.allowReachableSHA1InWant`.
-
-    The URL's user info, if any, stays in the context (Kaniko supports a token there); credentials
-    from a Secret belong in GIT_USERNAME/GIT_PASSWORD from secretKeyRefs, set by the Job builder."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"Kaniko clones git over http(s) only, not {display_url(url)!r}")
-    location = url.split("://", 1)[1].rstrip("/")
-    if resolved.ref is not None and "#" not in resolved.ref:
-        context = f"git://{location}#{resolved.ref}#{resolved.commit}"
-    elif resolved.clone_ref is not None:
-        context = f"git://{location}#{resolved.clone_ref}#{resolved.commit}"
-    else:
-        context = f"git://{location}#{resolved.commit}"
-    return context, {"GIT_PULL_METHOD": parts.scheme}
-
-
 def _userinfo(url: str) -> list[str]:
     parts = urlsplit(url)
     raw = [text for text in (parts.username, parts.password) if text]
@@ -326,7 +290,7 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def resolve_git_revision(url: str, revision: str, username: str | None, password: str | None) -> tuple[str | None, str]:
-    """`resolve_revision` as the run reconciler calls it: (the ref Kaniko clones, the commit it checks
-    out); see `kaniko_git_context` for why a bare commit may be cloned through HEAD."""
+    """`resolve_revision` as the run reconciler calls it: (the ref that holds the commit, the commit
+    the fetcher checks out); see `ResolvedRevision.clone_ref` for why a bare commit may come with HEAD."""
     resolved = resolve_revision(url, revision, username=username, password=password)
     return resolved.ref or resolved.clone_ref, resolved.commit

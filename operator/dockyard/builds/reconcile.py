@@ -40,19 +40,19 @@ from dockyard.builds.logstore import redact
 from dockyard.builds.manifests.job import (
     FETCH_CONTAINER,
     KANIKO_CONTAINER,
-    ArchiveContext,
+    WORKSPACE,
     KanikoBuild,
-    OciContext,
     SecretArg,
     basic_auth_entry,
     build_credentials_secret,
     build_job,
     docker_config,
 )
-from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
+from dockyard.builds.manifests.steps import BuildStep, Step, TaskPod, build_task_job, step_container_names
 from dockyard.builds.metrics import BuildMetrics, register_build_metrics
 from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
 from dockyard.builds.shape import Shape, execution_shape
+from dockyard.builds.sources import source_fetch
 from dockyard.builds.stepjobs.reconcile import StepJobsReconciler
 from dockyard.builds.stepjobs.steps import job_steps
 from dockyard.builds.taskfile.plan import PlanError, plan
@@ -348,12 +348,7 @@ class RunReconciler(StepJobsReconciler):
             return None
         pushed = pushed_images(steps)
         own = defs.own_repositories(pushed, access.host)
-        source = run.definition.source
-        fetch: OciContext | ArchiveContext | None = None  # None: no source (a context-less task file)
-        if source.oci is not None:
-            fetch = OciContext(source.oci.repository, source.oci.digest)
-        elif source.archive is not None:  # check_buildable refused git
-            fetch = ArchiveContext(source.archive.url)
+        fetch = source_fetch(run.definition, status)  # None: no source (a context-less task file)
         task_pod = TaskPod(
             owner=owner,
             registry_host=access.host,
@@ -365,6 +360,7 @@ class RunReconciler(StepJobsReconciler):
             resources=self._resources(run),
             ca_config_map=access.ca_config_map,
             insecure_registry=access.plain_http,
+            base_step=tracked_build_step(steps) if run.task_name is not None else None,  # base-image tracking
         )
         self.kube.create_if_missing(
             "v1",
@@ -428,46 +424,31 @@ class RunReconciler(StepJobsReconciler):
         definition, settings = run.definition, self.settings
         build = definition.docker_build
         assert build is not None
-        source = definition.source
-        fetch: OciContext | ArchiveContext | None = None
-        git_secret, plain_http, sub_path = None, False, None
-        if source.oci is not None:
-            fetch, context = OciContext(source.oci.repository, source.oci.digest), "dir:///workspace"
-        elif source.archive is not None:
-            fetch, context = ArchiveContext(source.archive.url), "dir:///workspace"
-        else:
-            git = source.git
-            assert git is not None
-            context = git_context(git.url, status.get("ref"), status["commit"])
-            plain_http = git.url.startswith("http://")
-            git_secret = git.auth_secret_ref.name if git.auth_secret_ref else None
-            sub_path = git.context_sub_path
+        fetch = source_fetch(definition, status)
+        assert fetch is not None  # check_buildable: a dockerBuild has a source
         resources = self._resources(run)
         return KanikoBuild(
             owner=owner,
             registry_host=access.host,
             kaniko_image=definition.builder_image or settings.kaniko_image,
             fetcher_image=settings.operator_image,
-            context=context,
+            context=f"dir://{WORKSPACE}",
             dockerfile=build.dockerfile,
             destinations=pushed,
             timeout_seconds=run.timeout_seconds,
             resources=resources,
             ca_config_map=access.ca_config_map,
-            context_sub_path=sub_path,
             fetch=fetch,
             build_args=tuple((a.name, a.value) for a in build.build_args if a.value is not None),
             secret_args=tuple(
                 SecretArg(a.name, a.value_from.name, a.value_from.key) for a in build.build_args if a.value_from
             ),
-            git_auth_secret=git_secret,
-            plain_http_git=plain_http,
             target=build.target,
             platform=build.platform,
             no_push=build.no_push,
             cache_repository=cache,
             insecure_registry=access.plain_http,
-            report_base=run.task_name is not None and fetch is not None,  # base-image tracking
+            report_base=run.task_name is not None,  # base-image tracking
         )
 
     def _docker_config(
@@ -659,11 +640,12 @@ def _decoded(secret: Mapping[str, Any] | None, key: str) -> str | None:
     return base64.b64decode(value).decode("utf-8", errors="replace") if value else None
 
 
-def git_context(url: str, ref: str | None, commit: str) -> str:
-    """Kaniko's git context: `git://host/path#<ref>#<commit>` (the scheme is chosen by
-    GIT_PULL_METHOD), so Kaniko checks out exactly the resolved commit."""
-    address = url.split("://", 1)[1]
-    return f"git://{address}#{ref}#{commit}" if ref else f"git://{address}#{commit}"
+def tracked_build_step(steps: tuple[Step, ...]) -> BuildStep | None:
+    """The task file's build step whose base a task tracks: the last one. ACR tracks every build
+    step's runtime base; a run records one base here, and the last build step makes the image a
+    build → test → push chain ships (a base an earlier step built is the task's own image, which
+    the trigger never follows)."""
+    return next((step for step in reversed(steps) if isinstance(step, BuildStep)), None)
 
 
 def reconciler_from(memo: Mapping[str, object]) -> RunReconciler:

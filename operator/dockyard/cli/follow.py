@@ -173,7 +173,7 @@ class RunFollower:
                 if state in ("running", "terminated"):
                     return pod
                 if pod_ended(pod) or (state == "absent" and _kubelet_reports(pod)):
-                    return None  # it will never run, or the pod has no such container (a git source)
+                    return None  # it will never run, or the pod has no such container (a source-less task)
             if is_finished(self.get()) and pod is None:
                 return None
             self.sleep(POLL_SECONDS)

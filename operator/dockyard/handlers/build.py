@@ -20,7 +20,7 @@ from typing import Any, Final
 import kopf
 
 from dockyard.builds.access import registry_access
-from dockyard.builds.definition import NotBuildable, check_buildable
+from dockyard.builds.definition import NotBuildable, check_buildable, has_source
 from dockyard.builds.history import prune, task_status
 from dockyard.builds.observe import TERMINAL
 from dockyard.builds.reconcile import KIND, Observed, parse_time, reconciler_from
@@ -285,13 +285,12 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
 def unsupported_fields(spec: BuildTaskSpec) -> list[str]:
     """Fields this version accepts but cannot act on yet: said in Ready, never ignored silently."""
     fields = []
-    triggers = spec.triggers  # timers, sourceCommit, baseImageUpdate: handlers/triggers.py; task files: above
-    base = triggers.base_image_update
-    # the base is read from the Dockerfile by the fetch container, which git sources do not have
-    if base is not None and base.enabled and (spec.source.git is not None or spec.docker_build is None):
-        fields.append(
-            "triggers.baseImageUpdate (with a git source or a task file; a dockerBuild on source.oci or source.archive tracks its base)"
-        )
+    # timers, sourceCommit, baseImageUpdate: handlers/triggers.py; task files: above. The base is the
+    # one of a dockerBuild or of a task file's last build step, read by the fetch container: a task
+    # without a source has none
+    base = spec.triggers.base_image_update
+    if base is not None and base.enabled and not has_source(spec):
+        fields.append("triggers.baseImageUpdate (a task without a source has no Dockerfile to track)")
     return fields
 
 

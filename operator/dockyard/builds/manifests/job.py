@@ -5,7 +5,9 @@ Service links; it reads only the Secrets its run names (its own docker config, S
 arguments, the git credential) through the kubelet; Kaniko trusts the registry's CA
 (`--registry-certificate`), never `--skip-tls-verify`; Secret values reach Kaniko through
 environment variables that the kubelet expands into its arguments (`$(VAR)`), so the Job's spec
-holds their names only. Kaniko writes `repo:tag@digest` per destination to the termination message
+holds their names only; the git credential reaches only the fetch container, as environment
+variables from secretKeyRefs (`GIT_USERNAME`, `GIT_PASSWORD`). Every source is fetched into the
+workspace by that init container (`builds/fetch.py`) and Kaniko builds `dir:///workspace`. Kaniko writes `repo:tag@digest` per destination to the termination message
 (`--image-name-tag-with-digest-file=/dev/termination-log`), which the operator trusts only with exit
 code 0 (Kaniko writes it before pushing); on failure the kubelet fills the message with the log's
 last lines instead.
@@ -34,6 +36,8 @@ CA_FILE: Final = f"{CA_DIR}/ca.crt"
 TERMINATION_LOG: Final = "/dev/termination-log"
 DEADLINE_GRACE_SECONDS: Final = 300
 SECRET_ARG_PREFIX: Final = "DOCKYARD_BUILD_ARG_"
+GIT_USERNAME_VARIABLE: Final = "GIT_USERNAME"
+GIT_PASSWORD_VARIABLE: Final = "GIT_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,24 @@ class ArchiveContext:
     only https with its own CA bundle; the fetcher takes http too and the run's registry CA)."""
 
     url: str
+
+
+@dataclass(frozen=True)
+class GitContext:
+    """A git commit the fetcher checks out into the workspace (`builds/gitfetch.py`): the commit the
+    operator resolved, `ref` where to find it when the server will not give a commit by id,
+    `sub_path` the directory that is the context, `auth_secret` the Secret with `username` and
+    `password`."""
+
+    url: str
+    commit: str
+    ref: str | None = None
+    sub_path: str | None = None
+    auth_secret: str | None = None
+
+
+SourceFetch = OciContext | ArchiveContext | GitContext
+"""What the fetch init container puts into the workspace."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +95,9 @@ class KanikoBuild:
     timeout_seconds: int
     resources: Mapping[str, Any]
     ca_config_map: str | None = None
-    context_sub_path: str | None = None
-    fetch: OciContext | ArchiveContext | None = None
+    fetch: SourceFetch | None = None
     build_args: tuple[tuple[str, str], ...] = ()
     secret_args: tuple[SecretArg, ...] = ()
-    git_auth_secret: str | None = None
-    plain_http_git: bool = False
     target: str | None = None
     platform: str | None = None
     no_push: bool = False
@@ -102,8 +121,6 @@ def escape(value: str) -> str:
 
 def kaniko_args(build: KanikoBuild) -> list[str]:
     args = [f"--context={escape(build.context)}", f"--dockerfile={escape(build.dockerfile)}"]
-    if build.context_sub_path:
-        args.append(f"--context-sub-path={escape(build.context_sub_path)}")
     args += [f"--destination={escape(d)}" for d in build.destinations]
     if build.no_push:
         args.append("--no-push")
@@ -125,19 +142,22 @@ def kaniko_args(build: KanikoBuild) -> list[str]:
 
 
 def _kaniko_env(build: KanikoBuild) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [
+    return [
         {
             "name": f"{SECRET_ARG_PREFIX}{arg.name}",
             "valueFrom": {"secretKeyRef": {"name": arg.secret, "key": arg.key}},
         }
         for arg in build.secret_args
     ]
-    if build.git_auth_secret:
-        for variable, key in (("GIT_USERNAME", "username"), ("GIT_PASSWORD", "password")):
-            env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": build.git_auth_secret, "key": key}}})
-    if build.plain_http_git:
-        env.append({"name": "GIT_PULL_METHOD", "value": "http"})
-    return env
+
+
+def _git_env(git: GitContext) -> list[dict[str, Any]]:
+    if git.auth_secret is None:
+        return []
+    return [
+        {"name": variable, "valueFrom": {"secretKeyRef": {"name": git.auth_secret, "key": key}}}
+        for variable, key in ((GIT_USERNAME_VARIABLE, "username"), (GIT_PASSWORD_VARIABLE, "password"))
+    ]
 
 
 def _mounts(build: KanikoBuild) -> list[dict[str, Any]]:
@@ -163,7 +183,15 @@ def fetch_container(build: KanikoBuild) -> dict[str, Any]:
         if build.insecure_registry:
             command.append("--plain-http")
     else:
-        command.append(f"--url={build.fetch.url}")
+        if isinstance(build.fetch, GitContext):
+            git = build.fetch
+            command += [f"--git-url={escape(git.url)}", f"--git-commit={git.commit}"]
+            if git.ref:
+                command.append(f"--git-ref={escape(git.ref)}")
+            if git.sub_path:
+                command.append(f"--git-sub-path={escape(git.sub_path)}")
+        else:
+            command.append(f"--url={escape(build.fetch.url)}")
         if build.report_base:  # the base may be in the run's registry: its address and credential
             command += [f"--registry={build.registry_host}", f"--docker-config={DOCKER_CONFIG_DIR}/config.json"]
             if build.insecure_registry:
@@ -177,7 +205,7 @@ def fetch_container(build: KanikoBuild) -> dict[str, Any]:
             command.append(f"--target={escape(build.target)}")
         if build.platform:
             command.append(f"--platform={build.platform}")
-    return {
+    container: dict[str, Any] = {
         "name": FETCH_CONTAINER,
         "image": build.fetcher_image,
         "command": command,
@@ -186,6 +214,10 @@ def fetch_container(build: KanikoBuild) -> dict[str, Any]:
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
+    env = _git_env(build.fetch) if isinstance(build.fetch, GitContext) else []
+    if env:
+        container["env"] = env
+    return container
 
 
 def child_metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:

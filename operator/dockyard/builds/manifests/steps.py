@@ -20,6 +20,7 @@ the run's timeout covers the whole chain.
 from __future__ import annotations
 
 import copy
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -30,9 +31,8 @@ from dockyard.builds.manifests.job import (
     DOCKER_CONFIG_DIR,
     TERMINATION_LOG,
     WORKSPACE,
-    ArchiveContext,
     KanikoBuild,
-    OciContext,
+    SourceFetch,
     escape,
     fetch_container,
     run_job,
@@ -100,7 +100,7 @@ class TaskPod:
     registry_host: str
     kaniko_image: str
     operator_image: str
-    fetch: OciContext | ArchiveContext | None
+    fetch: SourceFetch | None
     """None: the task has no source (its steps need no context)."""
     steps: tuple[Step, ...]
     timeout_seconds: int
@@ -108,6 +108,8 @@ class TaskPod:
     ca_config_map: str | None = None
     insecure_registry: bool = False
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    base_step: BuildStep | None = None
+    """The build step whose base image the fetch container reports (base-image tracking)."""
 
 
 def step_container_names(ids: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -216,6 +218,16 @@ def step_container(pod: TaskPod, step: Step) -> dict[str, Any]:
     return _cmd_container(pod, step)
 
 
+def _base_query(step: BuildStep | None) -> dict[str, Any]:
+    """The fetcher's arguments that make it report `step`'s base (its Dockerfile relative to the
+    workspace, its build arguments with a value, its target)."""
+    if step is None:
+        return {"dockerfile": "Dockerfile"}  # not read: no base is reported
+    pairs = tuple((name, value) for name, eq, value in (a.partition("=") for a in step.build_args) if eq)
+    dockerfile = posixpath.relpath(step.dockerfile, WORKSPACE)
+    return {"report_base": True, "dockerfile": dockerfile, "build_args": pairs, "target": step.target}
+
+
 def build_task_job(pod: TaskPod) -> dict[str, Any]:
     owner = pod.owner
     volumes = run_volumes(owner, pod.ca_config_map, {"name": "oci-layouts", "emptyDir": {}})
@@ -226,13 +238,13 @@ def build_task_job(pod: TaskPod) -> dict[str, Any]:
         kaniko_image=pod.kaniko_image,
         fetcher_image=pod.operator_image,
         context=f"dir://{WORKSPACE}",
-        dockerfile="Dockerfile",
         destinations=(),
         timeout_seconds=pod.timeout_seconds,
         resources=pod.resources,
         ca_config_map=pod.ca_config_map,
         fetch=pod.fetch,
         insecure_registry=pod.insecure_registry,
+        **_base_query(pod.base_step),
     )
     done = {
         "name": DONE_CONTAINER,

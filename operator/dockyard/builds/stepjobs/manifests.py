@@ -33,9 +33,8 @@ from dockyard.builds.manifests.job import (
     DOCKER_CONFIG_DIR,
     TERMINATION_LOG,
     WORKSPACE,
-    ArchiveContext,
     KanikoBuild,
-    OciContext,
+    SourceFetch,
     child_metadata,
     escape,
     fetch_container,
@@ -71,7 +70,7 @@ class StepRun:
     registry_host: str
     kaniko_image: str
     operator_image: str
-    fetch: OciContext | ArchiveContext
+    fetch: SourceFetch
     timeout_seconds: int
     resources: Mapping[str, Any]
     ca_config_map: str | None = None

@@ -26,8 +26,6 @@ from dockyard.builds import definition as defs
 from dockyard.builds.access import RegistryAccess, registry_access
 from dockyard.builds.logstore import redact
 from dockyard.builds.manifests.job import (
-    ArchiveContext,
-    OciContext,
     basic_auth_entry,
     build_credentials_secret,
     docker_config,
@@ -35,6 +33,7 @@ from dockyard.builds.manifests.job import (
 from dockyard.builds.manifests.steps import step_container_names
 from dockyard.builds.observe import Verdict, clean
 from dockyard.builds.shape import Shape
+from dockyard.builds.sources import source_fetch
 from dockyard.builds.stepjobs.decide import StepState, decide, final_states
 from dockyard.builds.stepjobs.manifests import (
     StepRun,
@@ -133,6 +132,17 @@ class StepJobsReconciler:
         owner = _owner(body)
         started = self.now()
         run_id = status["runId"]
+        if (
+            run.definition.source.oci is None
+            and run.definition.source.archive is None
+            and run.definition.source.git is None
+        ):
+            message = (
+                "taskFile: a task file without a source runs as one pod only (a chain of steps); give the task a "
+                "source to run it as a Job per step"
+            )
+            self._finish(body, Verdict("Error", message), None, None)
+            return
         staged = staged_cmd_step(steps, access.host)
         if staged is not None and not access.node_host:
             message = (
@@ -157,7 +167,7 @@ class StepJobsReconciler:
             pull_secret_name(owner.name),
             lambda: build_pull_secret(owner, self._pull_config(owner, access, run)),
         )
-        step_run = self._step_run(owner, access, run)
+        step_run = self._step_run(owner, access, run, status)
         self.kube.create_if_missing(
             "v1",
             "PersistentVolumeClaim",
@@ -195,14 +205,12 @@ class StepJobsReconciler:
             auths[access.node_host] = basic_auth_entry(*credential)
         return docker_config(auths)
 
-    def _step_run(self, owner: Owner, access: RegistryAccess, run: defs.RunDefinition) -> StepRun:
-        source = run.definition.source
-        fetch: OciContext | ArchiveContext
-        if source.oci is not None:
-            fetch = OciContext(source.oci.repository, source.oci.digest)
-        else:
-            assert source.archive is not None  # check_buildable refused git
-            fetch = ArchiveContext(source.archive.url)
+    def _step_run(
+        self, owner: Owner, access: RegistryAccess, run: defs.RunDefinition, status: Mapping[str, Any]
+    ) -> StepRun:
+        fetch = source_fetch(run.definition, status)
+        if fetch is None:  # the caller refused it first (`_start_step_jobs`): a guard
+            raise ValueError("a Job-per-step run needs a source to fetch into its workspace")
         return StepRun(
             owner=owner,
             registry_host=access.host,
@@ -260,7 +268,7 @@ class StepJobsReconciler:
             self._end_step_jobs(body, decision.verdict, decision.steps, found, access)
             return
         if decision.create:
-            step_run = self._step_run(_owner(body), access, run)
+            step_run = self._step_run(_owner(body), access, run, status)
             by_slug = {s.slug: s for s in steps}
             for create in decision.create:
                 job = build_step_job(

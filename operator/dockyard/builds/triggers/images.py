@@ -34,6 +34,7 @@ from typing import Any, Final, Literal
 from dockyard.builds.baseimage import BaseImage
 from dockyard.builds.definition import qualify, split_reference
 from dockyard.builds.observe import TERMINAL
+from dockyard.builds.taskfile.plan import PlanError, plan
 from dockyard.builds.template import RunVariables, render
 from dockyard.events.bus import EventBatch
 from dockyard.models.builds import BuildTaskSpec
@@ -48,14 +49,23 @@ IMAGE_UPDATE: Final = "ImageUpdate"
 
 def own_repositories(spec: BuildTaskSpec, registry_host: str) -> frozenset[tuple[str, str]]:
     """(host, repository) of every image the task pushes, templates rendered with placeholders
-    (a template in a tag does not change the repository)."""
+    (a template in a tag does not change the repository); for a task file, every image its build
+    steps tag and its push steps push (a file that does not plan pushes nothing)."""
     build = spec.docker_build
-    if build is None:
-        return frozenset()
     values = {v.name: v.value for v in spec.values}
     variables = RunVariables(ID="x", Registry=registry_host, Date="x")
+    if build is not None:
+        images: Iterable[str] = build.images
+    elif spec.task_file is not None:
+        try:
+            planned = plan(spec.task_file, variables, values)
+        except PlanError:
+            return frozenset()
+        images = [image for step in planned.steps for image in (*step.tags, *step.images)]  # rendered
+    else:
+        return frozenset()
     own = set()
-    for image in build.images:
+    for image in images:
         try:
             host, repository, _ = split_reference(qualify(render(image, variables, values).strip(), registry_host))
         except ValueError:
