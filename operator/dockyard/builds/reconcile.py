@@ -50,17 +50,17 @@ from dockyard.builds.manifests.job import (
 )
 from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
 from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
-from dockyard.builds.taskfile.plan import PlanError, plan
+from dockyard.builds.taskfile.plan import PlanError
 from dockyard.builds.taskrun import (
-    NotRunnable,
     declared_steps,
     final_steps,
     judge_task,
-    pod_steps,
     pushed_images,
+    run_plan,
     view_steps,
 )
 from dockyard.builds.template import RunVariables, run_date
+from dockyard.builds.translate import NotRunnable, volume_files
 from dockyard.core import conditions
 from dockyard.core.conditions import ConditionType, EventReason, Reason
 from dockyard.core.errors import WaitsForUser
@@ -321,11 +321,22 @@ class RunReconciler:
         variables = self._variables(body, status, access, run, started)
         assert run.definition.task_file is not None
         try:
-            planned = plan(run.definition.task_file, variables, run.values)
-            steps = pod_steps(planned, access.host)
+            task = run_plan(
+                run.definition.task_file,
+                variables,
+                run.values,
+                access.host,
+                allow_privileged=self.settings.build_allow_privileged_steps,
+            )
+            files = volume_files(
+                task.volumes,
+                {ref.id: self._secret_value(owner.namespace, ref.secret, ref.key) for ref in task.secrets},
+                task.secrets,
+            )
         except (PlanError, NotRunnable) as error:
             self._finish(body, Verdict("Error", f"taskFile: {error}"), None, None)
             return None
+        planned, steps = task.plan, task.steps
         pushed = pushed_images(steps)
         own = defs.own_repositories(pushed, access.host)
         source = run.definition.source
@@ -346,13 +357,15 @@ class RunReconciler:
             resources=self._resources(run),
             ca_config_map=access.ca_config_map,
             insecure_registry=access.plain_http,
+            volumes=task.volumes,
+            tools_image=self.settings.step_tools_image,
         )
         self.kube.create_if_missing(
             "v1",
             "Secret",
             owner.namespace,
             BuildRunNames(owner.name).credentials,
-            lambda: build_credentials_secret(owner, self._docker_config(owner, access, run, own)),
+            lambda: build_credentials_secret(owner, self._docker_config(owner, access, run, own), files),
         )
         created = self.kube.create(build_task_job(task_pod))
         fields = {
@@ -464,6 +477,13 @@ class RunReconciler:
         ttl = run.timeout_seconds + CREDENTIAL_MARGIN_SECONDS
         auths[access.host] = basic_auth_entry(*access.delegation(subject, run_grants(own), ttl))
         return docker_config(auths)
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        """A task-file secret's value (for a volume file only: containers get it from the kubelet)."""
+        value = _decoded(self._secret(namespace, name), key)
+        if value is None:
+            raise WaitsForUser(Reason.WAITING, f"Secret {name} has no key {key}")
+        return value
 
     def _secret(self, namespace: str, name: str) -> dict[str, Any]:
         secret = self.kube.get("v1", "Secret", namespace, name)

@@ -20,7 +20,9 @@ run ended (Queued while it runs).
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,61 +34,96 @@ from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failur
 from dockyard.builds.taskfile.arguments import container_working_directory
 from dockyard.builds.taskfile.plan import Plan, PlanError, PlannedStep, normalize_image, plan
 from dockyard.builds.template import RunVariables
+from dockyard.builds.translate import (
+    BUSYBOX,
+    DockerStop,
+    NotRunnable,
+    SecretRef,
+    TaskVolume,
+    check_no_secret,
+    check_secrets_whole,
+    docker_cli,
+    is_docker_cli,
+    placeholders,
+    refuse,
+    run_options,
+    same_run_image,
+    secret_refs,
+    secrets_in,
+    shell_effects,
+    step_mounts,
+    task_volumes,
+    wrapped_command,
+)
 
 JOB_PER_STEP: Final = "needs the Job-per-step path, not built yet"
-IGNORED_RUN_FLAGS: Final = frozenset({"--rm", "-i", "-t", "-it", "-ti", "--interactive", "--tty"})
-DOCKER_CLI_IMAGES: Final = frozenset({"docker", "docker-cli", "cli"})
 
 
-class NotRunnable(ValueError):
-    """The plan cannot run on the single-pod path; the message names the step and the cause."""
+@dataclass(frozen=True)
+class TaskPlan:
+    """A task file planned for a run: the plan (secrets as placeholders), the pod's steps, the
+    Kubernetes Secrets behind its secrets and its volumes."""
+
+    plan: Plan
+    steps: tuple[Step, ...]
+    secrets: tuple[SecretRef, ...] = ()
+    volumes: tuple[TaskVolume, ...] = ()
 
 
 # -- plan → steps --------------------------------------------------------------------------------
 
 
-def _refuse(step: PlannedStep, why: str) -> NotRunnable:
-    return NotRunnable(f"step {step.id}: {why}")
-
-
-def _check_shape(plan: Plan) -> None:
+def _check_shape(plan: Plan, allow_privileged: bool) -> None:
     if not plan.steps:
         raise NotRunnable("the task file has no steps")
-    if plan.secrets:
-        raise NotRunnable(f"secrets ({', '.join(s.id for s in plan.secrets)}): task-file secrets are not built yet")
-    if plan.volumes:
-        raise NotRunnable("volumes: task-file volumes are not built yet")
     previous: str | None = None
     for step in plan.steps:
         expected = (previous,) if previous else ()
         if step.depends_on != expected:
             after = f"after {', '.join(step.depends_on)}" if step.depends_on else "at once"
-            raise _refuse(step, f"runs {after}, in parallel with other steps (not a chain): it {JOB_PER_STEP}")
+            raise refuse(step, f"runs {after}, in parallel with other steps (not a chain): it {JOB_PER_STEP}")
         if step.detach:
-            raise _refuse(step, f"detach (a service for later steps) {JOB_PER_STEP}")
+            raise refuse(step, f"detach (a service for later steps) {JOB_PER_STEP}")
         if step.retries > 0:
-            raise _refuse(step, f"retries {JOB_PER_STEP}")
+            raise refuse(step, f"retries {JOB_PER_STEP}")
         if step.repeat > 0:
-            raise _refuse(step, f"repeat {JOB_PER_STEP}")
+            raise refuse(step, f"repeat {JOB_PER_STEP}")
         if step.ignore_errors:
-            raise _refuse(step, f"ignoreErrors {JOB_PER_STEP}")
+            raise refuse(step, f"ignoreErrors {JOB_PER_STEP}")
         if step.start_delay > 0:
-            raise _refuse(step, f"startDelay {JOB_PER_STEP}")
-        if step.volume_mounts:
-            raise _refuse(step, "volumeMounts: task-file volumes are not built yet")
-        if step.privileged:
-            raise _refuse(step, "privileged containers are not allowed")
+            raise refuse(step, f"startDelay {JOB_PER_STEP}")
+        if step.privileged and not allow_privileged:
+            raise refuse(step, PRIVILEGED_REFUSED)
         previous = step.id
+
+
+PRIVILEGED_REFUSED: Final = (
+    "privileged containers are not allowed (the operator setting DOCKYARD_BUILD_ALLOW_PRIVILEGED_STEPS allows them)"
+)
 
 
 def _workdir(step: PlannedStep) -> str:
     return container_working_directory(step.working_directory)
 
 
-def _build_step(step: PlannedStep, container: str, registry: str) -> BuildStep:
+def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[SecretRef, ...]) -> BuildStep:
     context = step.context or "."
     if "://" in context or context.startswith("git@") or context == "-":
-        raise _refuse(step, f"build context {context!r}: only a directory of the run's source is built yet")
+        raise refuse(step, f"build context {context!r}: only a directory of the run's source is built yet")
+    if step.volume_mounts:
+        raise refuse(
+            step,
+            "volumeMounts on a build step serve docker build flags (--secret src=…) that are not translated; "
+            "pass a secret as a build argument ({{.Secrets.id}}) instead",
+        )
+    for what, text in (
+        ("the build context", context),
+        ("the Dockerfile path", step.dockerfile),
+        ("the target", step.target),
+        ("the working directory", step.working_directory),
+        *(("a tag", tag) for tag in step.tags),
+    ):
+        check_no_secret(step, what, text)
     workdir = _workdir(step)
     directory = posixpath.normpath(posixpath.join(workdir, context))
     dockerfile = posixpath.normpath(
@@ -94,7 +131,7 @@ def _build_step(step: PlannedStep, container: str, registry: str) -> BuildStep:
     )
     for path, what in ((directory, "context"), (dockerfile, "Dockerfile")):
         if path != WORKSPACE and not path.startswith(WORKSPACE + "/"):
-            raise _refuse(step, f"the {what} {path} is outside the workspace")
+            raise refuse(step, f"the {what} {path} is outside the workspace")
     return BuildStep(
         id=step.id,
         container=container,
@@ -104,75 +141,88 @@ def _build_step(step: PlannedStep, container: str, registry: str) -> BuildStep:
         working_directory=workdir,
         build_args=step.build_args,
         target=step.target,
+        secrets=secrets_in(" ".join(step.build_args), refs),
     )
 
 
-def _user(step: PlannedStep) -> int | None:
-    if not step.user:
-        return None
-    if not step.user.isdigit():
-        raise _refuse(step, f"user {step.user!r}: only a numeric user id maps to Kubernetes")
-    return int(step.user)
-
-
-def _cmd_step(step: PlannedStep, container: str, built: Mapping[str, str]) -> CmdStep:
-    if step.shell_operators:
-        raise _refuse(step, f"host-shell operators ({' '.join(step.shell_operators)}) are not built yet")
+def cmd_step(
+    step: PlannedStep,
+    container: str,
+    built: Mapping[str, str],
+    refs: tuple[SecretRef, ...] = (),
+    volumes: tuple[TaskVolume, ...] = (),
+    detached: frozenset[str] = frozenset(),
+) -> CmdStep:
+    """A cmd step's container settings (`translate.py`): docker run flags, shell operators, the
+    Docker CLI's pull/stop, secrets and volumes. `docker stop` of detached steps raises
+    NotRunnable here: stopping services is the Job-per-step path's (`translate.docker_cli`)."""
     if not step.image:
-        raise _refuse(step, "cmd names no image")
-    if normalize_image(step.image) in built:
-        raise _refuse(
-            step,
-            f"runs {step.image}, built earlier in this run by step {built[normalize_image(step.image)]}: "
-            "running a same-run image needs the staging repository, not built yet",
+        raise refuse(step, "cmd names no image")
+    check_no_secret(step, "the image name", step.image)
+    same_run_image(step, step.image, built)
+    effects = shell_effects(step)
+    if is_docker_cli(step.image):
+        action = docker_cli(step, detached)
+        if isinstance(action, DockerStop):
+            raise refuse(step, f"docker stop of detached steps {JOB_PER_STEP}")
+        same_run_image(step, action.image, built)
+        return CmdStep(
+            id=step.id,
+            container=container,
+            image=action.image,
+            args=(),
+            env=(),
+            working_directory=None,
+            command=(BUSYBOX, "true"),
+            uses_tools=True,
+            always_pull=True,
         )
-    name = step.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
-    if name in DOCKER_CLI_IMAGES:
-        raise _refuse(step, "Docker CLI steps need a Docker daemon, which Kubernetes does not give")
-    env = list(step.container_env)
-    workdir = step.container_working_directory
-    command: tuple[str, ...] = (step.entry_point,) if step.entry_point else ()
-    flags = list(step.run_flags)
-    while flags:
-        flag = flags.pop(0)
-        name_, eq, value = flag.partition("=")
-        if name_ in IGNORED_RUN_FLAGS:
-            continue
-        if name_ in ("-e", "--env", "-w", "--workdir", "--entrypoint"):
-            if not eq:
-                if not flags:
-                    raise _refuse(step, f"docker run flag {flag} has no value")
-                value = flags.pop(0)
-            if name_ in ("-e", "--env"):
-                env.append(value)
-            elif name_ in ("-w", "--workdir"):
-                workdir = value
-            else:
-                command = (value,)
-            continue
-        raise _refuse(step, f"docker run flag {flag} is not translated yet")
+    options = run_options(step, volumes)
+    command: tuple[str, ...] = (options.entry_point,) if options.entry_point else ()
+    args = step.args
+    if effects.wrapped:
+        words = (*command, *args)
+        if not words:
+            raise refuse(step, "with `|| true` or `> /dev/null` the program must be named (entryPoint or an argument)")
+        command, args = wrapped_command(words, effects), ()
+    text = " ".join((*command, *args, *options.env))
     return CmdStep(
         id=step.id,
         container=container,
         image=step.image,
-        args=step.args,
-        env=tuple(e for e in env if "=" in e),
-        working_directory=workdir,
+        args=args,
+        env=tuple(e for e in options.env if "=" in e),
+        working_directory=options.working_directory,
         command=command,
-        user=_user(step),
+        user=options.user,
+        group=options.group,
+        secrets=secrets_in(text, refs),
+        mounts=step_mounts(step, volumes, options.volumes),
+        uses_tools=effects.wrapped,
+        privileged=options.privileged,
+        always_pull=options.always_pull,
+        cpus=options.cpus,
+        memory=options.memory,
     )
 
 
-def pod_steps(plan: Plan, registry: str) -> tuple[Step, ...]:
+def pod_steps(
+    plan: Plan,
+    registry: str,
+    *,
+    refs: tuple[SecretRef, ...] = (),
+    volumes: tuple[TaskVolume, ...] = (),
+    allow_privileged: bool = False,
+) -> tuple[Step, ...]:
     """The pod's steps for a chain plan, or NotRunnable naming the first step that cannot run here."""
-    _check_shape(plan)
+    _check_shape(plan, allow_privileged)
     containers = step_container_names([s.id for s in plan.steps])
     layouts: dict[str, str] = {}  # normalized tag → layout of the latest build step that made it
     built: dict[str, str] = {}  # normalized tag → id of that step
     steps: list[Step] = []
     for step, container in zip(plan.steps, containers, strict=True):
         if step.type == "build":
-            build = _build_step(step, container, registry)
+            build = _build_step(step, container, registry, refs)
             for tag in step.tags:
                 layouts[normalize_image(tag)] = build.layout
                 built[normalize_image(tag)] = step.id
@@ -180,27 +230,66 @@ def pod_steps(plan: Plan, registry: str) -> tuple[Step, ...]:
         elif step.type == "push":
             images = []
             for image in step.images:
+                check_no_secret(step, "an image name", image)
                 layout = layouts.get(normalize_image(image))
                 if layout is None:
-                    raise _refuse(step, f"image {image} is not built by any earlier step")
+                    raise refuse(step, f"image {image} is not built by any earlier step")
                 images.append((layout, qualify(image, registry)))
             steps.append(PushStep(step.id, container, tuple(images)))
         else:
-            steps.append(_cmd_step(step, container, built))
+            cmd = cmd_step(step, container, built, refs, volumes)
+            if cmd.privileged and not allow_privileged:
+                raise refuse(step, PRIVILEGED_REFUSED)
+            steps.append(cmd)
     return tuple(steps)
 
 
-def task_file_refusal(text: str, values: Mapping[str, str], registry: str) -> str | None:
+def plan_task(text: str, run: RunVariables, values: Mapping[str, str]) -> tuple[Plan, tuple[SecretRef, ...]]:
+    """The plan with each declared secret as its placeholder (`translate.py`), and the Secrets
+    behind them; NotRunnable for a Key Vault secret, PlanError as acr-builder refuses."""
+    first = plan(text, run, values)
+    refs = secret_refs(first.secrets)
+    if not refs:
+        return first, ()
+    planned = plan(text, run, values, placeholders(refs))
+    check_secrets_whole(text, planned.rendered, refs)
+    ignored = ("has no value in this plan",)
+    kept = tuple(w for w in planned.warnings if not any(i in w for i in ignored))
+    return dataclasses.replace(planned, warnings=kept), refs
+
+
+def run_plan(
+    text: str, run: RunVariables, values: Mapping[str, str], registry: str, *, allow_privileged: bool = False
+) -> TaskPlan:
+    """Everything a run's pod needs from its task file, or NotRunnable/PlanError."""
+    planned, refs = plan_task(text, run, values)
+    volumes = task_volumes(planned.volumes)
+    steps = pod_steps(planned, registry, refs=refs, volumes=volumes, allow_privileged=allow_privileged)
+    return TaskPlan(planned, steps, refs, volumes)
+
+
+def task_file_refusal(
+    text: str, values: Mapping[str, str], registry: str, *, allow_privileged: bool = False
+) -> str | None:
     """Why a task's file cannot run on this path whatever its run (None: it can, or only a run can
     tell: a plan error may depend on the run's values and is reported on the run)."""
+    if _PATH_LIKE.match(text.strip()):
+        return (
+            f"taskFile: {text.strip()!r} looks like a path; taskFile holds the task file's contents "
+            "(Dockyard does not read a task file from the source: paste the file, e.g. "
+            "`taskFile: |` followed by its lines)"
+        )
     sample = RunVariables(ID="ca0", Registry=registry, Date="20000101-000000z")
     try:
-        pod_steps(plan(text, sample, values), registry)
+        run_plan(text, sample, values, registry, allow_privileged=allow_privileged)
     except NotRunnable as refused:
         return f"taskFile: {refused}"
     except PlanError:
         return None
     return None
+
+
+_PATH_LIKE = re.compile(r"\A[^\s:{}]+\.ya?ml\Z")
 
 
 def pushed_images(steps: tuple[Step, ...]) -> tuple[str, ...]:
