@@ -138,7 +138,10 @@ def test_step_container_names_are_dns_labels_and_distinct() -> None:
             "step p: image hub.team.svc:5000/app:1 is not built by",
         ),
         ("steps:\n  - id: d\n    cmd: docker ps\n", "step d: docker ps: Docker CLI steps need a Docker daemon"),
-        ("steps:\n  - id: s\n    cmd: busybox echo hi > out.txt\n", "step s: the host-shell operator '> out.txt' is not translated"),
+        (
+            "steps:\n  - id: s\n    cmd: busybox echo hi > out.txt\n",
+            "step s: the host-shell operator '> out.txt' is not translated",
+        ),
         ("steps:\n  - id: u\n    cmd: busybox id\n    user: root\n", "step u: user 'root': only a numeric uid[:gid]"),
         ("steps:\n  - id: r\n    build: -t a https://github.com/x/y.git\n", "step r: build context"),
     ],

@@ -263,7 +263,8 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
             except NotBuildable as error:
                 refusal: str | None = str(error)
             else:
-                refusal = task_file_refusal(spec.task_file, values, access.host)
+                privileged = reconciler_from(memo).settings.build_allow_privileged_steps
+                refusal = task_file_refusal(spec.task_file, values, access.host, allow_privileged=privileged)
             if refusal:
                 write("False", Reason.NOT_IMPLEMENTED, refusal, history)
                 return
