@@ -205,7 +205,10 @@ def _push_container(pod: TaskPod, step: PushStep) -> dict[str, Any]:
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": copy.deepcopy(PUSH_RESOURCES),
-        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+        # Kaniko (root) writes the layout's blobs 0600 (go-containerregistry renames temp files):
+        # the pusher reads them as their owner, uid 0, with every capability dropped (no
+        # DAC override, so nothing but root's own files).
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsUser": 0, "capabilities": {"drop": ["ALL"]}},
     }
 
 
