@@ -10,8 +10,13 @@ before any pod exists, naming the step and why; those plans need the Job-per-ste
 - push  → our pusher from the layout of the latest earlier build step that tagged the image
           (an image no earlier build step tagged is refused);
 - cmd   → the step's image and arguments, env and working directory as acr-builder's docker run
-          gives them; an image built earlier in the same run is refused (the node's runtime would
+          gives them, with docker-run flags, `|| true`/`> /dev/null`, `docker pull`, task secrets
+          and secret-file volumes translated by `translate.py` (which also refuses what does not
+          map); an image built earlier in the same run is refused (the node's runtime would
           have to pull it from the registry: the staging-repository part is not built yet).
+
+`run_plan` plans a run's file with its secrets as placeholders (`translate.py`): the pod gets the
+Kubernetes Secrets by reference, never their values. `privileged` steps need the operator setting.
 
 Timeouts: the run's timeout covers the chain; a step's own `timeout` is not enforced on this path.
 Step status: from `initContainerStatuses`; a step that never started has status Skipped once the
