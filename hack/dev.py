@@ -2,7 +2,9 @@
 
 Builds the control plane if needed, starts it, installs `crds/`, runs the operator as a child
 process, applies `examples/` into the namespace `dockyard-examples`, prints them, and keeps running
-until Ctrl-C, when everything it started is stopped and removed.
+until Ctrl-C, when everything it started is stopped and removed. On a real node it also runs the
+quick build of examples/quickbuild and the ACR task file examples/taskfile/acr-task.yaml (build →
+test → push), printing their logs.
 
 The cluster has a real node (containerd, kubelet, ... from `localcluster.realnode`: registry pods
 really run and serve) when this machine can have one: run as root, the node's binaries and images
