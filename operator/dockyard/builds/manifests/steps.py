@@ -3,9 +3,13 @@
 One Job, one pod, the steps as init containers in plan order (kpack and knative/build do the same):
 
     fetch-context        the source unpacked into the /workspace emptyDir (as for one-step builds)
+    copy-tools           only when a cmd step needs it: a static BusyBox copied into the tools emptyDir
+                         (`|| true`, `> /dev/null`, `docker pull`: see builds/translate.py)
     step-<id> …          build: Kaniko, `--no-push`, the image written as an OCI layout under
                          /dockyard/oci/<container> (its own emptyDir); push: `python -m dockyard.builds.push`
-                         from those layouts to the registry; cmd: the step's image and arguments
+                         from those layouts to the registry; cmd: the step's image and arguments,
+                         its task-file secrets as env from their Secrets, its volumes from the
+                         run's Secret
     steps-done           a no-op main container: a pod needs one, and its ending means every step did
 
 The kubelet starts an init container only when the one before it exited 0, so the first failing step
