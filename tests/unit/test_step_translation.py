@@ -147,6 +147,8 @@ def test_a_key_vault_secret_is_refused_with_the_kubernetes_form() -> None:
     message = _refusal(text)
     assert "secrets: pw: keyvault 'https://v.vault.azure.net/secrets/pw' is Azure Key Vault's" in message
     assert "keyvault: k8s-secret:<secret-name>/<key>" in message
+    # a BuildTask with it says so up front (Ready=False), not only each run
+    assert (task_file_refusal(text, {}, HOST) or "").startswith("taskFile: secrets: pw: keyvault")
     assert "is not `k8s-secret:<secret-name>/<key>`" in _refusal(
         text.replace("https://v.vault.azure.net/secrets/pw", "k8s-secret:Bad_Name")
     )
@@ -369,3 +371,38 @@ def test_the_privileged_and_tools_settings_come_from_the_environment(monkeypatch
 def test_a_task_file_given_as_a_path_is_refused_with_what_to_write() -> None:
     refusal = task_file_refusal("acr-task.yaml", {}, HOST)
     assert refusal is not None and "looks like a path; taskFile holds the task file's contents" in refusal
+
+
+class _Kube:
+    """The API calls reading a run's log make: each container's log and the Secrets it names."""
+
+    def __init__(self, logs: dict[str, str], secrets: dict[str, dict[str, str]]) -> None:
+        self.logs, self.secrets = logs, secrets
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, limit_bytes: int | None = None) -> str | None:
+        return self.logs.get(container)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        data = self.secrets.get(name) if kind == "Secret" else None
+        return None if data is None else {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+
+
+def test_the_kept_log_of_a_task_run_has_its_secret_values_redacted() -> None:
+    from dockyard.builds.reconcile import RunReconciler
+
+    text = "secrets:\n  - id: t\n    keyvault: k8s-secret:app-secrets/api-token\nsteps:\n  - id: s\n    cmd: busybox true\n"
+    kube = _Kube({"step-s": "token is s3cr3t-v\n"}, {"app-secrets": {"api-token": "s3cr3t-v"}})
+    reconciler = RunReconciler(kube, OperatorSettings(), logs=None, resolve_git=None)  # type: ignore[arg-type]
+    body = {
+        "metadata": {"name": "web-4", "namespace": "team", "uid": "uid-4"},
+        "spec": {
+            "build": {
+                "registryRef": {"name": "hub"},
+                "source": {"archive": {"url": "https://x/a.tgz"}},
+                "taskFile": text,
+            }
+        },
+        "status": {"steps": [{"id": "s", "type": "cmd", "status": "Succeeded"}]},
+    }
+    log = reconciler._read_log(body, {"metadata": {"name": "web-4-build-abcde"}})
+    assert "token is " in log and "s3cr3t-v" not in log
