@@ -78,9 +78,18 @@ class TaskPlan:
 # -- plan → steps --------------------------------------------------------------------------------
 
 
-def _check_shape(plan: Plan, allow_privileged: bool) -> None:
+def check_translatable(plan: Plan, allow_privileged: bool = False) -> None:
+    """What neither execution shape maps, refused before anything runs (the per-step translations
+    in `cmd_step`/`_build_step` refuse the rest as they meet it)."""
     if not plan.steps:
         raise NotRunnable("the task file has no steps")
+    for step in plan.steps:
+        if step.privileged and not allow_privileged:
+            raise refuse(step, PRIVILEGED_REFUSED)
+
+
+def _check_shape(plan: Plan, allow_privileged: bool) -> None:
+    check_translatable(plan, allow_privileged)
     previous: str | None = None
     for step in plan.steps:
         expected = (previous,) if previous else ()
@@ -97,8 +106,6 @@ def _check_shape(plan: Plan, allow_privileged: bool) -> None:
             raise refuse(step, f"ignoreErrors {JOB_PER_STEP}")
         if step.start_delay > 0:
             raise refuse(step, f"startDelay {JOB_PER_STEP}")
-        if step.privileged and not allow_privileged:
-            raise refuse(step, PRIVILEGED_REFUSED)
         previous = step.id
 
 
@@ -111,7 +118,7 @@ def _workdir(step: PlannedStep) -> str:
     return container_working_directory(step.working_directory)
 
 
-def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[SecretRef, ...]) -> BuildStep:
+def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[SecretRef, ...] = ()) -> BuildStep:
     context = step.context or "."
     if "://" in context or context.startswith("git@") or context == "-":
         raise refuse(step, f"build context {context!r}: only a directory of the run's source is built yet")
