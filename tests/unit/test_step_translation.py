@@ -17,8 +17,8 @@ import yaml
 from dockyard.builds.definition import secret_selectors
 from dockyard.builds.manifests.job import OciContext, build_credentials_secret
 from dockyard.builds.manifests.steps import CmdStep, TaskPod, build_task_job
+from dockyard.builds.runplan import TaskPlan, run_plan, task_file_refusal
 from dockyard.builds.taskfile.plan import plan
-from dockyard.builds.taskrun import TaskPlan, run_plan, task_file_refusal
 from dockyard.builds.template import RunVariables
 from dockyard.builds.translate import (
     BUSYBOX,

@@ -363,7 +363,8 @@ def test_a_task_says_up_front_when_its_file_cannot_run_here() -> None:
     # what neither path runs is refused on either
     docker = parallel.replace("busybox:1.36 sh -c", "docker run busybox sh -c")
     assert task_file_refusal(docker, {}, HOST) == (
-        "taskFile: step unit_tests: Docker CLI steps need a Docker daemon, which Kubernetes does not give"
+        "taskFile: step unit_tests: docker run: Docker CLI steps need a Docker daemon, which Kubernetes does not "
+        "give (only `docker pull` and `docker stop <detached step>` are translated)"
     )
     # a file acr-builder refuses is said on each run (its errors may depend on the run's values)
     assert task_file_refusal("version: v9\nsteps:\n  - cmd: busybox\n", {}, HOST) is None
