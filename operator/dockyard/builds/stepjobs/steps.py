@@ -34,6 +34,7 @@ from dockyard.builds.translate import (
     DockerStop,
     SecretRef,
     TaskVolume,
+    check_no_secret,
     docker_cli,
     is_docker_cli,
     refuse,
@@ -167,6 +168,7 @@ def job_steps(
         elif step.type == "push":
             images = []
             for image in step.images:
+                check_no_secret(step, "an image name", image)
                 source = produced(step, image)
                 if source is None:
                     raise refuse(step, f"image {image} is not built by any step it runs after")
