@@ -2,7 +2,9 @@
 
 Builds the control plane if needed, starts it, installs `crds/`, runs the operator as a child
 process, applies `examples/` into the namespace `dockyard-examples`, prints them, and keeps running
-until Ctrl-C, when everything it started is stopped and removed.
+until Ctrl-C, when everything it started is stopped and removed. On a real node it also runs the
+quick build of examples/quickbuild and the ACR task file examples/taskfile/acr-task.yaml (build →
+test → push), printing their logs.
 
 The cluster has a real node (containerd, kubelet, ... from `localcluster.realnode`: registry pods
 really run and serve) when this machine can have one: run as root, the node's binaries and images
@@ -12,13 +14,16 @@ says why in one sentence and uses kwok's fake node, where pods are scheduled but
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
@@ -39,6 +44,7 @@ KUBECONFIG = DEV / "kubeconfig"
 STATE_DIR = DEV / "state"
 LINKS = {DEV / "bin" / "kubectl": "kubectl", DEV / "busybox.oci.tar": "busybox"}
 """Conveniences for the README's commands, removed on exit: kubectl, and an image to push."""
+TERMINAL = ("Succeeded", "Failed", "Canceled", "Timeout", "Error")
 FAKE_NODE = "make dev: using kwok's fake node (pods are scheduled but never run)"
 
 
@@ -141,6 +147,52 @@ def _quick_build(cluster: LocalCluster) -> None:
         print(f"the quick build did not succeed (exit code {result.returncode}); see above", file=sys.stderr)
 
 
+def _task_file_run(cluster: LocalCluster, test_image: str) -> bool:
+    """The ACR task file of examples/taskfile on the running example: its directory uploaded into
+    contoso (a no-push quick build, the CLI's upload), then run as a task file (build → test →
+    push) with that source; its steps and log are printed. True when it succeeded."""
+    directory = ROOT / "examples" / "taskfile"
+    print("$ dockyard build -r contoso -n dockyard-examples --no-push -t upload:check examples/taskfile")
+    cli = [sys.executable, "-m", "dockyard.cli"]
+    # a tag, though nothing is pushed: Kaniko refuses --no-push without a --destination
+    upload = [*cli, "build", "-r", "contoso", "-n", NAMESPACE, "--no-push", "-t", "upload:check", str(directory)]
+    result = subprocess.run(upload, env=cluster.env(), capture_output=True, text=True, check=False, timeout=600)
+    found = re.search(r"^Run ID: (\S+)$", result.stdout, re.M)
+    if result.returncode != 0 or not found:
+        print(f"uploading examples/taskfile failed:\n{result.stdout}{result.stderr}", file=sys.stderr)
+        return False
+    runs = json.loads(cluster.kubectl("get", "buildruns", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+    source = next(r["spec"]["build"]["source"] for r in runs if (r.get("status") or {}).get("runId") == found[1])
+    run = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "BuildRun",
+        "metadata": {"name": "hello-steps"},
+        "spec": {
+            "build": {
+                "registryRef": {"name": "contoso"},
+                "source": source,
+                "taskFile": (directory / "acr-task.yaml").read_text(),
+                # the test step runs an image the node has (no internet needed)
+                "values": [{"name": "version", "value": "1.0.0"}, {"name": "testImage", "value": test_image}],
+            }
+        },
+    }
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(run))
+    print("BuildRun hello-steps runs examples/taskfile/acr-task.yaml (build → test → push)")
+    status: dict[str, Any] = {}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and status.get("status") not in TERMINAL:
+        time.sleep(2)
+        got = cluster.kubectl("get", "buildrun", "hello-steps", "-n", NAMESPACE, "-o", "json", check=False)
+        status = (json.loads(got.stdout).get("status") or {}) if got.returncode == 0 else {}
+    for step in status.get("steps") or []:
+        print(f"  step {step['id']:<6} {step['status']}")
+    if status.get("runId"):
+        subprocess.run([*cli, "logs", "-n", NAMESPACE, status["runId"]], env=cluster.env(), check=False, timeout=120)
+    print(f"BuildRun hello-steps: {status.get('status', 'did not end')} {status.get('message') or ''}".rstrip())
+    return status.get("status") == "Succeeded"
+
+
 def _run(cluster: LocalCluster, bin_dir: Path) -> int:
     real = isinstance(cluster, RealNodeCluster)
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
@@ -164,6 +216,8 @@ def _run(cluster: LocalCluster, bin_dir: Path) -> int:
             "DOCKYARD_REGISTRY_IMAGE": images["registry"].name,
             "DOCKYARD_OPERATOR_IMAGE": images["operator"].name,
             "DOCKYARD_KANIKO_IMAGE": images["kaniko"].name,
+            # `|| true`, `> /dev/null` and `docker pull` steps copy the node's static BusyBox
+            "DOCKYARD_STEP_TOOLS_IMAGE": images["busybox"].name,
         }
         for link, target in LINKS.items():
             link.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +243,7 @@ def _run(cluster: LocalCluster, bin_dir: Path) -> int:
             print(waited.stdout or waited.stderr)
         if real:
             _quick_build(cluster)
+            _task_file_run(cluster, cluster.images["busybox"].name)
         print(cluster.kubectl("get", "dockyard", "-n", NAMESPACE).stdout)
         if real:
             print(cluster.kubectl("get", "pods,pvc", "-n", NAMESPACE).stdout)

@@ -60,6 +60,13 @@ class OperatorSettings(BaseSettings):
     """The shared /workspace of a task run on the Job-per-step path: one ReadWriteOnce claim per run
     (the cluster's default class unless set), deleted when the run ends."""
 
+    build_allow_privileged_steps: bool = False
+    """Whether task-file steps may run privileged (`privileged: true`, `--privileged`): a privileged
+    container owns the node, so it is off unless the cluster's admin allows it."""
+    step_tools_image: str = Field(default="busybox:1.36.1-musl", min_length=1)
+    """An image with a static BusyBox at /bin/busybox, copied into task-file cmd steps that need a
+    supervisor without a shell in their own image (`|| true`, `> /dev/null`, `docker pull`)."""
+
     operator_image: str = Field(default="ghcr.io/dockyard-dev/dockyard:0.1.0", min_length=1)
     """The Dockyard image (this repository's Dockerfile); registry pods run its token service."""
     token_service_image: str | None = Field(default=None, min_length=1)

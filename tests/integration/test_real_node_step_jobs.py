@@ -2,17 +2,21 @@
 volume (local-path), the node pulling a same-run image from the staging repository.
 
     two builds in parallel joined by a push (the images checked with skopeo), a detached service a
-    later step calls by its id, a cmd step running an image built earlier in the same run, a step
-    that succeeds on its retry (the workspace remembers the first try), the staging tags gone after;
+    later step calls by its id and a `docker stop` of it, a cmd step running an image built earlier
+    in the same run, a step that succeeds on its retry (the workspace remembers the first try), a
+    secret file read under `|| true` (the tools' BusyBox, the run Secret's volume, the secret
+    redacted from the log), the staging tags gone after;
     a failing step that stops the run: the running step stopped, the rest Skipped, its log kept.
 
 The operator runs in this process; one Registry `hub` (Standard, admin user, self-signed TLS,
-exposure.nodePull so the node pulls staged images) serves the module. Run it alone, in the queue:
+exposure.nodePull so the node pulls staged images) serves the module; the tools' BusyBox is the
+node's busybox image (DOCKYARD_STEP_TOOLS_IMAGE). Run it alone, in the queue:
 `flock /tmp/realnode-queue pytest tests/integration/test_real_node_step_jobs.py -x`.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,12 +34,16 @@ from localcluster.realnode import RealNodeCluster
 pytestmark = pytest.mark.integration
 
 NAME = "hub"
+SECRET_VALUE = "s3cr3t-step-jobs-token"
 
 
 @pytest.fixture(scope="module")
 def hub(real_node_cluster: RealNodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     cluster = real_node_cluster
-    config_dir = {"DOCKYARD_NODE_REGISTRY_CONFIG_DIR": str(node_registry_config_dir(cluster))}
+    config_dir = {
+        "DOCKYARD_NODE_REGISTRY_CONFIG_DIR": str(node_registry_config_dir(cluster)),
+        "DOCKYARD_STEP_TOOLS_IMAGE": cluster.images["busybox"].name,
+    }
     with operator_on_real_node(cluster, "r-steps", config_dir) as (namespace, _):
         body = {
             "apiVersion": "dockyard.dev/v1alpha1",
@@ -102,8 +110,22 @@ def test_parallel_builds_a_service_a_same_run_image_and_a_retry(hub: Hub, tmp_pa
     (source / "api.Dockerfile").write_text(f"FROM {hub.login}/{BASE}\nCOPY api.txt /api.txt\n")
     (source / "web.txt").write_text("web image built in this run\n")
     (source / "api.txt").write_text("api\n")
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "step-secrets"},
+        "stringData": {"token.b64": base64.b64encode(SECRET_VALUE.encode()).decode()},
+    }
+    _apply(hub.cluster, hub.namespace, secret)
     task_file = f"""\
 version: v1.1.0
+secrets:
+  - id: token
+    keyvault: k8s-secret:step-secrets/token.b64
+volumes:
+  - name: conf
+    secret:
+      token.txt: {{{{.Secrets.token}}}}
 steps:
   - id: build-web
     build: -t {{{{.Run.Registry}}}}/web:{{{{.Run.ID}}}} -f web.Dockerfile .
@@ -124,9 +146,19 @@ steps:
     retries: 3
     retryDelay: 2
     when: [build-web, db]
+  - id: stop-db
+    cmd: docker stop db
+    when: [call]
+  - id: secret-file
+    cmd: {busybox} sh -c 'echo "the file holds $(cat /conf/token.txt), the env $TOKEN"; exit 5' || true
+    env: ["TOKEN={{{{.Secrets.token}}}}"]
+    volumeMounts:
+      - name: conf
+        mountPath: /conf
+    when: ['-']
   - id: push
     push: ["{{{{.Run.Registry}}}}/web:{{{{.Run.ID}}}}", "{{{{.Run.Registry}}}}/api:{{{{.Run.ID}}}}"]
-    when: [call, build-api, retry-once]
+    when: [stop-db, build-api, retry-once, secret-file]
 """
     with serving("/src.tar.gz", pack_context(source, "web.Dockerfile")) as url:
         _apply(hub.cluster, hub.namespace, _task_run("fan", url, task_file))
@@ -136,7 +168,9 @@ steps:
     steps = {s["id"]: s for s in status["steps"]}
     assert {k: s["status"] for k, s in steps.items()} == dict.fromkeys(steps, "Succeeded")
     assert steps["retry-once"]["attempts"] == 2 and steps["retry-once"]["exitCode"] == 0
-    assert steps["push"]["startTime"] >= max(steps[s]["finishTime"] for s in ("call", "build-api", "retry-once"))
+    assert steps["push"]["startTime"] >= max(steps[s]["finishTime"] for s in ("stop-db", "build-api", "retry-once"))
+    assert steps["db"]["message"] == "ran as a service until stopped", steps["db"]
+    assert steps["secret-file"]["exitCode"] == 0
     run_id = status["runId"]
     outputs = {o["repository"]: o["digest"] for o in status["outputImages"]}
     assert outputs == {"web": hub.registry.digest(f"web:{run_id}"), "api": hub.registry.digest(f"api:{run_id}")}
@@ -145,6 +179,8 @@ steps:
     assert "served by the db step" in log.stdout and "web image built in this run" in log.stdout
     assert "----- Executing step ID: retry-once (attempt 1) -----" in log.stdout
     assert "first try" in log.stdout and "second try" in log.stdout
+    assert "the file holds ***, the env ***" in log.stdout and "exit code 5 ignored (|| true)" in log.stdout
+    assert SECRET_VALUE not in log.stdout and secret["stringData"]["token.b64"] not in log.stdout
     # the staging tags, the Jobs, their pods and the workspace are gone
     _until(lambda: not _exists(hub, f"dockyard/staging/{run_id}/build-web:built"), "the staged image deleted", 60)
     assert not _exists(hub, f"dockyard/staging/{run_id}/build-api:built")

@@ -3,6 +3,7 @@ the token protocol (in memory), deletion that spares other runs, and redaction."
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from datetime import UTC, datetime
@@ -96,4 +97,11 @@ def test_redact_hides_every_occurrence_of_every_secret() -> None:
     text = "login admin:hunter2 token=abc123 again hunter2 and hunter22"
     assert redact(text, ["hunter2", "", "abc123", "hunter22"]) == "login admin:*** token=*** again *** and ***"
     assert redact(text, []) == text
+
+
+def test_redact_hides_a_base64_secret_decoded_too() -> None:
+    # a task-file volume file holds its secret decoded: a step printing it must not show it
+    encoded = base64.b64encode(b"s3cr3t-token\n").decode()
+    assert redact(f"file: s3cr3t-token env: {encoded}", [encoded]) == "file: *** env: ***"
+    assert redact("a plain password stays hidden: hunter22", ["hunter22"]) == "a plain password stays hidden: ***"
     assert redact("nothing here", ["", "x" * 3]) == "nothing here"

@@ -1,7 +1,8 @@
 """The Job-per-step path, pure: the shape chosen per run, a plan's steps as this path runs them
-(staging, same-run images), the scheduler's decisions (parallel `when`, retries, repeat,
-ignoreErrors, startDelay, timeout, detach, the first failure), what Jobs and pods say, and the
-step Jobs themselves (golden file; UPDATE_GOLDEN=1 make unit rewrites it)."""
+(staging, same-run images, the step translations: secrets, volumes, `|| true`, `docker pull`,
+`docker stop`, privileged), the scheduler's decisions (parallel `when`, retries, repeat,
+ignoreErrors, startDelay, timeout, detach and its stop, the first failure), what Jobs and pods
+say, and the step Jobs themselves (golden files; UPDATE_GOLDEN=1 make unit rewrites them)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 import yaml
 
 from dockyard.builds.manifests.job import OciContext
+from dockyard.builds.manifests.steps import CmdStep
 from dockyard.builds.push import PushError
+from dockyard.builds.runplan import run_plan
 from dockyard.builds.shape import Shape, execution_shape
 from dockyard.builds.stepjobs.copy import blobs_of
 from dockyard.builds.stepjobs.copy import parse_arguments as copy_arguments
@@ -28,10 +31,10 @@ from dockyard.builds.stepjobs.manifests import (
     step_job_name,
 )
 from dockyard.builds.stepjobs.observe import ATTEMPT_LABEL, FETCH_STEP, STEP_LABEL, Attempt, attempts
-from dockyard.builds.stepjobs.steps import CopyStep, JobStep, StagedBuild, job_steps, staged_cmd_step
+from dockyard.builds.stepjobs.steps import CopyStep, JobStep, StagedBuild, StopStep, job_steps, staged_cmd_step
 from dockyard.builds.taskfile.plan import plan
-from dockyard.builds.taskrun import NotRunnable
 from dockyard.builds.template import RunVariables
+from dockyard.builds.translate import BUSYBOX, NotRunnable
 from dockyard.core.meta import Owner
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -127,6 +130,7 @@ CHAIN = "steps:\n  - id: a\n    build: -t x .\n  - id: b\n    cmd: busybox true\
         (CHAIN.replace("cmd: busybox true", "cmd: busybox true\n    timeout: 30"), "step b has its own timeout (30s)"),
         ("stepTimeout: 900\n" + CHAIN, "step a has its own timeout (900s)"),
         (CHAIN.replace("cmd: busybox true", "cmd: x make test"), "step b runs an image built earlier in the run"),
+        (CHAIN.replace("cmd: busybox true", "cmd: docker pull x"), "step b runs an image built earlier in the run"),
     ],
 )
 def test_a_plan_needing_more_than_init_containers_runs_as_a_job_per_step(text: str, why: str) -> None:
@@ -183,13 +187,114 @@ def test_the_image_comes_from_the_latest_build_the_step_waits_for() -> None:
             "step p: image app:latest is not built by any step it runs after",
         ),
         ("steps:\n  - id: My_DB\n    cmd: redis\n    detach: true\n", "step My_DB: a detached step's id must be a DNS"),
-        ("steps:\n  - id: d\n    cmd: docker ps\n    retries: 1\n", "step d: Docker CLI steps need a Docker daemon"),
+        (
+            "steps:\n  - id: d\n    cmd: docker ps\n    retries: 1\n",
+            "step d: docker ps: Docker CLI steps need a Docker",
+        ),
+        (
+            "steps:\n  - id: db\n    cmd: redis\n  - id: s\n    cmd: docker stop db\n    retries: 1\n",
+            "step s: docker stop db: not a detached step of this task file",
+        ),
+        (
+            "steps:\n  - id: db\n    cmd: redis\n    detach: true\n  - id: s\n    cmd: docker stop db\n    when: ['-']\n",
+            "step s: docker stop db: a detached step is stopped by a step that runs after it",
+        ),
     ],
 )
 def test_what_this_path_cannot_run_is_refused_naming_the_step(text: str, expected: str) -> None:
     with pytest.raises(NotRunnable) as refused:
         _steps(text)
     assert str(refused.value).startswith(expected)
+
+
+# -- the step translations on this path ---------------------------------------------------------------
+
+FEATURES = """\
+version: v1.1.0
+secrets:
+  - id: token
+    keyvault: k8s-secret:app-secrets/token
+volumes:
+  - name: conf
+    secret:
+      token.txt: {{.Secrets.token}}
+steps:
+  - id: build
+    build: -t app --build-arg TOKEN={{.Secrets.token}} .
+  - id: db
+    cmd: redis:7
+    detach: true
+    when: ['-']
+  - id: check
+    cmd: busybox sh -c 'cat /conf/token.txt; exit 3' || true
+    env: ["TOKEN={{.Secrets.token}}"]
+    volumeMounts:
+      - name: conf
+        mountPath: /conf
+    when: [db]
+  - id: pull
+    cmd: docker pull app
+    when: [build]
+  - id: stop
+    cmd: docker stop db
+    when: [check]
+"""
+
+
+def _features() -> dict[str, JobStep]:
+    task = run_plan(FEATURES, RUN, {}, HOST)
+    assert task.shape is Shape.JOB_PER_STEP and task.secrets[0].secret == "app-secrets"
+    assert [v.name for v in task.volumes] == ["conf"]
+    return {s.id: s for s in task.job_steps}
+
+
+def test_secrets_volumes_and_or_true_are_translated_on_this_path_too() -> None:
+    steps = _features()
+    check = steps["check"].work
+    assert isinstance(check, CmdStep)
+    assert check.command[0] == BUSYBOX and check.uses_tools
+    assert [ref.id for ref in check.secrets] == ["token"] and check.env[-1:] == ("TOKEN=dockyardsecret0z7c1e",)
+    assert [(m.pod_volume, m.path) for m in check.mounts] == [("task-volume-0", "/conf")]
+    build = steps["build"].work
+    assert isinstance(build, StagedBuild) and [ref.id for ref in build.build.secrets] == ["token"]
+
+
+def test_a_docker_pull_of_a_same_run_image_pre_pulls_the_staged_image() -> None:
+    pull = _features()["pull"].work
+    assert isinstance(pull, CmdStep) and pull.command == (BUSYBOX, "true") and pull.always_pull
+    assert pull.image == f"{HOST}/dockyard/staging/ca7/build:built"
+
+
+def test_docker_stop_of_a_detached_step_is_a_stop_step_without_a_job() -> None:
+    stop = _features()["stop"]
+    assert stop.work == StopStep("stop", "step-stop", ("step-db",))
+    with pytest.raises(ValueError, match="no Job"):
+        build_step_job(_run(), stop, 0)
+
+
+def test_privileged_runs_here_only_when_the_operator_allows_it() -> None:
+    text = "steps:\n  - cmd: busybox true\n    privileged: true\n    retries: 1\n"
+    with pytest.raises(NotRunnable, match="DOCKYARD_BUILD_ALLOW_PRIVILEGED_STEPS"):
+        run_plan(text, RUN, {}, HOST)
+    (step,) = run_plan(text, RUN, {}, HOST, allow_privileged=True).job_steps
+    assert isinstance(step.work, CmdStep) and step.work.privileged
+
+
+def test_golden_step_jobs_with_translations() -> None:
+    steps = _features()
+    task = run_plan(FEATURES, RUN, {}, HOST)
+    run = StepRun(**{**_run().__dict__, "volumes": task.volumes, "tools_image": "busybox:1.36.1-musl"})
+    documents = [
+        build_step_job(run, steps["build"], 0, deadline_seconds=600),
+        build_step_job(run, steps["check"], 0, deadline_seconds=600),
+        build_step_job(run, steps["pull"], 0, deadline_seconds=600),
+    ]
+    rendered = yaml.safe_dump_all(documents, sort_keys=False)
+    path = GOLDEN / "stepjobs-step-features.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(rendered)
+    assert path.exists(), f"missing {path.name}: run UPDATE_GOLDEN=1 make unit"
+    assert rendered == path.read_text()
 
 
 # -- the scheduler -------------------------------------------------------------------------------------
@@ -351,6 +456,31 @@ def test_a_service_that_never_starts_fails_at_its_timeout() -> None:
     assert waiting.steps[0].status == "Queued"
     late = decide(steps, seen(FETCHED, pending("step-db", 0, 11)), at(72))
     assert late.verdict.status == "Failed" and late.steps[0].status == "Timeout"
+
+
+STOPS = "steps:\n  - id: db\n    cmd: redis\n    detach: true\n  - id: stop\n    cmd: docker stop db\n  - id: after\n    cmd: busybox true\n"
+
+
+def test_docker_stop_ends_the_detached_pod_and_succeeds_once_it_ended() -> None:
+    steps = _steps(STOPS)
+    serving = seen(FETCHED, running("step-db", 0, 11, "10.1.0.9"))
+    decision = decide(steps, serving, at(20))
+    assert decision.stop == ("step-db-0-pod",) and decision.create == ()
+    assert status_of(decision.steps) == {"db": "Succeeded", "stop": "Running", "after": "Queued"}
+    stopped = seen(FETCHED, done("step-db", 0, 11, code=137, finished=25))
+    decision = decide(steps, stopped, at(26))
+    assert decision.stop == ()
+    assert status_of(decision.steps) == {"db": "Succeeded", "stop": "Succeeded", "after": "Queued"}
+    assert decision.steps[0].message == "ran as a service until stopped"
+    assert decision.steps[1].finish_time == at(25)
+    assert decision.create == (Create("step-after", 0, 600, ()),)
+
+
+def test_a_detached_step_that_does_not_stop_times_the_stop_step_out() -> None:
+    steps = _steps(STOPS.replace("cmd: docker stop db\n", "cmd: docker stop db\n    timeout: 30\n"))
+    decision = decide(steps, seen(FETCHED, running("step-db", 0, 11, "10.1.0.9")), at(12 + 30))
+    assert decision.verdict.status == "Failed" and decision.verdict.message.startswith("step stop timed out")
+    assert status_of(decision.steps)["stop"] == "Timeout"
 
 
 def test_a_run_succeeds_with_the_push_steps_images_while_services_still_run() -> None:

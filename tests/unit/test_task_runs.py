@@ -17,7 +17,7 @@ from dockyard.builds.manifests.job import OciContext
 from dockyard.builds.manifests.steps import TaskPod, build_task_job, step_container_names
 from dockyard.builds.observe import Verdict
 from dockyard.builds.push import PushError, parse_arguments, read_layout, split_destination
-from dockyard.builds.stepjobs.steps import task_file_refusal
+from dockyard.builds.runplan import task_file_refusal
 from dockyard.builds.taskfile.plan import plan
 from dockyard.builds.taskrun import (
     NotRunnable,
@@ -129,9 +129,12 @@ def test_step_container_names_are_dns_labels_and_distinct() -> None:
             "steps:\n  - id: p\n    push: [hub.team.svc:5000/app:1]\n",
             "step p: image hub.team.svc:5000/app:1 is not built by",
         ),
-        ("steps:\n  - id: d\n    cmd: docker ps\n", "step d: Docker CLI steps need a Docker daemon"),
-        ("steps:\n  - id: s\n    cmd: busybox echo hi > out.txt\n", "step s: host-shell operators (> out.txt)"),
-        ("steps:\n  - id: u\n    cmd: busybox id\n    user: root\n", "step u: user 'root': only a numeric user id"),
+        ("steps:\n  - id: d\n    cmd: docker ps\n", "step d: docker ps: Docker CLI steps need a Docker daemon"),
+        (
+            "steps:\n  - id: s\n    cmd: busybox echo hi > out.txt\n",
+            "step s: the host-shell operator '> out.txt' is not translated",
+        ),
+        ("steps:\n  - id: u\n    cmd: busybox id\n    user: root\n", "step u: user 'root': only a numeric uid[:gid]"),
         ("steps:\n  - id: r\n    build: -t a https://github.com/x/y.git\n", "step r: build context"),
     ],
 )
@@ -360,7 +363,8 @@ def test_a_task_says_up_front_when_its_file_cannot_run_here() -> None:
     # what neither path runs is refused on either
     docker = parallel.replace("busybox:1.36 sh -c", "docker run busybox sh -c")
     assert task_file_refusal(docker, {}, HOST) == (
-        "taskFile: step unit_tests: Docker CLI steps need a Docker daemon, which Kubernetes does not give"
+        "taskFile: step unit_tests: docker run: Docker CLI steps need a Docker daemon, which Kubernetes does not "
+        "give (only `docker pull` and `docker stop <detached step>` are translated)"
     )
     # a file acr-builder refuses is said on each run (its errors may depend on the run's values)
     assert task_file_refusal("version: v9\nsteps:\n  - cmd: busybox\n", {}, HOST) is None

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from dockyard.builds.taskfile.plan import PlanError, plan
 from dockyard.builds.template import RunVariables, render
+from dockyard.builds.translate import NotRunnable, secret_refs
 from dockyard.models.builds import BuildDefinition, BuildRunSpec, BuildTaskSpec
 
 RunType = Literal["QuickBuild", "QuickRun", "AutoBuild", "AutoRun"]
@@ -49,7 +51,20 @@ def secret_selectors(definition: BuildDefinition) -> list[tuple[str, str]]:
     selectors = [(a.value_from.name, a.value_from.key) for a in (build.build_args if build else ()) if a.value_from]
     if definition.source.git and definition.source.git.auth_secret_ref:
         selectors.append((definition.source.git.auth_secret_ref.name, "password"))
-    return selectors
+    return selectors + task_file_selectors(definition)
+
+
+def task_file_selectors(definition: BuildDefinition) -> list[tuple[str, str]]:
+    """The Kubernetes Secrets behind a task file's `secrets:` (`k8s-secret:<name>/<key>`)."""
+    if not definition.task_file:
+        return []
+    values = {v.name: v.value for v in definition.values}
+    sample = RunVariables(ID="ca0", Registry="registry.invalid", Date="20000101-000000z")
+    try:
+        refs = secret_refs(plan(definition.task_file, sample, values).secrets)
+    except (PlanError, NotRunnable):
+        return []
+    return [(ref.secret, ref.key) for ref in refs]
 
 
 def has_source(definition: BuildDefinition) -> bool:

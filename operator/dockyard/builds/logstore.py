@@ -12,6 +12,8 @@ Secrets are removed before a log is stored or shown (`redact`); the store keeps 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import io
 from collections.abc import Iterable
@@ -33,6 +35,10 @@ from dockyard.distribution.errors import RegistryProtocolError
 MAX_LOG_BYTES = 256 * 1024**2
 """Largest log read back (decompressed)."""
 REDACTED = "***"
+
+
+MIN_DECODED = 4
+"""Shorter decoded texts are left: they would hide ordinary words in the log."""
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,23 @@ def delete_log(client: DistributionClient, reference: str) -> bool:
     return client.delete_manifest(ref.repository, digest)
 
 
+def _decoded(secret: str) -> str | None:
+    """A secret's base64-decoded text, when it is base64 of printable text: a task-file volume
+    file holds its secret decoded (`translate.volume_files`), and a step may print it."""
+    try:
+        text = base64.b64decode(secret.strip(), validate=True).decode()
+    except (binascii.Error, ValueError):
+        return None
+    text = text.strip()
+    return text if len(text) >= MIN_DECODED and text.isprintable() else None
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of each non-empty secret replaced by `***` (longest first, so
-    a secret that contains another is hidden whole)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    """`text` with every occurrence of each non-empty secret, and of its base64-decoded text
+    (`_decoded`), replaced by `***` (longest first, so a secret that contains another is hidden
+    whole)."""
+    given = {s for s in secrets if s}
+    hidden = given | {d for s in given if (d := _decoded(s))}
+    for secret in sorted(hidden, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text

@@ -51,21 +51,20 @@ from dockyard.builds.manifests.job import (
 from dockyard.builds.manifests.steps import BuildStep, Step, TaskPod, build_task_job, step_container_names
 from dockyard.builds.metrics import BuildMetrics, register_build_metrics
 from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
-from dockyard.builds.shape import Shape, execution_shape
+from dockyard.builds.runplan import TaskPlan, run_plan
+from dockyard.builds.shape import Shape
 from dockyard.builds.sources import source_fetch
 from dockyard.builds.stepjobs.reconcile import StepJobsReconciler
-from dockyard.builds.stepjobs.steps import job_steps
-from dockyard.builds.taskfile.plan import PlanError, plan
+from dockyard.builds.taskfile.plan import PlanError
 from dockyard.builds.taskrun import (
-    NotRunnable,
     declared_steps,
     final_steps,
     judge_task,
-    pod_steps,
     pushed_images,
     view_steps,
 )
 from dockyard.builds.template import RunVariables, run_date
+from dockyard.builds.translate import NotRunnable, volume_files
 from dockyard.core import conditions
 from dockyard.core.conditions import ConditionType, EventReason, Reason
 from dockyard.core.errors import WaitsForUser
@@ -330,22 +329,25 @@ class RunReconciler(StepJobsReconciler):
     def _start_task(
         self, body: Mapping[str, Any], status: dict[str, Any], access: RegistryAccess, run: defs.RunDefinition
     ) -> Mapping[str, Any] | None:
-        """A task file's chain as one pod (`taskrun.py`); a plan that cannot run so ends as Error
-        naming the step, before anything is created."""
+        """A task file's run on its shape (`runplan.py`): a chain as one pod (`taskrun.py`), else a
+        Job per step (`stepjobs/`); its volume files go into the run's Secret either way. A plan that
+        cannot run ends as Error naming the step, before anything is created."""
         owner = owner_of(body)
         started = self.now()
-        variables = self._variables(body, status, access, run, started)
-        assert run.definition.task_file is not None
         try:
-            planned = plan(run.definition.task_file, variables, run.values)
-            if execution_shape(planned)[0] is Shape.JOB_PER_STEP:
-                job_plan = job_steps(planned, access.host, status["runId"])
-                self._start_step_jobs(body, status, access, run, job_plan, planned.warnings)
-                return None
-            steps = pod_steps(planned, access.host)
+            task = self._task_plan(body, status, access, run, started)
+            files = volume_files(
+                task.volumes,
+                {ref.id: self._secret_value(owner.namespace, ref.secret, ref.key) for ref in task.secrets},
+                task.secrets,
+            )
         except (PlanError, NotRunnable) as error:
             self._finish(body, Verdict("Error", f"taskFile: {error}"), None, None)
             return None
+        if task.shape is Shape.JOB_PER_STEP:
+            self._start_step_jobs(body, status, access, run, task, files)
+            return None
+        planned, steps = task.plan, task.steps
         pushed = pushed_images(steps)
         own = defs.own_repositories(pushed, access.host)
         fetch = source_fetch(run.definition, status)  # None: no source (a context-less task file)
@@ -361,13 +363,15 @@ class RunReconciler(StepJobsReconciler):
             ca_config_map=access.ca_config_map,
             insecure_registry=access.plain_http,
             base_step=tracked_build_step(steps) if run.task_name is not None else None,  # base-image tracking
+            volumes=task.volumes,
+            tools_image=self.settings.step_tools_image,
         )
         self.kube.create_if_missing(
             "v1",
             "Secret",
             owner.namespace,
             BuildRunNames(owner.name).credentials,
-            lambda: build_credentials_secret(owner, self._docker_config(owner, access, run, own)),
+            lambda: build_credentials_secret(owner, self._docker_config(owner, access, run, own), files),
         )
         created = self.kube.create(build_task_job(task_pod))
         fields = {
@@ -384,6 +388,24 @@ class RunReconciler(StepJobsReconciler):
                     dict(body), "Warning", EventReason.PLAN_WARNING, "; ".join(planned.warnings)[:1024]
                 )
         return created
+
+    def _task_plan(
+        self,
+        body: Mapping[str, Any],
+        status: Mapping[str, Any],
+        access: RegistryAccess,
+        run: defs.RunDefinition,
+        started: datetime,
+    ) -> TaskPlan:
+        """The run's task file planned on its shape; the same for every call of one run."""
+        assert run.definition.task_file is not None
+        return run_plan(
+            run.definition.task_file,
+            self._variables(body, status, access, run, started),
+            run.values,
+            access.host,
+            allow_privileged=self.settings.build_allow_privileged_steps,
+        )
 
     def _variables(
         self,
@@ -465,6 +487,13 @@ class RunReconciler(StepJobsReconciler):
         ttl = run.timeout_seconds + CREDENTIAL_MARGIN_SECONDS
         auths[access.host] = basic_auth_entry(*access.delegation(subject, run_grants(own), ttl))
         return docker_config(auths)
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        """A task-file secret's value (for a volume file only: containers get it from the kubelet)."""
+        value = _decoded(self._secret(namespace, name), key)
+        if value is None:
+            raise WaitsForUser(Reason.WAITING, f"Secret {name} has no key {key}")
+        return value
 
     def _secret(self, namespace: str, name: str) -> dict[str, Any]:
         secret = self.kube.get("v1", "Secret", namespace, name)

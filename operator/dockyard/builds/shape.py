@@ -10,8 +10,10 @@ can only run an image the registry already serves when the pod is created.
 So a plan takes the Job-per-step path (`stepjobs/`) as soon as one step needs more:
 parallel `when` (a step not depending on exactly the step before it), `detach`, `retries`,
 `repeat`, `ignoreErrors`, `startDelay`, a `timeout` other than acr-builder's default of 600 s (init
-containers cannot enforce it; on the pod path only the run's timeout holds), or a cmd step running an image built earlier in the same run (the image must be pushed to the
-staging repository before the pod that runs it exists).
+containers cannot enforce it; on the pod path only the run's timeout holds), or a cmd step running
+(or `docker pull`ing) an image built earlier in the same run (the image must be pushed to the
+staging repository before the pod that runs it exists). `docker stop` needs a detached step, so it
+is on this path already.
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from dockyard.builds.taskfile.plan import Plan, normalize_image
+from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image
+from dockyard.builds.translate import is_docker_cli
 
 DEFAULT_STEP_TIMEOUT: Final = 600
+
+
+def _images_run(step: PlannedStep) -> tuple[str, ...]:
+    """The images a cmd step runs: its own, or the one a `docker pull` step pulls."""
+    if not step.image:
+        return ()
+    if is_docker_cli(step.image) and step.args[:1] == ("pull",):
+        return tuple(a for a in step.args[1:] if not a.startswith("-"))
+    return (step.image,)
 
 
 class Shape(StrEnum):
@@ -50,7 +62,7 @@ def execution_shape(plan: Plan) -> tuple[Shape, str]:
             why = "has a startDelay"
         elif step.timeout != DEFAULT_STEP_TIMEOUT:
             why = f"has its own timeout ({step.timeout}s)"
-        elif step.type == "cmd" and step.image and normalize_image(step.image) in built:
+        elif step.type == "cmd" and any(normalize_image(image) in built for image in _images_run(step)):
             why = "runs an image built earlier in the run"
         if why:
             return Shape.JOB_PER_STEP, f"step {step.id} {why}"

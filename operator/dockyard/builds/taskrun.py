@@ -1,17 +1,22 @@
 """Task-file runs on the single-pod path: which plans it runs, the steps of its pod, and what the
-pod's init containers say about each step. Pure.
+pod's init containers say about each step; and the planning both paths share. Pure.
 
 A plan runs here when `shape.execution_shape` says so: a chain (each step depends on exactly the
 step before it, the first on nothing) whose steps need nothing the init-container shape cannot give;
 every other plan runs on the Job-per-step path (`stepjobs/`), which reuses the step mapping below
-(`check_translatable`, `_build_step`, `_cmd_step`). What a step maps to here:
+(`plan_task`, `check_translatable`, `_build_step`, `cmd_step`). What a step maps to here:
 
 - build → Kaniko without pushing, the image kept as an OCI layout in the pod (`/dockyard/oci`);
 - push  → our pusher from the layout of the latest earlier build step that tagged the image
           (an image no earlier build step tagged is refused);
 - cmd   → the step's image and arguments, env and working directory as acr-builder's docker run
-          gives them (a plan whose cmd runs an image built earlier in the same run takes the
-          Job-per-step path, which stages that image in the run's registry).
+          gives them, with docker-run flags, `|| true`/`> /dev/null`, `docker pull`, task secrets
+          and secret-file volumes translated by `translate.py` (which also refuses what does not
+          map); a plan whose cmd runs (or pulls) an image built earlier in the same run takes the
+          Job-per-step path, which stages that image in the run's registry.
+
+`plan_task` plans a run's file with its secrets as placeholders (`translate.py`): the pods get the
+Kubernetes Secrets by reference, never their values. `privileged` steps need the operator setting.
 
 Timeouts: the run's timeout covers the chain; a step's own `timeout` is not enforced on this path.
 Step status: from `initContainerStatuses`; a step that never started has status Skipped once the
@@ -20,6 +25,7 @@ run ended (Queued while it runs).
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,54 +37,78 @@ from dockyard.builds.manifests.steps import BuildStep, CmdStep, PushStep, Step, 
 from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failure_message, parse_digests
 from dockyard.builds.shape import Shape, execution_shape
 from dockyard.builds.taskfile.arguments import container_working_directory
-from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image
+from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image, plan
+from dockyard.builds.template import RunVariables
+from dockyard.builds.translate import (
+    BUSYBOX,
+    DockerStop,
+    NotRunnable,
+    SecretRef,
+    TaskVolume,
+    check_no_secret,
+    check_secrets_whole,
+    docker_cli,
+    is_docker_cli,
+    placeholders,
+    refuse,
+    run_options,
+    secret_refs,
+    secrets_in,
+    shell_effects,
+    step_mounts,
+    wrapped_command,
+)
 
 JOB_PER_STEP: Final = "runs on the Job-per-step path (`stepjobs/`)"
-IGNORED_RUN_FLAGS: Final = frozenset({"--rm", "-i", "-t", "-it", "-ti", "--interactive", "--tty"})
-DOCKER_CLI_IMAGES: Final = frozenset({"docker", "docker-cli", "cli"})
-
-
-class NotRunnable(ValueError):
-    """The plan cannot run on the single-pod path; the message names the step and the cause."""
 
 
 # -- plan → steps --------------------------------------------------------------------------------
 
 
-def _refuse(step: PlannedStep, why: str) -> NotRunnable:
-    return NotRunnable(f"step {step.id}: {why}")
-
-
-def check_translatable(plan: Plan) -> None:
-    """What neither execution shape maps (yet): refused before anything runs, on either path."""
+def check_translatable(plan: Plan, allow_privileged: bool = False) -> None:
+    """What neither execution shape maps, refused before anything runs (the per-step translations
+    in `cmd_step`/`_build_step` refuse the rest as they meet it)."""
     if not plan.steps:
         raise NotRunnable("the task file has no steps")
-    if plan.secrets:
-        raise NotRunnable(f"secrets ({', '.join(s.id for s in plan.secrets)}): task-file secrets are not built yet")
-    if plan.volumes:
-        raise NotRunnable("volumes: task-file volumes are not built yet")
     for step in plan.steps:
-        if step.volume_mounts:
-            raise _refuse(step, "volumeMounts: task-file volumes are not built yet")
-        if step.privileged:
-            raise _refuse(step, "privileged containers are not allowed")
+        if step.privileged and not allow_privileged:
+            raise refuse(step, PRIVILEGED_REFUSED)
 
 
-def _check_shape(plan: Plan) -> None:
-    check_translatable(plan)
+def _check_shape(plan: Plan, allow_privileged: bool) -> None:
+    check_translatable(plan, allow_privileged)
     shape, why = execution_shape(plan)
     if shape is not Shape.POD:  # the caller chose the shape (`shape.py`): a guard, not a user's message
         raise NotRunnable(f"{why}: it {JOB_PER_STEP}")
+
+
+PRIVILEGED_REFUSED: Final = (
+    "privileged containers are not allowed (the operator setting DOCKYARD_BUILD_ALLOW_PRIVILEGED_STEPS allows them)"
+)
 
 
 def _workdir(step: PlannedStep) -> str:
     return container_working_directory(step.working_directory)
 
 
-def _build_step(step: PlannedStep, container: str, registry: str) -> BuildStep:
+def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[SecretRef, ...] = ()) -> BuildStep:
     context = step.context or "."
     if "://" in context or context.startswith("git@") or context == "-":
-        raise _refuse(step, f"build context {context!r}: only a directory of the run's source is built yet")
+        raise refuse(step, f"build context {context!r}: only a directory of the run's source is built yet")
+    if step.volume_mounts:
+        raise refuse(
+            step,
+            "volumeMounts on a build step serve docker build flags (--secret src=…) that are not translated; "
+            "pass a secret as a build argument ({{.Secrets.id}}) instead",
+        )
+    for what, text in (
+        ("the build context", context),
+        ("the Dockerfile path", step.dockerfile),
+        ("the target", step.target),
+        ("the working directory", step.working_directory),
+        *(("a tag", tag) for tag in step.tags),
+    ):
+        check_no_secret(step, what, text)
     workdir = _workdir(step)
     directory = posixpath.normpath(posixpath.join(workdir, context))
     dockerfile = posixpath.normpath(
@@ -86,7 +116,7 @@ def _build_step(step: PlannedStep, container: str, registry: str) -> BuildStep:
     )
     for path, what in ((directory, "context"), (dockerfile, "Dockerfile")):
         if path != WORKSPACE and not path.startswith(WORKSPACE + "/"):
-            raise _refuse(step, f"the {what} {path} is outside the workspace")
+            raise refuse(step, f"the {what} {path} is outside the workspace")
     return BuildStep(
         id=step.id,
         container=container,
@@ -96,75 +126,98 @@ def _build_step(step: PlannedStep, container: str, registry: str) -> BuildStep:
         working_directory=workdir,
         build_args=step.build_args,
         target=step.target,
+        secrets=secrets_in(" ".join(step.build_args), refs),
     )
 
 
-def _user(step: PlannedStep) -> int | None:
-    if not step.user:
-        return None
-    if not step.user.isdigit():
-        raise _refuse(step, f"user {step.user!r}: only a numeric user id maps to Kubernetes")
-    return int(step.user)
-
-
-def _cmd_step(step: PlannedStep, container: str, built: Mapping[str, str]) -> CmdStep:
-    if step.shell_operators:
-        raise _refuse(step, f"host-shell operators ({' '.join(step.shell_operators)}) are not built yet")
-    if not step.image:
-        raise _refuse(step, "cmd names no image")
-    if normalize_image(step.image) in built:  # a guard: `shape.py` sends such plans to the Job-per-step path
-        raise _refuse(
-            step,
-            f"runs {step.image}, built earlier in this run by step {built[normalize_image(step.image)]}: "
-            f"it {JOB_PER_STEP}",
+def _same_run_guard(step: PlannedStep, image: str, built: Mapping[str, str]) -> None:
+    if normalize_image(image) in built:  # a guard: `shape.py` sends such plans to the Job-per-step path
+        raise refuse(
+            step, f"runs {image}, built earlier in this run by step {built[normalize_image(image)]}: it {JOB_PER_STEP}"
         )
-    name = step.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
-    if name in DOCKER_CLI_IMAGES:
-        raise _refuse(step, "Docker CLI steps need a Docker daemon, which Kubernetes does not give")
-    env = list(step.container_env)
-    workdir = step.container_working_directory
-    command: tuple[str, ...] = (step.entry_point,) if step.entry_point else ()
-    flags = list(step.run_flags)
-    while flags:
-        flag = flags.pop(0)
-        name_, eq, value = flag.partition("=")
-        if name_ in IGNORED_RUN_FLAGS:
-            continue
-        if name_ in ("-e", "--env", "-w", "--workdir", "--entrypoint"):
-            if not eq:
-                if not flags:
-                    raise _refuse(step, f"docker run flag {flag} has no value")
-                value = flags.pop(0)
-            if name_ in ("-e", "--env"):
-                env.append(value)
-            elif name_ in ("-w", "--workdir"):
-                workdir = value
-            else:
-                command = (value,)
-            continue
-        raise _refuse(step, f"docker run flag {flag} is not translated yet")
+
+
+def cmd_step(
+    step: PlannedStep,
+    container: str,
+    built: Mapping[str, str],
+    refs: tuple[SecretRef, ...] = (),
+    volumes: tuple[TaskVolume, ...] = (),
+    *,
+    allow_privileged: bool = False,
+) -> CmdStep:
+    """A cmd step's container settings (`translate.py`): docker run flags, shell operators,
+    `docker pull`, secrets and volumes. `docker stop` is the Job-per-step path's (`stepjobs/steps.py`
+    maps it before calling this): here it names no detached step, and is refused as such.
+    `built`: normalized tag → the step that built it earlier in the same pod (a guard)."""
+    if not step.image:
+        raise refuse(step, "cmd names no image")
+    check_no_secret(step, "the image name", step.image)
+    _same_run_guard(step, step.image, built)
+    effects = shell_effects(step)
+    if is_docker_cli(step.image):
+        action = docker_cli(step, frozenset())
+        assert not isinstance(action, DockerStop)  # no detached step given: docker_cli refused it
+        _same_run_guard(step, action.image, built)
+        return CmdStep(
+            id=step.id,
+            container=container,
+            image=action.image,
+            args=(),
+            env=(),
+            working_directory=None,
+            command=(BUSYBOX, "true"),
+            uses_tools=True,
+            always_pull=True,
+        )
+    options = run_options(step, volumes)
+    if options.privileged and not allow_privileged:
+        raise refuse(step, PRIVILEGED_REFUSED)
+    command: tuple[str, ...] = (options.entry_point,) if options.entry_point else ()
+    args = step.args
+    if effects.wrapped:
+        words = (*command, *args)
+        if not words:
+            raise refuse(step, "with `|| true` or `> /dev/null` the program must be named (entryPoint or an argument)")
+        command, args = wrapped_command(words, effects), ()
+    text = " ".join((*command, *args, *options.env))
     return CmdStep(
         id=step.id,
         container=container,
         image=step.image,
-        args=step.args,
-        env=tuple(e for e in env if "=" in e),
-        working_directory=workdir,
+        args=args,
+        env=tuple(e for e in options.env if "=" in e),
+        working_directory=options.working_directory,
         command=command,
-        user=_user(step),
+        user=options.user,
+        group=options.group,
+        secrets=secrets_in(text, refs),
+        mounts=step_mounts(step, volumes, options.volumes),
+        uses_tools=effects.wrapped,
+        privileged=options.privileged,
+        always_pull=options.always_pull,
+        cpus=options.cpus,
+        memory=options.memory,
     )
 
 
-def pod_steps(plan: Plan, registry: str) -> tuple[Step, ...]:
+def pod_steps(
+    plan: Plan,
+    registry: str,
+    *,
+    refs: tuple[SecretRef, ...] = (),
+    volumes: tuple[TaskVolume, ...] = (),
+    allow_privileged: bool = False,
+) -> tuple[Step, ...]:
     """The pod's steps for a chain plan, or NotRunnable naming the first step that cannot run here."""
-    _check_shape(plan)
+    _check_shape(plan, allow_privileged)
     containers = step_container_names([s.id for s in plan.steps])
     layouts: dict[str, str] = {}  # normalized tag → layout of the latest build step that made it
     built: dict[str, str] = {}  # normalized tag → id of that step
     steps: list[Step] = []
     for step, container in zip(plan.steps, containers, strict=True):
         if step.type == "build":
-            build = _build_step(step, container, registry)
+            build = _build_step(step, container, registry, refs)
             for tag in step.tags:
                 layouts[normalize_image(tag)] = build.layout
                 built[normalize_image(tag)] = step.id
@@ -172,14 +225,29 @@ def pod_steps(plan: Plan, registry: str) -> tuple[Step, ...]:
         elif step.type == "push":
             images = []
             for image in step.images:
+                check_no_secret(step, "an image name", image)
                 layout = layouts.get(normalize_image(image))
                 if layout is None:
-                    raise _refuse(step, f"image {image} is not built by any earlier step")
+                    raise refuse(step, f"image {image} is not built by any earlier step")
                 images.append((layout, qualify(image, registry)))
             steps.append(PushStep(step.id, container, tuple(images)))
         else:
-            steps.append(_cmd_step(step, container, built))
+            steps.append(cmd_step(step, container, built, refs, volumes, allow_privileged=allow_privileged))
     return tuple(steps)
+
+
+def plan_task(text: str, run: RunVariables, values: Mapping[str, str]) -> tuple[Plan, tuple[SecretRef, ...]]:
+    """The plan with each declared secret as its placeholder (`translate.py`), and the Secrets
+    behind them; NotRunnable for a Key Vault secret, PlanError as acr-builder refuses."""
+    first = plan(text, run, values)
+    refs = secret_refs(first.secrets)
+    if not refs:
+        return first, ()
+    planned = plan(text, run, values, placeholders(refs))
+    check_secrets_whole(text, planned.rendered, refs)
+    ignored = ("has no value in this plan",)
+    kept = tuple(w for w in planned.warnings if not any(i in w for i in ignored))
+    return dataclasses.replace(planned, warnings=kept), refs
 
 
 def pushed_images(steps: tuple[Step, ...]) -> tuple[str, ...]:

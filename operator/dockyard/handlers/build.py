@@ -24,7 +24,7 @@ from dockyard.builds.definition import NotBuildable, check_buildable, has_source
 from dockyard.builds.history import prune, task_status
 from dockyard.builds.observe import TERMINAL
 from dockyard.builds.reconcile import KIND, Observed, parse_time, reconciler_from
-from dockyard.builds.stepjobs.steps import task_file_refusal
+from dockyard.builds.runplan import task_file_refusal
 from dockyard.core import conditions
 from dockyard.core.cache import slim
 from dockyard.core.conditions import ConditionType, Reason
@@ -275,7 +275,8 @@ def reconcile_task(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
             except NotBuildable as error:
                 refusal: str | None = str(error)
             else:
-                refusal = task_file_refusal(spec.task_file, values, access.host)
+                privileged = reconciler_from(memo).settings.build_allow_privileged_steps
+                refusal = task_file_refusal(spec.task_file, values, access.host, allow_privileged=privileged)
             if refusal:
                 write("False", Reason.NOT_IMPLEMENTED, refusal, history)
                 return

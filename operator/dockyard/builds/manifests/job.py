@@ -309,7 +309,9 @@ def basic_auth_entry(username: str, password: str) -> dict[str, str]:
     return {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
 
 
-def build_credentials_secret(owner: Owner, config_json: str) -> dict[str, Any]:
+def build_credentials_secret(owner: Owner, config_json: str, files: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The run's own Secret: its docker config and, for task files, the files of its volumes
+    (`files`: key → base64, projected key by key, so no step sees the docker config)."""
     names = BuildRunNames(owner.name)
     meta = child_metadata(owner, names.credentials, "build-auth")
     return {
@@ -317,5 +319,5 @@ def build_credentials_secret(owner: Owner, config_json: str) -> dict[str, Any]:
         "kind": "Secret",
         "type": "Opaque",
         "metadata": meta,
-        "data": {"config.json": base64.b64encode(config_json.encode()).decode()},
+        "data": {"config.json": base64.b64encode(config_json.encode()).decode(), **(files or {})},
     }

@@ -3,9 +3,13 @@
 One Job, one pod, the steps as init containers in plan order (kpack and knative/build do the same):
 
     fetch-context        the source unpacked into the /workspace emptyDir (as for one-step builds)
+    copy-tools           only when a cmd step needs it: a static BusyBox copied into the tools emptyDir
+                         (`|| true`, `> /dev/null`, `docker pull`: see builds/translate.py)
     step-<id> …          build: Kaniko, `--no-push`, the image written as an OCI layout under
                          /dockyard/oci/<container> (its own emptyDir); push: `python -m dockyard.builds.push`
-                         from those layouts to the registry; cmd: the step's image and arguments
+                         from those layouts to the registry; cmd: the step's image and arguments,
+                         its task-file secrets as env from their Secrets, its volumes from the
+                         run's Secret
     steps-done           a no-op main container: a pod needs one, and its ending means every step did
 
 The kubelet starts an init container only when the one before it exited 0, so the first failing step
@@ -38,13 +42,18 @@ from dockyard.builds.manifests.job import (
     run_job,
     run_volumes,
 )
+from dockyard.builds.translate import BUSYBOX, TOOLS_DIR, Mount, SecretRef, TaskVolume, kubelet_text
 from dockyard.core.meta import Owner
+from dockyard.core.names import BuildRunNames
 
 DONE_CONTAINER: Final = "steps-done"
 STEP_PREFIX: Final = "step-"
 LAYOUT_ROOT: Final = "/dockyard/oci"
 """Built images, in their own emptyDir: inside /workspace they would be part of the next build's
 context (a `COPY . .` would copy them into the image)."""
+TOOLS_CONTAINER: Final = "copy-tools"
+"""Copies a static BusyBox into the tools emptyDir for steps that need a supervisor (`|| true`,
+`> /dev/null`, `docker pull`): see `translate.py`."""
 SMALL: Final = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
 PUSH_RESOURCES: Final = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
@@ -62,6 +71,8 @@ class BuildStep:
     working_directory: str
     build_args: tuple[str, ...] = ()
     target: str | None = None
+    secrets: tuple[SecretRef, ...] = ()
+    """Secrets its build args use (as `$(DOCKYARD_SECRET_<n>)`)."""
 
     @property
     def layout(self) -> str:
@@ -85,8 +96,18 @@ class CmdStep:
     env: tuple[str, ...]
     working_directory: str | None
     command: tuple[str, ...] = ()
-    """The image's entrypoint replaced (`entryPoint`, `--entrypoint`); empty keeps it."""
+    """The image's entrypoint replaced (`entryPoint`, `--entrypoint`, the tools' wrapper); empty keeps it."""
     user: int | None = None
+    group: int | None = None
+    secrets: tuple[SecretRef, ...] = ()
+    """Secrets its arguments and env use, as env vars from their Secrets, defined first."""
+    mounts: tuple[Mount, ...] = ()
+    uses_tools: bool = False
+    """The command is the tools' BusyBox (a wrapper or a pre-pull): mount the tools emptyDir."""
+    privileged: bool = False
+    always_pull: bool = False
+    cpus: str | None = None
+    memory: str | None = None
 
 
 Step = BuildStep | PushStep | CmdStep
@@ -110,6 +131,9 @@ class TaskPod:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     base_step: BuildStep | None = None
     """The build step whose base image the fetch container reports (base-image tracking)."""
+    volumes: tuple[TaskVolume, ...] = ()
+    """Task-file volumes, their files in the run's Secret."""
+    tools_image: str = "busybox:1.36.1-musl"
 
 
 def step_container_names(ids: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -143,7 +167,7 @@ def _build_container(pod: TaskPod, step: BuildStep) -> dict[str, Any]:
         *(f"--destination={escape(d)}" for d in step.destinations),
         "--no-push",
         f"--oci-layout-path={step.layout}",
-        *(f"--build-arg={escape(a)}" for a in step.build_args),
+        *(f"--build-arg={kubelet_text(a)}" for a in step.build_args),
     ]
     if step.target:
         args.append(f"--target={escape(step.target)}")
@@ -151,10 +175,14 @@ def _build_container(pod: TaskPod, step: BuildStep) -> dict[str, Any]:
         args.append(f"--registry-certificate={pod.registry_host}={CA_FILE}")
     if pod.insecure_registry:
         args.append(f"--insecure-registry={pod.registry_host}")
-    return {
+    container: dict[str, Any] = {
         "name": step.container,
         "image": pod.kaniko_image,
         "args": args,
+    }
+    if step.secrets:
+        container["env"] = secret_env(step.secrets)
+    return container | {
         "workingDir": step.working_directory,
         "volumeMounts": _mounts(pod),
         "terminationMessagePath": TERMINATION_LOG,
@@ -184,30 +212,88 @@ def _push_container(pod: TaskPod, step: PushStep) -> dict[str, Any]:
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": copy.deepcopy(PUSH_RESOURCES),
-        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+        # Kaniko (root) writes the layout's blobs 0600 (go-containerregistry renames temp files):
+        # the pusher reads them as their owner, uid 0, with every capability dropped (no
+        # DAC override, so nothing but root's own files).
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsUser": 0, "capabilities": {"drop": ["ALL"]}},
     }
 
 
-def _cmd_container(pod: TaskPod, step: CmdStep) -> dict[str, Any]:
+def secret_env(secrets: tuple[SecretRef, ...]) -> list[dict[str, Any]]:
+    """Env vars filled by the kubelet from the Secrets; `$(DOCKYARD_SECRET_<n>)` in args refers to them."""
+    return [
+        {"name": ref.variable, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}} for ref in secrets
+    ]
+
+
+def cmd_container(step: CmdStep, mounts: list[dict[str, Any]], resources: Mapping[str, Any]) -> dict[str, Any]:
+    """A cmd step's container, given the run's own mounts (the workspace, the CA) and resources;
+    the step's task volumes and the tools are mounted here. Shared by every execution shape."""
     container: dict[str, Any] = {"name": step.container, "image": step.image}
+    if step.always_pull:
+        container["imagePullPolicy"] = "Always"
     if step.command:
-        container["command"] = [escape(word) for word in step.command]
-    container["args"] = [escape(word) for word in step.args]
-    env = []
+        container["command"] = [kubelet_text(word) for word in step.command]
+    container["args"] = [kubelet_text(word) for word in step.args]
+    env = secret_env(step.secrets)
     for entry in step.env:
         name, _, value = entry.partition("=")
-        env.append({"name": name, "value": escape(value)})
+        env.append({"name": name, "value": kubelet_text(value)})
     if env:
         container["env"] = env
     if step.working_directory:
         container["workingDir"] = step.working_directory
-    # the step's image is the user's: it gets the workspace, never the docker config
-    container["volumeMounts"] = _mounts(pod, docker_config=False, layouts=False)
+    own = list(mounts)
+    own += [{"name": m.pod_volume, "mountPath": m.path, "readOnly": True} for m in step.mounts]
+    if step.uses_tools:
+        own.append({"name": "tools", "mountPath": TOOLS_DIR, "readOnly": True})
+    container["volumeMounts"] = own
     container["terminationMessagePolicy"] = "FallbackToLogsOnError"
-    container["resources"] = copy.deepcopy(dict(pod.resources))
+    limits = copy.deepcopy(dict(resources))
+    for key, amount in (("cpu", step.cpus), ("memory", step.memory)):
+        if amount:
+            limits.setdefault("limits", {})[key] = amount
+            limits.setdefault("requests", {})[key] = amount
+    container["resources"] = limits
+    security: dict[str, Any] = {}
     if step.user is not None:
-        container["securityContext"] = {"runAsUser": step.user}
+        security["runAsUser"] = step.user
+    if step.group is not None:
+        security["runAsGroup"] = step.group
+    if step.privileged:
+        security["privileged"] = True
+    if security:
+        container["securityContext"] = security
     return container
+
+
+def _cmd_container(pod: TaskPod, step: CmdStep) -> dict[str, Any]:
+    # the step's image is the user's: it gets the workspace, never the docker config
+    return cmd_container(step, _mounts(pod, docker_config=False, layouts=False), pod.resources)
+
+
+def tools_container(image: str) -> dict[str, Any]:
+    return {
+        "name": TOOLS_CONTAINER,
+        "image": image,
+        "command": ["/bin/busybox", "cp", "/bin/busybox", BUSYBOX],
+        "volumeMounts": [{"name": "tools", "mountPath": TOOLS_DIR}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": copy.deepcopy(SMALL),
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 65534},
+    }
+
+
+def task_volume(owner: Owner, volume: TaskVolume) -> dict[str, Any]:
+    """A task-file volume: exactly its files from the run's Secret, readable by any step user."""
+    return {
+        "name": volume.pod_volume,
+        "secret": {
+            "secretName": BuildRunNames(owner.name).credentials,
+            "items": [{"key": volume.key(name), "path": name} for name, _ in volume.files],
+            "defaultMode": 0o444,
+        },
+    }
 
 
 def step_container(pod: TaskPod, step: Step) -> dict[str, Any]:
@@ -230,7 +316,12 @@ def _base_query(step: BuildStep | None) -> dict[str, Any]:
 
 def build_task_job(pod: TaskPod) -> dict[str, Any]:
     owner = pod.owner
-    volumes = run_volumes(owner, pod.ca_config_map, {"name": "oci-layouts", "emptyDir": {}})
+    tools = any(isinstance(s, CmdStep) and s.uses_tools for s in pod.steps)
+    extra: list[dict[str, Any]] = [{"name": "oci-layouts", "emptyDir": {}}]
+    extra += [task_volume(owner, volume) for volume in pod.volumes]
+    if tools:
+        extra.append({"name": "tools", "emptyDir": {}})
+    volumes = run_volumes(owner, pod.ca_config_map, *extra)
     # the fetcher is the one-step build's, given the same registry settings
     fetcher = KanikoBuild(
         owner=owner,
@@ -254,6 +345,7 @@ def build_task_job(pod: TaskPod) -> dict[str, Any]:
         "resources": copy.deepcopy(SMALL),
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
     }
-    fetching = [fetch_container(fetcher)] if pod.fetch is not None else []  # no source: nothing to fetch
-    init = [*fetching, *(step_container(pod, s) for s in pod.steps)]
+    init = [fetch_container(fetcher)] if pod.fetch is not None else []  # no source: nothing to fetch
+    init += [tools_container(pod.tools_image)] if tools else []
+    init += [step_container(pod, s) for s in pod.steps]
     return run_job(owner, pod.extra_labels, pod.timeout_seconds, [done], init, volumes)

@@ -13,7 +13,9 @@ acr-builder's semantics (spec builds.md §0 and §1), step by step:
   `activeDeadlineSeconds` is what is left of it, and the clock ends a step whose pod hangs pending;
 - `ignoreErrors`: a failed (or timed-out) step counts as succeeded, its exit code and error kept;
 - `detach`: the step succeeds once its container started; it serves later steps (reachable by its id
-  through `hostAliases` with its pod's IP) until the run ends;
+  through `hostAliases` with its pod's IP) until the run ends, or until a `docker stop <its id>`
+  step (no Job of its own) runs: the decision names the pods to stop, and the stop step succeeds once
+  they ended (within its `timeout`);
 - the first failing step ends the run as Failed: no new Job is created, the running ones are stopped
   by the reconcile after their logs are read; steps that never started end Skipped.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from dockyard.builds.observe import Verdict, parse_digests
 from dockyard.builds.stepjobs.observe import FETCH_STEP, Attempt
-from dockyard.builds.stepjobs.steps import JobStep
+from dockyard.builds.stepjobs.steps import JobStep, StopStep
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Decision:
     create: tuple[Create, ...] = ()
     wake_at: datetime | None = None
     """The earliest moment a delay (startDelay, retryDelay) ends: look again then."""
+    stop: tuple[str, ...] = ()
+    """Pods of detached steps that a `docker stop` step ends now."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class _Result:
     deadline: int | None = None
     wake: datetime | None = None
     outputs_from: str = ""
+    stop: tuple[str, ...] = ()
 
 
 def _ended(
@@ -143,9 +148,8 @@ def _step(
     base = StepState(step.id, step.type, "Running" if started else "Queued", start_time=started, attempts=len(tries))
     if step.detach:
         if first.started is not None:  # docker run --detach: succeeded once the container started
-            state = StepState(
-                **{**base.__dict__, "status": "Succeeded", "message": "runs as a service until the run ends"}
-            )
+            said = "ran as a service until stopped" if first.ended else "runs as a service until the run ends"
+            state = StepState(**{**base.__dict__, "status": "Succeeded", "message": said})
             return _Result(state, ok_at=first.started)
         if first.ended:
             return _ended(step, tries, base, first, first.timed_out)
@@ -182,6 +186,40 @@ def _step(
     return _Result(waiting, create=len(tries), deadline=remaining)
 
 
+def _stop(
+    step: JobStep,
+    work: StopStep,
+    attempts: Mapping[str, Sequence[Attempt]],
+    deps: Sequence[_Result],
+    base_time: datetime,
+    now: datetime,
+) -> _Result:
+    """`docker stop`: once its dependencies succeeded (and its startDelay passed), the detached
+    steps' pods are ended; it succeeds when they did, fails (Timeout) when they do not within its
+    `timeout`."""
+    queued = StepState(step.id, step.type, "Queued")
+    if any(dep.ok_at is None for dep in deps):
+        return _Result(queued)
+    due = max((dep.ok_at for dep in deps if dep.ok_at is not None), default=base_time) + timedelta(
+        seconds=step.start_delay
+    )
+    if now < due:
+        return _Result(queued, wake=due)
+    targets = [tries[0] for slug in work.stops if (tries := attempts.get(slug))]
+    running = tuple(a.pod for a in targets if not a.ended and a.pod)
+    if not running:
+        finish = max((a.finished or due for a in targets), default=due)
+        state = StepState(step.id, step.type, "Succeeded", due, finish, 0, "stopped " + ", ".join(work.stops))
+        return _Result(state, ok_at=finish)
+    if now >= due + timedelta(seconds=step.timeout):
+        said = f"timed out after {step.timeout}s: the detached steps did not stop"
+        if step.ignore_errors:
+            state = StepState(step.id, step.type, "Succeeded", due, now, None, f"errors ignored: {said}")
+            return _Result(state, ok_at=due + timedelta(seconds=step.timeout))
+        return _Result(StepState(step.id, step.type, "Timeout", due, now, None, said), failed=True)
+    return _Result(StepState(step.id, step.type, "Running", due), stop=running)
+
+
 def decide(steps: Sequence[JobStep], attempts: Mapping[str, Sequence[Attempt]], now: datetime) -> Decision:
     """What to do now for a run on the Job-per-step path (see the module's docstring)."""
     queued = tuple(StepState(s.id, s.type, "Queued") for s in steps)
@@ -206,7 +244,11 @@ def decide(steps: Sequence[JobStep], attempts: Mapping[str, Sequence[Attempt]], 
     results: dict[str, _Result] = {}
     for step in steps:
         deps = [results[d] for d in step.depends_on]
-        results[step.id] = _step(step, attempts.get(step.slug) or [], deps, fetch.finished or fetch.created, now)
+        base_time = fetch.finished or fetch.created
+        if isinstance(step.work, StopStep):
+            results[step.id] = _stop(step, step.work, attempts, deps, base_time, now)
+        else:
+            results[step.id] = _step(step, attempts.get(step.slug) or [], deps, base_time, now)
     states = tuple(r.state for r in results.values())
     failed = [(step, results[step.id]) for step in steps if results[step.id].failed]
     if failed:
@@ -224,7 +266,8 @@ def decide(steps: Sequence[JobStep], attempts: Mapping[str, Sequence[Attempt]], 
     )
     wakes = [r.wake for r in results.values() if r.wake is not None]
     started = any(attempts.get(s.slug) for s in steps)
-    return Decision(Verdict("Running" if started else "Queued"), states, creates, min(wakes, default=None))
+    stops = tuple(pod for r in results.values() for pod in r.stop)
+    return Decision(Verdict("Running" if started else "Queued"), states, creates, min(wakes, default=None), stops)
 
 
 def final_states(states: Sequence[StepState], run_status: str) -> tuple[StepState, ...]:

@@ -11,7 +11,10 @@
     <run>-<step>-<n>    one Job per step attempt (`<run>-fetch-context-0` fetches the workspace):
                         backoffLimit 0 (the operator retries), the step's remaining timeout as the
                         pod's activeDeadlineSeconds (the kubelet kills the pod but keeps it and its
-                        log, unlike a Job deadline), detached steps' IPs as hostAliases
+                        log, unlike a Job deadline), detached steps' IPs as hostAliases; a cmd
+                        step's pod mounts its task volumes (files in the run's Secret) and, for
+                        `|| true`, `> /dev/null` and `docker pull`, the tools BusyBox copied by a
+                        `copy-tools` init container (as in the single pod, `manifests/steps.py`)
 
 Every pod is locked down as the single pod is (`manifests/job.py`): no service-account token, no
 Service links; only the operator's images hold the docker config; the step's own image (cmd) gets
@@ -39,9 +42,17 @@ from dockyard.builds.manifests.job import (
     escape,
     fetch_container,
 )
-from dockyard.builds.manifests.steps import PUSH_RESOURCES, TaskPod, step_container
+from dockyard.builds.manifests.steps import (
+    PUSH_RESOURCES,
+    TaskPod,
+    secret_env,
+    step_container,
+    task_volume,
+    tools_container,
+)
 from dockyard.builds.stepjobs.observe import ATTEMPT_LABEL, FETCH_STEP, STEP_CONTAINER, STEP_LABEL
-from dockyard.builds.stepjobs.steps import CopyStep, JobStep, StagedBuild
+from dockyard.builds.stepjobs.steps import CopyStep, JobStep, StagedBuild, StopStep
+from dockyard.builds.translate import TaskVolume, kubelet_text
 from dockyard.core.meta import Owner
 from dockyard.core.names import BuildRunNames, shortened
 
@@ -81,6 +92,9 @@ class StepRun:
     workspace_size: str = "2Gi"
     storage_class: str | None = None
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    volumes: tuple[TaskVolume, ...] = ()
+    """Task-file volumes, their files in the run's Secret."""
+    tools_image: str = "busybox:1.36.1-musl"
 
     @property
     def task_pod(self) -> TaskPod:
@@ -96,6 +110,8 @@ class StepRun:
             resources=self.resources,
             ca_config_map=self.ca_config_map,
             insecure_registry=self.insecure_registry,
+            volumes=self.volumes,
+            tools_image=self.tools_image,
         )
 
 
@@ -145,14 +161,14 @@ def _build_container(run: StepRun, work: StagedBuild) -> dict[str, Any]:
         args += [f"--destination={escape(work.staging)}", f"--image-name-tag-with-digest-file={TERMINATION_LOG}"]
     else:
         args.append("--no-push")
-    args += [f"--build-arg={escape(a)}" for a in step.build_args]
+    args += [f"--build-arg={kubelet_text(a)}" for a in step.build_args]
     if step.target:
         args.append(f"--target={escape(step.target)}")
     args += [*_registry_flags(run), "--push-retry=2"]
-    return {
-        "name": STEP_CONTAINER,
-        "image": run.kaniko_image,
-        "args": args,
+    container: dict[str, Any] = {"name": STEP_CONTAINER, "image": run.kaniko_image, "args": args}
+    if step.secrets:
+        container["env"] = secret_env(step.secrets)
+    return container | {
         "workingDir": step.working_directory,
         "volumeMounts": _mounts(run, docker_config=True),
         "terminationMessagePath": TERMINATION_LOG,
@@ -218,7 +234,7 @@ def build_step_job(
     deadline_seconds: int | None = None,
     hosts: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
-    """Attempt `number` of `step` (None: the workspace's fetch)."""
+    """Attempt `number` of `step` (None: the workspace's fetch); never a `docker stop` step (no Job)."""
     slug = step.slug if step is not None else FETCH_STEP
     meta = child_metadata(run.owner, step_job_name(run.owner.name, slug, number), STEP_COMPONENT)
     meta["labels"] = {**meta["labels"], **run.extra_labels, STEP_LABEL: slug, ATTEMPT_LABEL: str(number)}
@@ -228,24 +244,32 @@ def build_step_job(
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 10,
     }
+    volumes = _volumes(run)
     if step is None:
         container = _fetch_container(run)
     elif isinstance(step.work, StagedBuild):
         container = _build_container(run, step.work)
     elif isinstance(step.work, CopyStep):
         container = _copy_container(run, step.work)
+    elif isinstance(step.work, StopStep):
+        raise ValueError(f"step {step.id} stops detached steps: it has no Job")
     else:
         container = {**step_container(run.task_pod, step.work), "name": STEP_CONTAINER}
         prefix = f"{run.registry_host}/"
         if run.node_registry_host and container["image"].startswith(prefix):
             container["image"] = f"{run.node_registry_host}/{container['image'].removeprefix(prefix)}"
         pod["imagePullSecrets"] = [{"name": pull_secret_name(run.owner.name)}]
+        mounted = {mount.pod_volume for mount in step.work.mounts}
+        volumes += [task_volume(run.owner, v) for v in run.volumes if v.pod_volume in mounted]
+        if step.work.uses_tools:
+            volumes.append({"name": "tools", "emptyDir": {}})
+            pod["initContainers"] = [tools_container(run.tools_image)]
     if deadline_seconds is not None:
         pod["activeDeadlineSeconds"] = deadline_seconds
     if hosts:
         pod["hostAliases"] = [{"ip": ip, "hostnames": [name]} for ip, name in hosts]
     pod["containers"] = [container]
-    pod["volumes"] = _volumes(run)
+    pod["volumes"] = volumes
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -1,10 +1,12 @@
 """The Job-per-step path's part of a run's reconcile: it applies what `decide` says, nothing more.
 
-    start     → the run's docker config (push on its tags and its staging area), the node's pull
-                secret, the workspace claim; `status.executionShape: JobPerStep`, every step Queued
+    start     → the run's Secret (docker config with push on its tags and its staging area, the
+                task volumes' files), the node's pull secret, the workspace claim; `status.executionShape: JobPerStep`, every step Queued
     each step → re-plan (deterministic for the run: same ID, date, values), read the attempts from
                 the run's Jobs and pods, `decide`; create the Jobs it asks for (a name that exists
-                already is refused by the API server: a restart never duplicates a Job)
+                already is refused by the API server: a restart never duplicates a Job); end the
+                pods a `docker stop` step stops (`activeDeadlineSeconds: 1`: the kubelet kills the
+                pod and keeps it and its log, as for a step's timeout)
     the end   → every step pod's log read (running ones too, before they are stopped), the final
                 status written, then the staging tags, step Jobs (and pods), claim and secrets deleted
 
@@ -19,7 +21,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from dockyard.auth.grants import Grant
 from dockyard.builds import definition as defs
@@ -48,14 +50,13 @@ from dockyard.builds.stepjobs.staging import remove_staged
 from dockyard.builds.stepjobs.steps import (
     STAGING_TAG,
     JobStep,
-    job_steps,
     pushed_images,
     staged_cmd_step,
     staging_grant,
     staging_repository,
 )
-from dockyard.builds.taskfile.plan import PlanError, plan
-from dockyard.builds.taskrun import NotRunnable
+from dockyard.builds.taskfile.plan import Plan, PlanError
+from dockyard.builds.translate import NotRunnable, TaskVolume
 from dockyard.core import conditions
 from dockyard.core.conditions import EventReason
 from dockyard.core.kube import Kube
@@ -74,6 +75,17 @@ PULL_MARGIN_SECONDS = 600
 def _owner(body: Mapping[str, Any]) -> Owner:
     meta = body["metadata"]
     return Owner(API_VERSION, "BuildRun", meta["name"], meta["namespace"], meta["uid"])
+
+
+class TaskPlan(Protocol):
+    """What this path reads of a run's plan (`runplan.TaskPlan`, made by `RunReconciler._task_plan`)."""
+
+    @property
+    def plan(self) -> Plan: ...
+    @property
+    def job_steps(self) -> tuple[JobStep, ...]: ...
+    @property
+    def volumes(self) -> tuple[TaskVolume, ...]: ...
 
 
 class StepJobsReconciler:
@@ -118,6 +130,16 @@ class StepJobsReconciler:
     def _secret_values(self, body: Mapping[str, Any]) -> list[str]:
         raise NotImplementedError
 
+    def _task_plan(
+        self,
+        body: Mapping[str, Any],
+        status: Mapping[str, Any],
+        access: RegistryAccess,
+        run: defs.RunDefinition,
+        started: datetime,
+    ) -> TaskPlan:
+        raise NotImplementedError
+
     # -- start ------------------------------------------------------------------------------------
 
     def _start_step_jobs(
@@ -126,10 +148,12 @@ class StepJobsReconciler:
         status: Mapping[str, Any],
         access: RegistryAccess,
         run: defs.RunDefinition,
-        steps: tuple[JobStep, ...],
-        warnings: tuple[str, ...] = (),
+        task: TaskPlan,
+        files: Mapping[str, str],
     ) -> None:
+        """`task`: the run's plan on this path; `files`: its volume files (the run Secret's data)."""
         owner = _owner(body)
+        steps, warnings = task.job_steps, task.plan.warnings
         started = self.now()
         run_id = status["runId"]
         if (
@@ -158,7 +182,7 @@ class StepJobsReconciler:
             "Secret",
             namespace,
             BuildRunNames(owner.name).credentials,
-            lambda: build_credentials_secret(owner, self._docker_config(owner, access, run, own)),
+            lambda: build_credentials_secret(owner, self._docker_config(owner, access, run, own), files),
         )
         self.kube.create_if_missing(
             "v1",
@@ -167,7 +191,7 @@ class StepJobsReconciler:
             pull_secret_name(owner.name),
             lambda: build_pull_secret(owner, self._pull_config(owner, access, run)),
         )
-        step_run = self._step_run(owner, access, run, status)
+        step_run = self._step_run(owner, access, run, status, task)
         self.kube.create_if_missing(
             "v1",
             "PersistentVolumeClaim",
@@ -206,7 +230,7 @@ class StepJobsReconciler:
         return docker_config(auths)
 
     def _step_run(
-        self, owner: Owner, access: RegistryAccess, run: defs.RunDefinition, status: Mapping[str, Any]
+        self, owner: Owner, access: RegistryAccess, run: defs.RunDefinition, status: Mapping[str, Any], task: TaskPlan
     ) -> StepRun:
         fetch = source_fetch(run.definition, status)
         if fetch is None:  # the caller refused it first (`_start_step_jobs`): a guard
@@ -224,22 +248,29 @@ class StepJobsReconciler:
             node_registry_host=access.node_host,
             workspace_size=self.settings.build_workspace_size,
             storage_class=self.settings.build_workspace_storage_class,
+            volumes=task.volumes,
+            tools_image=self.settings.step_tools_image,
         )
 
     # -- each step -----------------------------------------------------------------------------------
 
     def _plan_steps(
         self, body: Mapping[str, Any], status: Mapping[str, Any], access: RegistryAccess, run: defs.RunDefinition
-    ) -> tuple[JobStep, ...] | None:
-        """The run's steps, planned again exactly as at its start (same ID, date, commit)."""
+    ) -> TaskPlan | None:
+        """The run's plan, made again exactly as at its start (same ID, date, commit)."""
         started = parse_time(status.get("startTime")) or self.now()
         assert run.definition.task_file is not None
         try:
-            planned = plan(run.definition.task_file, self._variables(body, status, access, run, started), run.values)
-            return job_steps(planned, access.host, status["runId"])
+            task = self._task_plan(body, status, access, run, started)
         except (PlanError, NotRunnable) as error:
             self._end_step_jobs(body, Verdict("Error", f"taskFile: {error}"), (), {}, access)
             return None
+        if not task.job_steps:  # the file changed its shape since the run started: a BuildTask edited
+            self._end_step_jobs(
+                body, Verdict("Error", "taskFile: the plan no longer runs as a Job per step"), (), {}, access
+            )
+            return None
+        return task
 
     def _advance_step_jobs(
         self,
@@ -250,9 +281,10 @@ class StepJobsReconciler:
         run: defs.RunDefinition,
         observed: Any,
     ) -> None:
-        steps = self._plan_steps(body, status, access, run)
-        if steps is None:
+        task = self._plan_steps(body, status, access, run)
+        if task is None:
             return
+        steps = task.job_steps
         found = attempts(observed.jobs, observed.pods)
         now = self.now()
         decision = decide(steps, found, now)
@@ -268,7 +300,7 @@ class StepJobsReconciler:
             self._end_step_jobs(body, decision.verdict, decision.steps, found, access)
             return
         if decision.create:
-            step_run = self._step_run(_owner(body), access, run, status)
+            step_run = self._step_run(_owner(body), access, run, status, task)
             by_slug = {s.slug: s for s in steps}
             for create in decision.create:
                 job = build_step_job(
@@ -279,6 +311,8 @@ class StepJobsReconciler:
                     hosts=create.hosts,
                 )
                 self.kube.create(job)
+        for pod in decision.stop:  # `docker stop`: the pod ends, kept with its log until the run's end
+            self.kube.patch("v1", "Pod", _owner(body).namespace, pod, {"spec": {"activeDeadlineSeconds": 1}})
         verdict = decision.verdict
         fields = {"status": verdict.status, "steps": [s.as_status(conditions.format_time) for s in decision.steps]}
         running = [s.id for s in decision.steps if s.status == "Running"]

@@ -10,7 +10,13 @@ a push or cmd step names comes from the latest step in file order, among the ste
 (directly or not), that tags it: a build running in parallel has no defined order with it.
 
 Detached steps are reached by their id as a host name (`hostAliases` in the later steps' pods), so
-the id must be a DNS label once lower-cased.
+the id must be a DNS label once lower-cased. `docker stop <detached step>…` (`translate.docker_cli`)
+is a `StopStep`: no Job of its own; the operator ends the detached steps' pods (`decide.py`), which
+keeps their logs. It may only stop detached steps it runs after (`when`): one running in parallel
+may not have started yet.
+
+Every other translation (secrets, secret-file volumes, `|| true`, `docker pull`, docker run flags,
+privileged behind the operator setting) is the single pod's (`taskrun.cmd_step`, `_build_step`).
 """
 
 from __future__ import annotations
@@ -22,16 +28,18 @@ from typing import Final
 
 from dockyard.builds.definition import qualify
 from dockyard.builds.manifests.steps import BuildStep, CmdStep, step_container_names
-from dockyard.builds.shape import Shape, execution_shape
-from dockyard.builds.taskfile.plan import Plan, PlanError, PlannedStep, normalize_image, plan
-from dockyard.builds.taskrun import (  # the single pod's step mapping, shared by both paths
-    NotRunnable,
-    _build_step,
-    _cmd_step,
-    check_translatable,
-    pod_steps,
+from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image
+from dockyard.builds.taskrun import _build_step, check_translatable, cmd_step  # the single pod's step mapping
+from dockyard.builds.translate import (
+    DockerStop,
+    SecretRef,
+    TaskVolume,
+    check_no_secret,
+    docker_cli,
+    is_docker_cli,
+    refuse,
+    shell_effects,
 )
-from dockyard.builds.template import RunVariables
 
 STAGING_PREFIX: Final = "dockyard/staging"
 STAGING_TAG: Final = "built"
@@ -55,7 +63,17 @@ class StagedBuild:
     """Where the image is pushed for later steps; None: nobody uses it (`--no-push`)."""
 
 
-Work = StagedBuild | CopyStep | CmdStep
+@dataclass(frozen=True)
+class StopStep:
+    """`docker stop <detached step>…`: those steps' pods ended; no Job of its own."""
+
+    id: str
+    container: str
+    stops: tuple[str, ...]
+    """The detached steps' slugs."""
+
+
+Work = StagedBuild | CopyStep | CmdStep | StopStep
 
 
 @dataclass(frozen=True)
@@ -88,10 +106,6 @@ def staging_grant(run_id: str) -> str:
     return f"{STAGING_PREFIX}/{run_id}/*"
 
 
-def _refuse(step: PlannedStep, why: str) -> NotRunnable:
-    return NotRunnable(f"step {step.id}: {why}")
-
-
 def _ancestors(plan: Plan) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for step in plan.steps:
@@ -99,9 +113,36 @@ def _ancestors(plan: Plan) -> dict[str, set[str]]:
     return found
 
 
-def job_steps(plan: Plan, registry: str, run_id: str) -> tuple[JobStep, ...]:
-    """The plan's steps on this path, or NotRunnable naming the first step that cannot run."""
-    check_translatable(plan)
+def _stop_step(step: PlannedStep, slug: str, slugs: Mapping[str, str], plan: Plan, before: set[str]) -> StopStep | None:
+    """A `docker stop` step, or None for any other step."""
+    if step.type != "cmd" or not step.image or not is_docker_cli(step.image):
+        return None
+    action = docker_cli(step, frozenset(s.id for s in plan.steps if s.detach))
+    if not isinstance(action, DockerStop):
+        return None
+    shell_effects(step)  # refuses other operators; `|| true` changes nothing: a stop succeeds
+    later = [i for i in action.step_ids if i not in before]
+    if later:
+        raise refuse(
+            step,
+            f"docker stop {' '.join(later)}: a detached step is stopped by a step that runs after it (when), "
+            "else it may not have started yet",
+        )
+    return StopStep(step.id, slug, tuple(slugs[i] for i in action.step_ids))
+
+
+def job_steps(
+    plan: Plan,
+    registry: str,
+    run_id: str,
+    *,
+    refs: tuple[SecretRef, ...] = (),
+    volumes: tuple[TaskVolume, ...] = (),
+    allow_privileged: bool = False,
+) -> tuple[JobStep, ...]:
+    """The plan's steps on this path, or NotRunnable naming the first step that cannot run.
+    `refs`/`volumes`: the task file's secrets and volumes (`taskrun.plan_task`, `translate.task_volumes`)."""
+    check_translatable(plan, allow_privileged)
     slugs = dict(zip((s.id for s in plan.steps), step_container_names([s.id for s in plan.steps]), strict=True))
     ancestors = _ancestors(plan)
     producers: dict[str, list[tuple[str, str]]] = {}  # normalized tag → [(step id, staged ref)] in file order
@@ -118,22 +159,25 @@ def job_steps(plan: Plan, registry: str, run_id: str) -> tuple[JobStep, ...]:
     for step in plan.steps:
         slug = slugs[step.id]
         if step.detach and not _DNS_LABEL.match(step.id.lower()):
-            raise _refuse(step, "a detached step's id must be a DNS label (letters, digits, '-') to be its host name")
+            raise refuse(step, "a detached step's id must be a DNS label (letters, digits, '-') to be its host name")
         if step.type == "build":
             staged = f"{registry}/{staging_repository(run_id, slug)}:{STAGING_TAG}"
             for tag in step.tags:
                 producers.setdefault(normalize_image(tag), []).append((step.id, staged))
-            works[step.id] = StagedBuild(_build_step(step, slug, registry), staged)
+            works[step.id] = StagedBuild(_build_step(step, slug, registry, refs), staged)
         elif step.type == "push":
             images = []
             for image in step.images:
+                check_no_secret(step, "an image name", image)
                 source = produced(step, image)
                 if source is None:
-                    raise _refuse(step, f"image {image} is not built by any step it runs after")
+                    raise refuse(step, f"image {image} is not built by any step it runs after")
                 images.append((source, qualify(image, registry)))
             works[step.id] = CopyStep(step.id, slug, tuple(images))
+        elif (stop := _stop_step(step, slug, slugs, plan, ancestors[step.id])) is not None:
+            works[step.id] = stop
         else:
-            cmd = _cmd_step(step, slug, {})
+            cmd = cmd_step(step, slug, {}, refs, volumes, allow_privileged=allow_privileged)
             staged_image = produced(step, cmd.image)
             works[step.id] = replace(cmd, image=staged_image) if staged_image else cmd
     steps = []
@@ -172,20 +216,3 @@ def staged_cmd_step(steps: tuple[JobStep, ...], registry: str) -> str | None:
     """The first cmd step running an image built in the run (the node must pull it), if any."""
     prefix = f"{registry}/{STAGING_PREFIX}/"
     return next((s.id for s in steps if isinstance(s.work, CmdStep) and s.work.image.startswith(prefix)), None)
-
-
-def task_file_refusal(text: str, values: Mapping[str, str], registry: str) -> str | None:
-    """Why a task's file cannot run whatever its run (None: it can, or only a run can tell: a plan
-    error may depend on the run's values and is reported on the run)."""
-    sample = RunVariables(ID="ca0", Registry=registry, Date="20000101-000000z")
-    try:
-        planned = plan(text, sample, values)
-        if execution_shape(planned)[0] is Shape.POD:
-            pod_steps(planned, registry)
-        else:
-            job_steps(planned, registry, sample.ID)
-    except NotRunnable as refused:
-        return f"taskFile: {refused}"
-    except PlanError:
-        return None
-    return None
