@@ -64,7 +64,7 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
             "StorageShared",
         ),
         "hub-mars": (
-            {"registryRef": {"name": "hub"}, "location": "mars", "storage": {"s3": {"bucket": "mars", "region": "m"}}},
+            {"registryRef": {"name": "hub"}, "location": "mars", "storage": {"s3": {"bucket": "mars", "region": "us-east-2"}}},
             "UnknownLocation",
         ),
         "small-west": (
@@ -119,7 +119,7 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
                 "location": "far",
                 "targetNamespace": far,
                 "nodeSelector": KWOK_NODES,
-                "storage": {"s3": {"bucket": "images-far", "region": "ap-1"}},
+                "storage": {"s3": {"bucket": "images-far", "region": "ap-south-1"}},
             },
         )
         _until(lambda: _ready_reason(cluster, namespace, "hub-far") == ("True", "Reconciled"), "hub-far Ready", 90)
