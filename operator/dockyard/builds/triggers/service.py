@@ -307,7 +307,9 @@ class TriggerService:
 
     def _runs_of(self, task: Mapping[str, Any]) -> list[dict[str, Any]]:
         meta = task["metadata"]
-        return self.kube.list(API_VERSION, "BuildRun", meta["namespace"], f"{BUILD_TASK_LABEL}={label_value(meta['name'])}")
+        return self.kube.list(
+            API_VERSION, "BuildRun", meta["namespace"], f"{BUILD_TASK_LABEL}={label_value(meta['name'])}"
+        )
 
     def registry_host(self, namespace: str, name: str) -> str | None:
         """The login server of a Dockyard Registry (the host its images are named by)."""
