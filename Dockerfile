@@ -16,9 +16,9 @@ RUN /opt/dockyard/bin/pip install . \
  && /opt/dockyard/bin/pip uninstall -y -q pip setuptools \
  && /opt/dockyard/bin/python -m compileall -q /opt/dockyard
 
-# The token service's dependencies only (croniter and PyYAML because it reads the Token and ScopeMap
-# models, whose package validates the other kinds too): the names are pyproject's (tests/unit/test_container_images.py
-# checks them against pyproject and against what dockyard.auth imports).
+# The token service's dependencies only (PyYAML for `--kubeconfig`; it reads the Token and ScopeMap
+# models without loading the other kinds, so no croniter): the names are pyproject's
+# (tests/unit/test_container_images.py checks them against pyproject and against what dockyard.auth imports).
 FROM python:3.11-slim AS token-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/dockyard
@@ -26,7 +26,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 RUN /opt/dockyard/bin/pip install --no-deps . \
- && /opt/dockyard/bin/pip install aiohttp PyJWT cryptography pydantic croniter PyYAML \
+ && /opt/dockyard/bin/pip install aiohttp PyJWT cryptography pydantic PyYAML \
  && /opt/dockyard/bin/pip uninstall -y -q pip setuptools \
  && /opt/dockyard/bin/python -m compileall -q /opt/dockyard
 

@@ -5,8 +5,8 @@ After startup:
 - the Dockyard settings (read once, here or by `python -m dockyard`), the API client with the
   watch-fed cache bound to kopf's indices, and the metrics are in kopf's `memo`;
 - the children are watched by `core/children.py` (not kopf), their events queued by registry;
-- one drift-repair loop per kind (`core/drift.py`) reconciles every Registry and Webhook once per
-  drift interval, from the cache;
+- one drift-repair loop per kind (`core/drift.py`) reconciles every Registry, Webhook, Token and
+  ScopeMap once per drift interval, from the cache;
 - the event intake serves registries' notifications and hands them to its subscribers (webhooks,
   replication), and git hosts' push webhooks to the build triggers;
 - the replication engine copies between each registry and its replicas (`replication/`);
@@ -52,6 +52,7 @@ from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
 from dockyard.core.workqueue import KeyedQueue
 from dockyard.events.intake import Intake, RegistryTokens
 from dockyard.events.metrics import register_intake_metrics
+from dockyard.handlers import access as access_handlers
 from dockyard.handlers import registry as registry_handlers
 from dockyard.handlers import webhook as webhook_handlers
 from dockyard.handlers.registry import CHILD_CHANGES_KEY, ChildChange, RegistryKey
@@ -212,6 +213,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
             "Webhook",
             cache.webhooks,
             lambda body: webhook_handlers.repair_drift(body, memo),
+            config.drift_interval_seconds,
+        ),
+        DriftRepair(
+            "Token",
+            cache.tokens,
+            lambda body: access_handlers.repair_token_drift(body, memo, kwargs),
+            config.drift_interval_seconds,
+        ),
+        DriftRepair(
+            "ScopeMap",
+            cache.scope_maps,
+            lambda body: access_handlers.repair_scope_map_drift(body, memo, kwargs),
             config.drift_interval_seconds,
         ),
     ]

@@ -73,6 +73,15 @@ def test_every_value_of_the_everything_set_reaches_the_deployment(helm: Path) ->
     assert env["DOCKYARD_TOKEN_SERVICE_IMAGE"] == "registry.example.com/dockyard-token:9.9.9"
     assert env["DOCKYARD_EVENTS_URL"] == "http://hooks.dockyard-system.svc:18090"
     assert env["DOCKYARD_LOG_LEVEL"] == "debug" and env["DOCKYARD_DELIVERY_HISTORY_DAYS"] == "1.5"
+    assert env["DOCKYARD_DELIVERY_CONCURRENCY"] == "64" and env["DOCKYARD_API_REQUEST_TIMEOUT"] == "30"
+    assert env["DOCKYARD_STEP_TOOLS_IMAGE"] == "registry.example.com/busybox:1.36.1-musl"
+    assert [env[f"DOCKYARD_BUILD_{k}"] for k in ("CPU_REQUEST", "MEMORY_REQUEST", "CPU_LIMIT", "MEMORY_LIMIT")] == [
+        "500m", "1Gi", "4", "8Gi",
+    ]  # fmt: skip
+    assert env["DOCKYARD_BUILD_WORKSPACE_SIZE"] == "10Gi"
+    assert env["DOCKYARD_BUILD_WORKSPACE_STORAGE_CLASS"] == "local-path"
+    assert env["DOCKYARD_BUILD_ALLOW_PRIVILEGED_STEPS"] == "true"
+    assert env["DOCKYARD_NODE_REGISTRY_CONFIG_DIR"] == "/var/lib/rancher/k3s/agent/etc/containerd/certs.d"
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"} and pod["imagePullSecrets"] == [{"name": "pull"}]
     (claim,) = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
     assert claim["spec"]["storageClassName"] == "fast" and claim["spec"]["accessModes"] == ["ReadWriteOncePod"]
@@ -80,6 +89,33 @@ def test_every_value_of_the_everything_set_reaches_the_deployment(helm: Path) ->
     (default_deployment,) = [d for d in defaults if d["kind"] == "Deployment"]
     names = {e["name"] for e in default_deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "DOCKYARD_TOKEN_SERVICE_IMAGE" not in names, "unset: the operator image runs the token service"
+    assert "DOCKYARD_BUILD_WORKSPACE_STORAGE_CLASS" not in names, "unset: the cluster's default class"
+
+
+# Settings the chart sets itself (the pod's ports and paths) or leaves to `extraEnv` (tuning knobs).
+INTERNAL_SETTINGS = {
+    "health_host", "health_path", "metrics_host", "events_host", "state_dir",
+    "api_request_timeout", "api_connect_timeout", "watch_server_timeout", "watch_client_timeout",
+}  # fmt: skip
+
+
+def test_every_operator_setting_has_a_chart_value_or_is_internal(helm: Path) -> None:
+    """A setting added to the operator without a chart value fails here, until it gets one or is
+    declared internal above; the chart's values, read by the operator, give the settings they say."""
+    from dockyard.settings import OperatorSettings
+
+    docs = _template(helm, "-f", str(CHART / "ci" / "everything-values.yaml"))
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    settable = {f"DOCKYARD_{name.upper()}": name for name in OperatorSettings.model_fields}
+    missing = sorted(
+        name for variable, name in settable.items() if variable not in env and name not in INTERNAL_SETTINGS
+    )
+    assert missing == [], f"settings without a chart value: {missing}"
+    assert not (INTERNAL_SETTINGS - set(OperatorSettings.model_fields)), "an internal setting that no longer exists"
+    read = OperatorSettings(**{settable[k].lower(): v for k, v in env.items() if k in settable})
+    assert read.build_allow_privileged_steps is True and read.build_workspace_storage_class == "local-path"
+    assert read.step_tools_image == "registry.example.com/busybox:1.36.1-musl" and read.delivery_concurrency == 64
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,9 @@ def test_quota_counts_in_creation_order() -> None:
     bodies = [token_body(f"t{i:03}", created=f"2026-12-01T10:{i // 60:02}:{i % 60:02}Z") for i in range(101)]
     assert quota_position(bodies[99], bodies, 100) is None
     assert quota_position(bodies[100], bodies, 100) == 100
+    # A Token the index does not hold yet counts as well: 100 others before it leave it no place.
+    assert quota_position(bodies[100], bodies[:100], 100) == 100
+    assert quota_position(bodies[100], bodies[:99], 100) is None
     kube = Kube()
     outcome = _reconcile(kube, bodies[100], siblings=bodies)
     assert outcome.reason == Reason.QUOTA_EXCEEDED and not outcome.ready

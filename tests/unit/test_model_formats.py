@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from dockyard import crdgen
-from dockyard.models import KINDS, BuildTaskSpec, RegistrySpec, WebhookSpec
+from dockyard.models import KINDS, BuildTaskSpec, RegistrySpec, WebhookSpec, cron
 from dockyard.models import formats as f
 from dockyard.models.builds import Triggers
 
@@ -140,7 +140,7 @@ def test_context_paths(value: str, ok: bool) -> None:
     ],
 )
 def test_cron_schedules_accepted(value: str) -> None:
-    assert f.cron_problem(value) is None
+    assert cron.cron_problem(value) is None
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_cron_schedules_accepted(value: str) -> None:
     ],
 )
 def test_cron_schedules_refused(value: str) -> None:
-    assert f.cron_problem(value) == f.CRON_MESSAGE
+    assert cron.cron_problem(value) == cron.CRON_MESSAGE
 
 
 @pytest.mark.parametrize(

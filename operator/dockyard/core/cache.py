@@ -10,7 +10,7 @@ module reads them:
   1,000 registries hold ~10,000 children, and a full Deployment body costs tens of kB of Python
   objects;
 - Dockyard's own kinds: Registries by name, Webhooks by name and by the registry they reference,
-  Replications by registry.
+  Replications, Tokens and ScopeMaps by registry.
 
 kopf updates the indices on its event loop while handlers read them from worker threads, so every
 read copies under a retry (a dict that changes size during iteration raises `RuntimeError`).
@@ -46,7 +46,8 @@ WEBHOOKS_INDEX: Final = "dockyard_webhooks"
 WEBHOOKS_BY_REGISTRY_INDEX: Final = "dockyard_webhooks_by_registry"
 REPLICATIONS_BY_REGISTRY_INDEX: Final = "dockyard_replications_by_registry"
 TOKENS_BY_REGISTRY_INDEX: Final = "dockyard_tokens_by_registry"
-"""Declared in handlers/access.py."""
+SCOPE_MAPS_BY_REGISTRY_INDEX: Final = "dockyard_scope_maps_by_registry"
+"""Both declared in handlers/access.py."""
 ALL_INDICES: Final = (
     *CHILD_INDEX.values(),
     REGISTRIES_INDEX,
@@ -54,6 +55,7 @@ ALL_INDICES: Final = (
     WEBHOOKS_BY_REGISTRY_INDEX,
     REPLICATIONS_BY_REGISTRY_INDEX,
     TOKENS_BY_REGISTRY_INDEX,
+    SCOPE_MAPS_BY_REGISTRY_INDEX,
 )
 
 
@@ -188,6 +190,12 @@ class ClusterCache:
 
     def webhooks(self) -> list[dict[str, Any]]:
         return self.all_of(WEBHOOKS_INDEX)
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return self.all_of(TOKENS_BY_REGISTRY_INDEX)
+
+    def scope_maps(self) -> list[dict[str, Any]]:
+        return self.all_of(SCOPE_MAPS_BY_REGISTRY_INDEX)
 
     def webhooks_of(self, namespace: str, registry: str) -> list[dict[str, Any]] | _Unknown:
         return self._values(WEBHOOKS_BY_REGISTRY_INDEX, (namespace, registry))

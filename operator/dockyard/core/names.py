@@ -132,12 +132,23 @@ BUILD_TASK_LABEL: Final = "dockyard.dev/build-task"
 """On a task's BuildRuns: the task, for history and `kubectl get buildruns -l`."""
 
 
+LABEL_VALUE_LIMIT: Final = 63
+
+
 def shortened(name: str, limit: int) -> str:
     """`name` if it fits, else a prefix and a hash of the whole, so distinct names stay distinct."""
     if len(name) <= limit:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: limit - 9].rstrip('-.')}-{digest}"
+
+
+def label_value(name: str) -> str:
+    """An object's name as a label value (`dockyard.dev/build-run`, `dockyard.dev/build-task`): the
+    name when it fits in 63 characters, else `shortened`: never a cut ending in `-` or `.` (which
+    the API refuses), never two long names on one value (as a plain cut at 63 would give). The writers
+    of a label and the selectors that find it must both use this."""
+    return shortened(name, LABEL_VALUE_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,7 @@ class BuildRunNames:
 
     @property
     def label(self) -> str:
-        return shortened(self.run, 63)
+        return label_value(self.run)
 
 
 @dataclass(frozen=True)

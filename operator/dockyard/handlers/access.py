@@ -1,7 +1,10 @@
 """Token and ScopeMap handlers: one reconcile per kind on create, update (spec, or the
-`dockyard.dev/regenerate-password` annotation) and resume. Quota positions and references move when
-a sibling is deleted, a ScopeMap appears or disappears, or the Registry appears, disappears, changes
-tier or gets its login servers: those events re-reconcile the objects concerned at once.
+`dockyard.dev/regenerate-password` annotation), resume and the drift-repair loop (started by `main`:
+a Token's Secret deleted or edited by hand is back within one drift interval). Quota positions and
+references move when a sibling is deleted, a ScopeMap appears or disappears, or the Registry appears,
+disappears, changes tier or gets its login servers: those events re-reconcile the objects concerned
+at once. A Token created or deleted also refreshes its Registry's `status.usage.tokens` at once
+(through the Registry's work queue, `handlers/registry.py`), not at the Registry's next reconcile.
 
 The indices below (kopf's, fed by its watches) give each reconcile its registry's siblings without
 a LIST.
@@ -28,6 +31,7 @@ from dockyard.core.conditions import ConditionType, Reason
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains, kube_from
 from dockyard.handlers.edge import parse_spec, reconcile_edge
+from dockyard.handlers.registry import referrers_changed
 from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
 from dockyard.models.access import ScopeMapSpec, TokenSpec
@@ -165,6 +169,20 @@ def reconcile_scope_map_handler(body: kopf.Body, memo: kopf.Memo, **kwargs: Any)
     _reconcile_scope_map(body, memo, kwargs)
 
 
+def repair_token_drift(body: Mapping[str, Any], memo: kopf.Memo, indices: Indices) -> None:
+    """The same reconcile, from the drift-repair loop (`core/drift.py`): the Token's Secrets,
+    deleted or edited by hand, are recreated. A deleted credentials Secret takes the passwords with
+    it: new ones are generated (as at the next update or restart), the status's verifiers follow."""
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+        _reconcile_token(body, memo, indices)
+
+
+def repair_scope_map_drift(body: Mapping[str, Any], memo: kopf.Memo, indices: Indices) -> None:
+    """The same reconcile, from the drift-repair loop: a status edited by hand is written back."""
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+        _reconcile_scope_map(body, memo, indices)
+
+
 def _rereconcile(
     bodies: Iterable[Mapping[str, Any]],
     reconcile: Callable[[Mapping[str, Any], kopf.Memo, Indices], None],
@@ -185,10 +203,13 @@ def _ready_reason(body: Mapping[str, Any]) -> str | None:
 
 @kopf.on.event(GROUP, VERSION, "tokens")
 async def token_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
-    """A deleted Token frees a quota place: the first Token waiting for one is reconciled."""
+    """A Token created or deleted changes its Registry's `usage.tokens`; a deleted one also frees a
+    quota place: the first Token waiting for one is reconciled."""
+    registry = referenced_registry(body)
+    if type in ("ADDED", "DELETED") and registry:
+        referrers_changed(memo, body["metadata"]["namespace"], registry)
     if type != "DELETED":
         return
-    registry = referenced_registry(body)
     key = (body["metadata"]["namespace"], registry or "")
     waiting = [
         t

@@ -30,7 +30,7 @@ from dockyard.core.cache import slim
 from dockyard.core.conditions import ConditionType, Reason
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains, kube_from
-from dockyard.core.names import BUILD_RUN_LABEL, BUILD_TASK_LABEL, BuildRunNames
+from dockyard.core.names import BUILD_RUN_LABEL, BUILD_TASK_LABEL, BuildRunNames, label_value
 from dockyard.handlers.edge import parse_spec, reconcile_edge
 from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
@@ -156,7 +156,7 @@ def _adopt(kube: Kube, run: Mapping[str, Any], task: Mapping[str, Any]) -> None:
         {
             "metadata": {
                 "ownerReferences": [*(meta.get("ownerReferences") or []), reference],
-                "labels": {BUILD_TASK_LABEL: task_meta["name"][:63]},
+                "labels": {BUILD_TASK_LABEL: label_value(task_meta["name"])},
             }
         },
     )

@@ -1,7 +1,8 @@
 """Registry handlers: one reconcile on create, update and resume; the same reconcile for the
 drift-repair loop; and the children's watch events (`core/children.py`, queued by registry in a
 `KeyedQueue`; both started by `main`): a Deployment's rollout is folded into the parent's status
-without a reconcile, and a child deleted by hand is recreated at once."""
+without a reconcile, and a child deleted by hand is recreated at once. A Token created or deleted
+(`handlers/access.py`) goes through the same queue, so `status.usage.tokens` follows at once."""
 
 from __future__ import annotations
 
@@ -229,6 +230,21 @@ def child_change(kind: str, type: str, child: Mapping[str, Any]) -> tuple[Regist
     if kind in REPAIRED_ON_DELETION and type == "DELETED":
         return key, ChildChange(uid, reconcile=True)
     return None
+
+
+def referrers_changed(memo: kopf.Memo, namespace: str, registry: str) -> bool:
+    """A Token (or another object counted in `status.usage`) that references the registry was
+    created or deleted: fold the new count into the Registry's status soon, through the
+    children's queue (a burst of a thousand creations merges into one handling and at most one
+    status write). Returns whether it was queued (not when the Registry is unknown)."""
+    queue = memo.get(CHILD_CHANGES_KEY)
+    if not isinstance(queue, KeyedQueue):
+        return False
+    parent = kube_from(memo).cache.registry(namespace, registry)
+    if not isinstance(parent, dict):
+        return False
+    queue.add_threadsafe((namespace, registry), ChildChange(str(parent["metadata"].get("uid")), reconcile=False))
+    return True
 
 
 def child_listener(queue: KeyedQueue[RegistryKey, ChildChange]) -> Listener:

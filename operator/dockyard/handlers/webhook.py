@@ -1,8 +1,8 @@
 """Webhook handlers: one reconcile on create, update (spec or the ping annotation), resume and the
 drift-repair loop (started by `main`). A deleted Webhook is forgotten and its pending deliveries
-canceled; a Registry that appears, disappears or changes tier, or a sibling's deletion,
-re-reconciles the registry's Webhooks at once (quota positions move), instead of at the next drift
-tick."""
+canceled; a Webhook created or deleted refreshes its Registry's `usage.webhooks` at once; a Registry
+that appears, disappears or changes tier, or a sibling's deletion, re-reconciles the registry's
+Webhooks at once (quota positions move), instead of at the next drift tick."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from dockyard.core.conditions import ConditionType
 from dockyard.core.errors import Permanent, ReconcileError
 from dockyard.core.kube import kube_from
 from dockyard.handlers.edge import parse_spec, reconcile_edge
+from dockyard.handlers.registry import referrers_changed
 from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
 from dockyard.models.base import referenced_registry
@@ -75,6 +76,18 @@ def _is_deletion(type: str | None, **_: Any) -> bool:
     return type == "DELETED"
 
 
+def _is_addition(type: str | None, **_: Any) -> bool:
+    return type == "ADDED"
+
+
+@kopf.on.event(GROUP, VERSION, "webhooks", when=_is_addition)
+def webhook_added(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The Registry's `usage.webhooks` counts it at once, not at the Registry's next reconcile."""
+    registry = referenced_registry(body)
+    if registry:
+        referrers_changed(memo, body["metadata"]["namespace"], registry)
+
+
 @kopf.on.event(GROUP, VERSION, "webhooks", when=_is_deletion)
 def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     service = webhooks_from(memo)
@@ -83,6 +96,8 @@ def webhook_deleted(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
     if canceled:
         logger.info(f"webhook deleted: {canceled} pending deliveries canceled")
     registry = referenced_registry(body)
+    if registry:
+        referrers_changed(memo, meta["namespace"], registry)
     waiting = [
         e
         for e in service.directory.for_registry(meta["namespace"], registry or "")

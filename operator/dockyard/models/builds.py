@@ -23,9 +23,9 @@ from dockyard.models.base import (
     ready_column,
     section,
 )
+from dockyard.models.cron import CronSchedule
 from dockyard.models.formats import (
     ContextPath,
-    CronSchedule,
     HttpUrl,
     Identifier,
     ImageReference,

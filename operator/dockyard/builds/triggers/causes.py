@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from dockyard.core.names import BUILD_TASK_LABEL, shortened
+from dockyard.core.names import BUILD_TASK_LABEL, label_value, shortened
 from dockyard.models import API_VERSION
 
 NAME_LIMIT: Final = 63
@@ -116,7 +116,7 @@ def build_trigger_run(task: Mapping[str, Any], cause: Cause) -> dict[str, Any]:
         "metadata": {
             "name": run_name(meta["name"], cause),
             "namespace": meta["namespace"],
-            "labels": {BUILD_TASK_LABEL: meta["name"][:63]},
+            "labels": {BUILD_TASK_LABEL: label_value(meta["name"])},
             "ownerReferences": [
                 {"apiVersion": API_VERSION, "kind": TASK_KIND, "name": meta["name"], "uid": meta["uid"]}
             ],

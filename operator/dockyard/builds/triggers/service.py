@@ -60,7 +60,7 @@ from dockyard.core import conditions
 from dockyard.core.conditions import EventReason
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains
-from dockyard.core.names import BUILD_TASK_LABEL
+from dockyard.core.names import BUILD_TASK_LABEL, label_value
 from dockyard.distribution.client import Basic, Credentials, DistributionClient
 from dockyard.distribution.errors import DistributionError, RegistryThrottled
 from dockyard.models import API_VERSION
@@ -307,7 +307,9 @@ class TriggerService:
 
     def _runs_of(self, task: Mapping[str, Any]) -> list[dict[str, Any]]:
         meta = task["metadata"]
-        return self.kube.list(API_VERSION, "BuildRun", meta["namespace"], f"{BUILD_TASK_LABEL}={meta['name'][:63]}")
+        return self.kube.list(
+            API_VERSION, "BuildRun", meta["namespace"], f"{BUILD_TASK_LABEL}={label_value(meta['name'])}"
+        )
 
     def registry_host(self, namespace: str, name: str) -> str | None:
         """The login server of a Dockyard Registry (the host its images are named by)."""
