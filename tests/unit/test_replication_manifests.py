@@ -21,6 +21,8 @@ from dockyard.replication.manifests import (
     build_replica_http_secret,
     build_replica_pvc,
     build_replica_service,
+    build_replica_token_account,
+    build_replica_token_binding,
     build_shared_copy,
     replica_context,
 )
@@ -157,3 +159,44 @@ def test_in_another_namespace_nothing_is_owned_and_shared_secrets_are_copies() -
     copy = build_shared_copy(ctx, ctx.names.auth, source)
     assert copy["metadata"]["namespace"] == "team-b" and copy["metadata"]["name"] == "hub-zone-b-auth"
     assert copy["data"] == source["data"] and "ownerReferences" not in copy["metadata"]
+
+
+def _token_args(deployment: dict[str, Any]) -> dict[str, str]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    token = next(c for c in containers if "--registry" in (c.get("args") or []))
+    args = token["args"]
+    return {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i] in ("--registry", "--namespace")}
+
+
+def test_a_replicas_token_service_reads_the_registrys_tokens_as_the_registrys_account() -> None:
+    """Tokens work on every replica: the replica's token service selects the home registry's Tokens
+    and ScopeMaps in its namespace, signs with its key, and runs as the account the registry's
+    token-reader Role is bound to."""
+    _, replica = _replica("premium-volume-zone")
+    deployment = build_replica_deployment(replica, "h")
+    assert _token_args(deployment) == {"--registry": "hub", "--namespace": "team-a"}
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "hub-token-service"
+
+
+def test_in_another_namespace_the_replica_has_its_own_account_bound_to_the_registrys_role() -> None:
+    home = _home({"sku": "Premium"})
+    spec = ReplicationSpec.model_validate(
+        {"registryRef": {"name": "hub"}, "location": "zone-b", "targetNamespace": "team-b"}
+    )
+    placement = plan_replica(
+        "team-a", "hub", home.spec, "r", "t", spec, [], [{"topology.kubernetes.io/zone": "zone-b"}]
+    )
+    assert isinstance(placement, Placement)
+    ctx = replica_context(home, ELSEWHERE, "zone-b", placement)
+    deployment = build_replica_deployment(ctx, "h")
+    assert _token_args(deployment) == {"--registry": "hub", "--namespace": "team-a"}
+    account = build_replica_token_account(ctx)
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    assert account["metadata"]["namespace"] == "team-b" and "ownerReferences" not in account["metadata"]
+    binding = build_replica_token_binding(ctx)
+    assert binding["metadata"]["namespace"] == "team-a"
+    assert binding["metadata"]["ownerReferences"][0]["uid"] == ELSEWHERE.uid
+    assert binding["roleRef"]["name"] == "hub-token-service"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "team-b"}
+    ]

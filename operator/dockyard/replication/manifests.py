@@ -122,6 +122,11 @@ class ReplicaContext(RegistryContext):
         return self.home_token_service
 
     @property
+    def tokens_of(self) -> tuple[str, str]:
+        """The home registry's Tokens and ScopeMaps, in its namespace: one token works everywhere."""
+        return self.home_namespace or self.owner.namespace, self.home
+
+    @property
     def events_path(self) -> str:
         namespace = self.home_namespace or self.owner.namespace
         return f"/events/{namespace}/{self.home}?{LOCATION_PARAMETER}={self.location}"

@@ -109,6 +109,11 @@ class RegistryContext:
         return self.external_host or self.login_server
 
     @property
+    def tokens_of(self) -> tuple[str, str]:
+        """(namespace, registry) whose Tokens and ScopeMaps the token service reads: its own."""
+        return self.owner.namespace, self.owner.name
+
+    @property
     def token_realm(self) -> str:
         if self.external_host:
             return f"https://{self.external_host}/token"

@@ -170,9 +170,9 @@ def _token_container(ctx: RegistryContext) -> dict[str, Any]:
         # Tokens and ScopeMaps are read from the API by the home registry's name (a replica passes
         # its home registry), with a local snapshot for logins while the API is unreachable.
         "--registry",
-        ctx.owner.name,
+        ctx.tokens_of[1],
         "--namespace",
-        ctx.owner.namespace,
+        ctx.tokens_of[0],
         "--snapshot",
         f"{SNAPSHOT_DIR}/snapshot.json",
     ]
