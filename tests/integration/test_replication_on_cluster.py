@@ -64,7 +64,11 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
             "StorageShared",
         ),
         "hub-mars": (
-            {"registryRef": {"name": "hub"}, "location": "mars", "storage": {"s3": {"bucket": "mars", "region": "us-east-2"}}},
+            {
+                "registryRef": {"name": "hub"},
+                "location": "mars",
+                "storage": {"s3": {"bucket": "mars", "region": "us-east-2"}},
+            },
             "UnknownLocation",
         ),
         "small-west": (
