@@ -32,6 +32,7 @@ from dockyard.core.names import RegistryNames
 from dockyard.core.pki import KeyPair, issue_ca, issue_serving_cert, issue_signing_key
 from dockyard.distribution.client import DistributionClient
 from dockyard.distribution.errors import RegistryProtocolError
+from dockyard.events.bus import EventBatch
 from dockyard.events.intake import Intake, RegistryTokens
 from dockyard.events.metrics import register_intake_metrics
 from dockyard.models import API_VERSION
@@ -259,7 +260,10 @@ class Pair:
         self.clients = ReplicatorClients()
         self.engine = ReplicationEngine(self.store, self, self.metrics, workers=workers, idle_seconds=0.2)
         self.subscriber = ReplicationSubscriber(self.store, self, self.metrics, on_enqueued=self.engine.wake)
-        self.intake = Intake(FixedTokens(), [self.subscriber], register_intake_metrics(CollectorRegistry()))
+        self.recorded = EventRecorder()
+        self.intake = Intake(
+            FixedTokens(), [self.subscriber, self.recorded], register_intake_metrics(CollectorRegistry())
+        )
         asyncio.run(self.intake.start("127.0.0.1", 0))
         self.home = Process(
             home, build_notification_endpoints(home), str(home_binary), tmp / "home", shared, self.intake.port
@@ -351,6 +355,21 @@ def _replica(home: RegistryContext, spec: RegistrySpec, location: str) -> Replic
 
 def _tls(pair: KeyPair) -> dict[str, str]:
     return {"tls.crt": pair.cert_pem.decode(), "tls.key": pair.key_pem.decode()}
+
+
+class EventRecorder:
+    """A subscriber that keeps every batch the intake accepted (what webhooks would be offered)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.batches: list[EventBatch] = []
+
+    async def prepare(self, namespace: str) -> None:
+        return None
+
+    def accept(self, batch: EventBatch) -> None:
+        self.batches.append(batch)
 
 
 class FixedTokens(RegistryTokens):

@@ -22,6 +22,7 @@ from dockyard.replication.engine import ReplicationEngine
 from dockyard.replication.ledger import HOME
 from dockyard.replication.metrics import register_replication_metrics
 from dockyard.replication.store import LedgerStore
+from dockyard.webhooks.scope import EventFilter
 from realregistry import ROOT, until
 from replicapair import NS, REG, WEST, Pair, StaticTopology, oci_layout
 
@@ -71,6 +72,17 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: root / name for name in layouts}
 
 
+def offered(pair: Pair, action: str, scope: str, location: str | None = None) -> list[str | None]:
+    """Where the events a Webhook (`location` or none) would receive for `scope` happened."""
+    webhook = EventFilter(frozenset({action}), scope, enabled=True, location=location)
+    return [
+        batch.location
+        for batch in list(pair.recorded.batches)
+        for event in batch.events
+        if webhook.selects(event, batch.location)
+    ]
+
+
 def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[str, Path]) -> None:
     # Content that predates the Replication: the initial fill copies it, with progress.
     pair.push(HOME, images["seed"], "team/seed:v1")
@@ -93,9 +105,16 @@ def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[s
     version = pair.store.version(NS, REG, ("team/app", "v1"))
     assert version is not None and version.origin == HOME, "the replicator's own push on west was not echoed"
 
+    # Webhooks: one without location is offered the original push once (not the copy landing in
+    # west, whose actor is the replicator); one with location west is offered the copy.
+    until(lambda: offered(pair, "push", "team/app:v1", WEST) == [WEST], "the copy's event from west", 30)
+    assert offered(pair, "push", "team/app:v1") == [None]
+
     # A delete on the replica disappears from the home, and a full comparison does not bring it back.
     pair.delete(WEST, "team/app:v1")
     until(lambda: pair.digest(HOME, "team/app", "v1") is None, "the delete to reach home", 60)
+    # ... and a webhook without location is offered the delete made on west, not its copy at home.
+    until(lambda: offered(pair, "delete", "team/app:*") == [WEST], "the delete's event from west", 30)
     pair.engine.full_sync(NS, REG)
     until(pair.settled, "the full comparison's repairs", 30)
     assert pair.digest(HOME, "team/app", "v1") is None and pair.digest(WEST, "team/app", "v1") is None
