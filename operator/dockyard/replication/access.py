@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from dockyard.auth.delegation import DELEGATED_USER, issue_delegation
-from dockyard.auth.delegation import REPLICATOR_SUBJECT as REPLICATOR_SUBJECT  # re-exported
+from dockyard.auth.delegation import DELEGATED_USER, REPLICATOR_SUBJECT, issue_delegation
 from dockyard.auth.grants import ALL_ACTIONS, Grant
 from dockyard.auth.tokens import SigningKey
 from dockyard.distribution.client import Basic, DistributionClient

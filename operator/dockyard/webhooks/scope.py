@@ -77,10 +77,8 @@ class EventFilter:
 
     def selects(self, event: RegistryEvent, location: str | None = None) -> bool:
         """`location`: the replica the event happened in (None: the registry itself)."""
-        if self.location:
-            in_place = self.location == location
-        else:
-            in_place = event.actor != REPLICATOR_SUBJECT
+        # with a location: what lands there; without: originals only, wherever they were made
+        in_place = self.location == location if self.location else event.actor != REPLICATOR_SUBJECT
         return (
             self.enabled
             and in_place
