@@ -69,6 +69,7 @@ bench: install binaries
 	$(PY) hack/bench_builds.py
 	$(PY) hack/bench_triggers.py
 	$(PY) hack/bench_tokens.py
+	$(PY) hack/bench_replication.py
 
 clean:
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache

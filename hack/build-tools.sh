@@ -5,7 +5,8 @@
 #   registry  CNCF distribution 3.x, the registry:3 default    ~2 min cold
 #   conformance  the OCI distribution-spec conformance suite  ~40 s cold
 #   promtool  Prometheus' checker (metric names, rules, PromQL)  ~7 min cold on 2 busy cores
-# Usage: build-tools.sh [helm] [registry] [conformance] [promtool]   (no argument: all)
+#   oras      the ORAS client (artifacts and referrers)          a few minutes cold
+# Usage: build-tools.sh [helm] [registry] [conformance] [promtool] [oras]   (no argument: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -24,7 +25,7 @@ build() {  # name version package ldflags [build tags]
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(helm registry conformance promtool)
+[ ${#tools[@]} -gt 0 ] || tools=(helm registry conformance promtool oras)
 for tool in "${tools[@]}"; do
   case "$tool" in
     helm) build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" ;;
@@ -35,6 +36,7 @@ for tool in "${tools[@]}"; do
     # remove_all_sd: without the service-discovery plugins (every cloud SDK), which the checks never use
     promtool) build promtool "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool \
       "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}" remove_all_sd ;;
-    *) echo "error: unknown tool $tool (helm, registry, conformance, promtool)" >&2; exit 2 ;;
+    oras) build oras "$ORAS_VERSION" oras.land/oras/cmd/oras "-X oras.land/oras/internal/version.Version=${ORAS_VERSION#v}" ;;
+    *) echo "error: unknown tool $tool (helm, registry, conformance, promtool, oras)" >&2; exit 2 ;;
   esac
 done

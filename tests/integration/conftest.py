@@ -61,6 +61,12 @@ def distribution_v3() -> Path:
 
 
 @pytest.fixture(scope="session")
+def oras() -> Path:
+    """The ORAS client (artifacts attached to an image as referrers)."""
+    return build_tool("oras")
+
+
+@pytest.fixture(scope="session")
 def cluster(bin_dir: Path) -> Iterator[LocalCluster]:
     """One control plane for the whole session; give each test its own `namespace`."""
     with LocalCluster(bin_dir, startup_timeout=180) as running:

@@ -26,9 +26,9 @@ pytestmark = pytest.mark.integration
 NAME = "public"
 
 
-def _ready(cluster: RealNodeCluster, namespace: str, name: str = NAME) -> dict[str, Any] | None:
-    """The Registry when Ready for its current generation."""
-    body = _get(cluster, namespace, "registry", name) or {}
+def _ready(cluster: RealNodeCluster, namespace: str, name: str = NAME, kind: str = "registry") -> dict[str, Any] | None:
+    """The Registry (or another kind) when Ready for its current generation."""
+    body = _get(cluster, namespace, kind, name) or {}
     generation = (body.get("metadata") or {}).get("generation")
     status = body.get("status") or {}
     if status.get("observedGeneration") != generation:
@@ -283,3 +283,44 @@ def test_a_token_logs_in_through_the_pods_own_token_service(
     _apply(real_node_cluster, namespace, {**token, "spec": {**token["spec"], "enabled": False}})
     refused = _until(lambda: (r := push("v2")).returncode != 0 and r, "the disabled token to be refused", 60)
     assert "unauthorized" in refused.stderr.lower() or "authentication required" in refused.stderr.lower()
+
+
+def test_a_replica_pod_serves_through_its_service(
+    real_node_cluster: RealNodeCluster, operator: tuple[str, str], tmp_path: Path
+) -> None:
+    """A Premium registry's Replication runs a replica pod of its own on the node: through the
+    replica's Service (its `loginServer`), with the registry's admin credentials and CA, an image
+    pushed there is pulled back by digest."""
+    namespace, cluster = operator[0], real_node_cluster
+    _apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "Registry",
+            "metadata": {"name": "geo"},
+            "spec": {"sku": "Premium", "adminUser": {"enabled": True}},
+        },
+    )
+    home = _until(lambda: _ready(cluster, namespace, "geo"), "Registry geo Ready", 180)
+    _apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "dockyard.dev/v1alpha1",
+            "kind": "Replication",
+            "metadata": {"name": "geo-west"},
+            "spec": {"registryRef": {"name": "geo"}, "location": "west", "nodeSelector": {"kubernetes.io/os": "linux"}},
+        },
+    )
+    replica = _until(lambda: _ready(cluster, namespace, "geo-west", kind="replication"), "Replication Ready", 180)
+    assert replica["status"]["loginServer"] == f"geo-west.{namespace}.svc:5000"
+    _until(lambda: _running_pod(cluster, namespace, "geo-west"), "the replica's pod running", 60)
+    # the replica as a client sees it: its Service, the registry's credentials and CA
+    served = Registry(cluster, namespace, {**home, "metadata": {"name": "geo-west"}}, tmp_path)
+    served.login = replica["status"]["loginServer"]
+    pushed = served.push("geo/app:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    digest = served.digest("geo/app:v1")
+    pulled = served.pull(f"geo/app@{digest}")
+    assert pulled.returncode == 0, pulled.stderr

@@ -1,23 +1,14 @@
-"""Replication with real parts: two real registry processes (distribution 3.x as the home, Debian's
-2.8 as the replica) running the configs the operator renders for a Premium Registry and its
-Replication (`registries/manifests`, `replication/manifests`), each with its own Dockyard token
-service on the shared policy and signer, posting notifications into the real event intake; the
-replication subscriber and copy engine in this process, authenticating as the replicator; images
-pushed and deleted with skopeo.
-
-Only the Kubernetes lookups are left out: the events token and the replicas' addresses are given
-to the intake and the engine directly (the kwok control plane runs no registry pods to reach)."""
+"""Replication with real parts (hack/replicapair.py): two real registry processes, distribution
+3.x as the home and Debian's 2.8 as the replica, on the configs the operator renders, with token
+auth and notifications into the real intake; the subscriber and the copy engine in this process;
+images pushed and deleted with skopeo."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,115 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from prometheus_client import CollectorRegistry
 
-from dockyard.auth.policy import generate_password
 from dockyard.auth.tokens import SigningKey
-from dockyard.core.meta import Owner
-from dockyard.core.pki import KeyPair, issue_ca, issue_serving_cert, issue_signing_key
-from dockyard.distribution.client import DistributionClient
-from dockyard.distribution.errors import RegistryProtocolError
-from dockyard.events.intake import Intake, RegistryTokens
-from dockyard.events.metrics import register_intake_metrics
-from dockyard.models import API_VERSION
-from dockyard.models.registry import RegistrySpec
-from dockyard.models.replication import ReplicationSpec
-from dockyard.registries.manifests.config import (
-    RegistryContext,
-    build_notification_endpoints,
-    build_registry_config,
-    tls_secret_name,
-)
-from dockyard.registries.manifests.secrets import build_auth_policy
-from dockyard.replication.access import Endpoint, ReplicatorClients
 from dockyard.replication.engine import ReplicationEngine
 from dockyard.replication.ledger import HOME
-from dockyard.replication.manifests import ReplicaContext, replica_context, replica_notification_endpoints
 from dockyard.replication.metrics import register_replication_metrics
-from dockyard.replication.placement import Placement, plan_replica
 from dockyard.replication.store import LedgerStore
-from dockyard.replication.subscriber import ReplicationSubscriber
-from realregistry import ROOT, connects, free_port, until
+from dockyard.webhooks.scope import EventFilter
+from realregistry import ROOT, until
+from replicapair import NS, REG, WEST, Pair, StaticTopology, oci_layout
+
+EAST = "east"
 
 pytestmark = pytest.mark.integration
-
-NS, REG, WEST = "team", "hub", "west"
-EVENTS_TOKEN = "events-token-for-tests"
-
-
-def oci_layout(path: Path, platforms: dict[str, bytes], index: bool = False) -> None:
-    """An OCI layout tagged `v1`: one image per platform (a one-file layer of the given content);
-    with `index`, an image index of them all, else the first image."""
-    blobs = path / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-
-    def blob(data: bytes) -> dict[str, Any]:
-        digest = hashlib.sha256(data).hexdigest()
-        (blobs / digest).write_bytes(data)
-        return {"digest": f"sha256:{digest}", "size": len(data)}
-
-    manifests = []
-    for platform, content in platforms.items():
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            info = tarfile.TarInfo("content.txt")
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-        layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(buffer.getvalue())}
-        config = {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            **blob(
-                json.dumps(
-                    {
-                        "architecture": platform,
-                        "os": "linux",
-                        "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
-                    }
-                ).encode()
-            ),
-        }
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": config,
-            "layers": [layer],
-        }
-        manifests.append(
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                **blob(json.dumps(manifest).encode()),
-                "platform": {"architecture": platform, "os": "linux"},
-            }
-        )
-    top = manifests[0]
-    if index:
-        document = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
-        top = {"mediaType": "application/vnd.oci.image.index.v1+json", **blob(json.dumps(document).encode())}
-    top = {**top, "annotations": {"org.opencontainers.image.ref.name": "v1"}}
-    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
-    (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-
-
-class StaticTopology:
-    """Replicas at fixed loopback ports (what the cluster topology reads from Replications)."""
-
-    def __init__(self, ports: dict[str, int], service: str, signer: SigningKey, ca_pem: str) -> None:
-        self.ports, self.service, self.signer, self.ca_pem = ports, service, signer, ca_pem
-        self.clients = ReplicatorClients()
-
-    def replicas(self, namespace: str, registry: str) -> list[str]:
-        return sorted(self.ports)
-
-    def client(self, namespace: str, registry: str, replica: str) -> DistributionClient | None:
-        port = self.ports.get(replica)
-        if port is None:
-            return None
-        endpoint = Endpoint(f"127.0.0.1:{port}", self.service, self.signer, self.ca_pem)
-        return self.clients.get((namespace, registry, replica), endpoint)
-
-    def registries(self) -> list[tuple[str, str, float]]:
-        return [(NS, REG, 3600.0)]
 
 
 def run_engine(config_path: str) -> None:
@@ -151,230 +46,11 @@ def run_engine(config_path: str) -> None:
     threading.Event().wait()
 
 
-class Process:
-    """One registry binary and its token service, on what the operator renders for it."""
-
-    def __init__(
-        self,
-        ctx: RegistryContext,
-        endpoints: list[dict[str, Any]],
-        binary: str,
-        work: Path,
-        shared: dict[str, str],
-        intake_port: int,
-    ) -> None:
-        self.work, self.port, self.token_port = work, free_port(), free_port()
-        work.mkdir(parents=True)
-        for name, text in shared.items():
-            (work / name).write_text(text)
-        config = build_registry_config(ctx)
-        config["storage"]["filesystem"]["rootdirectory"] = str(work / "data")
-        config["http"]["addr"] = f"127.0.0.1:{self.port}"
-        config["http"]["debug"]["addr"] = f"127.0.0.1:{free_port()}"
-        config["http"]["tls"]["certificate"] = str(work / "tls.crt")
-        config["http"]["tls"]["key"] = str(work / "tls.key")
-        config["http"]["secret"] = generate_password()
-        config["auth"]["token"]["rootcertbundle"] = str(work / "signer.crt")
-        config["auth"]["token"]["realm"] = f"https://127.0.0.1:{self.token_port}/token"
-        for endpoint in endpoints:  # what the kubelet and the Service would resolve
-            endpoint["url"] = endpoint["url"].replace(ctx.events_url.rstrip("/"), f"http://127.0.0.1:{intake_port}")
-            endpoint["headers"] = {"Authorization": [f"Bearer {EVENTS_TOKEN}"]}
-            endpoint["backoff"] = "500ms"
-        config["notifications"] = {"endpoints": endpoints}
-        (work / "config.yml").write_text(yaml.safe_dump(config))
-        log = open(work / "processes.log", "ab")
-        env = os.environ | {"PYTHONPATH": str(ROOT / "operator"), "OTEL_TRACES_EXPORTER": "none"}
-        self.serve = lambda: subprocess.Popen(
-            [binary, "serve", str(work / "config.yml")], stdout=log, stderr=log, env=env
-        )
-        self.processes = [
-            self.serve(),
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dockyard.auth",
-                    "--policy",
-                    str(work / "policy.json"),
-                    "--signing-key",
-                    str(work / "signer.key"),
-                    "--signing-cert",
-                    str(work / "signer.crt"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.token_port),
-                    "--tls-cert",
-                    str(work / "tls.crt"),
-                    "--tls-key",
-                    str(work / "tls.key"),
-                ],
-                stdout=log,
-                stderr=log,
-                env=env,
-            ),
-        ]
-        for port in (self.port, self.token_port):
-            until(lambda p=port: connects(p), f"port {port}", 20)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-            process.wait(timeout=10)
-
-    def stop_registry(self) -> None:
-        self.processes[0].kill()
-        self.processes[0].wait(timeout=10)
-
-    def start_registry(self) -> None:
-        self.processes[0] = self.serve()
-        until(lambda: connects(self.port), f"port {self.port}", 20)
-
-    def skopeo(self, *args: str) -> str:
-        done = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-
-class Pair:
-    """Home (3.x) and replica `west` (2.8), the intake, the subscriber and the engine."""
-
-    def __init__(self, tmp: Path, distribution_v3: Path) -> None:
-        password = generate_password()
-        self.creds = f"{REG}:{password}"
-        spec = RegistrySpec.model_validate({"sku": "Premium", "adminUser": {"enabled": True}})
-        owner = Owner(API_VERSION, "Registry", REG, NS, "uid-home")
-        home = RegistryContext(
-            owner, spec, "registry:3", "dockyard", tls_secret_name(spec, _names()), "http://dockyard-events:8090"
-        )
-        replication = ReplicationSpec.model_validate({"registryRef": {"name": REG}, "location": WEST})
-        placement = plan_replica(
-            NS, REG, spec, "hub-west", "t", replication, [], [{"topology.kubernetes.io/zone": WEST}]
-        )
-        assert isinstance(placement, Placement)
-        west: ReplicaContext = replica_context(
-            home, Owner(API_VERSION, "Replication", "hub-west", NS, "uid-west"), WEST, placement
-        )
-        ca, signer = issue_ca("test CA"), issue_signing_key("test signer")
-        serving = issue_serving_cert(ca, ["127.0.0.1", home.service_host])
-        policy = build_auth_policy(home, (password,))
-        self.ca_pem = ca.cert_pem.decode()
-        self.signer = SigningKey(signer.key_pem, signer.cert_pem)
-        self.service = home.token_service
-        shared = {
-            "policy.json": policy.model_dump_json(),
-            "signer.crt": signer.cert_pem.decode(),
-            "signer.key": signer.key_pem.decode(),
-            **_tls(serving),
-        }
-        # the intake, the ledger, the subscriber and the engine
-        self.store_path = tmp / "state" / "replication.sqlite"
-        self.store = LedgerStore(self.store_path)
-        self.metrics_registry = CollectorRegistry()
-        self.metrics = register_replication_metrics(self.metrics_registry)
-        self.members = [HOME]  # West joins later: its initial fill is part of the story
-        self.clients = ReplicatorClients()
-        self.engine = ReplicationEngine(self.store, self, self.metrics, workers=2, idle_seconds=0.2)
-        self.subscriber = ReplicationSubscriber(self.store, self, self.metrics, on_enqueued=self.engine.wake)
-        self.intake = Intake(FixedTokens(), [self.subscriber], register_intake_metrics(CollectorRegistry()))
-        asyncio.run(self.intake.start("127.0.0.1", 0))
-        self.home = Process(
-            home, build_notification_endpoints(home), str(distribution_v3), tmp / "home", shared, self.intake.port
-        )
-        self.west = Process(
-            west, replica_notification_endpoints(west), "docker-registry", tmp / "west", shared, self.intake.port
-        )
-        self.by_name = {HOME: self.home, WEST: self.west}
-        self.engine.start()
-
-    # -- the topology the engine and the subscriber read ------------------------------------------
-
-    def replicas(self, namespace: str, registry: str) -> list[str]:
-        return list(self.members)
-
-    def client(self, namespace: str, registry: str, replica: str) -> DistributionClient | None:
-        process = self.by_name.get(replica)
-        if process is None:
-            return None
-        endpoint = Endpoint(f"127.0.0.1:{process.port}", self.service, self.signer, self.ca_pem)
-        return self.clients.get((namespace, registry, replica), endpoint)
-
-    def registries(self) -> list[tuple[str, str, float]]:
-        return [(NS, REG, 3600.0)]
-
-    # -- what tests do ----------------------------------------------------------------------------
-
-    def push(self, where: str, layout: Path, reference: str, *extra: str) -> None:
-        self.by_name[where].skopeo(
-            "copy",
-            *extra,
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            self.creds,
-            f"oci:{layout}:v1",
-            f"docker://127.0.0.1:{self.by_name[where].port}/{reference}",
-        )
-
-    def delete(self, where: str, reference: str) -> None:
-        self.by_name[where].skopeo(
-            "delete",
-            "--tls-verify=false",
-            "--creds",
-            self.creds,
-            f"docker://127.0.0.1:{self.by_name[where].port}/{reference}",
-        )
-
-    def digest(self, where: str, repository: str, tag: str) -> str | None:
-        """What the tag names on one replica. Distribution deletes a manifest before its tags, so a
-        tag read in between answers 500 for a moment: read again (the copier retries the same way)."""
-        client = self.client(NS, REG, where)
-        assert client is not None
-        for _ in range(50):
-            try:
-                return client.head_manifest(repository, tag)
-            except RegistryProtocolError as error:
-                if ": 500" not in str(error):
-                    raise
-                time.sleep(0.1)
-        return client.head_manifest(repository, tag)
-
-    def settled(self) -> bool:
-        """No job waits or runs."""
-        return not self.store.due_jobs(1, now=1e12)
-
-    def stop(self) -> None:
-        self.engine.stop()
-        for process in (self.home, self.west):
-            process.stop()
-        asyncio.run(self.intake.stop())
-        self.clients.close()
-        self.store.close()
-
-
-def _names() -> Any:
-    from dockyard.core.names import RegistryNames
-
-    return RegistryNames(REG)
-
-
-def _tls(pair: KeyPair) -> dict[str, str]:
-    return {"tls.crt": pair.cert_pem.decode(), "tls.key": pair.key_pem.decode()}
-
-
-class FixedTokens(RegistryTokens):
-    """The intake's token check against the events token the test gave the registries (the
-    operator reads it from the Registry's `-events` Secret)."""
-
-    def __init__(self) -> None:
-        super().__init__(kube=None, known=lambda namespace, registry: True)  # type: ignore[arg-type]
-
-    def _read(self, namespace: str, registry: str) -> str | None:
-        return EVENTS_TOKEN if (namespace, registry) == (NS, REG) else None
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory, distribution_v3: Path) -> Iterator[Pair]:
-    running = Pair(tmp_path_factory.mktemp("replication"), distribution_v3)
+    # A third replica, `east` (3.x), joins for the last test only.
+    replicas = {WEST: "docker-registry", EAST: str(distribution_v3)}
+    running = Pair(tmp_path_factory.mktemp("replication"), distribution_v3, replicas)
     try:
         yield running
     finally:
@@ -394,6 +70,17 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (platforms, index) in layouts.items():
         oci_layout(root / name, platforms, index)
     return {name: root / name for name in layouts}
+
+
+def offered(pair: Pair, action: str, scope: str, location: str | None = None) -> list[str | None]:
+    """Where the events a Webhook (`location` or none) would receive for `scope` happened."""
+    webhook = EventFilter(frozenset({action}), scope, enabled=True, location=location)
+    return [
+        batch.location
+        for batch in list(pair.recorded.batches)
+        for event in batch.events
+        if webhook.selects(event, batch.location)
+    ]
 
 
 def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[str, Path]) -> None:
@@ -418,9 +105,16 @@ def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[s
     version = pair.store.version(NS, REG, ("team/app", "v1"))
     assert version is not None and version.origin == HOME, "the replicator's own push on west was not echoed"
 
+    # Webhooks: one without location is offered the original push once (not the copy landing in
+    # west, whose actor is the replicator); one with location west is offered the copy.
+    until(lambda: offered(pair, "push", "team/app:v1", WEST) == [WEST], "the copy's event from west", 30)
+    assert offered(pair, "push", "team/app:v1") == [None]
+
     # A delete on the replica disappears from the home, and a full comparison does not bring it back.
     pair.delete(WEST, "team/app:v1")
     until(lambda: pair.digest(HOME, "team/app", "v1") is None, "the delete to reach home", 60)
+    # ... and a webhook without location is offered the delete made on west, not its copy at home.
+    until(lambda: offered(pair, "delete", "team/app:*") == [WEST], "the delete's event from west", 30)
     pair.engine.full_sync(NS, REG)
     until(pair.settled, "the full comparison's repairs", 30)
     assert pair.digest(HOME, "team/app", "v1") is None and pair.digest(WEST, "team/app", "v1") is None
@@ -526,6 +220,48 @@ def test_copier_killed_mid_blob_converges(pair: Pair, tmp_path: Path) -> None:
     until(pair.settled, "the job to complete", 30)
     west = pair.client(NS, REG, WEST)
     assert west is not None and west.list_tags("team/big") == ["v1"]
+
+
+def test_third_replica_and_an_artifact_with_a_referrer(
+    pair: Pair, images: dict[str, Path], oras: Path, tmp_path: Path
+) -> None:
+    """A third replica joins (its initial fill takes everything the others hold); an artifact
+    attached with oras to an image on the home, through the referrers tag schema (distribution
+    has no referrers API), reaches both replicas with its referrer tag: `oras discover` on each
+    lists it, the same digest."""
+    pair.members[:] = [HOME, WEST, EAST]
+    pair.engine.wake()
+    big = pair.digest(HOME, "team/big", "v1")
+    until(lambda: pair.digest(EAST, "team/big", "v1") == big, "the third replica's initial fill", 120)
+
+    pair.push(HOME, images["seed"], "team/signed:v1")
+    subject = pair.digest(HOME, "team/signed", "v1")
+    until(lambda: all(pair.digest(r, "team/signed", "v1") == subject for r in (WEST, EAST)), "the image", 60)
+    (tmp_path / "sbom.json").write_text('{"packages": []}')
+    user, password = pair.creds.split(":", 1)
+
+    def run_oras(command: str, *files: str, where: str = HOME) -> dict[str, Any]:
+        port = pair.by_name[where].port
+        extra = ["--artifact-type", "application/vnd.dockyard.sbom"] if files else []
+        done = subprocess.run(
+            [str(oras), command, "--insecure", "-u", user, "-p", password, "--distribution-spec", "v1.1-referrers-tag",
+             "--format", "json", *extra, f"127.0.0.1:{port}/team/signed:v1", *files],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    attached = run_oras("attach", "sbom.json")
+    referrer = attached["digest"]
+    tag = str(subject).replace(":", "-")
+    home_index = pair.digest(HOME, "team/signed", tag)
+    assert home_index is not None, "oras wrote the referrers tag"
+    for replica in (WEST, EAST):
+        until(lambda r=replica: pair.digest(r, "team/signed", tag) == home_index, f"the referrer tag on {replica}", 60)
+        client = pair.client(NS, REG, replica)
+        assert client is not None and client.head_manifest("team/signed", referrer) == referrer
+        found = run_oras("discover", where=replica)
+        assert referrer in json.dumps(found), found
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dockyard.auth.delegation import REPLICATOR_SUBJECT
 from dockyard.distribution.client import DistributionClient
 from dockyard.events.bus import EventBatch
 from dockyard.events.envelope import RegistryEvent, events_from_envelope, tag_deletes_from_envelope
-from dockyard.replication.access import REPLICATOR_SUBJECT
 from dockyard.replication.ledger import HOME, Version, parse_stamp
 from dockyard.replication.metrics import register_replication_metrics
 from dockyard.replication.store import LedgerStore

@@ -1,11 +1,15 @@
 import pytest
 
+from dockyard.auth.delegation import REPLICATOR_SUBJECT
 from dockyard.events.envelope import RegistryEvent
 from dockyard.webhooks.scope import EventFilter, parse_scope
 
 
-def event(repository: str = "team/app", tag: str | None = "v1", action: str = "push") -> RegistryEvent:
+def event(
+    repository: str = "team/app", tag: str | None = "v1", action: str = "push", actor: str | None = "alice"
+) -> RegistryEvent:
     return RegistryEvent(
+        actor=actor,
         id="e1",
         timestamp="2026-11-29T09:06:05Z",
         action=action,
@@ -126,11 +130,16 @@ def test_disabled_filter_selects_nothing() -> None:
     assert not disabled.selects(event(action="delete", tag=None))
 
 
-def test_home_filter_selects_only_home_events() -> None:
-    home = EventFilter(frozenset({"push"}), "", enabled=True)
-    assert home.selects(event())
-    assert home.selects(event(), location="")
-    assert not home.selects(event(), location="westeurope")
+def test_filter_without_location_selects_each_original_push_once() -> None:
+    """Wherever it was pushed (the registry or a replica); never its copies landing elsewhere."""
+    everywhere = EventFilter(frozenset({"push", "delete"}), "", enabled=True)
+    assert everywhere.selects(event())
+    assert everywhere.selects(event(), location="")
+    assert everywhere.selects(event(), location="westeurope")
+    assert everywhere.selects(event(actor=None))  # anonymous push (a registry without auth)
+    assert not everywhere.selects(event(actor=REPLICATOR_SUBJECT))
+    assert not everywhere.selects(event(actor=REPLICATOR_SUBJECT), location="westeurope")
+    assert not everywhere.selects(event(action="delete", tag=None, actor=REPLICATOR_SUBJECT))
 
 
 def test_location_filter_selects_only_that_replica() -> None:
@@ -138,6 +147,12 @@ def test_location_filter_selects_only_that_replica() -> None:
     assert replica.selects(event(), location="westeurope")
     assert not replica.selects(event(), location="eastus")
     assert not replica.selects(event())
+
+
+def test_location_filter_selects_replicated_copies_landing_there() -> None:
+    replica = EventFilter(frozenset({"push"}), "", enabled=True, location="westeurope")
+    assert replica.selects(event(actor=REPLICATOR_SUBJECT), location="westeurope")
+    assert not replica.selects(event(actor=REPLICATOR_SUBJECT))
 
 
 def test_empty_location_is_the_home_registry() -> None:

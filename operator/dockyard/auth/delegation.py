@@ -30,6 +30,10 @@ from dockyard.auth.tokens import SigningKey
 DELEGATED_USER: Final = "$dockyard-delegated"
 """The Basic username that marks a delegated credential (`$` cannot start a policy username)."""
 AUDIENCE_PREFIX: Final = "dockyard-delegation:"
+REPLICATOR_SUBJECT: Final = "$dockyard-replicator"
+"""The subject the replication copier works as; distribution reports it as the `actor.name` of
+every write the copier makes, which is how replication and webhooks tell a copy from an original
+push (`$` cannot start a user name of the registry's policy, so no person can be mistaken for it)."""
 
 
 def issue_delegation(

@@ -15,14 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from dockyard.auth.delegation import DELEGATED_USER, issue_delegation
+from dockyard.auth.delegation import DELEGATED_USER, REPLICATOR_SUBJECT, issue_delegation
 from dockyard.auth.grants import ALL_ACTIONS, Grant
 from dockyard.auth.tokens import SigningKey
 from dockyard.distribution.client import Basic, DistributionClient
 
-REPLICATOR_SUBJECT: Final = "$dockyard-replicator"
-"""The token subject the copier works as (distribution's `actor.name` of its writes); `$` cannot
-start a user name of the registry's policy, so no person can be mistaken for it."""
 REPLICATOR_GRANTS: Final = (Grant(repositories="*", actions=ALL_ACTIONS, catalog=True),)
 CREDENTIAL_TTL_SECONDS: Final = 900
 RENEW_BEFORE_SECONDS: Final = 300

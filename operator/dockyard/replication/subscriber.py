@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from dockyard.auth.delegation import REPLICATOR_SUBJECT
 from dockyard.events.bus import EventBatch
 from dockyard.events.envelope import RegistryEvent
-from dockyard.replication.access import REPLICATOR_SUBJECT
 from dockyard.replication.ledger import HOME, Key, Version, decide, digest_delete, parse_stamp, untag
 from dockyard.replication.metrics import ReplicationMetrics
 from dockyard.replication.store import LedgerStore, _Transaction

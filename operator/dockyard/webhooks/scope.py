@@ -1,4 +1,10 @@
-"""Which events a Webhook selects: its actions, its scope and whether it is enabled.
+"""Which events a Webhook selects: its actions, its scope, whether it is enabled and its location.
+
+Location, with replicas (Replications): a Webhook with `location` receives what lands in that
+replica, the replication copier's writes included (as ACR's per-replica webhooks); a Webhook
+without `location` receives each original push or delete once, wherever it was made (the home or
+any replica), and never the copies of it landing elsewhere (they are the copier's writes: their
+actor is `REPLICATOR_SUBJECT`). Without replicas both are the registry's own events.
 
 Scope, after ACR: empty selects every event; `repo:tag` one tag; `repo:*` every tag of `repo` and its
 untagged events (push by digest, delete); `repo` alone means `repo:latest`. `*` in the repository
@@ -12,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from dockyard.auth.delegation import REPLICATOR_SUBJECT
 from dockyard.events.envelope import RegistryEvent
 
 
@@ -69,9 +76,12 @@ class EventFilter:
     location: str | None = None
 
     def selects(self, event: RegistryEvent, location: str | None = None) -> bool:
+        """`location`: the replica the event happened in (None: the registry itself)."""
+        # with a location: what lands there; without: originals only, wherever they were made
+        in_place = self.location == location if self.location else event.actor != REPLICATOR_SUBJECT
         return (
             self.enabled
-            and (self.location or None) == (location or None)
+            and in_place
             and event.action in self.actions
             and parse_scope(self.scope).matches(event.repository, event.tag)
         )
