@@ -717,3 +717,15 @@ def test_the_node_pulls_the_runs_registry_images_from_its_node_login_server() ->
     assert f"--destination={HOST}/dockyard/staging/ca7/build-web:built" in build["args"]
     assert staged_cmd_step(tuple(steps.values()), HOST) == "test"
     assert staged_cmd_step(_steps(RETRY), HOST) is None
+
+
+def test_a_step_jobs_build_gets_labels_platform_and_the_layer_cache() -> None:
+    text = (
+        "steps:\n  - id: b\n    build: -t {{.Run.Registry}}/web:1 --label a=b --platform linux/arm64 .\n"
+        "    cache: enabled\n    retries: 1\n"
+    )
+    (build,) = _steps(text)
+    job = build_step_job(_run(), build, 0, deadline_seconds=600)
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--label=a=b" in args and "--custom-platform=linux/arm64" in args
+    assert "--cache=true" in args and f"--cache-repo={HOST}/web/cache" in args

@@ -539,3 +539,18 @@ def test_a_push_steps_retries_and_repeat_are_not_applied() -> None:
     fanned = _task(text.replace("when: ['-']", "retries: 1"))
     (_, push) = fanned.job_steps
     assert (push.retries, push.repeat) == (0, 0)
+
+
+def test_isolation_other_than_default_and_host_networks_are_refused() -> None:
+    assert _cmd("steps:\n  - cmd: busybox true\n    isolation: default\n    network: acb_default_network\n")
+    assert "isolation hyperv: Windows container isolation" in _refusal(
+        "steps:\n  - cmd: busybox true\n    isolation: hyperv\n"
+    )
+    assert "network host: every step runs on the pod network" in _refusal(
+        "steps:\n  - cmd: busybox true\n    network: host\n"
+    )
+
+
+def test_keep_and_pull_with_download_retries_run_as_the_kubelet_does() -> None:
+    step = _cmd("steps:\n  - cmd: busybox true\n    keep: true\n    pull: true\n    cmdDownloadRetries: 3\n")
+    assert step.always_pull and step.image == "busybox"

@@ -55,6 +55,16 @@ enabled`); every other flag is refused naming it (BuildKit's `--secret`/`--ssh`,
 `cache_<task>_<step>` of that repository); `cache: disabled` is Kaniko without a cache, as a build
 on a fresh ACR agent. A detached build step is refused.
 
+Other step keys: `keep` (no `--rm` on ACR, where CleanTask removes the container at the run's end
+anyway) is what every step pod does: it is kept, with its log, until the run ends. `pull: true`
+is `imagePullPolicy: Always`; its `cmdDownloadRetries`/`cmdDownloadRetryDelay` are the kubelet's
+own pull retries with back-off, which last until the step's timeout (the run's on the single pod)
+rather than a count. `network` is the pod network (every step is on it, as on ACR's default
+network; `host`, `none`, `container:` are refused); a task's `networks` run with a warning, since
+steps on different networks can reach each other here. `isolation` other than `default` is
+Windows' and refused. `exitedWith`/`exitedWithout` and keys acr-builder ignores for a step's type
+are warnings of the planner (`plan.unused_fields`).
+
 docker run flags before the image: `-e/--env K=V`, `-w/--workdir`, `--entrypoint`, `-u/--user`
 (numeric `uid[:gid]`), `-v/--volume <task volume>:<path>[:ro]`, `--cpus`, `-m/--memory`, `--pull
 always`, `--privileged`, `--network` (anything but `host`/`none`: every step shares the pod's
@@ -445,7 +455,8 @@ def run_options(step: PlannedStep, volumes: tuple[TaskVolume, ...]) -> RunOption
     mounts: list[tuple[str, str]] = []
     if step.network:
         _network(step, step.network)
-    if step.isolation and step.isolation not in ("default", "process"):
+    if step.isolation and step.isolation.lower() != "default":
+        # docker on Linux refuses any isolation but `default` (ACR's Linux agents fail the step)
         raise refuse(step, f"isolation {step.isolation}: Windows container isolation has no Kubernetes meaning here")
     if step.ports or step.expose:
         raise refuse(step, f"ports/expose: {_WHY_NOT['--expose']}")
