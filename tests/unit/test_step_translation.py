@@ -16,7 +16,7 @@ import yaml
 
 from dockyard.builds.definition import secret_selectors
 from dockyard.builds.manifests.job import OciContext, build_credentials_secret
-from dockyard.builds.manifests.steps import CmdStep, TaskPod, build_task_job
+from dockyard.builds.manifests.steps import BuildStep, CmdStep, TaskPod, build_task_job
 from dockyard.builds.runplan import TaskPlan, run_plan, task_file_refusal
 from dockyard.builds.taskfile.plan import plan
 from dockyard.builds.template import RunVariables
@@ -554,3 +554,13 @@ def test_isolation_other_than_default_and_host_networks_are_refused() -> None:
 def test_keep_and_pull_with_download_retries_run_as_the_kubelet_does() -> None:
     step = _cmd("steps:\n  - cmd: busybox true\n    keep: true\n    pull: true\n    cmdDownloadRetries: 3\n")
     assert step.always_pull and step.image == "busybox"
+
+
+def test_a_build_arg_without_a_value_is_taken_from_the_steps_env_as_the_docker_cli_takes_it() -> None:
+    text = (
+        "env: [TASK_WIDE=t]\nsteps:\n  - id: b\n    build: -t x --build-arg VERSION --build-arg TASK_WIDE"
+        " --build-arg UNSET --build-arg A=1 .\n    env: [VERSION=1.2]\n"
+    )
+    (build,) = _task(text).steps
+    assert isinstance(build, BuildStep)
+    assert build.build_args == ("VERSION=1.2", "TASK_WIDE=t", "A=1")

@@ -133,13 +133,27 @@ def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[Se
         dockerfile=dockerfile,
         destinations=tuple(qualify(tag, registry) for tag in step.tags),
         working_directory=workdir,
-        build_args=step.build_args,
+        build_args=build_arguments(step),
         target=step.target,
-        secrets=secrets_in(" ".join(step.build_args), refs),
+        secrets=secrets_in(" ".join(build_arguments(step)), refs),
         labels=options.labels,
         platform=options.platform,
         cache_repository=build_cache_repository(step, registry) if step.cache and not options.no_cache else None,
     )
+
+
+def build_arguments(step: PlannedStep) -> tuple[str, ...]:
+    """`--build-arg K` without a value takes K from the environment of the docker CLI, which on ACR
+    is the step's `env` (task `env` merged): resolved here, since Kaniko's environment is not the
+    step's; a K the environment lacks is left out, as docker leaves it out (the ARG's default holds)."""
+    env = dict(entry.partition("=")[::2] for entry in step.container_env)
+    out = []
+    for argument in step.build_args:
+        if "=" in argument:
+            out.append(argument)
+        elif argument in env:
+            out.append(f"{argument}={env[argument]}")
+    return tuple(out)
 
 
 def build_cache_repository(step: PlannedStep, registry: str) -> str | None:
