@@ -564,3 +564,14 @@ def test_a_build_arg_without_a_value_is_taken_from_the_steps_env_as_the_docker_c
     (build,) = _task(text).steps
     assert isinstance(build, BuildStep)
     assert build.build_args == ("VERSION=1.2", "TASK_WIDE=t", "A=1")
+
+
+def test_privileged_on_a_build_step_is_a_warning_not_a_refusal() -> None:
+    text = "steps:\n  - id: b\n    build: -t x .\n    privileged: true\n"
+    task = _task(text)
+    assert any("privileged on a build step applies on ACR to the docker CLI container" in w for w in task.plan.warnings)
+
+
+def test_disable_working_directory_override_on_a_build_step_is_refused() -> None:
+    text = "steps:\n  - id: b\n    build: -t x .\n    disableWorkingDirectoryOverride: true\n"
+    assert _refusal(text).startswith("step b: disableWorkingDirectoryOverride on a build step is not translated")

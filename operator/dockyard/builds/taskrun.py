@@ -73,7 +73,8 @@ def check_translatable(plan: Plan, allow_privileged: bool = False) -> None:
     if not plan.steps:
         raise NotRunnable("the task file has no steps")
     for step in plan.steps:
-        if step.privileged and not allow_privileged:
+        # on a build or push step `privileged` reaches no container that matters (a planner warning)
+        if step.privileged and step.type == "cmd" and not allow_privileged:
             raise refuse(step, PRIVILEGED_REFUSED)
 
 
@@ -102,6 +103,12 @@ def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[Se
             step,
             "detach on a build step is not translated: on ACR the step succeeds as soon as the build starts, "
             "so no later step can rely on its image",
+        )
+    if step.disable_working_directory_override:
+        raise refuse(
+            step,
+            "disableWorkingDirectoryOverride on a build step is not translated: on ACR the build then runs in "
+            "the docker CLI image's own directory, not the source (remove it)",
         )
     options = build_options(step)
     if step.volume_mounts:

@@ -570,7 +570,7 @@ _CONTAINER_FIELDS: Final = (
 )  # fmt: skip
 _BUILD_CLI_FIELDS: Final = (
     ("user", "user"), ("network", "network"), ("isolation", "isolation"), ("cpus", "cpus"), ("ports", "ports"),
-    ("expose", "expose"), ("keep", "keep"),
+    ("expose", "expose"), ("keep", "keep"), ("privileged", "privileged"),
 )  # fmt: skip
 
 
