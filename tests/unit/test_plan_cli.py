@@ -68,7 +68,7 @@ def test_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
     # acr-builder pushes with its own tries: a push step's retries are parsed and shown, and said to do nothing
     assert data["warnings"] == [
         "step 'push' (line 12): retries has no effect on a push step "
-        "(acr-builder runs docker push with its own 3 tries; neither does Dockyard)"
+        "(acr-builder pushes with its own 3 tries and takes no notice of them; nor does Dockyard)"
     ]
     build, build_test, test, push = data["steps"]
     assert build == build | {

@@ -24,9 +24,9 @@ Dependencies: no `when` → the previous step (none for the first), `["-"]` → 
 ids. A `when` naming an id twice is refused: acr-builder would count the edge twice and never start
 the step. Unknown keys, `exitedWith`/`exitedWithout` (parsed, never used), keys acr-builder takes
 no notice of for the step's type (`unused_fields`: `retries` on a push step, `entryPoint` on a
-build step, …) and declared secrets with no value are warnings. `cmd` text is parsed with POSIX shell rules into docker-run flags, image and
-arguments, and host-shell operators are recorded; build steps into tags, Dockerfile, context, build
-args and target with docker's flag rules.
+build step, …) and declared secrets with no value are warnings. `cmd` text is parsed with POSIX
+shell rules into docker-run flags, image and arguments, and host-shell operators are recorded;
+build steps into tags, Dockerfile, context, build args and target with docker's flag rules.
 """
 
 from __future__ import annotations
@@ -584,11 +584,11 @@ def unused_fields(step: Step) -> list[str]:
     kind = _step_type(step)
     notes: list[str] = []
 
-    def set_(names: tuple[tuple[str, str], ...]) -> list[str]:
+    def given(names: tuple[tuple[str, str], ...]) -> list[str]:
         return [key for key, attr in names if getattr(step, attr)]
 
     if kind == "push":
-        ignored = set_(
+        ignored = given(
             (("retries", "retries"), ("retryDelay", "retry_delay"), ("retryOnErrors", "retry_on_errors"),
              ("repeat", "repeat"), ("detach", "detach"), ("pull", "pull"), ("cache", "cache"),
              ("cmdDownloadRetries", "cmd_download_retries"), ("cmdDownloadRetryDelay", "cmd_download_retry_delay"),
@@ -597,14 +597,14 @@ def unused_fields(step: Step) -> list[str]:
         if ignored:
             notes.append(
                 f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect on a push step "
-                "(acr-builder runs docker push with its own 3 tries; neither does Dockyard)"
+                "(acr-builder pushes with its own 3 tries and takes no notice of them; nor does Dockyard)"
             )
         return notes
     if kind == "build":
-        ignored = set_((("entryPoint", "entry_point"), ("pull", "pull")))
+        ignored = given((("entryPoint", "entry_point"), ("pull", "pull")))
         if ignored:
             notes.append(f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect on a build step")
-        cli = set_(_BUILD_CLI_FIELDS)
+        cli = given(_BUILD_CLI_FIELDS)
         if cli:
             notes.append(
                 f"{', '.join(cli)} on a build step {'applies' if len(cli) == 1 else 'apply'} on ACR to the docker "
