@@ -3,10 +3,12 @@ volume (local-path), the node pulling a same-run image from the staging reposito
 
     two builds in parallel joined by a push (the images checked with skopeo), a detached service a
     later step calls by its id and a `docker stop` of it, a cmd step running an image built earlier
-    in the same run, a step that succeeds on its retry (the workspace remembers the first try), a
+    in the same run, a step that succeeds on its retry (the workspace remembers the first try; its
+    `retryOnErrors` names the first try's output), a
     secret file read under `|| true` (the tools' BusyBox, the run Secret's volume, the secret
     redacted from the log), the staging tags gone after;
-    a failing step that stops the run: the running step stopped, the rest Skipped, its log kept.
+    a failing step that stops the run: the running step stopped, the rest Skipped, its log kept, and
+    not retried (its output names none of its `retryOnErrors`).
 
 The operator runs in this process; one Registry `hub` (Standard, admin user, self-signed TLS,
 exposure.nodePull so the node pulls staged images) serves the module; the tools' BusyBox is the
@@ -140,6 +142,7 @@ steps:
     cmd: {busybox} sh -c 'if [ -f /workspace/tried ]; then echo second try; else touch /workspace/tried; echo first try; exit 3; fi'
     retries: 1
     retryDelay: 1
+    retryOnErrors: ['first try']
     when: ['-']
   - id: call
     cmd: {{{{.Run.Registry}}}}/web:{{{{.Run.ID}}}} sh -c 'wget -qO- http://db:8080/index.html && cat /web.txt'
@@ -205,6 +208,8 @@ steps:
     when: ['-']
   - id: unit
     cmd: {busybox} sh -c 'echo checking the unit; sleep 3; echo the unit is broken; exit 4'
+    retries: 2
+    retryOnErrors: ['connection reset']
     when: ['-']
   - id: after
     cmd: {busybox} echo never
@@ -220,6 +225,8 @@ steps:
         ("unit", "Failed", 4),
         ("after", "Skipped", None),
     ]
+    # retryOnErrors: its output names no retryable error, so the failure is not retried
+    assert next(s for s in status["steps"] if s["id"] == "unit")["attempts"] == 1
     log = dockyard(hub, "logs", "breaks", "-n", hub.namespace, timeout=120)
     assert log.returncode == 0, log.stderr
     assert "----- Executing step ID: unit -----\nchecking the unit\nthe unit is broken\n" in log.stdout

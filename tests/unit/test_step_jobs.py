@@ -408,6 +408,32 @@ def test_a_step_whose_retries_are_spent_fails() -> None:
     assert decision.steps[0].attempts == 3
 
 
+RETRY_ON = RETRY + "    retryOnErrors: ['connection refused', 'TLS handshake timeout']\n"
+
+
+def test_retry_on_errors_retries_only_a_failure_whose_output_names_one_of_them() -> None:
+    steps = _steps(RETRY_ON)
+    assert steps[0].retry_on_errors == ("connection refused", "TLS handshake timeout")
+    # the kubelet's termination message holds the failed container's log tail
+    flaky = done("step-t", 0, 11, code=1, finished=20, termination_message="dial tcp: connection refused\n")
+    assert decide(steps, seen(FETCHED, flaky), at(30)).create == (Create("step-t", 1, 281),)
+    real = done("step-t", 0, 11, code=1, finished=20, termination_message="FAIL: 3 tests failed\n")
+    ended = decide(steps, seen(FETCHED, real), at(30))
+    assert ended.verdict.status == "Failed" and ended.create == () and ended.steps[0].attempts == 1
+    # the attempt's failure message counts too (a pod that ended before its container said anything)
+    evicted = Attempt("step-t", 0, at(11), "Failed", finished=at(20), message="Evicted: TLS handshake timeout")
+    assert decide(steps, seen(FETCHED, evicted), at(30)).create == (Create("step-t", 1, 281),)
+
+
+def test_retry_on_errors_stops_a_repetitions_retries_not_its_other_repetitions() -> None:
+    steps = _steps(RETRY_ON.replace("retries: 2", "retries: 2\n    repeat: 1"))
+    real = done("step-t", 0, 11, code=1, finished=20, termination_message="assertion failed")
+    decision = decide(steps, seen(FETCHED, real), at(21))
+    assert decision.create == (Create("step-t", 1, 290),)  # the second repetition, at once
+    second = done("step-t", 1, 21, finished=30)
+    assert decide(steps, seen(FETCHED, real, second), at(31)).verdict.status == "Failed"
+
+
 def test_repeat_runs_every_repetition_and_fails_if_one_failed() -> None:
     steps = _steps("steps:\n  - id: r\n    cmd: busybox true\n    repeat: 2\n")
     one_failed = seen(FETCHED, done("step-r", 0, 11, code=1, finished=15))
@@ -691,3 +717,15 @@ def test_the_node_pulls_the_runs_registry_images_from_its_node_login_server() ->
     assert f"--destination={HOST}/dockyard/staging/ca7/build-web:built" in build["args"]
     assert staged_cmd_step(tuple(steps.values()), HOST) == "test"
     assert staged_cmd_step(_steps(RETRY), HOST) is None
+
+
+def test_a_step_jobs_build_gets_labels_platform_and_the_layer_cache() -> None:
+    text = (
+        "steps:\n  - id: b\n    build: -t {{.Run.Registry}}/web:1 --label a=b --platform linux/arm64 .\n"
+        "    cache: enabled\n    retries: 1\n"
+    )
+    (build,) = _steps(text)
+    job = build_step_job(_run(), build, 0, deadline_seconds=600)
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--label=a=b" in args and "--custom-platform=linux/arm64" in args
+    assert "--cache=true" in args and f"--cache-repo={HOST}/web/cache" in args

@@ -16,7 +16,7 @@ import yaml
 
 from dockyard.builds.definition import secret_selectors
 from dockyard.builds.manifests.job import OciContext, build_credentials_secret
-from dockyard.builds.manifests.steps import CmdStep, TaskPod, build_task_job
+from dockyard.builds.manifests.steps import BuildStep, CmdStep, TaskPod, build_task_job
 from dockyard.builds.runplan import TaskPlan, run_plan, task_file_refusal
 from dockyard.builds.taskfile.plan import plan
 from dockyard.builds.template import RunVariables
@@ -406,3 +406,172 @@ def test_the_kept_log_of_a_task_run_has_its_secret_values_redacted() -> None:
     }
     log = reconciler._read_log(body, {"metadata": {"name": "web-4-build-abcde"}})
     assert "token is " in log and "s3cr3t-v" not in log
+
+
+# ---- every step field: translated, warned as acr-builder ignores it, or refused -------------------
+
+BUILD = "steps:\n  - id: b\n    build: -t {{.Run.Registry}}/web:1 {flags}.\n{more}  - id: p\n    push: [{{{{.Run.Registry}}}}/web:1]\n"
+
+
+def _build(flags: str = "", more: str = "") -> TaskPlan:
+    text = BUILD.replace("{flags}", flags).replace("{more}", more).replace("{{{{", "{{").replace("}}}}", "}}")
+    return _task(text)
+
+
+def _kaniko(flags: str = "", more: str = "") -> list[str]:
+    text = BUILD.replace("{flags}", flags).replace("{more}", more).replace("{{{{", "{{").replace("}}}}", "}}")
+    task = _task(text)
+    pod = TaskPod(
+        owner=OWNER,
+        registry_host=HOST,
+        kaniko_image="kaniko",
+        operator_image="dockyard",
+        fetch=OciContext("dockyard/sources", "sha256:" + "b" * 64),
+        steps=task.steps,
+        timeout_seconds=3600,
+        resources=RESOURCES,
+    )
+    return list(_containers(build_task_job(pod))["step-b"]["args"])
+
+
+def test_labels_and_platform_become_kaniko_flags_and_flags_without_effect_are_accepted() -> None:
+    args = _kaniko("--label team=web --label=tier=front --platform linux/arm64 --no-cache --pull -q --rm ")
+    assert "--label=team=web" in args and "--label=tier=front" in args
+    assert "--custom-platform=linux/arm64" in args
+    assert not any(a.startswith("--cache") for a in args)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("--secret id=npm,src=npmrc ", "docker build flag --secret: BuildKit secrets are not translated"),
+        ("--network host ", "docker build flag --network: Kaniko runs RUN instructions on the pod network"),
+        ("--output type=tar,dest=x ", "docker build flag --output: the image goes where the task's push steps say"),
+        ("--add-host a:1.2.3.4 ", "docker build flag --add-host: not translated (Kaniko builds the image)"),
+        ("--frobnicate x ", "docker build flag --frobnicate: not translated"),
+        ("--platform linux/amd64,linux/arm64 ", "Kaniko builds one platform per step"),
+    ],
+)
+def test_docker_build_flags_that_do_not_map_are_refused_naming_the_step_and_flag(flags: str, expected: str) -> None:
+    with pytest.raises(NotRunnable) as refused:
+        _build(flags)
+    assert str(refused.value).startswith("step b: ") and expected in str(refused.value)
+
+
+def test_cache_enabled_is_kanikos_layer_cache_in_the_runs_registry_and_disabled_is_none() -> None:
+    args = _kaniko(more="    cache: Enabled\n")
+    assert "--cache=true" in args and f"--cache-repo={HOST}/web/cache" in args
+    assert not any(a.startswith("--cache") for a in _kaniko(more="    cache: disabled\n"))
+    # --no-cache wins over cache: enabled, as docker reads no cache then
+    assert not any(a.startswith("--cache") for a in _kaniko("--no-cache ", more="    cache: enabled\n"))
+
+
+def test_the_cache_repository_is_granted_to_the_run_on_both_shapes() -> None:
+    from dockyard.builds.stepjobs.steps import cache_repositories as job_caches
+    from dockyard.builds.taskrun import cache_repositories
+
+    pod = _build(more="    cache: enabled\n")
+    assert cache_repositories(pod.steps) == (f"{HOST}/web/cache",)
+    jobs = _build(more="    cache: enabled\n    retries: 1\n")
+    assert jobs.job_steps and job_caches(jobs.job_steps) == (f"{HOST}/web/cache",)
+    # no tags: no cache, as acr-builder builds without buildx's cache then
+    untagged = _task("steps:\n  - build: .\n    cache: enabled\n")
+    assert cache_repositories(untagged.steps) == ()
+
+
+def test_a_detached_build_step_is_refused() -> None:
+    with pytest.raises(NotRunnable) as refused:
+        _build(more="    detach: true\n")
+    assert str(refused.value).startswith("step b: detach on a build step is not translated")
+
+
+def test_cache_from_and_networks_run_with_a_warning() -> None:
+    warned = _build("--cache-from {{.Run.Registry}}/web:0 ").plan.warnings
+    assert any("step b: --cache-from has no effect" in w for w in warned)
+    text = "networks:\n  - name: back\n  - name: front\nsteps:\n  - cmd: busybox true\n    network: back\n"
+    task = _task(text)
+    assert any(
+        w.startswith("networks: back, front: every step runs on the cluster's pod network") for w in task.plan.warnings
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (
+            "push: [x]\n    retries: 2\n    repeat: 1\n    keep: true",
+            "retries, repeat, keep have no effect on a push step",
+        ),
+        ("build: -t x .\n    entryPoint: sh\n    pull: true", "entryPoint, pull have no effect on a build step"),
+        (
+            "build: -t x .\n    cpus: '2'\n    user: '1000'",
+            "user, cpus on a build step apply on ACR to the docker CLI container",
+        ),
+        ("cmd: busybox true\n    cache: enabled", "cache has no effect on a cmd step"),
+        (
+            "cmd: busybox true\n    cmdDownloadRetries: 3",
+            "cmdDownloadRetries/cmdDownloadRetryDelay have no effect without `pull: true`",
+        ),
+        ("cmd: busybox true\n    retryOnErrors: [flaky]", "retryOnErrors has no effect without retries"),
+    ],
+)
+def test_keys_acr_builder_ignores_for_the_step_type_are_warnings(step: str, expected: str) -> None:
+    found = plan(f"steps:\n  - id: s\n    {step}\n", RUN)
+    assert any(w.startswith("step 's' (line 2): ") and expected in w for w in found.warnings), found.warnings
+
+
+def test_fields_that_do_what_they_say_raise_no_warning() -> None:
+    text = (
+        "steps:\n  - id: s\n    cmd: busybox true\n    pull: true\n    cmdDownloadRetries: 3\n"
+        "    cmdDownloadRetryDelay: 2\n    keep: true\n    retries: 1\n    retryOnErrors: [flaky]\n"
+        "  - id: b\n    build: -t x .\n    cache: enabled\n"
+    )
+    assert plan(text, RUN).warnings == ()
+    task = _task(text)
+    cmd = task.job_steps[0]
+    assert cmd.retry_on_errors == ("flaky",) and cmd.retries == 1
+
+
+def test_a_push_steps_retries_and_repeat_are_not_applied() -> None:
+    text = "steps:\n  - build: -t x .\n    when: ['-']\n  - id: p\n    push: [x]\n    retries: 3\n    repeat: 2\n"
+    task = _task(text)
+    assert task.steps  # a chain: the push step's retries do not send it to a Job per step
+    fanned = _task(text.replace("when: ['-']", "retries: 1"))
+    (_, push) = fanned.job_steps
+    assert (push.retries, push.repeat) == (0, 0)
+
+
+def test_isolation_other_than_default_and_host_networks_are_refused() -> None:
+    assert _cmd("steps:\n  - cmd: busybox true\n    isolation: default\n    network: acb_default_network\n")
+    assert "isolation hyperv: Windows container isolation" in _refusal(
+        "steps:\n  - cmd: busybox true\n    isolation: hyperv\n"
+    )
+    assert "network host: every step runs on the pod network" in _refusal(
+        "steps:\n  - cmd: busybox true\n    network: host\n"
+    )
+
+
+def test_keep_and_pull_with_download_retries_run_as_the_kubelet_does() -> None:
+    step = _cmd("steps:\n  - cmd: busybox true\n    keep: true\n    pull: true\n    cmdDownloadRetries: 3\n")
+    assert step.always_pull and step.image == "busybox"
+
+
+def test_a_build_arg_without_a_value_is_taken_from_the_steps_env_as_the_docker_cli_takes_it() -> None:
+    text = (
+        "env: [TASK_WIDE=t]\nsteps:\n  - id: b\n    build: -t x --build-arg VERSION --build-arg TASK_WIDE"
+        " --build-arg UNSET --build-arg A=1 .\n    env: [VERSION=1.2]\n"
+    )
+    (build,) = _task(text).steps
+    assert isinstance(build, BuildStep)
+    assert build.build_args == ("VERSION=1.2", "TASK_WIDE=t", "A=1")
+
+
+def test_privileged_on_a_build_step_is_a_warning_not_a_refusal() -> None:
+    text = "steps:\n  - id: b\n    build: -t x .\n    privileged: true\n"
+    task = _task(text)
+    assert any("privileged on a build step applies on ACR to the docker CLI container" in w for w in task.plan.warnings)
+
+
+def test_disable_working_directory_override_on_a_build_step_is_refused() -> None:
+    text = "steps:\n  - id: b\n    build: -t x .\n    disableWorkingDirectoryOverride: true\n"
+    assert _refusal(text).startswith("step b: disableWorkingDirectoryOverride on a build step is not translated")

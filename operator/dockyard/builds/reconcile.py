@@ -57,6 +57,7 @@ from dockyard.builds.sources import source_fetch
 from dockyard.builds.stepjobs.reconcile import StepJobsReconciler
 from dockyard.builds.taskfile.plan import PlanError
 from dockyard.builds.taskrun import (
+    cache_repositories,
     declared_steps,
     final_steps,
     judge_task,
@@ -349,7 +350,7 @@ class RunReconciler(StepJobsReconciler):
             return None
         planned, steps = task.plan, task.steps
         pushed = pushed_images(steps)
-        own = defs.own_repositories(pushed, access.host)
+        own = defs.own_repositories((*pushed, *cache_repositories(steps)), access.host)
         fetch = source_fetch(run.definition, status)  # None: no source (a context-less task file)
         task_pod = TaskPod(
             owner=owner,

@@ -4,8 +4,8 @@ admission (`task_file_refusal`) use. Pure.
 `run_plan` plans the file with its secrets as placeholders (`taskrun.plan_task`), chooses the shape
 (`shape.py`) and maps the steps for it: the single pod's steps (`taskrun.pod_steps`) or a Job per
 step (`stepjobs/steps.py`). Both get the same translations (`translate.py`): secrets as Secret
-references, secret-file volumes, `|| true`/`> /dev/null`, `docker pull`, docker run flags,
-`privileged` behind the operator setting; `docker stop <detached step>` only exists on the
+references, secret-file volumes, `|| true`/`> /dev/null`, `docker pull`, docker run and docker
+build flags, `cache: enabled`, `privileged` behind the operator setting; `docker stop <detached step>` only exists on the
 Job-per-step path (a detached step sends a plan there).
 """
 

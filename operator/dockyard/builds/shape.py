@@ -52,9 +52,9 @@ def execution_shape(plan: Plan) -> tuple[Shape, str]:
             why = "runs in parallel with other steps (when)"
         elif step.detach:
             why = "is a detached service"
-        elif step.retries > 0:
+        elif step.retries > 0 and step.type != "push":  # a push step's are ignored (`plan.unused_fields`)
             why = "has retries"
-        elif step.repeat > 0:
+        elif step.repeat > 0 and step.type != "push":
             why = "repeats"
         elif step.ignore_errors:
             why = "ignores its errors"

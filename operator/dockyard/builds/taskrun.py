@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dockyard.builds.definition import qualify
+from dockyard.builds.definition import qualify, split_reference
 from dockyard.builds.manifests.job import FETCH_CONTAINER, WORKSPACE
 from dockyard.builds.manifests.steps import BuildStep, CmdStep, PushStep, Step, step_container_names
 from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failure_message, parse_digests
@@ -45,6 +45,7 @@ from dockyard.builds.translate import (
     NotRunnable,
     SecretRef,
     TaskVolume,
+    build_options,
     check_no_secret,
     check_secrets_whole,
     docker_cli,
@@ -56,6 +57,7 @@ from dockyard.builds.translate import (
     secrets_in,
     shell_effects,
     step_mounts,
+    translation_warnings,
     wrapped_command,
 )
 
@@ -71,7 +73,8 @@ def check_translatable(plan: Plan, allow_privileged: bool = False) -> None:
     if not plan.steps:
         raise NotRunnable("the task file has no steps")
     for step in plan.steps:
-        if step.privileged and not allow_privileged:
+        # on a build or push step `privileged` reaches no container that matters (a planner warning)
+        if step.privileged and step.type == "cmd" and not allow_privileged:
             raise refuse(step, PRIVILEGED_REFUSED)
 
 
@@ -95,6 +98,19 @@ def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[Se
     context = step.context or "."
     if "://" in context or context.startswith("git@") or context == "-":
         raise refuse(step, f"build context {context!r}: only a directory of the run's source is built yet")
+    if step.detach:
+        raise refuse(
+            step,
+            "detach on a build step is not translated: on ACR the step succeeds as soon as the build starts, "
+            "so no later step can rely on its image",
+        )
+    if step.disable_working_directory_override:
+        raise refuse(
+            step,
+            "disableWorkingDirectoryOverride on a build step is not translated: on ACR the build then runs in "
+            "the docker CLI image's own directory, not the source (remove it)",
+        )
+    options = build_options(step)
     if step.volume_mounts:
         raise refuse(
             step,
@@ -124,10 +140,41 @@ def _build_step(step: PlannedStep, container: str, registry: str, refs: tuple[Se
         dockerfile=dockerfile,
         destinations=tuple(qualify(tag, registry) for tag in step.tags),
         working_directory=workdir,
-        build_args=step.build_args,
+        build_args=build_arguments(step),
         target=step.target,
-        secrets=secrets_in(" ".join(step.build_args), refs),
+        secrets=secrets_in(" ".join(build_arguments(step)), refs),
+        labels=options.labels,
+        platform=options.platform,
+        cache_repository=build_cache_repository(step, registry) if step.cache and not options.no_cache else None,
     )
+
+
+def build_arguments(step: PlannedStep) -> tuple[str, ...]:
+    """`--build-arg K` without a value takes K from the environment of the docker CLI, which on ACR
+    is the step's `env` (task `env` merged): resolved here, since Kaniko's environment is not the
+    step's; a K the environment lacks is left out, as docker leaves it out (the ARG's default holds)."""
+    env = dict(entry.partition("=")[::2] for entry in step.container_env)
+    out = []
+    for argument in step.build_args:
+        if "=" in argument:
+            out.append(argument)
+        elif argument in env:
+            out.append(f"{argument}={env[argument]}")
+    return tuple(out)
+
+
+def build_cache_repository(step: PlannedStep, registry: str) -> str | None:
+    """`cache: enabled`: Kaniko's cache in the run's registry, under the first tag's repository (as
+    acr-builder's buildx cache is a tag of it); none for a build without tags, as on ACR."""
+    if not step.tags:
+        return None
+    _, repository, _ = split_reference(qualify(step.tags[0], registry))
+    return f"{registry}/{repository}/cache"
+
+
+def cache_repositories(steps: tuple[Step, ...]) -> tuple[str, ...]:
+    """The layer caches the run's build steps push to (the run's credential must grant them)."""
+    return tuple(dict.fromkeys(s.cache_repository for s in steps if isinstance(s, BuildStep) and s.cache_repository))
 
 
 def _same_run_guard(step: PlannedStep, image: str, built: Mapping[str, str]) -> None:
@@ -242,12 +289,12 @@ def plan_task(text: str, run: RunVariables, values: Mapping[str, str]) -> tuple[
     first = plan(text, run, values)
     refs = secret_refs(first.secrets)
     if not refs:
-        return first, ()
+        return dataclasses.replace(first, warnings=first.warnings + translation_warnings(first)), ()
     planned = plan(text, run, values, placeholders(refs))
     check_secrets_whole(text, planned.rendered, refs)
     ignored = ("has no value in this plan",)
     kept = tuple(w for w in planned.warnings if not any(i in w for i in ignored))
-    return dataclasses.replace(planned, warnings=kept), refs
+    return dataclasses.replace(planned, warnings=kept + translation_warnings(planned)), refs
 
 
 def pushed_images(steps: tuple[Step, ...]) -> tuple[str, ...]:

@@ -43,6 +43,28 @@ the tools' BusyBox `true`, so the step succeeds when the node has pulled the ima
 (`DockerStop` says which: the Job-per-step path stops their pods, `stepjobs/`); anything else is
 refused.
 
+docker build flags (a build step's text): `--label` and `--platform` become Kaniko's `--label` and
+`--custom-platform` (one platform; Kaniko does not emulate, so RUN needs a node of that
+architecture); `--no-cache`, `--pull`, `-q`, `--rm`, `--force-rm`, `--compress`, `--load`,
+`--progress` change nothing Kaniko does (it keeps no local cache, always reads base images from
+their registry and has no daemon); `--cache-from` is accepted with a warning (the legacy builder
+only uses images already on the host, which a fresh ACR agent has not: a build cache is `cache:
+enabled`); every other flag is refused naming it (BuildKit's `--secret`/`--ssh`, `--network`,
+`--output`, `--push`, …). `cache: enabled` is Kaniko's layer cache in the run's registry,
+`<registry>/<first tag's repository>/cache` (acr-builder keeps buildx's cache as the tag
+`cache_<task>_<step>` of that repository); `cache: disabled` is Kaniko without a cache, as a build
+on a fresh ACR agent. A detached build step is refused.
+
+Other step keys: `keep` (no `--rm` on ACR, where CleanTask removes the container at the run's end
+anyway) is what every step pod does: it is kept, with its log, until the run ends. `pull: true`
+is `imagePullPolicy: Always`; its `cmdDownloadRetries`/`cmdDownloadRetryDelay` are the kubelet's
+own pull retries with back-off, which last until the step's timeout (the run's on the single pod)
+rather than a count. `network` is the pod network (every step is on it, as on ACR's default
+network; `host`, `none`, `container:` are refused); a task's `networks` run with a warning, since
+steps on different networks can reach each other here. `isolation` other than `default` is
+Windows' and refused. `exitedWith`/`exitedWithout` and keys acr-builder ignores for a step's type
+are warnings of the planner (`plan.unused_fields`).
+
 docker run flags before the image: `-e/--env K=V`, `-w/--workdir`, `--entrypoint`, `-u/--user`
 (numeric `uid[:gid]`), `-v/--volume <task volume>:<path>[:ro]`, `--cpus`, `-m/--memory`, `--pull
 always`, `--privileged`, `--network` (anything but `host`/`none`: every step shares the pod's
@@ -62,7 +84,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from dockyard.builds.taskfile.model import Secret, Volume
-from dockyard.builds.taskfile.plan import PlannedStep
+from dockyard.builds.taskfile.plan import Plan, PlannedStep
 
 SECRET_FORM: Final = "k8s-secret:"
 SECRET_ENV_PREFIX: Final = "DOCKYARD_SECRET_"
@@ -433,7 +455,8 @@ def run_options(step: PlannedStep, volumes: tuple[TaskVolume, ...]) -> RunOption
     mounts: list[tuple[str, str]] = []
     if step.network:
         _network(step, step.network)
-    if step.isolation and step.isolation not in ("default", "process"):
+    if step.isolation and step.isolation.lower() != "default":
+        # docker on Linux refuses any isolation but `default` (ACR's Linux agents fail the step)
         raise refuse(step, f"isolation {step.isolation}: Windows container isolation has no Kubernetes meaning here")
     if step.ports or step.expose:
         raise refuse(step, f"ports/expose: {_WHY_NOT['--expose']}")
@@ -484,3 +507,82 @@ def run_options(step: PlannedStep, volumes: tuple[TaskVolume, ...]) -> RunOption
     for what, text in (("the working directory", workdir), ("user", step.user)):
         check_no_secret(step, what, text)
     return RunOptions(tuple(env), workdir, entry, user, group, privileged, always_pull, cpus, memory, tuple(mounts))
+
+
+# -- docker build flags -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """A build step's docker build flags as Kaniko takes them."""
+
+    labels: tuple[str, ...] = ()
+    platform: str | None = None
+    no_cache: bool = False
+
+
+_BUILD_NO_EFFECT: Final = frozenset(
+    {"--no-cache", "--pull", "-q", "--quiet", "--rm", "--force-rm", "--compress", "--load",
+     "--disable-content-trust"}
+)  # fmt: skip
+_BUILD_WHY_NOT: Final = {
+    "--secret": "BuildKit secrets are not translated: pass the secret as a build argument ({{.Secrets.id}})",
+    "--ssh": "BuildKit SSH forwarding is not translated",
+    "--network": "Kaniko runs RUN instructions on the pod network",
+    "--output": "the image goes where the task's push steps say",
+    "-o": "the image goes where the task's push steps say",
+    "--push": "the image goes where the task's push steps say",
+    "--cache-to": "a build cache is `cache: enabled`",
+    "--iidfile": "writes a file on ACR's host",
+    "--metadata-file": "writes a file on ACR's host",
+}
+
+
+def build_options(step: PlannedStep) -> BuildOptions:
+    """The build flags Kaniko maps; NotRunnable naming the first one it does not."""
+    labels: list[str] = []
+    platform: str | None = None
+    no_cache = False
+    flags = list(step.build_flags)
+    while flags:
+        flag = flags.pop(0)
+        name, eq, value = flag.partition("=")
+        if name in _BUILD_NO_EFFECT:
+            if name == "--no-cache":
+                no_cache = value.lower() not in ("false", "0") if eq else True
+            continue
+        if not eq:
+            value = flags.pop(0) if flags else ""
+        if name == "--label":
+            labels.append(value)
+        elif name == "--platform":
+            if "," in value or not value:
+                raise refuse(step, f"--platform {value}: Kaniko builds one platform per step")
+            platform = value
+        elif name in ("--progress", "--cache-from"):
+            continue  # output style; --cache-from: a warning (`translation_warnings`)
+        else:
+            raise refuse(
+                step,
+                f"docker build flag {name}: {_BUILD_WHY_NOT.get(name, 'not translated (Kaniko builds the image)')}",
+            )
+    check_no_secret(step, "a label or platform", " ".join((*labels, platform or "")))
+    return BuildOptions(tuple(labels), platform, no_cache)
+
+
+def translation_warnings(plan: Plan) -> tuple[str, ...]:
+    """What runs, but differs from ACR in a way the user should hear about."""
+    notes = []
+    if plan.networks:
+        names = ", ".join(n.name for n in plan.networks)
+        notes.append(
+            f"networks: {names}: every step runs on the cluster's pod network; steps on different networks "
+            "can reach each other, and driver/ipv6/skipCreation do not apply"
+        )
+    for step in plan.steps:
+        if any(f == "--cache-from" or f.startswith("--cache-from=") for f in step.build_flags):
+            notes.append(
+                f"step {step.id}: --cache-from has no effect (Kaniko has no local images; a layer cache is "
+                "`cache: enabled`)"
+            )
+    return tuple(notes)

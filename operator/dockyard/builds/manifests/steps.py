@@ -73,6 +73,21 @@ class BuildStep:
     target: str | None = None
     secrets: tuple[SecretRef, ...] = ()
     """Secrets its build args use (as `$(DOCKYARD_SECRET_<n>)`)."""
+    labels: tuple[str, ...] = ()
+    platform: str | None = None
+    cache_repository: str | None = None
+    """Kaniko's layer cache (`cache: enabled`); None: no cache."""
+
+    @property
+    def kaniko_options(self) -> list[str]:
+        """Target, labels, platform and cache flags, shared by both execution shapes."""
+        args = [f"--target={escape(self.target)}"] if self.target else []
+        args += [f"--label={escape(label)}" for label in self.labels]
+        if self.platform:
+            args.append(f"--custom-platform={escape(self.platform)}")
+        if self.cache_repository:
+            args += ["--cache=true", f"--cache-repo={escape(self.cache_repository)}"]
+        return args
 
     @property
     def layout(self) -> str:
@@ -169,8 +184,7 @@ def _build_container(pod: TaskPod, step: BuildStep) -> dict[str, Any]:
         f"--oci-layout-path={step.layout}",
         *(f"--build-arg={kubelet_text(a)}" for a in step.build_args),
     ]
-    if step.target:
-        args.append(f"--target={escape(step.target)}")
+    args += step.kaniko_options
     if pod.ca_config_map:
         args.append(f"--registry-certificate={pod.registry_host}={CA_FILE}")
     if pod.insecure_registry:

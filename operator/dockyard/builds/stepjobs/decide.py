@@ -7,8 +7,11 @@ acr-builder's semantics (spec builds.md §0 and §1), step by step:
 
 - the workspace is fetched first (one Job); a step starts when every step it depends on succeeded
   (`when`), plus its `startDelay` (after the last dependency ended, or the fetch for the first steps);
-- an attempt that fails is tried again after `retryDelay` seconds, `retries` times; the step runs
-  `repeat + 1` times, even after a failed repetition, and fails if any repetition failed;
+- an attempt that fails is tried again after `retryDelay` seconds, `retries` times; with
+  `retryOnErrors`, only when the attempt's output contains one of those texts (acr-builder's
+  containsAnyError on stdout/stderr; here the failed container's termination message, which the
+  kubelet fills with the last 80 lines / 2 KiB of its log, and the attempt's failure message); the
+  step runs `repeat + 1` times, even after a failed repetition, and fails if any repetition failed;
 - one `timeout` covers all attempts of a step, from its first Job's creation: the pod's
   `activeDeadlineSeconds` is what is left of it, and the clock ends a step whose pod hangs pending;
 - `ignoreErrors`: a failed (or timed-out) step counts as succeeded, its exit code and error kept;
@@ -170,7 +173,7 @@ def _step(
         if attempt.timed_out:  # one deadline for every attempt: no retry after it
             return _ended(step, tries, base, attempt, True)
         failures_in_repetition += 1
-        if failures_in_repetition > step.retries:
+        if failures_in_repetition > step.retries or not retryable(step.retry_on_errors, attempt):
             failed_repetitions, repetition, failures_in_repetition = failed_repetitions + 1, repetition + 1, 0
     if repetition > step.repeat:
         return _ended(step, tries, base, failure if failed_repetitions else None, False)
@@ -184,6 +187,15 @@ def _step(
         return _Result(waiting, wake=next_at)
     remaining = max(1, math.ceil((deadline_at - now).total_seconds()))
     return _Result(waiting, create=len(tries), deadline=remaining)
+
+
+def retryable(retry_on_errors: Sequence[str], attempt: Attempt) -> bool:
+    """Whether a failed attempt may be retried: always without `retryOnErrors`, else when its output
+    (the termination message: the log's tail) or its failure message contains one of the texts."""
+    if not retry_on_errors:
+        return True
+    said = f"{attempt.termination_message}\n{attempt.message}"
+    return any(text in said for text in retry_on_errors)
 
 
 def _stop(

@@ -162,8 +162,7 @@ def _build_container(run: StepRun, work: StagedBuild) -> dict[str, Any]:
     else:
         args.append("--no-push")
     args += [f"--build-arg={kubelet_text(a)}" for a in step.build_args]
-    if step.target:
-        args.append(f"--target={escape(step.target)}")
+    args += step.kaniko_options
     args += [*_registry_flags(run), "--push-retry=2"]
     container: dict[str, Any] = {"name": STEP_CONTAINER, "image": run.kaniko_image, "args": args}
     if step.secrets:

@@ -50,6 +50,7 @@ from dockyard.builds.stepjobs.staging import remove_staged
 from dockyard.builds.stepjobs.steps import (
     STAGING_TAG,
     JobStep,
+    cache_repositories,
     pushed_images,
     staged_cmd_step,
     staging_grant,
@@ -175,7 +176,8 @@ class StepJobsReconciler:
             )
             self._finish(body, Verdict("Error", message), None, None)
             return
-        own = (*defs.own_repositories(pushed_images(steps), access.host), staging_grant(run_id))
+        pushes = (*pushed_images(steps), *cache_repositories(steps))
+        own = (*defs.own_repositories(pushes, access.host), staging_grant(run_id))
         namespace = owner.namespace
         self.kube.create_if_missing(
             "v1",

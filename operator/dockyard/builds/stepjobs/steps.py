@@ -91,6 +91,8 @@ class JobStep:
     detach: bool
     start_delay: int
     work: Work
+    retry_on_errors: tuple[str, ...] = ()
+    """Retry only a failure whose output contains one of these (`decide.retryable`)."""
 
     @property
     def hostname(self) -> str:
@@ -192,13 +194,15 @@ def job_steps(
                 slug=slugs[step.id],
                 depends_on=step.depends_on,
                 timeout=step.timeout,
-                retries=step.retries,
+                # acr-builder's push has its own tries and no retries/repeat (`plan.unused_fields`)
+                retries=0 if step.type == "push" else step.retries,
                 retry_delay=step.retry_delay,
-                repeat=step.repeat,
+                repeat=0 if step.type == "push" else step.repeat,
                 ignore_errors=step.ignore_errors,
                 detach=step.detach and step.type == "cmd",
                 start_delay=step.start_delay,
                 work=work,
+                retry_on_errors=() if step.type == "push" else step.retry_on_errors,
             )
         )
     return tuple(steps)
@@ -206,6 +210,17 @@ def job_steps(
 
 def pushed_images(steps: tuple[JobStep, ...]) -> tuple[str, ...]:
     return tuple(d for s in steps if isinstance(s.work, CopyStep) for _, d in s.work.images)
+
+
+def cache_repositories(steps: tuple[JobStep, ...]) -> tuple[str, ...]:
+    """The layer caches the run's build steps push to (`cache: enabled`)."""
+    return tuple(
+        dict.fromkeys(
+            s.work.build.cache_repository
+            for s in steps
+            if isinstance(s.work, StagedBuild) and s.work.build.cache_repository
+        )
+    )
 
 
 def staged_images(steps: tuple[JobStep, ...]) -> tuple[str, ...]:

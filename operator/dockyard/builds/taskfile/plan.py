@@ -22,10 +22,11 @@ first error reported is the one acr-builder reports:
 
 Dependencies: no `when` → the previous step (none for the first), `["-"]` → none, else the listed
 ids. A `when` naming an id twice is refused: acr-builder would count the edge twice and never start
-the step. Unknown keys, `exitedWith`/`exitedWithout` (parsed, never used) and declared secrets with
-no value are warnings. `cmd` text is parsed with POSIX shell rules into docker-run flags, image and
-arguments, and host-shell operators are recorded; build steps into tags, Dockerfile, context, build
-args and target with docker's flag rules.
+the step. Unknown keys, `exitedWith`/`exitedWithout` (parsed, never used), keys acr-builder takes
+no notice of for the step's type (`unused_fields`: `retries` on a push step, `entryPoint` on a
+build step, …) and declared secrets with no value are warnings. `cmd` text is parsed with POSIX
+shell rules into docker-run flags, image and arguments, and host-shell operators are recorded;
+build steps into tags, Dockerfile, context, build args and target with docker's flag rules.
 """
 
 from __future__ import annotations
@@ -548,6 +549,7 @@ def _plan_task(task: Task, aliases: alias_rules.Aliases | None, notes: _Notes, r
         previous = step_id
         if step.exited_with or step.exited_without:
             notes.warnings.append(f"{who}: exitedWith/exitedWithout are parsed but never used by acr-builder")
+        notes.warnings.extend(f"{who}: {note}" for note in unused_fields(step))
         planned.append(_planned_step(step, step_id, env, depends, step_timeout, task, aliases, notes))
     return Plan(
         version=version,
@@ -558,6 +560,63 @@ def _plan_task(task: Task, aliases: alias_rules.Aliases | None, notes: _Notes, r
         networks=tuple(n for n in task.networks if n is not None),
         rendered=rendered,
     )
+
+
+_CONTAINER_FIELDS: Final = (
+    ("entryPoint", "entry_point"), ("user", "user"), ("network", "network"), ("isolation", "isolation"),
+    ("cpus", "cpus"), ("ports", "ports"), ("expose", "expose"), ("keep", "keep"), ("privileged", "privileged"),
+    ("workingDirectory", "working_directory"), ("disableWorkingDirectoryOverride", "disable_working_directory_override"),
+    ("env", "env"), ("volumeMounts", "volume_mounts"),
+)  # fmt: skip
+_BUILD_CLI_FIELDS: Final = (
+    ("user", "user"), ("network", "network"), ("isolation", "isolation"), ("cpus", "cpus"), ("ports", "ports"),
+    ("expose", "expose"), ("keep", "keep"), ("privileged", "privileged"),
+)  # fmt: skip
+
+
+def unused_fields(step: Step) -> list[str]:
+    """The keys a step sets that acr-builder takes no notice of for its type (builder/builder.go
+    runStep): a push step is `docker push` with its own 3 tries, so only `timeout`, `when`,
+    `startDelay` and `ignoreErrors` count; a build step gets no `entryPoint` and no `pull`, and
+    its container keys reach the docker CLI container, not the build the daemon runs; `pull`'s
+    `cmdDownloadRetries`/`cmdDownloadRetryDelay` count only with `pull: true` on a cmd step;
+    `retryOnErrors` only with `retries`."""
+    kind = _step_type(step)
+    notes: list[str] = []
+
+    def given(names: tuple[tuple[str, str], ...]) -> list[str]:
+        return [key for key, attr in names if getattr(step, attr)]
+
+    if kind == "push":
+        ignored = given(
+            (("retries", "retries"), ("retryDelay", "retry_delay"), ("retryOnErrors", "retry_on_errors"),
+             ("repeat", "repeat"), ("detach", "detach"), ("pull", "pull"), ("cache", "cache"),
+             ("cmdDownloadRetries", "cmd_download_retries"), ("cmdDownloadRetryDelay", "cmd_download_retry_delay"),
+             *_CONTAINER_FIELDS)
+        )  # fmt: skip
+        if ignored:
+            notes.append(
+                f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect on a push step "
+                "(acr-builder pushes with its own 3 tries and takes no notice of them; nor does Dockyard)"
+            )
+        return notes
+    if kind == "build":
+        ignored = given((("entryPoint", "entry_point"), ("pull", "pull")))
+        if ignored:
+            notes.append(f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect on a build step")
+        cli = given(_BUILD_CLI_FIELDS)
+        if cli:
+            notes.append(
+                f"{', '.join(cli)} on a build step {'applies' if len(cli) == 1 else 'apply'} on ACR to the docker "
+                "CLI container, not to the build the daemon runs: no effect on the image (none in Dockyard either)"
+            )
+    if kind == "cmd" and step.cache:
+        notes.append("cache has no effect on a cmd step (it is a build step's)")
+    if (step.cmd_download_retries or step.cmd_download_retry_delay) and not (kind == "cmd" and step.pull):
+        notes.append("cmdDownloadRetries/cmdDownloadRetryDelay have no effect without `pull: true` on a cmd step")
+    if step.retry_on_errors and step.retries <= 0:
+        notes.append("retryOnErrors has no effect without retries")
+    return notes
 
 
 def _step_type(step: Step) -> StepType | None:
