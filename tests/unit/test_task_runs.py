@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,23 @@ def test_a_running_chain_shows_its_running_step_and_a_cancel_ends_it() -> None:
         "Skipped",
         "Skipped",
     ]
+
+
+def test_a_step_running_past_acr_builders_step_timeout_ends_the_run_as_timeout() -> None:
+    pod = _pod_status(
+        [
+            _terminated("fetch-context", 0),
+            {"name": "step-build-web", "state": {"running": {"startedAt": T0}}},
+            {"name": "step-unit-tests", "state": {"waiting": {"reason": "PodInitializing"}}},
+        ]
+    )
+    started = datetime.fromisoformat(T0.replace("Z", "+00:00"))
+    within, _ = judge_task(DECLARED, None, pod, started + timedelta(seconds=599))
+    assert within.status == "Running"
+    verdict, steps = judge_task(DECLARED, None, pod, started + timedelta(seconds=600))
+    assert verdict.status == "Timeout" and verdict.message == "step build-web exceeded its timeout of 600s"
+    assert verdict.failed_container == "step-build-web"
+    assert [s["status"] for s in final_steps(steps, verdict.status)] == ["Timeout", "Skipped", "Skipped"]
 
 
 def test_the_job_decides_when_the_pod_says_nothing_final() -> None:

@@ -232,7 +232,7 @@ class RunReconciler(StepJobsReconciler):
         fields: dict[str, Any] = _base_image_fields(observed.pod, status)  # base-image tracking
         if status.get("steps"):
             failure = job_failure(job) if job is not None else None
-            verdict, steps = judge_task(status["steps"], failure, observed.pod)
+            verdict, steps = judge_task(status["steps"], failure, observed.pod, self.now())
             fields["steps"] = [step.as_status() for step in steps]
         else:
             verdict = judge(job, observed.pod)

@@ -18,7 +18,8 @@ every other plan runs on the Job-per-step path (`stepjobs/`), which reuses the s
 `plan_task` plans a run's file with its secrets as placeholders (`translate.py`): the pods get the
 Kubernetes Secrets by reference, never their values. `privileged` steps need the operator setting.
 
-Timeouts: the run's timeout covers the chain; a step's own `timeout` is not enforced on this path.
+Timeouts: the run's timeout covers the chain, and a step running longer than acr-builder's default step
+timeout (600 s; a plan with any other takes the Job-per-step path) ends the run as Timeout.
 Step status: from `initContainerStatuses`; a step that never started has status Skipped once the
 run ended (Queued while it runs).
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+from datetime import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,7 +37,7 @@ from dockyard.builds.definition import qualify, split_reference
 from dockyard.builds.manifests.job import FETCH_CONTAINER, WORKSPACE
 from dockyard.builds.manifests.steps import BuildStep, CmdStep, PushStep, Step, step_container_names
 from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failure_message, parse_digests
-from dockyard.builds.shape import Shape, execution_shape
+from dockyard.builds.shape import DEFAULT_STEP_TIMEOUT, Shape, execution_shape
 from dockyard.builds.taskfile.arguments import container_working_directory
 from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image, plan
 from dockyard.builds.template import RunVariables
@@ -329,6 +331,13 @@ class StepView:
         return entry
 
 
+def _time(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
 def _statuses(pod: Mapping[str, Any] | None, key: str) -> dict[str, Mapping[str, Any]]:
     return {entry.get("name", ""): entry for entry in ((pod or {}).get("status") or {}).get(key) or []}
 
@@ -381,12 +390,23 @@ def view_steps(declared: list[Mapping[str, Any]], pod: Mapping[str, Any] | None)
 
 
 def judge_task(
-    declared: list[Mapping[str, Any]], job_verdict: Verdict | None, pod: Mapping[str, Any] | None
+    declared: list[Mapping[str, Any]],
+    job_verdict: Verdict | None,
+    pod: Mapping[str, Any] | None,
+    now: datetime | None = None,
 ) -> tuple[Verdict, tuple[StepView, ...]]:
     """The run's state and its steps' from the pod; `job_verdict` is what the Job alone says (its
     failure conditions), used when the pod says nothing final. The images pushed are the push
-    steps' termination messages (`repo:tag@digest` lines)."""
+    steps' termination messages (`repo:tag@digest` lines). With `now`, a step running longer than
+    acr-builder's step timeout (every step on this path has the default: `shape.py` sends others
+    to the Job-per-step path) ends the run as Timeout, as acr-builder kills a hung step."""
     steps = view_steps(declared, pod)
+    if now is not None:
+        for step in steps:
+            began = _time(step.start_time) if step.status == "Running" else None
+            if began is not None and (now - began).total_seconds() >= DEFAULT_STEP_TIMEOUT:
+                message = f"step {step.id} exceeded its timeout of {DEFAULT_STEP_TIMEOUT}s"
+                return Verdict("Timeout", message, failed_container=step.container), steps
     init = _statuses(pod, "initContainerStatuses")
     fetch = (init.get(FETCH_CONTAINER) or {}).get("state", {}).get("terminated")
     if fetch and fetch.get("exitCode") != 0:
