@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from datetime import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from dockyard.builds.definition import qualify, split_reference
