@@ -729,3 +729,19 @@ def test_a_step_jobs_build_gets_labels_platform_and_the_layer_cache() -> None:
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--label=a=b" in args and "--custom-platform=linux/arm64" in args
     assert "--cache=true" in args and f"--cache-repo={HOST}/web/cache" in args
+
+
+def test_the_copy_container_says_why_it_failed_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m dockyard.builds.stepjobs.copy` fails like the push step does: exit 1 and one line
+    on stderr and in the termination log."""
+    from dockyard.builds.stepjobs import copy as copier
+
+    log = tmp_path / "termination-log"
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    argv = ["--docker-config", str(config), "--termination-log", str(log), "--source", "r.example/staged:1"]
+    argv += ["--destination", "r.example/a:1", "--insecure-registry", "r.example"]
+    assert copier.main(argv) == 1
+    written = log.read_text()
+    assert written.startswith("pushing failed: ") and written.count("\n") == 1
+    assert capsys.readouterr().err == written

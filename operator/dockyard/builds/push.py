@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from dockyard.builds.fetch import DockerConfigError, credentials_for, read_docker_config
 from dockyard.distribution.client import DistributionClient
@@ -167,12 +167,22 @@ def push(arguments: Arguments) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class _Pushing(Protocol):
+    @property
+    def termination_log(self) -> Path: ...
+
+
+_A = TypeVar("_A", bound=_Pushing)
+
+
+def run_pusher(argv: Sequence[str] | None, parse: Callable[[Sequence[str]], _A], act: Callable[[_A], list[str]]) -> int:
+    """A push container's process: `act` on the parsed arguments; its `repo:tag@digest` lines on
+    stdout and in the termination log, or one line saying why it failed (exit 1)."""
     termination_log = TERMINATION_LOG
     try:
-        arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+        arguments = parse(sys.argv[1:] if argv is None else argv)
         termination_log = arguments.termination_log
-        lines = push(arguments)
+        lines = act(arguments)
     except (PushError, DockerConfigError, DistributionError, OSError, ValueError, KeyError) as error:
         message = "pushing failed: " + " ".join(str(error).split())
         print(message, file=sys.stderr)
@@ -184,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         termination_log.write_text(text)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_pusher(argv, parse_arguments, push)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,15 @@ with one line. No credential is ever printed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.builds.fetch import DockerConfigError, credentials_for, read_docker_config
-from dockyard.builds.push import INDEX_TYPES, TERMINATION_LOG, PushError, split_destination
+from dockyard.builds.fetch import credentials_for, read_docker_config
+from dockyard.builds.push import INDEX_TYPES, TERMINATION_LOG, PushError, run_pusher, split_destination
 from dockyard.distribution.client import DistributionClient
-from dockyard.distribution.errors import DistributionError
 
 
 @dataclass(frozen=True)
@@ -119,22 +117,7 @@ def copy_images(arguments: Arguments) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    termination_log = TERMINATION_LOG
-    try:
-        arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-        termination_log = arguments.termination_log
-        lines = copy_images(arguments)
-    except (PushError, DockerConfigError, DistributionError, OSError, ValueError, KeyError) as error:
-        message = "pushing failed: " + " ".join(str(error).split())
-        print(message, file=sys.stderr)
-        with contextlib.suppress(OSError):
-            termination_log.write_text(message + "\n")
-        return 1
-    text = "".join(f"{line}\n" for line in lines)
-    print(text, end="")
-    with contextlib.suppress(OSError):
-        termination_log.write_text(text)
-    return 0
+    return run_pusher(argv, parse_arguments, copy_images)
 
 
 if __name__ == "__main__":
