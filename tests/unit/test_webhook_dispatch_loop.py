@@ -326,11 +326,12 @@ def test_an_outcome_counts_only_once_committed_and_a_crash_before_the_commit_mea
 
 
 class LoopbackReceiver:
-    """A real HTTP/1.1 server on 127.0.0.1 that counts connections and requests."""
+    """A real HTTP/1.1 server on 127.0.0.1 that counts connections (all, and the most open at
+    once) and requests."""
 
     def __init__(self, response: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", stall: bool = False) -> None:
         self.response, self.stall = response, stall
-        self.connections = self.requests = 0
+        self.connections = self.requests = self.open = self.most_open = 0
         self.port = 0
 
     async def start(self) -> asyncio.Server:
@@ -340,6 +341,8 @@ class LoopbackReceiver:
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -353,6 +356,7 @@ class LoopbackReceiver:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.open -= 1
             writer.close()
 
 
@@ -378,7 +382,10 @@ def test_connections_are_kept_and_reused_per_receiver(setup: Setup) -> None:
 
     asyncio.run(main())
     assert [r.requests for r in receivers] == [30, 30]
-    assert all(1 <= r.connections <= 4 for r in receivers), [r.connections for r in receivers]
+    # At most the webhook's concurrency open at once, and reused: far fewer connections than
+    # requests (a connection idle past the keep-alive on a loaded machine is opened again).
+    assert all(1 <= r.most_open <= 4 for r in receivers), [r.most_open for r in receivers]
+    assert all(r.connections <= 10 for r in receivers), [r.connections for r in receivers]
 
 
 def test_only_the_first_64_kib_of_a_response_is_read(setup: Setup) -> None:
