@@ -12,9 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from dockyard.builds.manifests.job import FETCH_CONTAINER, KANIKO_CONTAINER
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A Kubernetes timestamp (`2026-01-01T12:00:00Z`) as an aware datetime."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if text else None
+
 
 Status = Literal["Queued", "Running", "Succeeded", "Failed", "Canceled", "Error", "Timeout"]
 TERMINAL: Final = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})

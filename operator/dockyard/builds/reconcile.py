@@ -50,7 +50,7 @@ from dockyard.builds.manifests.job import (
 )
 from dockyard.builds.manifests.steps import BuildStep, Step, TaskPod, build_task_job, step_container_names
 from dockyard.builds.metrics import BuildMetrics, register_build_metrics
-from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, tail
+from dockyard.builds.observe import TERMINAL, Verdict, clean, failure_message, job_failure, judge, parse_time, tail
 from dockyard.builds.runplan import TaskPlan, run_plan
 from dockyard.builds.shape import Shape
 from dockyard.builds.sources import source_fetch
@@ -110,10 +110,6 @@ class GitResolver(Protocol):
 
 def format_time(moment: datetime) -> str:
     return conditions.format_time(moment)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if text else None
 
 
 def owner_of(body: Mapping[str, Any]) -> Owner:

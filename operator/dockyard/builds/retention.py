@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from dockyard.builds.access import registry_access
-from dockyard.builds.reconcile import KIND, LogKeeper, parse_time
+from dockyard.builds.observe import parse_time
+from dockyard.builds.reconcile import KIND, LogKeeper
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube
 from dockyard.models import API_VERSION

@@ -36,7 +36,7 @@ from typing import Any, Final
 from dockyard.builds.definition import qualify, split_reference
 from dockyard.builds.manifests.job import FETCH_CONTAINER, WORKSPACE
 from dockyard.builds.manifests.steps import BuildStep, CmdStep, PushStep, Step, step_container_names
-from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failure_message, parse_digests
+from dockyard.builds.observe import NEVER_STARTS, PULLING_FAILS, Verdict, failure_message, parse_digests, parse_time
 from dockyard.builds.shape import DEFAULT_STEP_TIMEOUT, Shape, execution_shape
 from dockyard.builds.taskfile.arguments import container_working_directory
 from dockyard.builds.taskfile.plan import Plan, PlannedStep, normalize_image, plan
@@ -331,13 +331,6 @@ class StepView:
         return entry
 
 
-def _time(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
-
-
 def _statuses(pod: Mapping[str, Any] | None, key: str) -> dict[str, Mapping[str, Any]]:
     return {entry.get("name", ""): entry for entry in ((pod or {}).get("status") or {}).get(key) or []}
 
@@ -403,7 +396,7 @@ def judge_task(
     steps = view_steps(declared, pod)
     if now is not None:
         for step in steps:
-            began = _time(step.start_time) if step.status == "Running" else None
+            began = parse_time(step.start_time) if step.status == "Running" else None
             if began is not None and (now - began).total_seconds() >= DEFAULT_STEP_TIMEOUT:
                 message = f"step {step.id} exceeded its timeout of {DEFAULT_STEP_TIMEOUT}s"
                 return Verdict("Timeout", message, failed_container=step.container), steps

@@ -22,8 +22,8 @@ import kopf
 from dockyard.builds.access import registry_access
 from dockyard.builds.definition import NotBuildable, check_buildable, has_source
 from dockyard.builds.history import prune, task_status
-from dockyard.builds.observe import TERMINAL
-from dockyard.builds.reconcile import KIND, Observed, parse_time, reconciler_from
+from dockyard.builds.observe import TERMINAL, parse_time
+from dockyard.builds.reconcile import KIND, Observed, reconciler_from
 from dockyard.builds.runplan import task_file_refusal
 from dockyard.core import conditions
 from dockyard.core.cache import slim

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from dockyard.builds.observe import NEVER_STARTS, failure_message, job_failure
+from dockyard.builds.observe import NEVER_STARTS, failure_message, job_failure, parse_time
 
 STEP_LABEL: Final = "dockyard.dev/build-step"
 ATTEMPT_LABEL: Final = "dockyard.dev/build-attempt"
@@ -23,10 +23,6 @@ FETCH_STEP: Final = "fetch-context"
 DEADLINE_REASON: Final = "DeadlineExceeded"  # the kubelet's, for a pod past activeDeadlineSeconds
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
-
-
-def parse_time(text: str | None) -> datetime | None:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if text else None
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dockyard.builds.manifests.job import (
     docker_config,
 )
 from dockyard.builds.manifests.steps import step_container_names
-from dockyard.builds.observe import Verdict, clean
+from dockyard.builds.observe import Verdict, clean, parse_time
 from dockyard.builds.shape import Shape
 from dockyard.builds.sources import source_fetch
 from dockyard.builds.stepjobs.decide import StepState, decide, final_states
@@ -45,7 +45,7 @@ from dockyard.builds.stepjobs.manifests import (
     pull_secret_name,
     workspace_claim_name,
 )
-from dockyard.builds.stepjobs.observe import FETCH_STEP, STEP_CONTAINER, Attempt, attempts, parse_time
+from dockyard.builds.stepjobs.observe import FETCH_STEP, STEP_CONTAINER, Attempt, attempts
 from dockyard.builds.stepjobs.staging import remove_staged
 from dockyard.builds.stepjobs.steps import (
     STAGING_TAG,
