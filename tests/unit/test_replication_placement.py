@@ -12,7 +12,7 @@ from dockyard.models.registry import RegistrySpec
 from dockyard.models.replication import ReplicationSpec
 from dockyard.replication.placement import REGION_LABEL, ZONE_LABEL, Placement, Refusal, Sibling, plan_replica
 from dockyard.replication.reasons import GLOBAL_ENDPOINT, SYNCED, ReplicationReason
-from dockyard.replication.status import SyncFigures, display_status, replication_status
+from dockyard.replication.status import Routing, SyncFigures, display_status, replication_status
 
 PREMIUM = RegistrySpec.model_validate({"sku": "Premium"})
 NODES = [{ZONE_LABEL: "zone-a", REGION_LABEL: "eu"}, {ZONE_LABEL: "zone-b", REGION_LABEL: "eu"}]
@@ -129,13 +129,51 @@ def test_status_of_a_refused_and_of_a_synced_replica() -> None:
     assert ready and ready["status"] == "False" and ready["reason"] == ReplicationReason.UNKNOWN_LOCATION
     assert refused["displayStatus"] == "Failed" and refused["observedGeneration"] == 2
     synced = replication_status(
-        refused, 2, refusal=None, login_server="hub-west.team.svc:5000", serving=True, figures=SyncFigures(), now=NOW
+        refused,
+        2,
+        refusal=None,
+        login_server="hub-west.team.svc:5000",
+        serving=True,
+        figures=SyncFigures(),
+        routing=Routing(True, 2, "hub.team.svc:5000"),
+        now=NOW,
     )
     assert synced["displayStatus"] == "Ready" and synced["loginServer"] == "hub-west.team.svc:5000"
     assert find_condition(synced["conditions"], SYNCED)["reason"] == ReplicationReason.IN_SYNC  # type: ignore[index]
     assert find_condition(synced["conditions"], "Ready")["status"] == "True"  # type: ignore[index]
     routing = find_condition(synced["conditions"], GLOBAL_ENDPOINT)
-    assert routing and routing["reason"] == Reason.NOT_IMPLEMENTED and "regionEndpointEnabled" in routing["message"]
+    assert routing and routing["status"] == "True" and routing["reason"] == ReplicationReason.ROUTED
+    assert "hub.team.svc:5000 routes to 2 ready pod(s)" in routing["message"]
+    assert synced["globalEndpointRouting"] == "Enabled"
+
+
+@pytest.mark.parametrize(
+    ("routing", "status", "reason", "shown"),
+    [
+        (Routing(True, 1), "True", ReplicationReason.ROUTED, "Enabled"),
+        (Routing(True, 0), "False", ReplicationReason.NO_READY_POD, "Enabled"),
+        (Routing(False, 3), "False", ReplicationReason.ROUTING_DISABLED, "Disabled"),
+    ],
+)
+def test_global_endpoint_routing_condition(routing: Routing, status: str, reason: str, shown: str) -> None:
+    """Routed only with `regionEndpointEnabled` and a ready pod; disabled says so whatever the pods."""
+    result = replication_status(
+        {}, 1, refusal=None, login_server="x", serving=True, figures=SyncFigures(), routing=routing, now=NOW
+    )
+    condition = find_condition(result["conditions"], GLOBAL_ENDPOINT)
+    assert condition and (condition["status"], condition["reason"]) == (status, reason)
+    assert result["globalEndpointRouting"] == shown
+    # A flip of the pods moves the condition's transition time; the same state keeps it.
+    later = datetime(2026, 12, 2, tzinfo=UTC)
+    again = replication_status(
+        result, 1, refusal=None, login_server="x", serving=True, figures=SyncFigures(), routing=routing, now=later
+    )
+    assert (
+        find_condition(again["conditions"], GLOBAL_ENDPOINT)["lastTransitionTime"]
+        == condition[  # type: ignore[index]
+            "lastTransitionTime"
+        ]
+    )
 
 
 def test_a_passing_problem_shows_as_provisioning_not_failed() -> None:

@@ -5,7 +5,8 @@ before any resource handler runs (kopf postpones handlers until every index is p
 module reads them:
 
 - children (labelled `app.kubernetes.io/managed-by: dockyard`) by (namespace, name), as a
-  `Summary`: the resourceVersion, the few fields the operator reads back (a Secret's or ConfigMap's
+  `Summary` (registry pods too: their template carries the label; a pod's summary keeps its labels,
+  address and readiness, what the global login server's EndpointSlices list): the resourceVersion, the few fields the operator reads back (a Secret's or ConfigMap's
   data, a Deployment's generation and status, a claim's requested size), never the whole object:
   1,000 registries hold ~10,000 children, and a full Deployment body costs tens of kB of Python
   objects;
@@ -25,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from dockyard.core.conditions import ConditionType
+
 T = TypeVar("T")
 
 # kopf index names (the decorated functions' names in handlers/indexes.py)
@@ -40,6 +43,8 @@ CHILD_INDEX: Final = {
     ("rbac.authorization.k8s.io/v1", "Role"): "dockyard_roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "dockyard_rolebindings",
     ("networking.k8s.io/v1", "NetworkPolicy"): "dockyard_networkpolicies",
+    ("v1", "Pod"): "dockyard_pods",
+    ("discovery.k8s.io/v1", "EndpointSlice"): "dockyard_endpointslices",
 }
 REGISTRIES_INDEX: Final = "dockyard_registries"
 WEBHOOKS_INDEX: Final = "dockyard_webhooks"
@@ -80,6 +85,8 @@ class Summary:
     status: Mapping[str, Any] | None = None
     requested_storage: str | None = None
     cluster_ip: str | None = None
+    labels: Mapping[str, str] | None = None
+    """A Pod's labels (kept for pods only: they are selected by label, not by name)."""
 
     def as_object(self) -> dict[str, Any]:
         """The parts of the object a reader uses, in the API's shape."""
@@ -107,12 +114,49 @@ def summarize(kind: str, body: Mapping[str, Any]) -> Summary:
         generation=int(meta.get("generation") or 0),
         annotations=dict(meta.get("annotations") or {}) or None,
         data=dict(body.get("data") or {}) if kind in ("Secret", "ConfigMap") else None,
-        status=dict(body.get("status") or {}) if kind in ("Deployment", "DaemonSet") else None,
+        status=dict(body.get("status") or {})
+        if kind in ("Deployment", "DaemonSet")
+        else (pod_status(body) if kind == "Pod" else None),
         requested_storage=((spec.get("resources") or {}).get("requests") or {}).get("storage")
         if kind == "PersistentVolumeClaim"
         else None,
         cluster_ip=spec.get("clusterIP") if kind == "Service" else None,
+        labels=dict(meta.get("labels") or {}) if kind == "Pod" else None,
     )
+
+
+def pod_status(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What an EndpointSlice says of a pod: its addresses, readiness, node, uid, and whether it
+    is terminating."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    ready = any(
+        c.get("type") == ConditionType.READY and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    addresses = [str(entry.get("ip")) for entry in status.get("podIPs") or [] if entry.get("ip")]
+    if not addresses and status.get("podIP"):
+        addresses = [str(status["podIP"])]
+    return {
+        "podIPs": addresses,
+        "ready": ready,
+        "terminating": bool(meta.get("deletionTimestamp")),
+        "nodeName": (body.get("spec") or {}).get("nodeName") or "",
+        "uid": str(meta.get("uid") or ""),
+        "phase": status.get("phase") or "",
+    }
+
+
+@dataclass(frozen=True)
+class PodSummary:
+    """A pod as the cache keeps it, with its namespace and name."""
+
+    namespace: str
+    name: str
+    summary: Summary
+
+    @property
+    def status(self) -> Mapping[str, Any]:
+        return self.summary.status or {}
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,6 +211,24 @@ class ClusterCache:
         """A labelled child's summary; None when it does not exist."""
         index = CHILD_INDEX.get((api_version, kind))
         return Unknown if index is None else self._one(index, (namespace, name))
+
+    def pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodSummary] | _Unknown:
+        """The labelled pods of `namespace` whose labels include `selector` (a scan of the
+        namespace's cached pods: a registry has a few)."""
+        index = CHILD_INDEX[("v1", "Pod")]
+        if self._indices is None or index not in self._indices:
+            return Unknown
+        store = self._indices[index]
+        items: list[tuple[tuple[str, str], Any]] = _copy(lambda: list(store.items()))
+        found = []
+        for (ns, name), summaries in items:
+            if ns != namespace or not summaries:
+                continue
+            summary = summaries[0]
+            labels = summary.labels or {}
+            if all(labels.get(k) == v for k, v in selector.items()):
+                found.append(PodSummary(ns, name, summary))
+        return sorted(found, key=lambda pod: pod.name)
 
     def registry(self, namespace: str, name: str) -> dict[str, Any] | _Unknown | None:
         return self._one(REGISTRIES_INDEX, (namespace, name))  # type: ignore[no-any-return]

@@ -74,6 +74,10 @@ CHILD_KINDS: Final = (
     ChildKind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ChildKind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     ChildKind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    # Registry and replica pods (their template carries the children's label) and the global login
+    # server's EndpointSlices listing them: a pod's readiness moves the slice without a request.
+    ChildKind("", "v1", "pods", "Pod"),
+    ChildKind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
 )
 
 

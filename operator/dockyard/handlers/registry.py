@@ -21,19 +21,20 @@ from dockyard.core.children import Listener
 from dockyard.core.conditions import ConditionType, EventReason, Reason
 from dockyard.core.errors import ReconcileError
 from dockyard.core.kube import Kube, contains, kube_from
-from dockyard.core.names import CHILD_LABELS, NAME_LABEL
+from dockyard.core.names import CHILD_LABELS, COMPONENT_LABEL, INSTANCE_LABEL, NAME_LABEL
 from dockyard.core.workqueue import KeyedQueue
 from dockyard.handlers.edge import parse_spec, reconcile_edge
 from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
 from dockyard.models.registry import RegistrySpec
+from dockyard.registries.manifests.endpoints import HOME_NAMESPACE_LABEL, HOME_REGISTRY_LABEL
 from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.registries.status import desired_status, ready_condition
 from dockyard.settings import OperatorSettings, settings_from
 
 KIND: Final = "Registry"
 REGISTRY_CHILDREN: Final = {**CHILD_LABELS, NAME_LABEL: "registry"}
-REPAIRED_ON_DELETION: Final = frozenset({"Secret", "ConfigMap", "Service"})
+REPAIRED_ON_DELETION: Final = frozenset({"Secret", "ConfigMap", "Service", "EndpointSlice"})
 """Children recreated as soon as they are deleted by hand (the others at the next drift pass)."""
 RegistryKey = tuple[str, str]
 CHILD_CHANGES_KEY: Final = "child_changes"
@@ -206,19 +207,37 @@ class ObjectLogger(logging.LoggerAdapter[logging.Logger]):
 class ChildChange:
     """What happened to a registry's children since it was last looked at: `reconcile` when a
     child was deleted (recreate it), else only the Deployment's rollout moved (fold it into the
-    status)."""
+    status); `endpoints` when a pod of it or of a replica, or a Replication, changed (the global
+    login server's EndpointSlices follow). `uid` is the Registry's, "" when the event cannot
+    know it (a replica's pod)."""
 
     uid: str
     reconcile: bool
+    endpoints: bool = False
 
     def merge(self, newer: ChildChange) -> ChildChange:
-        return ChildChange(newer.uid, self.reconcile or newer.reconcile)
+        return ChildChange(newer.uid or self.uid, self.reconcile or newer.reconcile, self.endpoints or newer.endpoints)
+
+
+def _pod_registry(labels: Mapping[str, str], namespace: str) -> RegistryKey | None:
+    """The registry whose global login server may list a pod: its own for a registry pod, the
+    home registry (labelled on the template) for a replica's."""
+    if labels.get(COMPONENT_LABEL) != "registry":
+        return None
+    if labels.get(NAME_LABEL) == "registry" and labels.get(INSTANCE_LABEL):
+        return namespace, labels[INSTANCE_LABEL]
+    if labels.get(NAME_LABEL) == "replication" and labels.get(HOME_REGISTRY_LABEL):
+        return labels.get(HOME_NAMESPACE_LABEL) or namespace, labels[HOME_REGISTRY_LABEL]
+    return None
 
 
 def child_change(kind: str, type: str, child: Mapping[str, Any]) -> tuple[RegistryKey, ChildChange] | None:
     """The change a child's watch event means to its Registry, if any (called in the watch's
     thread: quick, no request)."""
     meta = child.get("metadata") or {}
+    if kind == "Pod":
+        registry = _pod_registry(meta.get("labels") or {}, str(meta.get("namespace") or ""))
+        return None if registry is None else (registry, ChildChange("", reconcile=False, endpoints=True))
     owners = [ref for ref in meta.get("ownerReferences") or [] if ref.get("kind") == KIND]
     if not owners:
         return None
@@ -247,6 +266,21 @@ def referrers_changed(memo: kopf.Memo, namespace: str, registry: str) -> bool:
     return True
 
 
+def endpoints_changed(memo: kopf.Memo, namespace: str, registry: str) -> bool:
+    """A Replication of the registry was created, changed or deleted: its global login server's
+    Service shape and EndpointSlices follow soon, through the children's queue. Returns whether
+    it was queued (not when the Registry is unknown)."""
+    queue = memo.get(CHILD_CHANGES_KEY)
+    if not isinstance(queue, KeyedQueue):
+        return False
+    parent = kube_from(memo).cache.registry(namespace, registry)
+    if not isinstance(parent, dict):
+        return False
+    change = ChildChange(str(parent["metadata"].get("uid")), reconcile=False, endpoints=True)
+    queue.add_threadsafe((namespace, registry), change)
+    return True
+
+
 def child_listener(queue: KeyedQueue[RegistryKey, ChildChange]) -> Listener:
     def listen(kind: str, type: str, child: Mapping[str, Any]) -> None:
         change = child_change(kind, type, child)
@@ -262,7 +296,7 @@ def _parent(kube: Kube, key: RegistryKey, uid: str) -> dict[str, Any] | None:
     parent = cached if known(cached) else kube.get(API_VERSION, KIND, namespace, name)
     if not isinstance(parent, dict) or parent["metadata"].get("deletionTimestamp"):
         return None
-    if parent["metadata"].get("uid") != uid:
+    if uid and parent["metadata"].get("uid") != uid:
         return None
     return parent
 
@@ -300,6 +334,10 @@ def handle_child_change(key: RegistryKey, change: ChildChange, memo: kopf.Memo) 
     except ValueError:
         return
     reconciler = _reconciler(kube, settings_from(memo))
+    if change.endpoints:
+        changed = reconciler.refresh_global_endpoint(parent, spec)
+        if changed:
+            logger.info(f"global login server updated: {', '.join(changed)}")
     ctx = reconciler.context(parent, spec)
     # The Deployment as the cache shows it now: the newest of the events merged into this change.
     fields, is_ready = reconciler.observe(ctx, spec.admin_user.enabled)

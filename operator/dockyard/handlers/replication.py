@@ -14,6 +14,7 @@ import kopf
 from dockyard.core.errors import Permanent, ReconcileError
 from dockyard.core.kube import contains, kube_from
 from dockyard.handlers.edge import parse_spec, reconcile_edge
+from dockyard.handlers.registry import endpoints_changed
 from dockyard.metrics import metrics_from
 from dockyard.models import API_VERSION, GROUP, VERSION
 from dockyard.models.replication import ReplicationSpec
@@ -81,6 +82,7 @@ def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: Any) -> None:
                 login_server=outcome.ctx.login_server if outcome.ctx else None,
                 serving=outcome.serving,
                 figures=figures_from(memo, meta["namespace"], registry, location),
+                routing=outcome.routing,
             )
         )
         if refusal is not None:
@@ -99,6 +101,17 @@ def reconcile_replication(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger,
 @kopf.timer(GROUP, VERSION, "replications", interval=STATUS_SECONDS, idle=STATUS_SECONDS)
 def refresh_replication(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     _reconcile(body, memo, logger)
+
+
+@kopf.on.event(GROUP, VERSION, "replications")
+def route_replication(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A Replication created, changed (`regionEndpointEnabled`) or deleted: its registry's global
+    login server follows (Service shape, EndpointSlices), through the registry's queue; without a
+    request when nothing changed."""
+    meta = body.get("metadata") or {}
+    registry = str(((body.get("spec") or {}).get("registryRef") or {}).get("name") or "")
+    if registry:
+        endpoints_changed(memo, str(meta.get("namespace") or ""), registry)
 
 
 def _in_another_namespace(spec: kopf.Spec, namespace: str | None, **_: Any) -> bool:

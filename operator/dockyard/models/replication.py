@@ -87,6 +87,11 @@ class ReplicationStatus(ApiModel):
     )
     message: str | None = Field(None, description="Details of the display status.")
     login_server: str | None = Field(None, description="In-cluster host:port of the replica.")
+    global_endpoint_routing: Literal["Enabled", "Disabled"] | None = Field(
+        None,
+        description="Whether the registry's global login server may route clients to this replica "
+        "(spec.regionEndpointEnabled); the GlobalEndpointRouting condition says whether it does now.",
+    )
     last_sync_time: str | None = Field(None, description="When the replica was last known in sync.")
     lag_seconds: int | None = Field(None, description="Age of the oldest change not yet replicated.", ge=0)
     repositories_in_sync: int | None = Field(None, description="Repositories identical in both.", ge=0)
@@ -113,6 +118,9 @@ REPLICATION = KindInfo(
         PrinterColumn("Registry", "string", ".spec.registryRef.name", "The replicated registry."),
         PrinterColumn("Location", "string", ".spec.location", "Where the replica runs."),
         PrinterColumn("Status", "string", ".status.displayStatus", "Sync state."),
+        PrinterColumn(
+            "Routing", "string", ".status.globalEndpointRouting", "In the registry's global login server.", priority=1
+        ),
         ready_column(),
         age_column(),
     ),

@@ -26,6 +26,7 @@ from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
 from dockyard.registries import admin
+from dockyard.registries.global_endpoint import ensure_global_endpoint, find_routed_replicas
 from dockyard.registries.manifests.access import (
     build_token_reader_binding,
     build_token_reader_role,
@@ -164,15 +165,20 @@ class RegistryReconciler:
         owner, names, kube = ctx.owner, ctx.names, self.kube
         outcome = Outcome()
         check_tier_change(spec, count_referrers(kube, "Replication", owner.namespace, owner.name))
+        routed = find_routed_replicas(kube, ctx)
         if spec.exposure.node_pull:
             # The Service comes first: its ClusterIP goes into the certificate and the realm.
-            self._note(outcome, "service", kube.ensure(build_service(ctx)))
+            self._note(outcome, "service", kube.ensure(build_service(ctx, global_routing=bool(routed))))
             if ctx.cluster_ip is None:
                 ctx = dataclasses.replace(ctx, cluster_ip=self._cluster_ip(ctx))
         # Independent of each other: at once.
         admin_changed: list[str] = []
         steps: list[Future[Any]] = []
-        service = None if spec.exposure.node_pull else start(steps, kube.ensure, build_service(ctx))
+        service = (
+            None
+            if spec.exposure.node_pull
+            else start(steps, kube.ensure, build_service(ctx, global_routing=bool(routed)))
+        )
         tls = start(steps, plan_tls, kube, ctx)
         start(steps, self._secret_once, ctx, names.token_signer, build_signer_secret(ctx))
         start(
@@ -213,6 +219,7 @@ class RegistryReconciler:
         finish(steps)
         for (what, _), result in zip(children, ensured, strict=True):
             self._note(outcome, what, result.result())
+        outcome.changed += ensure_global_endpoint(kube, ctx, routed)
         self._ensure_node_trust(ctx, outcome)
         self._ensure_network_policy(ctx, outcome)
         ingress = build_ingress(ctx)
@@ -223,6 +230,11 @@ class RegistryReconciler:
             outcome.changed.append("ingress")
         outcome.status, outcome.ready = self.observe(ctx, passwords is not None)
         return outcome
+
+    def refresh_global_endpoint(self, body: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
+        """Only the global login server's Service shape and EndpointSlices (a pod or a Replication
+        changed); what changed."""
+        return ensure_global_endpoint(self.kube, self.context(body, spec))
 
     def _ensure_node_trust(self, ctx: RegistryContext, outcome: Outcome) -> None:
         ns, name = ctx.owner.namespace, ctx.names.node_trust

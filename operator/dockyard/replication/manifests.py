@@ -30,6 +30,7 @@ from dockyard.registries.manifests.config import (
     build_registry_config,
     render_config,
 )
+from dockyard.registries.manifests.endpoints import HOME_NAMESPACE_LABEL, HOME_REGISTRY_LABEL
 from dockyard.registries.manifests.secrets import build_http_secret
 from dockyard.registries.manifests.workload import (
     build_config_map,
@@ -105,6 +106,28 @@ class ReplicaContext(RegistryContext):
     location: str = ""
     home_token_service: str = ""
     node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
+    home_tls_hosts: tuple[str, ...] = ()
+    """The home registry's names (its Service's, its ClusterIP with nodePull, its Ingress host):
+    the replica's certificate covers them too, as a client of the global login server may be
+    sent to the replica."""
+    home_token_realm: str = ""
+    routed: bool = False
+    """`regionEndpointEnabled`: the global login server lists the replica's pods."""
+
+    @property
+    def tls_hosts(self) -> list[str]:
+        own = self.service_hosts
+        return own + [host for host in self.home_tls_hosts if host not in own]
+
+    @property
+    def token_realm(self) -> str:
+        """Routed, the home's realm: a client of the global login server sent here may not
+        resolve the regional name (a node pulling at the ClusterIP, a client through the Ingress),
+        and the global name reaches a token service of the same signer wherever it lands (this
+        replica's among them). Out of routing, its own: the regional login server works alone."""
+        if self.routed and self.home_token_realm:
+            return self.home_token_realm
+        return super().token_realm
 
     @property
     def cross_namespace(self) -> bool:
@@ -174,7 +197,13 @@ def build_replica_token_binding(ctx: ReplicaContext) -> dict[str, Any]:
 
 
 def replica_context(
-    home: RegistryContext, replication: Owner, location: str, placement: Placement, spec_resources: Any = None
+    home: RegistryContext,
+    replication: Owner,
+    location: str,
+    placement: Placement,
+    spec_resources: Any = None,
+    *,
+    routed: bool = False,
 ) -> ReplicaContext:
     """The replica of `home` at `location` in `replication.namespace`: the home's spec with the
     replica's storage and resources, reached in-cluster only (its Service is its regional login
@@ -201,6 +230,9 @@ def replica_context(
         location=location,
         home_token_service=home.token_service,
         node_selector=placement.node_selector,
+        home_tls_hosts=tuple(home.tls_hosts),
+        home_token_realm=home.token_realm,
+        routed=routed,
     )
 
 
@@ -239,7 +271,14 @@ def replica_notification_endpoints(ctx: ReplicaContext) -> list[dict[str, Any]]:
 
 def build_replica_deployment(ctx: ReplicaContext, config_hash: str) -> dict[str, Any]:
     deployment = owned(ctx, build_deployment(ctx, config_hash))
-    pod = deployment["spec"]["template"]["spec"]
+    template = deployment["spec"]["template"]
+    # Which registry's global login server may list these pods: a pod's change finds it at once.
+    template["metadata"]["labels"] = {
+        **template["metadata"]["labels"],
+        HOME_REGISTRY_LABEL: ctx.home,
+        HOME_NAMESPACE_LABEL: ctx.home_namespace or ctx.owner.namespace,
+    }
+    pod = template["spec"]
     pod["nodeSelector"] = dict(ctx.node_selector)
     endpoints = yaml.safe_dump(replica_notification_endpoints(ctx), sort_keys=True)
     for container in pod["containers"]:

@@ -22,6 +22,15 @@ class ReplicationReason:
     """`Synced=False`: changes wait to be copied into the replica (or its first fill runs)."""
     IN_SYNC: Final = "InSync"
     """`Synced=True`: nothing waits to be copied into the replica."""
+    ROUTED: Final = "Routed"
+    """`GlobalEndpointRouting=True`: the registry's global login server lists the replica's ready
+    pods (its EndpointSlice), so clients of the global name may be served here."""
+    ROUTING_DISABLED: Final = "RoutingDisabled"
+    """`GlobalEndpointRouting=False`: `regionEndpointEnabled: false`; the global login server lists
+    no pod of the replica. It keeps syncing; its own login server (`status.loginServer`) works."""
+    NO_READY_POD: Final = "NoReadyPod"
+    """`GlobalEndpointRouting=False`: routing is enabled but no pod of the replica is ready; the
+    global login server sends clients to the home registry and the other replicas meanwhile."""
 
 
 class ReplicationEventReason:
@@ -34,5 +43,5 @@ SYNCED: Final = "Synced"
 """Condition type: `True` when nothing waits to be copied into the replica."""
 GLOBAL_ENDPOINT: Final = "GlobalEndpointRouting"
 """Condition type: whether the registry's global login server routes clients to this replica
-(`spec.regionEndpointEnabled`). Not built yet: always `False` with reason `NotImplemented`; the
-replica's own login server (`status.loginServer`) always works."""
+(`spec.regionEndpointEnabled` and a ready pod): `Routed`, `RoutingDisabled` or `NoReadyPod`. The
+replica's own login server (`status.loginServer`) works either way."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dockyard.core.cache import known
+from dockyard.core.cache import known, pod_status
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
 from dockyard.core.kube import Kube
@@ -25,6 +25,7 @@ from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
 from dockyard.models.replication import ReplicationSpec
 from dockyard.registries.manifests.config import content_hash
+from dockyard.registries.manifests.endpoints import RoutedReplica, member_of
 from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.registries.status import rolled_out
 from dockyard.registries.tls import plan_tls
@@ -46,6 +47,7 @@ from dockyard.replication.manifests import (
     replication_owner,
 )
 from dockyard.replication.placement import Placement, Refusal, Sibling, plan_replica
+from dockyard.replication.status import Routing
 
 NODE_LABELS_SECONDS: Final = 30.0
 """How long the nodes' labels are reused: every Replication without a nodeSelector reads them on
@@ -77,6 +79,7 @@ class ReplicaOutcome:
     ctx: ReplicaContext | None = None
     serving: bool = False
     changed: list[str] = field(default_factory=list)
+    routing: Routing | None = None
 
 
 class ReplicaReconciler:
@@ -186,7 +189,14 @@ class ReplicaReconciler:
         registry_spec = RegistrySpec.model_validate(registry_body.get("spec") or {})
         home = self.registries.context(registry_body, registry_spec)
         target = spec.target_namespace or body["metadata"]["namespace"]
-        ctx = replica_context(home, replication_owner(dict(body), target), spec.location, verdict, spec.resources)
+        ctx = replica_context(
+            home,
+            replication_owner(dict(body), target),
+            spec.location,
+            verdict,
+            spec.resources,
+            routed=spec.region_endpoint_enabled,
+        )
         kube, names, ns = self.kube, ctx.names, ctx.owner.namespace
         outcome = ReplicaOutcome(ctx=ctx)
         home_names, home_ns = RegistryNames(ctx.home), ctx.home_namespace
@@ -230,4 +240,18 @@ class ReplicaReconciler:
                 outcome.changed.append(what)
         deployment = kube.read_child("apps/v1", "Deployment", ns, names.deployment)
         outcome.serving = deployment is not None and rolled_out(deployment, ctx.replicas)
+        outcome.routing = Routing(spec.region_endpoint_enabled, self._ready_pods(ctx), home.login_server)
         return outcome
+
+    def _ready_pods(self, ctx: ReplicaContext) -> int:
+        """The replica's ready pods, as the global login server's EndpointSlice lists them (from
+        the cache, else one LIST)."""
+        selector = RoutedReplica(ctx.owner.name, ctx.owner.namespace).pod_selector
+        cached = self.kube.cache.pods(ctx.owner.namespace, selector)
+        if known(cached):
+            statuses = [pod.status for pod in cached]  # type: ignore[union-attr]
+        else:
+            label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
+            statuses = [pod_status(pod) for pod in self.kube.list("v1", "Pod", ctx.owner.namespace, label_selector)]
+        members = [member_of(ctx.owner.namespace, "", status) for status in statuses]
+        return sum(1 for member in members if member is not None and member.ready)

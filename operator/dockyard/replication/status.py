@@ -9,8 +9,9 @@
 | `Ready`        | the replica serves and nothing waits to be copied |
 
 `Ready` is True once the replica serves (reason `Reconciled`); `Synced` tells whether it holds
-everything (`InSync` / `Syncing`); `GlobalEndpointRouting` reports that `regionEndpointEnabled` is
-not carried out yet (`NotImplemented`).
+everything (`InSync` / `Syncing`); `GlobalEndpointRouting` whether the registry's global login
+server lists the replica's ready pods (`Routed`), or why not (`RoutingDisabled`: the spec says so;
+`NoReadyPod`); `status.globalEndpointRouting` is the spec's `Enabled` / `Disabled`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from dockyard.core import conditions
 from dockyard.core.conditions import ConditionType, Reason
@@ -53,6 +54,35 @@ class SyncFigures:
         }
 
 
+@dataclass(frozen=True)
+class Routing:
+    """The replica in the global login server: `regionEndpointEnabled`, and its ready pods (the
+    ones the EndpointSlice lists as ready)."""
+
+    enabled: bool
+    ready_pods: int = 0
+    global_login_server: str = ""
+
+
+def routing_condition(routing: Routing) -> tuple[Literal["True", "False"], str, str]:
+    """(status, reason, message) of `GlobalEndpointRouting`."""
+    server = routing.global_login_server or "the registry's login server"
+    if not routing.enabled:
+        return (
+            "False",
+            ReplicationReason.ROUTING_DISABLED,
+            f"regionEndpointEnabled is false: {server} does not route to this replica (it keeps syncing; "
+            "clients may use its loginServer)",
+        )
+    if routing.ready_pods == 0:
+        return (
+            "False",
+            ReplicationReason.NO_READY_POD,
+            f"no pod of the replica is ready: {server} routes to the home registry and the other replicas",
+        )
+    return "True", ReplicationReason.ROUTED, f"{server} routes to {routing.ready_pods} ready pod(s) of the replica"
+
+
 def display_status(refused: bool, serving: bool, served_before: bool, figures: SyncFigures) -> str:
     if refused:
         return "Failed"
@@ -72,6 +102,7 @@ def replication_status(
     serving: bool,
     figures: SyncFigures,
     final: bool = True,
+    routing: Routing | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The whole status to hold. `refusal` is (reason, message) when the replica is refused, or
@@ -93,6 +124,8 @@ def replication_status(
         "observedGeneration": generation,
         **(figures.fields() if refusal is None else {}),
     }
+    if routing is not None:
+        status["globalEndpointRouting"] = "Enabled" if routing.enabled else "Disabled"
     status["conditions"] = conditions.set_condition(
         current.get("conditions"),
         type=ConditionType.READY,
@@ -115,14 +148,15 @@ def replication_status(
             observed_generation=generation,
             now=now,
         )
-        status["conditions"] = conditions.set_condition(
-            status["conditions"],
-            type=GLOBAL_ENDPOINT,
-            status="False",
-            reason=Reason.NOT_IMPLEMENTED,
-            message="spec.regionEndpointEnabled: the registry's global login server does not route to replicas "
-            "yet; clients use the replica's loginServer",
-            observed_generation=generation,
-            now=now,
-        )
+        if routing is not None:
+            routed, routing_reason, routing_message = routing_condition(routing)
+            status["conditions"] = conditions.set_condition(
+                status["conditions"],
+                type=GLOBAL_ENDPOINT,
+                status=routed,
+                reason=routing_reason,
+                message=routing_message,
+                observed_generation=generation,
+                now=now,
+            )
     return status

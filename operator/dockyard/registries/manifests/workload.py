@@ -27,6 +27,7 @@ from dockyard.registries.manifests.config import (
     RegistryContext,
     build_notification_endpoints,
 )
+from dockyard.registries.manifests.endpoints import AFFINITY_SECONDS, GLOBAL_ENDPOINT_ANNOTATION
 from dockyard.registries.manifests.network import (
     effective_service_type,
     ingress_allow_list,
@@ -257,20 +258,34 @@ def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
     }
 
 
-def build_service(ctx: RegistryContext) -> dict[str, Any]:
+def build_service(ctx: RegistryContext, *, global_routing: bool = False) -> dict[str, Any]:
+    """The registry's Service: its login server. With `global_routing` (a Replication of it has
+    `regionEndpointEnabled`) it is the global login server over the home and the routed replicas:
+    no selector (the operator writes its EndpointSlices, `manifests/endpoints.py`) and ClientIP
+    affinity, so one client's layers and manifest land on one replica."""
+    spec: dict[str, Any] = {
+        "type": effective_service_type(ctx),
+        "selector": selector_labels(ctx.owner.kind, ctx.owner.name, COMPONENT),
+        "ports": [
+            {"name": "registry", "port": REGISTRY_PORT, "targetPort": "registry", "protocol": "TCP"},
+            {"name": "token", "port": TOKEN_PORT, "targetPort": "token", "protocol": "TCP"},
+        ],
+        **service_allow_list(ctx),
+    }
+    annotations = None
+    if global_routing:
+        del spec["selector"]
+        # Without a selector the Service's targetPort is unused: the EndpointSlices name the ports.
+        spec["sessionAffinity"] = "ClientIP"
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": AFFINITY_SECONDS}}
+        # Also what tells the two shapes apart on a read-back: a dropped selector alone would look
+        # "contained" in the stored Service, and the switch would never be applied.
+        annotations = {GLOBAL_ENDPOINT_ANNOTATION: "replicas"}
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(ctx.owner, ctx.names.service, COMPONENT),
-        "spec": {
-            "type": effective_service_type(ctx),
-            "selector": selector_labels(ctx.owner.kind, ctx.owner.name, COMPONENT),
-            "ports": [
-                {"name": "registry", "port": REGISTRY_PORT, "targetPort": "registry", "protocol": "TCP"},
-                {"name": "token", "port": TOKEN_PORT, "targetPort": "token", "protocol": "TCP"},
-            ],
-            **service_allow_list(ctx),
-        },
+        "metadata": metadata(ctx.owner, ctx.names.service, COMPONENT, annotations=annotations),
+        "spec": spec,
     }
 
 

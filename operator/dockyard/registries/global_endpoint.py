@@ -1,0 +1,85 @@
+"""Keeping the registry's global login server over its routed replicas (`manifests/endpoints.py`).
+
+`ensure_global_endpoint` makes the Service's shape follow the routed Replications and the
+EndpointSlices follow the pods, both read from the watch-fed cache: over unchanged state it issues
+no request at all. It runs in every Registry reconcile and, alone, when a registry or replica pod
+changes or a Replication is created, changed or deleted (`handlers/registry.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dockyard.core.cache import known, pod_status
+from dockyard.core.kube import Kube
+from dockyard.models import API_VERSION
+from dockyard.models.base import referenced_registry
+from dockyard.registries.manifests.config import RegistryContext
+from dockyard.registries.manifests.endpoints import (
+    ADDRESS_TYPES,
+    Member,
+    RoutedReplica,
+    build_global_endpoint_slices,
+    global_slice_name,
+    home_pod_selector,
+    member_of,
+    routed_replicas,
+)
+from dockyard.registries.manifests.workload import build_service
+
+
+def find_routed_replicas(kube: Kube, ctx: RegistryContext) -> list[RoutedReplica]:
+    """The registry's Replications with `regionEndpointEnabled` (from the cache, else one LIST)."""
+    namespace, name = ctx.owner.namespace, ctx.owner.name
+    cached = kube.cache.replications_of(namespace, name)
+    replications: list[Mapping[str, Any]]
+    if known(cached):
+        replications = cached  # type: ignore[assignment]
+    else:
+        replications = [r for r in kube.list(API_VERSION, "Replication", namespace) if referenced_registry(r) == name]
+    return routed_replicas(namespace, replications)
+
+
+def _pods(kube: Kube, namespace: str, selector: dict[str, str]) -> list[Member]:
+    cached = kube.cache.pods(namespace, selector)
+    members: list[Member | None]
+    if known(cached):
+        members = [member_of(pod.namespace, pod.name, pod.status) for pod in cached]  # type: ignore[union-attr]
+    else:
+        label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
+        members = [
+            member_of(namespace, pod["metadata"]["name"], pod_status(pod))
+            for pod in kube.list("v1", "Pod", namespace, label_selector)
+        ]
+    return [member for member in members if member is not None]
+
+
+def global_members(kube: Kube, ctx: RegistryContext, routed: list[RoutedReplica]) -> list[Member]:
+    """The pods of the home registry and of every routed replica."""
+    members = _pods(kube, ctx.owner.namespace, home_pod_selector(ctx))
+    for replica in routed:
+        members += _pods(kube, replica.namespace, replica.pod_selector)
+    return members
+
+
+def ensure_global_endpoint(kube: Kube, ctx: RegistryContext, routed: list[RoutedReplica] | None = None) -> list[str]:
+    """The Service in its shape (selector, or none over routed replicas) and the EndpointSlices
+    made to match, or removed once no Replication is routed. Returns what changed."""
+    if routed is None:
+        routed = find_routed_replicas(kube, ctx)
+    changed = []
+    if kube.ensure(build_service(ctx, global_routing=bool(routed))) != "unchanged":
+        changed.append("service")
+    ns = ctx.owner.namespace
+    wanted = build_global_endpoint_slices(ctx, global_members(kube, ctx, routed)) if routed else []
+    for manifest in wanted:
+        if kube.ensure(manifest) != "unchanged":
+            changed.append(f"endpoints {manifest['addressType']}")
+    kept = {manifest["metadata"]["name"] for manifest in wanted}
+    for address_type in ADDRESS_TYPES:
+        name = global_slice_name(ctx, address_type)
+        if name not in kept and kube.read_child("discovery.k8s.io/v1", "EndpointSlice", ns, name) is not None:
+            kube.delete("discovery.k8s.io/v1", "EndpointSlice", ns, name)
+            changed.append(f"endpoints {address_type} removed")
+    return changed
