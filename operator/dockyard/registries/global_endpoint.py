@@ -19,18 +19,18 @@ from dockyard.registries.manifests.config import RegistryContext
 from dockyard.registries.manifests.endpoints import (
     ADDRESS_TYPES,
     Member,
-    RoutedReplica,
+    ReplicaRoute,
     build_global_endpoint_slices,
     global_slice_name,
     home_pod_selector,
     member_of,
-    routed_replicas,
+    replica_routes,
 )
 from dockyard.registries.manifests.workload import build_service
 
 
-def find_routed_replicas(kube: Kube, ctx: RegistryContext) -> list[RoutedReplica]:
-    """The registry's Replications with `regionEndpointEnabled` (from the cache, else one LIST)."""
+def find_replica_routes(kube: Kube, ctx: RegistryContext) -> list[ReplicaRoute]:
+    """The registry's Replications, each routed or not (from the cache, else one LIST)."""
     namespace, name = ctx.owner.namespace, ctx.owner.name
     cached = kube.cache.replications_of(namespace, name)
     replications: list[Mapping[str, Any]]
@@ -38,7 +38,7 @@ def find_routed_replicas(kube: Kube, ctx: RegistryContext) -> list[RoutedReplica
         replications = cached  # type: ignore[assignment]
     else:
         replications = [r for r in kube.list(API_VERSION, "Replication", namespace) if referenced_registry(r) == name]
-    return routed_replicas(namespace, replications)
+    return replica_routes(namespace, replications)
 
 
 def _pods(kube: Kube, namespace: str, selector: dict[str, str]) -> list[Member]:
@@ -55,19 +55,20 @@ def _pods(kube: Kube, namespace: str, selector: dict[str, str]) -> list[Member]:
     return [member for member in members if member is not None]
 
 
-def global_members(kube: Kube, ctx: RegistryContext, routed: list[RoutedReplica]) -> list[Member]:
+def global_members(kube: Kube, ctx: RegistryContext, routed: list[ReplicaRoute]) -> list[Member]:
     """The pods of the home registry and of every routed replica."""
     members = _pods(kube, ctx.owner.namespace, home_pod_selector(ctx))
     for replica in routed:
-        members += _pods(kube, replica.namespace, replica.pod_selector)
+        if replica.routed:
+            members += _pods(kube, replica.namespace, replica.pod_selector)
     return members
 
 
-def ensure_global_endpoint(kube: Kube, ctx: RegistryContext, routed: list[RoutedReplica] | None = None) -> list[str]:
-    """The Service in its shape (selector, or none over routed replicas) and the EndpointSlices
-    made to match, or removed once no Replication is routed. Returns what changed."""
+def ensure_global_endpoint(kube: Kube, ctx: RegistryContext, routed: list[ReplicaRoute] | None = None) -> list[str]:
+    """The Service in its shape (its selector, or none while the registry has a Replication) and
+    the EndpointSlices made to match, or removed with the last Replication. Returns what changed."""
     if routed is None:
-        routed = find_routed_replicas(kube, ctx)
+        routed = find_replica_routes(kube, ctx)
     changed = []
     if kube.ensure(build_service(ctx, global_routing=bool(routed))) != "unchanged":
         changed.append("service")

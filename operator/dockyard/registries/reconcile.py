@@ -26,7 +26,7 @@ from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
 from dockyard.registries import admin
-from dockyard.registries.global_endpoint import ensure_global_endpoint, find_routed_replicas
+from dockyard.registries.global_endpoint import ensure_global_endpoint, find_replica_routes
 from dockyard.registries.manifests.access import (
     build_token_reader_binding,
     build_token_reader_role,
@@ -165,7 +165,7 @@ class RegistryReconciler:
         owner, names, kube = ctx.owner, ctx.names, self.kube
         outcome = Outcome()
         check_tier_change(spec, count_referrers(kube, "Replication", owner.namespace, owner.name))
-        routed = find_routed_replicas(kube, ctx)
+        routed = find_replica_routes(kube, ctx)
         if spec.exposure.node_pull:
             # The Service comes first: its ClusterIP goes into the certificate and the realm.
             self._note(outcome, "service", kube.ensure(build_service(ctx, global_routing=bool(routed))))

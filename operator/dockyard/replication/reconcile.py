@@ -25,7 +25,7 @@ from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
 from dockyard.models.replication import ReplicationSpec
 from dockyard.registries.manifests.config import content_hash
-from dockyard.registries.manifests.endpoints import RoutedReplica, member_of
+from dockyard.registries.manifests.endpoints import ReplicaRoute, member_of
 from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.registries.status import rolled_out
 from dockyard.registries.tls import plan_tls
@@ -246,7 +246,7 @@ class ReplicaReconciler:
     def _ready_pods(self, ctx: ReplicaContext) -> int:
         """The replica's ready pods, as the global login server's EndpointSlice lists them (from
         the cache, else one LIST)."""
-        selector = RoutedReplica(ctx.owner.name, ctx.owner.namespace).pod_selector
+        selector = ReplicaRoute(ctx.owner.name, ctx.owner.namespace).pod_selector
         cached = self.kube.cache.pods(ctx.owner.namespace, selector)
         if known(cached):
             statuses = [pod.status for pod in cached]  # type: ignore[union-attr]

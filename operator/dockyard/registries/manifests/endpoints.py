@@ -1,10 +1,13 @@
 """The registry's global login server over its replicas: which pods it lists, and its EndpointSlices.
 
-Once a Registry has a Replication with `regionEndpointEnabled: true` (the default), its Service (the
-global login server, `<registry>.<namespace>.svc`) has no selector: a selector cannot reach pods in
-another namespace (`targetNamespace`). The operator writes the EndpointSlices instead, listing the
-home registry's pods and the pods of every routed replica, and keeps them equal to the pods as the
+Once a Registry has a Replication, its Service (the global login server, `<registry>.<namespace>.svc`)
+has no selector: a selector cannot reach pods in another namespace (`targetNamespace`). The operator
+writes the EndpointSlices instead, listing the home registry's pods and the pods of every replica
+with `regionEndpointEnabled: true` (the default), and keeps them equal to the pods as the
 watch-fed cache shows them (a pod's readiness or a new pod moves them, with no request to read).
+`regionEndpointEnabled: false` removes that replica's pods only: the Service keeps its shape while
+any Replication exists, so a toggle never swaps whose slices serve it nor drops client affinity;
+with the last Replication gone it gets its selector back and the operator's slices are removed.
 The EndpointSlice controller leaves slices alone whose `endpointslice.kubernetes.io/managed-by`
 is not its own. `sessionAffinity: ClientIP` keeps one client on one pod, so the layers and the
 manifest of a push land on the same replica (ACR's "mid-push scatter" cannot happen).
@@ -41,12 +44,13 @@ so a pod's change finds its registry without a lookup."""
 
 
 @dataclass(frozen=True)
-class RoutedReplica:
-    """A Replication whose pods the global login server lists: its name and the namespace its
-    pods run in."""
+class ReplicaRoute:
+    """A Replication of the registry: its name, the namespace its pods run in, and whether the
+    global login server lists them (`regionEndpointEnabled`)."""
 
     name: str
     namespace: str
+    routed: bool = True
 
     @property
     def pod_selector(self) -> dict[str, str]:
@@ -71,10 +75,11 @@ def home_pod_selector(ctx: RegistryContext) -> dict[str, str]:
     return {NAME_LABEL: "registry", INSTANCE_LABEL: ctx.owner.name, COMPONENT_LABEL: "registry"}
 
 
-def routed_replicas(namespace: str, replications: Iterable[Mapping[str, Any]]) -> list[RoutedReplica]:
-    """The Replications (of one registry, in its `namespace`) with `regionEndpointEnabled` (the
-    default), sorted; invalid ones and ones being deleted are left out."""
-    routed = []
+def replica_routes(namespace: str, replications: Iterable[Mapping[str, Any]]) -> list[ReplicaRoute]:
+    """The Replications of one registry (in its `namespace`), sorted, each with
+    `regionEndpointEnabled`; invalid ones and ones being deleted are left out. Any at all makes
+    the Service the global login server; the routed ones' pods are listed."""
+    replicas = []
     for body in replications:
         meta = body.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -83,9 +88,10 @@ def routed_replicas(namespace: str, replications: Iterable[Mapping[str, Any]]) -
             spec = ReplicationSpec.model_validate(body.get("spec") or {})
         except ValueError:
             continue
-        if spec.region_endpoint_enabled:
-            routed.append(RoutedReplica(str(meta.get("name")), spec.target_namespace or namespace))
-    return sorted(routed, key=lambda r: (r.namespace, r.name))
+        replicas.append(
+            ReplicaRoute(str(meta.get("name")), spec.target_namespace or namespace, spec.region_endpoint_enabled)
+        )
+    return sorted(replicas, key=lambda r: (r.namespace, r.name))
 
 
 def member_of(namespace: str, name: str, status: Mapping[str, Any]) -> Member | None:

@@ -259,8 +259,8 @@ def build_deployment(ctx: RegistryContext, config_hash: str) -> dict[str, Any]:
 
 
 def build_service(ctx: RegistryContext, *, global_routing: bool = False) -> dict[str, Any]:
-    """The registry's Service: its login server. With `global_routing` (a Replication of it has
-    `regionEndpointEnabled`) it is the global login server over the home and the routed replicas:
+    """The registry's Service: its login server. With `global_routing` (the registry has a
+    Replication) it is the global login server over the home and the routed replicas:
     no selector (the operator writes its EndpointSlices, `manifests/endpoints.py`) and ClientIP
     affinity, so one client's layers and manifest land on one replica."""
     spec: dict[str, Any] = {
