@@ -148,3 +148,170 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
         60,
     )
     _until(lambda: _get(cluster, namespace, "deployment", "hub-north") is None, "hub-north's replica to stop", 60)
+
+
+def _slice_pods(cluster: Any, namespace: str, name: str) -> set[tuple[str, str, bool]] | None:
+    """(namespace, pod, ready) of each endpoint of the operator's EndpointSlice; None without it."""
+    body = _get(cluster, namespace, "endpointslice", name)
+    if body is None:
+        return None
+    return {
+        (e["targetRef"]["namespace"], e["targetRef"]["name"], bool(e["conditions"].get("ready")))
+        for e in body.get("endpoints") or []
+    }
+
+
+def _pods(cluster: Any, namespace: str, selector: str) -> set[tuple[str, str, bool]]:
+    """(namespace, pod, ready) of the running pods a selector finds."""
+    items = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"]
+    return {
+        (
+            namespace,
+            p["metadata"]["name"],
+            any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or []),
+        )
+        for p in items
+        if not p["metadata"].get("deletionTimestamp")
+    }
+
+
+def _routing(cluster: Any, namespace: str, name: str) -> tuple[str, str] | None:
+    for condition in _status(cluster, namespace, name).get("conditions", []):
+        if condition["type"] == "GlobalEndpointRouting":
+            return condition["status"], condition["reason"]
+    return None
+
+
+def test_the_global_login_server_follows_replicas_and_their_pods(
+    cluster: Any, crds: None, operator: str, namespace: str
+) -> None:
+    """The registry's Service lists the home's and the routed replicas' pods (one in another
+    namespace) through the operator's EndpointSlice, follows `regionEndpointEnabled` and pod churn,
+    and gets its selector back with the last Replication."""
+    _apply(cluster, namespace, "glob", {"sku": "Premium", "storage": S3})
+    _until(lambda: _ready(cluster, namespace, "glob"), "Registry glob Ready=True", 90)
+    service = _get(cluster, namespace, "service", "glob")
+    assert service is not None and service["spec"]["selector"], "no Replication: the ordinary Service"
+    assert _get(cluster, namespace, "endpointslice", "glob-global") is None
+    far = f"{namespace}-glob"
+    cluster.kubectl("create", "namespace", far)
+    home = _pods(cluster, namespace, "app.kubernetes.io/name=registry,app.kubernetes.io/instance=glob")
+    try:
+        _replication(
+            cluster,
+            namespace,
+            "glob-west",
+            {
+                "registryRef": {"name": "glob"},
+                "location": "west",
+                "targetNamespace": far,
+                "nodeSelector": KWOK_NODES,
+                "storage": {"s3": {"bucket": "glob-west", "region": "eu-west-1"}},
+            },
+        )
+        _replication(
+            cluster,
+            namespace,
+            "glob-east",
+            {
+                "registryRef": {"name": "glob"},
+                "location": "east",
+                "nodeSelector": KWOK_NODES,
+                "regionEndpointEnabled": False,
+                "storage": {"s3": {"bucket": "glob-east", "region": "eu-east-1"}},
+            },
+        )
+        west_selector = "app.kubernetes.io/name=replication,app.kubernetes.io/instance=glob-west"
+        east_selector = "app.kubernetes.io/name=replication,app.kubernetes.io/instance=glob-east"
+        _until(lambda: _routing(cluster, namespace, "glob-west") == ("True", "Routed"), "glob-west routed", 120)
+        assert _routing(cluster, namespace, "glob-east") == ("False", "RoutingDisabled")
+        assert _status(cluster, namespace, "glob-east")["globalEndpointRouting"] == "Disabled"
+        west = _pods(cluster, far, west_selector)
+        assert west and all(ready for _, _, ready in west)
+        _until(
+            lambda: _slice_pods(cluster, namespace, "glob-global") == home | west,
+            "the EndpointSlice to list the home's and glob-west's pods, not glob-east's",
+            60,
+        )
+        service = _get(cluster, namespace, "service", "glob")
+        assert service is not None and "selector" not in service["spec"]
+        assert service["spec"]["sessionAffinity"] == "ClientIP"
+        # The EndpointSlice controller leaves a selector-less Service alone: ours is its only slice.
+        _until(
+            lambda: (
+                {
+                    s["metadata"]["name"]
+                    for s in json.loads(
+                        cluster.kubectl(
+                            "get",
+                            "endpointslices",
+                            "-n",
+                            namespace,
+                            "-l",
+                            "kubernetes.io/service-name=glob",
+                            "-o",
+                            "json",
+                        ).stdout
+                    )["items"]
+                }
+                == {"glob-global"}
+            ),
+            "the controller's own slice of glob to go",
+            60,
+        )
+
+        # regionEndpointEnabled toggled both ways: only endpoints move.
+        cluster.kubectl(
+            "patch",
+            "replication",
+            "glob-west",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"regionEndpointEnabled": False}}),
+        )
+        cluster.kubectl(
+            "patch",
+            "replication",
+            "glob-east",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"regionEndpointEnabled": True}}),
+        )
+        _until(lambda: _routing(cluster, namespace, "glob-east") == ("True", "Routed"), "glob-east routed", 120)
+        _until(
+            lambda: _slice_pods(cluster, namespace, "glob-global") == home | _pods(cluster, namespace, east_selector),
+            "the EndpointSlice to list glob-east's pods instead of glob-west's",
+            60,
+        )
+        _until(lambda: _routing(cluster, namespace, "glob-west") == ("False", "RoutingDisabled"), "glob-west out", 60)
+        assert _get(cluster, far, "deployment", "glob-west") is not None, "a replica out of routing keeps running"
+
+        # Pod churn: a home pod replaced, the slice follows.
+        (_, gone, _) = sorted(home)[0]
+        cluster.kubectl("delete", "pod", gone, "-n", namespace, "--wait=false")
+        east = _pods(cluster, namespace, east_selector)
+
+        def follows() -> bool:
+            now = _pods(cluster, namespace, "app.kubernetes.io/name=registry,app.kubernetes.io/instance=glob")
+            listed = _slice_pods(cluster, namespace, "glob-global") or set()
+            return gone not in {name for _, name, _ in listed} and listed == now | east and len(now) == len(home)
+
+        _until(follows, "the EndpointSlice to follow the replaced pod", 90)
+
+        # The last Replication gone: the ordinary Service again, no operator slice.
+        cluster.kubectl("delete", "replication", "glob-east", "glob-west", "-n", namespace, "--timeout=60s")
+        _until(
+            lambda: (_get(cluster, namespace, "service", "glob") or {}).get("spec", {}).get("selector"),
+            "glob's Service to get its selector back",
+            60,
+        )
+        _until(lambda: _get(cluster, namespace, "endpointslice", "glob-global") is None, "our slice to go", 60)
+        service = _get(cluster, namespace, "service", "glob")
+        assert service is not None and service["spec"].get("sessionAffinity", "None") == "None"
+        assert "dockyard.dev/global-endpoint" not in (service["metadata"].get("annotations") or {})
+    finally:
+        cluster.kubectl("delete", "namespace", far, "--wait=false", "--ignore-not-found", check=False)

@@ -76,7 +76,7 @@ def _pod(namespace: str, name: str, labels: dict[str, str], **status: Any) -> di
 def _replication(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {"registryRef": {"name": "hub"}, "location": name.split("-")[-1], **spec},
+        "spec": {"registryRef": {"name": "hub"}, "location": name.rsplit("-", maxsplit=1)[-1], **spec},
     }
 
 
@@ -212,3 +212,14 @@ def test_the_replica_deployment_selector_is_unchanged_by_the_labels(routed: bool
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert HOME_REGISTRY_LABEL not in selector
     assert ReplicaRoute("hub-west", "team-b").pod_selector == selector
+
+
+def test_a_serving_certificate_for_names_in_a_long_namespace() -> None:
+    """`<replica>.<namespace>.svc` may pass X.509's 64-character common name; the certificate is
+    still issued and covers every name (in its SANs)."""
+    from dockyard.core.pki import certificate_covers, issue_ca, issue_serving_cert
+
+    namespace = "t-" + "n" * 58
+    hosts = [f"glob-west.{namespace}.svc", "glob-west", f"glob.{namespace}.svc"]
+    serving = issue_serving_cert(issue_ca("test CA"), hosts)
+    assert certificate_covers(serving.cert_pem, hosts)

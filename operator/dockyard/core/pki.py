@@ -88,7 +88,7 @@ def issue_serving_cert(ca: KeyPair, hosts: list[str], now: datetime | None = Non
             names.append(x509.DNSName(host))
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(hosts[0]))
+        .subject_name(_name(_common_name(hosts)))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -101,6 +101,16 @@ def issue_serving_cert(ca: KeyPair, hosts: list[str], now: datetime | None = Non
         .sign(ca_key, hashes.SHA256())
     )
     return KeyPair(_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+COMMON_NAME_LIMIT = 64
+"""X.509's upper bound on a common name (RFC 5280 ub-common-name)."""
+
+
+def _common_name(hosts: list[str]) -> str:
+    """The first host that fits a common name (clients match the SANs, which hold every host):
+    `<name>.<namespace>.svc` passes 64 characters with a long namespace, `<name>` never does."""
+    return next((host for host in hosts if len(host) <= COMMON_NAME_LIMIT), hosts[0][:COMMON_NAME_LIMIT])
 
 
 def issue_signing_key(common_name: str, now: datetime | None = None) -> KeyPair:
