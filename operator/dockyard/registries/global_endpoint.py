@@ -18,6 +18,9 @@ from dockyard.models.base import referenced_registry
 from dockyard.registries.manifests.config import RegistryContext
 from dockyard.registries.manifests.endpoints import (
     ADDRESS_TYPES,
+    CONTROLLER_SLICE_MANAGER,
+    SERVICE_NAME_LABEL,
+    SLICE_MANAGER_LABEL,
     Member,
     ReplicaRoute,
     build_global_endpoint_slices,
@@ -64,19 +67,41 @@ def global_members(kube: Kube, ctx: RegistryContext, routed: list[ReplicaRoute])
     return members
 
 
+def _retire_controller_endpoints(kube: Kube, ctx: RegistryContext) -> list[str]:
+    """The EndpointSlice controller's slices of the Service, and the Endpoints controller's
+    Endpoints, deleted once it has no selector: both controllers stop syncing a selector-less
+    Service but leave what they wrote, and kube-proxy would keep routing to the listed pods
+    (stale as they churn) beside ours. Done when the Service switches or our slice is created,
+    so never in a pass over unchanged state."""
+    ns, service = ctx.owner.namespace, ctx.names.service
+    selector = f"{SERVICE_NAME_LABEL}={service},{SLICE_MANAGER_LABEL}={CONTROLLER_SLICE_MANAGER}"
+    removed = []
+    for item in kube.list("discovery.k8s.io/v1", "EndpointSlice", ns, selector):
+        if kube.delete("discovery.k8s.io/v1", "EndpointSlice", ns, item["metadata"]["name"]):
+            removed.append(f"controller's EndpointSlice {item['metadata']['name']} removed")
+    if kube.delete("v1", "Endpoints", ns, service):
+        removed.append(f"controller's Endpoints {service} removed")
+    return removed
+
+
 def ensure_global_endpoint(kube: Kube, ctx: RegistryContext, routed: list[ReplicaRoute] | None = None) -> list[str]:
     """The Service in its shape (its selector, or none while the registry has a Replication) and
     the EndpointSlices made to match, or removed with the last Replication. Returns what changed."""
     if routed is None:
         routed = find_replica_routes(kube, ctx)
     changed = []
-    if kube.ensure(build_service(ctx, global_routing=bool(routed))) != "unchanged":
+    switched = kube.ensure(build_service(ctx, global_routing=bool(routed))) != "unchanged"
+    if switched:
         changed.append("service")
     ns = ctx.owner.namespace
     wanted = build_global_endpoint_slices(ctx, global_members(kube, ctx, routed)) if routed else []
     for manifest in wanted:
-        if kube.ensure(manifest) != "unchanged":
+        result = kube.ensure(manifest)
+        switched = switched or result == "created"
+        if result != "unchanged":
             changed.append(f"endpoints {manifest['addressType']}")
+    if wanted and switched:
+        changed += _retire_controller_endpoints(kube, ctx)
     kept = {manifest["metadata"]["name"] for manifest in wanted}
     for address_type in ADDRESS_TYPES:
         name = global_slice_name(ctx, address_type)

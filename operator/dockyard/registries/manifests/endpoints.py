@@ -9,7 +9,8 @@ watch-fed cache shows them (a pod's readiness or a new pod moves them, with no r
 any Replication exists, so a toggle never swaps whose slices serve it nor drops client affinity;
 with the last Replication gone it gets its selector back and the operator's slices are removed.
 The EndpointSlice controller leaves slices alone whose `endpointslice.kubernetes.io/managed-by`
-is not its own. `sessionAffinity: ClientIP` keeps one client on one pod, so the layers and the
+is not its own, and stops syncing a Service without selector (leaving its last slices, which the
+operator deletes at the switch: `registries/global_endpoint.py`). `sessionAffinity: ClientIP` keeps one client on one pod, so the layers and the
 manifest of a push land on the same replica (ACR's "mid-push scatter" cannot happen).
 
 Builders only: pure, golden-tested.
@@ -32,6 +33,7 @@ SLICE_MANAGER_LABEL: Final = "endpointslice.kubernetes.io/managed-by"
 SLICE_MANAGER: Final = "endpointslice.dockyard.dev"
 """Our value of `endpointslice.kubernetes.io/managed-by` (the controller's is
 `endpointslice-controller.k8s.io`): the EndpointSlice controller neither updates nor removes it."""
+CONTROLLER_SLICE_MANAGER: Final = "endpointslice-controller.k8s.io"
 GLOBAL_ENDPOINT_ANNOTATION: Final = "dockyard.dev/global-endpoint"
 """On the registry's Service while it routes over replicas: "replicas"."""
 AFFINITY_SECONDS: Final = 10800
