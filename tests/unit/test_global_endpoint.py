@@ -204,6 +204,9 @@ def test_a_replicas_certificate_covers_the_global_names_and_its_realm_follows_ro
     for replica in (routed, alone):
         token = build_registry_config(replica)["auth"]["token"]
         assert (token["service"], token["issuer"]) == (home_auth["service"], home_auth["issuer"])
+    # In-cluster only: every pod's realm is its own name (the regional login server stands alone).
+    in_cluster = build_registry_config(_replica(True))["auth"]["token"]
+    assert in_cluster["realm"] == "https://hub-west.team-b.svc:5001/token"
 
 
 @pytest.mark.parametrize("routed", [True, False])

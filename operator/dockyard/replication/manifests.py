@@ -110,7 +110,9 @@ class ReplicaContext(RegistryContext):
     """The home registry's names (its Service's, its ClusterIP with nodePull, its Ingress host):
     the replica's certificate covers them too, as a client of the global login server may be
     sent to the replica."""
-    home_token_realm: str = ""
+    global_token_realm: str = ""
+    """The home's realm when the in-cluster names do not reach every client of the global login
+    server (nodePull: kubelets pull at the ClusterIP; an Ingress host: clients outside), else ""."""
     routed: bool = False
     """`regionEndpointEnabled`: the global login server lists the replica's pods."""
 
@@ -121,12 +123,14 @@ class ReplicaContext(RegistryContext):
 
     @property
     def token_realm(self) -> str:
-        """Routed, the home's realm: a client of the global login server sent here may not
-        resolve the regional name (a node pulling at the ClusterIP, a client through the Ingress),
-        and the global name reaches a token service of the same signer wherever it lands (this
-        replica's among them). Out of routing, its own: the regional login server works alone."""
-        if self.routed and self.home_token_realm:
-            return self.home_token_realm
+        """Its own (`https://<replica>.<namespace>.svc:5001/token`): every token service signs
+        with the home's key for the home's `service`, so a token from any of them works on every
+        replica, and the regional login server never depends on another pod. Except when routed
+        and a client of the global login server could not resolve that name (a kubelet with
+        nodePull, a client through the Ingress): then the home's realm, which the global name
+        serves wherever it lands (this replica's token service among them)."""
+        if self.routed and self.global_token_realm:
+            return self.global_token_realm
         return super().token_realm
 
     @property
@@ -231,7 +235,7 @@ def replica_context(
         home_token_service=home.token_service,
         node_selector=placement.node_selector,
         home_tls_hosts=tuple(home.tls_hosts),
-        home_token_realm=home.token_realm,
+        global_token_realm=home.token_realm if home.node_pull or home.external_host else "",
         routed=routed,
     )
 
