@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -324,3 +325,110 @@ def test_a_replica_pod_serves_through_its_service(
     digest = served.digest("geo/app:v1")
     pulled = served.pull(f"geo/app@{digest}")
     assert pulled.returncode == 0, pulled.stderr
+
+
+def _glob_slice(cluster: RealNodeCluster, namespace: str) -> set[tuple[str, str, bool]]:
+    """(namespace, pod, ready) of each endpoint of Registry glob's global EndpointSlice."""
+    body = _get(cluster, namespace, "endpointslice", "glob-global") or {}
+    return {
+        (e["targetRef"]["namespace"], e["targetRef"]["name"], bool(e["conditions"].get("ready")))
+        for e in body.get("endpoints") or []
+    }
+
+
+def _glob_challenge(pod_ip: str, host: str, ca_pem: str) -> str:
+    """`GET /v2/` at one pod, verifying its certificate for `host`: the WWW-Authenticate header."""
+    context = ssl.create_default_context(cadata=ca_pem)
+    with (
+        socket.create_connection((pod_ip, 5000), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {host}:5000\r\nConnection: close\r\n\r\n".encode())
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
+    head = response.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("HTTP/1.1 401"), head
+    return next(
+        line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("www-authenticate")
+    )
+
+
+def test_the_global_login_server_routes_over_a_replica(
+    real_node_cluster: RealNodeCluster, operator: tuple[str, str], tmp_path: Path
+) -> None:
+    """A Premium registry with a routed replica: the registry's Service (the global login server)
+    lists both pods through the operator's EndpointSlice, the replica's pod presents a certificate
+    valid for the global name, and a client pushes through the global name and pulls back by
+    digest (ClientIP affinity keeps the push on one pod). With `regionEndpointEnabled: false`
+    the slice lists only the home's pod, and the global name still serves."""
+    namespace, cluster = operator[0], real_node_cluster
+    registry = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Registry",
+        "metadata": {"name": "glob"},
+        "spec": {"sku": "Premium", "adminUser": {"enabled": True}},
+    }
+    replication = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Replication",
+        "metadata": {"name": "glob-west"},
+        "spec": {"registryRef": {"name": "glob"}, "location": "west", "nodeSelector": {"kubernetes.io/os": "linux"}},
+    }
+    _apply(cluster, namespace, registry)
+    home = _until(lambda: _ready(cluster, namespace, "glob"), "Registry glob Ready", 180)
+    _apply(cluster, namespace, replication)
+    try:
+        _until(lambda: _ready(cluster, namespace, "glob-west", kind="replication"), "Replication glob-west Ready", 180)
+        home_pod = _until(lambda: _running_pod(cluster, namespace, "glob"), "glob's pod running", 60)
+        west_pod = _until(lambda: _running_pod(cluster, namespace, "glob-west"), "glob-west's pod running", 60)
+        both = {(namespace, pod["metadata"]["name"], True) for pod in (home_pod, west_pod)}
+        _until(lambda: _glob_slice(cluster, namespace) == both, "the global EndpointSlice to list both pods", 60)
+        routing = {
+            c["type"]: c for c in (_get(cluster, namespace, "replication", "glob-west") or {})["status"]["conditions"]
+        }
+        assert routing["GlobalEndpointRouting"]["reason"] == "Routed"
+        service = _get(cluster, namespace, "service", "glob") or {}
+        assert "selector" not in service["spec"] and service["spec"]["sessionAffinity"] == "ClientIP"
+
+        # Either pod answers for the global name with a certificate valid for it; the same token
+        # service (`service`) and signer back both challenges.
+        ca = read_configmap(cluster, namespace, home["status"]["credentials"]["caConfigMapName"])
+        assert ca is not None
+        global_host = f"glob.{namespace}.svc"
+        challenges = {
+            pod["metadata"]["name"]: _glob_challenge(pod["status"]["podIP"], global_host, ca["ca.crt"])
+            for pod in (home_pod, west_pod)
+        }
+        assert all(f'service="{global_host}:5000"' in c for c in challenges.values()), challenges
+
+        # A client of the global name: both regional names resolve too (a replica's challenge names
+        # its own token service); push, then pull back by digest.
+        client = Registry(cluster, namespace, home, tmp_path)
+        west_ip = (_get(cluster, namespace, "service", "glob-west") or {})["spec"]["clusterIP"]
+        client.skopeo.hosts.write_text(client.skopeo.hosts.read_text() + f"{west_ip} glob-west.{namespace}.svc\n")
+        pushed = client.push("glob/app:v1")
+        assert pushed.returncode == 0, pushed.stderr
+        digest = client.digest("glob/app:v1")
+        pulled = client.pull(f"glob/app@{digest}")
+        assert pulled.returncode == 0, pulled.stderr
+
+        # Out of routing: the slice lists the home's pod only; the replica keeps running.
+        _apply(cluster, namespace, {**replication, "spec": {**replication["spec"], "regionEndpointEnabled": False}})
+        _until(
+            lambda: _glob_slice(cluster, namespace) == {(namespace, home_pod["metadata"]["name"], True)},
+            "the global EndpointSlice to list only the home's pod",
+            60,
+        )
+        _until(
+            lambda: {c["type"]: c["reason"] for c in (_get(cluster, namespace, "replication", "glob-west") or {})
+                     .get("status", {}).get("conditions", [])}.get("GlobalEndpointRouting") == "RoutingDisabled",
+            "glob-west's GlobalEndpointRouting=False RoutingDisabled",
+            60,
+        )  # fmt: skip
+        assert _running_pod(cluster, namespace, "glob-west") is not None
+        again = client.pull(f"glob/app@{digest}")
+        assert again.returncode == 0, again.stderr
+    finally:
+        cluster.kubectl("delete", "replication", "glob-west", "-n", namespace, "--ignore-not-found", "--wait=false")
+        cluster.kubectl("delete", "registry", "glob", "-n", namespace, "--ignore-not-found", "--wait=false")
