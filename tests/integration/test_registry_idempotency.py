@@ -5,6 +5,7 @@ measured."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,3 +76,53 @@ def test_steady_drift_issues_no_request_at_all(
     _until(lambda: reconciles() >= before[0] + 9, "three more drift passes over 2 registries and 1 webhook", 60)
     after = count("kube_requests_total", READ_VERBS), count("kube_requests_total", WRITE_VERBS)
     assert after == before[1:], f"reads and writes during steady drift: {after[0] - before[1]}, {after[1] - before[2]}"
+
+
+def test_steady_global_login_server_issues_no_request_at_all(
+    cluster: Any, crds: None, namespace: str, namespaced_operator: str
+) -> None:
+    """A registry serving as the global login server over a routed replica (its Service without
+    selector, the operator's EndpointSlice from the pod cache): drift passes of the Registry and the
+    Replication's timer read and write nothing once settled."""
+    url = namespaced_operator
+    _apply(cluster, namespace, "globe", {"sku": "Premium", "storage": S3})
+    _until(lambda: _ready(cluster, namespace, "globe"), "Registry globe Ready=True", 90)
+    replication = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Replication",
+        "metadata": {"name": "globe-west"},
+        "spec": {
+            "registryRef": {"name": "globe"},
+            "location": "west",
+            "nodeSelector": {"type": "kwok"},
+            "storage": {"s3": {"bucket": "globe-west", "region": "eu-west-1"}},
+        },
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(replication))
+
+    def routed() -> bool:
+        body = json.loads(cluster.kubectl("get", "replication", "globe-west", "-n", namespace, "-o", "json").stdout)
+        conditions = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or []}
+        return conditions.get("GlobalEndpointRouting", {}).get("reason") == "Routed"
+
+    _until(routed, "globe-west Routed", 120)
+    _until(
+        lambda: cluster.kubectl("get", "endpointslice", "globe-global", "-n", namespace, check=False).returncode == 0,
+        "the global EndpointSlice",
+        30,
+    )
+
+    def count(verbs: tuple[str, ...]) -> float:
+        text = _get(url) or ""
+        return sum(_metric_sum(text, "dockyard_kube_requests_total", verb=verb) for verb in verbs)
+
+    def reconciles() -> float:
+        text = _get(url) or ""
+        return sum(_metric_sum(text, "dockyard_reconcile_total", kind=kind) for kind in ("Registry", "Replication"))
+
+    settled = reconciles()
+    _until(lambda: reconciles() >= settled + 4, "drift passes to settle", 60)
+    before = reconciles(), count(READ_VERBS), count(WRITE_VERBS)
+    _until(lambda: reconciles() >= before[0] + 6, "more drift passes and replica timers", 90)
+    after = count(READ_VERBS), count(WRITE_VERBS)
+    assert after == before[1:], f"reads and writes in steady state: {after[0] - before[1]}, {after[1] - before[2]}"
