@@ -37,6 +37,7 @@ from dockyard.registries.manifests.workload import (
     build_pvc,
     build_service,
 )
+from dockyard.replication.hostnames import replica_hosts
 from dockyard.replication.placement import Placement
 
 NOTIFICATIONS_ENV = "REGISTRY_NOTIFICATIONS_ENDPOINTS"
@@ -116,6 +117,14 @@ class ReplicaContext(RegistryContext):
     @property
     def names(self) -> ReplicaNames:
         return ReplicaNames(replica_name(self.home, self.location), home=self.home, copies=self.cross_namespace)
+
+    @property
+    def tls_hosts(self) -> list[str]:
+        """What the replica's certificate names: its own login server and the registry's global
+        one (`hostnames.replica_hosts`)."""
+        return replica_hosts(
+            self.names.service, self.owner.namespace, self.home, self.home_namespace or self.owner.namespace
+        ).all
 
     @property
     def token_service(self) -> str:
