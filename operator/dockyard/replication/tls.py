@@ -47,9 +47,19 @@ class ReplicaTls:
 def plan_replica_tls(kube: Kube, ctx: ReplicaContext, spec: ReplicationSpec) -> ReplicaTls:
     mode = ctx.spec.tls.mode
     if mode == "CertManager":
-        ensure_certificate(kube, build_replica_certificate(ctx))
+        certificate = build_replica_certificate(ctx)
+        ensure_certificate(kube, certificate)
         assert ctx.tls_secret_name is not None
-        stored = read_tls_secret(kube, ctx.owner.namespace, ctx.tls_secret_name)
+        try:
+            stored = read_tls_secret(kube, ctx.owner.namespace, ctx.tls_secret_name)
+        except WaitsForUser as waiting:
+            issuer = certificate["spec"]["issuerRef"]
+            where = "" if issuer["kind"] == "ClusterIssuer" else f" in {ctx.owner.namespace}"
+            raise WaitsForUser(
+                waiting.reason,
+                f"waiting for cert-manager to fill Secret {ctx.tls_secret_name} (Certificate "
+                f"{certificate['metadata']['name']}, {issuer['kind']} {issuer['name']}{where})",
+            ) from None
         return ReplicaTls(ctx, TlsPlan(content_hash(stored["data"]["tls.crt"])))
     if mode != "Secret":
         return ReplicaTls(ctx, plan_tls(kube, ctx))
