@@ -108,31 +108,31 @@ def test_the_registrys_certificate_is_served_in_place_when_it_names_the_replica(
 
 def test_in_another_namespace_the_registrys_certificate_is_copied() -> None:
     hosts = replica_hosts("hub-west", "team-b", "hub", "team-a")
-    home = _presented("hub-cert", "*.team-b.svc", "hub-west", "hub-west.team-b", "hub-west.team-b.svc.cluster.local")
+    home = _presented("hub-cert", "*.team-b.svc")
     choice = choose_serving_secret(hosts, "hub", "team-b", own=None, home=home, copy_name="hub-west-tls")
     assert isinstance(choice, ServingSecret)
     assert (choice.secret, choice.copy_of) == ("hub-west-tls", "hub-cert")
-    assert choice.uncovered_global == tuple(GLOBAL), "the registry's global names are reported, not required"
+    assert choice.uncovered_global == ("hub.team-a.svc",), "the registry's login server is reported, not required"
 
 
-def test_a_certificate_that_misses_regional_names_is_refused_naming_them() -> None:
-    home = _presented("hub-cert", "hub.team-a.svc", "hub", "hub-west.team-a.svc")
+def test_a_certificate_that_misses_the_replicas_login_server_is_refused_naming_it() -> None:
+    home = _presented("hub-cert", "hub.team-a.svc", "hub", "hub-west", "hub-west.team-a", "*.svc")
     choice = choose_serving_secret(HOSTS, "hub", "team-a", own=None, home=home, copy_name=None)
     assert isinstance(choice, Refusal) and choice.reason == ReplicationReason.CERTIFICATE_NAME_MISMATCH
-    assert "missing hub-west, hub-west.team-a, hub-west.team-a.svc.cluster.local;" in choice.message
+    assert "missing hub-west.team-a.svc;" in choice.message
     assert "Secret hub-cert" in choice.message and "spec.tls.secretName" in choice.message
     assert "BEGIN" not in choice.message, "no certificate content in status"
 
 
 def test_the_replicas_own_certificate_wins_and_must_name_it_too() -> None:
     own = _presented("west-cert", *REGIONAL)
-    home = _presented("hub-cert", "hub.team-a.svc")
+    home = _presented("hub-cert", "*.team-a.svc")
     choice = choose_serving_secret(HOSTS, "hub", "team-a", own=own, home=home, copy_name=None)
-    assert choice == ServingSecret("west-cert", None, tuple(GLOBAL))
-    short = _presented("west-cert", "hub-west.team-a.svc")
+    assert choice == ServingSecret("west-cert", None, ("hub.team-a.svc",))
+    short = _presented("west-cert", "hub-west", "hub-west.team-a")
     refused = choose_serving_secret(HOSTS, "hub", "team-a", own=short, home=None, copy_name=None)
     assert isinstance(refused, Refusal) and refused.reason == ReplicationReason.CERTIFICATE_NAME_MISMATCH
-    assert "west-cert (spec.tls.secretName)" in refused.message and "missing hub-west, " in refused.message
+    assert "west-cert (spec.tls.secretName)" in refused.message and "missing hub-west.team-a.svc" in refused.message
 
 
 def test_a_secret_without_a_certificate_waits() -> None:

@@ -7,11 +7,12 @@ unit-tested (`replication/tls.py` reads the Secrets and carries the choice out).
   regional and global), into Secret `<registry>-<location>-tls`; the replica waits for cert-manager.
 - `Secret` (the user's certificate; the operator cannot issue one): `spec.tls.secretName` of the
   Replication when set, a Secret in the replica's namespace; else the registry's own Secret when
-  its certificate names the replica's regional login server (typically a wildcard such as
-  `*.<namespace>.svc`), copied to `<registry>-<location>-tls` when the replica runs in another
-  namespace. A certificate that misses a regional name is refused (`CertificateNameMismatch`, the
-  message lists the missing names): a replica clients cannot verify would not serve. Missing global
-  names are only reported (`uncovered_global`): global routing decides whether to route there.
+  its certificate names the replica's login server `<registry>-<location>.<namespace>.svc`
+  (typically through a wildcard `*.<namespace>.svc`), copied to `<registry>-<location>-tls` when the
+  replica runs in another namespace. A certificate that misses it is refused
+  (`CertificateNameMismatch`, the message names the missing name): a replica clients cannot verify
+  would not serve. The registry's login server name missing is only reported (`uncovered_global`):
+  global routing decides whether to route clients there.
 
 Messages name Secrets and DNS names, never their content.
 """
@@ -66,9 +67,9 @@ def choose_serving_secret(
 ) -> ServingSecret | Refusal:
     """With the registry's `tls.mode: Secret`: the replica's own certificate (`spec.tls.secretName`,
     `own`) when given, else the registry's (`home`), copied to `copy_name` when the replica runs in
-    another namespace (None: the same namespace). Refused when the chosen certificate misses one of
-    the replica's regional names."""
-    regional = list(hosts.regional)
+    another namespace (None: the same namespace). Refused when the chosen certificate does not name
+    the replica's login server."""
+    regional = [hosts.login_host]
     if own is not None:
         missing = _uncovered(own, regional)
         if isinstance(missing, Refusal):
@@ -99,8 +100,8 @@ def choose_serving_secret(
 
 
 def _global_missing(presented: Presented, hosts: ReplicaHosts) -> tuple[str, ...]:
-    missing = _uncovered(presented, list(hosts.global_))
-    return tuple(hosts.global_) if isinstance(missing, Refusal) else tuple(missing)
+    missing = _uncovered(presented, [hosts.global_login_host])
+    return (hosts.global_login_host,) if isinstance(missing, Refusal) else tuple(missing)
 
 
 def build_replica_certificate(ctx: ReplicaContext) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 - **regional**: the replica's own Service `<registry>-<location>` in its namespace, in the four
   forms a Registry's Service is named by (`RegistryContext.service_hosts`: `<svc>.<ns>.svc` first,
   the certificate's common name, then `<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc.cluster.local`). Its
-  login server (`status.loginServer`) is `<svc>.<ns>.svc:5000`; a certificate must name these.
+  login server (`status.loginServer`) and token realm use the first, `<svc>.<ns>.svc`: a
+  certificate the user provides must name that one (a wildcard `*.<ns>.svc` does); the operator
+  and cert-manager certify all four.
 - **global**: the registry's own Service `<registry>` in the registry's namespace, in the same four
   forms: the names a client uses when the registry's global login server routes it to this replica.
 
@@ -28,6 +30,17 @@ class ReplicaHosts:
     """The replica's own login server names: required of any certificate it serves."""
     global_: tuple[str, ...]
     """The registry's global login server names: needed once the registry's Service routes to it."""
+
+    @property
+    def login_host(self) -> str:
+        """The replica's login server host (`status.loginServer`, its token realm): the one name a
+        certificate it serves must have."""
+        return self.regional[0]
+
+    @property
+    def global_login_host(self) -> str:
+        """The registry's login server host: what a certificate needs for global routing."""
+        return self.global_[0]
 
     @property
     def all(self) -> list[str]:

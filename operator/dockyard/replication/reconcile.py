@@ -45,7 +45,7 @@ from dockyard.replication.manifests import (
     replication_owner,
 )
 from dockyard.replication.placement import Placement, Refusal, Sibling, plan_replica
-from dockyard.replication.tls import plan_replica_tls, retire_replica_tls
+from dockyard.replication.tls import plan_replica_tls, require_tls_prerequisites, retire_replica_tls
 
 NODE_LABELS_SECONDS: Final = 30.0
 """How long the nodes' labels are reused: every Replication without a nodeSelector reads them on
@@ -192,6 +192,7 @@ class ReplicaReconciler:
         kube, names, ns = self.kube, ctx.names, ctx.owner.namespace
         outcome = ReplicaOutcome(ctx=ctx)
         home_names, home_ns = RegistryNames(ctx.home), ctx.home_namespace
+        require_tls_prerequisites(kube, ctx)  # cert-manager served: replication/tls.py
         shared = [
             (home_names.auth, names.auth),
             (home_names.token_signer, names.token_signer),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
 from dockyard.core.kube import Kube
 from dockyard.core.names import RegistryNames
@@ -19,7 +20,7 @@ from dockyard.models.replication import ReplicationSpec
 from dockyard.registries.admin import decode
 from dockyard.registries.manifests.certificate import CERT_MANAGER_API
 from dockyard.registries.manifests.config import content_hash
-from dockyard.registries.tls import TlsPlan, ensure_certificate, plan_tls, read_tls_secret
+from dockyard.registries.tls import CERT_MANAGER_NEEDED, TlsPlan, ensure_certificate, plan_tls, read_tls_secret
 from dockyard.replication.certificates import (
     Presented,
     ServingSecret,
@@ -42,6 +43,13 @@ class ReplicaTls:
     ctx: ReplicaContext
     plan: TlsPlan
     uncovered_global: tuple[str, ...] = field(default_factory=tuple)
+
+
+def require_tls_prerequisites(kube: Kube, ctx: ReplicaContext) -> None:
+    """Before the replica waits for its registry: with `tls.mode: CertManager`, cert-manager's
+    Certificate kind served (else `DependencyNotReady` saying so, as the registry does)."""
+    if ctx.spec.tls.mode == "CertManager" and not kube.kind_served(CERT_MANAGER_API, "Certificate"):
+        raise WaitsForUser(Reason.DEPENDENCY_NOT_READY, CERT_MANAGER_NEEDED)
 
 
 def plan_replica_tls(kube: Kube, ctx: ReplicaContext, spec: ReplicationSpec) -> ReplicaTls:
