@@ -172,3 +172,13 @@ def test_golden_certificates() -> None:
         path.write_text(rendered)
     assert path.exists(), f"missing {path.name}: run UPDATE_GOLDEN=1 make unit"
     assert rendered == path.read_text()
+
+
+def test_the_copier_verifies_a_replica_with_the_ca_of_the_secret_it_serves() -> None:
+    from dockyard.replication.tls import serving_secret_of
+
+    assert serving_secret_of("hub-cert", "team-a", None) == ("team-a", "hub-cert"), "the registry itself"
+    plain = {"spec": {"registryRef": {"name": "hub"}, "location": "west", "targetNamespace": "team-b"}}
+    assert serving_secret_of("hub-cert", "team-a", plain) == ("team-a", "hub-cert"), "a copy of the registry's"
+    own = {"spec": {**plain["spec"], "tls": {"secretName": "west-cert"}}}
+    assert serving_secret_of("hub-cert", "team-a", own) == ("team-b", "west-cert")

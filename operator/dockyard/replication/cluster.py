@@ -4,7 +4,8 @@ copier reaches them in-cluster: the `Topology` the operator's replication engine
 A Replication takes part once it is accepted (not refused: `displayStatus` other than `Failed`),
 so changes made meanwhile wait for it as jobs; the copier reaches it once it serves (`Ready`). The
 home registry is reached at its login server, every replica at its own (`status.loginServer`),
-TLS verified against the registry's CA, as the replicator (`access.py`).
+TLS verified against the registry's CA (with `tls.mode` Secret or CertManager: the `ca.crt` of the
+serving Secret, else the system's trust), as the replicator (`access.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dockyard.models.registry import RegistrySpec
 from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.replication.access import Endpoint, ReplicatorClients
 from dockyard.replication.ledger import HOME
+from dockyard.replication.tls import ProvidedTrust, serving_secret_of
 
 
 def _ready(body: Mapping[str, Any]) -> bool:
@@ -40,6 +42,7 @@ def _accepted(body: Mapping[str, Any]) -> bool:
 class ClusterTopology:
     def __init__(self, kube: Kube, registries: RegistryReconciler, clients: ReplicatorClients) -> None:
         self.kube, self.registry_contexts, self.clients = kube, registries, clients
+        self.trust = ProvidedTrust()
 
     def _replications(self, namespace: str, registry: str) -> list[dict[str, Any]]:
         cached = self.kube.cache.replications_of(namespace, registry)
@@ -106,10 +109,14 @@ class ClusterTopology:
         if "tls.key" not in data:
             return None
         ca_pem = None
-        if home.tls_enabled:
+        if home.tls_enabled and spec.tls.mode != "SelfSigned" and home.tls_secret_name:
+            # The user's or cert-manager's certificate: its Secret's ca.crt, else the system's trust.
+            replication = None if replica == HOME else self.replication(namespace, registry, replica)
+            ca_pem = self.trust.ca(self.kube, *serving_secret_of(home.tls_secret_name, namespace, replication))
+        elif home.tls_enabled:
             ca = self.kube.read_child("v1", "ConfigMap", namespace, names.ca_config_map) or {}
             ca_pem = (ca.get("data") or {}).get("ca.crt")
-            if spec.tls.mode == "SelfSigned" and not ca_pem:
+            if not ca_pem:
                 return None
         endpoint = Endpoint(
             login_server,

@@ -10,7 +10,11 @@ every reconcile (and the status timer reconciles every replica), so a renewal re
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
@@ -30,7 +34,7 @@ from dockyard.replication.certificates import (
 from dockyard.replication.hostnames import replica_hosts
 from dockyard.replication.manifests import ReplicaContext, build_shared_copy
 
-CERTIFICATE_NAME_ANNOTATION = "cert-manager.io/certificate-name"
+CERTIFICATE_NAME_ANNOTATION: Final = "cert-manager.io/certificate-name"
 """What cert-manager writes on the Secret it fills: which Certificate it belongs to."""
 
 
@@ -115,3 +119,43 @@ def retire_replica_tls(kube: Kube, namespace: str, replica: str) -> list[str]:
         kube.delete("v1", "Secret", namespace, secret_name)
         removed.append(f"Secret {secret_name} removed")
     return removed
+
+
+PROVIDED_CA_SECONDS: Final = 30.0
+"""How long a provided serving Secret's `ca.crt` is reused by the copier: it asks for a client per
+copy job, and a CA changes rarely."""
+
+
+def serving_secret_of(
+    registry_tls_secret: str, namespace: str, replication: Mapping[str, Any] | None
+) -> tuple[str, str]:
+    """(namespace, name) of the Secret whose `ca.crt` verifies a replica of a registry with
+    `tls.mode` Secret or CertManager: the Replication's `spec.tls.secretName` in the replica's
+    namespace when set, else the registry's serving Secret (in its namespace; cert-manager's
+    Secrets of one issuer carry the same CA)."""
+    spec = (replication or {}).get("spec") or {}
+    own = (spec.get("tls") or {}).get("secretName")
+    if own:
+        return str(spec.get("targetNamespace") or namespace), str(own)
+    return namespace, registry_tls_secret
+
+
+class ProvidedTrust:
+    """The CA (`ca.crt`) of serving Secrets the operator did not issue (the user's, cert-manager's),
+    for the copier: None when the Secret has none (the system's trust applies)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read: dict[tuple[str, str], tuple[float, str | None]] = {}
+
+    def ca(self, kube: Kube, namespace: str, name: str) -> str | None:
+        key, now = (namespace, name), time.monotonic()
+        with self._lock:
+            held = self._read.get(key)
+        if held is not None and now - held[0] < PROVIDED_CA_SECONDS:
+            return held[1]
+        stored = kube.get("v1", "Secret", namespace, name)
+        ca = decode(stored, "ca.crt") if stored and "ca.crt" in (stored.get("data") or {}) else None
+        with self._lock:
+            self._read[key] = (now, ca or None)
+        return ca or None
