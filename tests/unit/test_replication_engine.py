@@ -150,3 +150,19 @@ def test_a_full_comparison_rechecks_the_digests_the_ledger_knows(
     assert ("app", lost) in west.manifests
     assert ("app", deleted) not in west.manifests and ("app", deleted) not in home.manifests
     assert store.figures(NS, REG, WEST).fill_total == 0, "the fill counts tags"
+
+
+def test_an_untagged_digest_no_replica_holds_any_more_is_given_up_not_retried(
+    setup: tuple[Registries, LedgerStore, ReplicationEngine],
+) -> None:
+    registries, store, engine = setup
+    collected = _image(Memory(), "app", b"removed by a garbage collection")
+    _put(store, digest_key("app", collected), Version(1, HOME, collected), HOME, WEST)
+    engine.drain()
+    assert store.due_jobs(10, now=1e12) == []
+    assert store.version(NS, REG, digest_key("app", collected)) == Version(1, HOME, collected, deleted=True)
+    registries.clients.pop(WEST)  # a replica that cannot answer might hold it: keep asking
+    _put(store, digest_key("app", collected), Version(2, HOME, collected), HOME)
+    engine.run(store.due_jobs(10, now=1e12)[0])
+    assert store.version(NS, REG, digest_key("app", collected)) == Version(2, HOME, collected)
+    assert store.due_jobs(10, now=1e12) != []

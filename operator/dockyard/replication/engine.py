@@ -5,7 +5,8 @@ comparison that finds what events missed.
   winner now and makes the replica hold it (copy from the origin, or from any replica that has
   it) or lack it (tombstone). A job for a manifest known by digest only (`@<digest>`) copies that
   manifest (children first) without a tag, or deletes it, unless a tag the ledger holds names it
-  by a newer push (the tag's copy needs it). Replaying a job is harmless, so a crash mid-copy (SIGKILL) only
+  by a newer push (the tag's copy needs it). One that every replica answers it lacks (a garbage
+  collection removed it: no event) becomes a tombstone instead of a job retried for ever. Replaying a job is harmless, so a crash mid-copy (SIGKILL) only
   means the job runs again: a half-uploaded blob is an upload session the registry purges, and no
   manifest is ever put before what it references.
 - A job completes only at the `seq` it was taken at; one re-enqueued meanwhile runs again.
@@ -219,6 +220,15 @@ class ReplicationEngine:
             return
         key = (repository, job.tag)
         source = self._source(ns, registry, replicas, version.origin, job.replica, key, digest)
+        if source is None and self._absent_everywhere(ns, registry, replicas, repository, digest):
+            # Every replica answered and none holds it (a garbage collection removed it, which
+            # sends no event): the ledger stops asking for it rather than retrying for ever.
+            with self.store.transaction() as tx:
+                if self.store.version(ns, registry, key) == version:
+                    gone = Version(version.stamp, version.origin, digest, deleted=True)
+                    tx.put_version(ns, registry, key, gone, self.clock())
+            self.store.complete(job, now=self.clock())
+            return
         if source is None:
             self.store.retry(job, f"no replica holds {digest} yet", retry_delay(job.attempts), self.clock())
             return
@@ -246,6 +256,19 @@ class ReplicationEngine:
             except DistributionError:
                 continue
         return None
+
+    def _absent_everywhere(self, ns: str, registry: str, replicas: list[str], repository: str, digest: str) -> bool:
+        """Whether every replica is reachable and answers that it lacks the manifest."""
+        for replica in replicas:
+            client = self.topology.client(ns, registry, replica)
+            if client is None:
+                return False
+            try:
+                if client.head_manifest(repository, digest) is not None:
+                    return False
+            except DistributionError:
+                return False
+        return True
 
     def _count(self, report: CopyReport) -> None:
         copies = self.metrics.copies
