@@ -353,6 +353,8 @@ def test_the_operator_copies_between_the_home_and_a_replica_pod(
         _apply(cluster, namespace, replication)
         west_ready = _until(lambda: _ready(cluster, namespace, "sync-west", kind="replication"), "sync-west Ready", 180)
         _until(lambda: _running_pod(cluster, namespace, "sync-west"), "the replica's pod running", 60)
+        (tmp_path / "home").mkdir()
+        (tmp_path / "west").mkdir()
         home = Registry(cluster, namespace, home_ready, tmp_path / "home")
         west = Registry(cluster, namespace, {**home_ready, "metadata": {"name": "sync-west"}}, tmp_path / "west")
         west.login = west_ready["status"]["loginServer"]
