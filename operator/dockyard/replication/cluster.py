@@ -5,12 +5,17 @@ A Replication takes part once it is accepted (not refused: `displayStatus` other
 so changes made meanwhile wait for it as jobs; the copier reaches it once it serves (`Ready`). The
 home registry is reached at its login server, every replica at its own (`status.loginServer`),
 TLS verified against the registry's CA (with `tls.mode` Secret or CertManager: the `ca.crt` of the
-serving Secret, else the system's trust), as the replicator (`access.py`).
+serving Secret, else the system's trust), as the replicator (`access.py`). A login server that
+names a Service (`<name>.<namespace>.svc`) is dialled at that Service's ClusterIP, as the build
+room does: the node's kube-proxy routes it wherever the operator runs, in a pod or on a host that
+cannot resolve `*.svc`.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +32,16 @@ from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.replication.access import Endpoint, ReplicatorClients
 from dockyard.replication.ledger import HOME
 from dockyard.replication.tls import ProvidedTrust, serving_secret_of
+
+_SERVICE_HOST = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?$"
+)
+
+
+def service_of(login_server: str) -> tuple[str, str] | None:
+    """(namespace, name) of the Service a login server names, None for any other host."""
+    match = _SERVICE_HOST.match(login_server.rsplit(":", 1)[0].lower())
+    return (match.group(3), match.group(1)) if match else None
 
 
 def _ready(body: Mapping[str, Any]) -> bool:
@@ -124,5 +139,18 @@ class ClusterTopology:
             SigningKey(base64.b64decode(data["tls.key"]), base64.b64decode(data["tls.crt"])),
             ca_pem=ca_pem,
             plain_http=not home.tls_enabled,
+            connect_to=self._cluster_ip(login_server),
         )
         return self.clients.get((namespace, registry, replica), endpoint)
+
+    def _cluster_ip(self, login_server: str) -> str | None:
+        service = service_of(login_server)
+        if service is None:
+            return None
+        body = self.kube.read_child("v1", "Service", *service) or {}
+        address = str((body.get("spec") or {}).get("clusterIP") or "")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            return None  # no Service yet, or a headless one: resolve the name
+        return address
