@@ -48,6 +48,7 @@ from dockyard.core import kube
 from dockyard.core.cache import ClusterCache
 from dockyard.core.children import CHILD_KINDS, ChildWatch
 from dockyard.core.drift import DriftRepair
+from dockyard.core.memory import trim_forever
 from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
 from dockyard.core.workqueue import KeyedQueue
 from dockyard.events.intake import Intake, RegistryTokens
@@ -73,6 +74,7 @@ _INTAKE = "intake"
 _LOG_SWEEPER = "log_sweeper"
 _DRIFT = "drift_repair"
 _CHILDREN = "child_watch"
+_TRIMMER = "memory_trimmer"
 CHILD_RESOURCES: Final = tuple((kind.group, kind.version, kind.plural) for kind in CHILD_KINDS)
 HANDLER_THREADS: Final = 12
 CHILD_EVENT_CONCURRENCY: Final = 4
@@ -200,6 +202,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo[BUILDS_KEY] = runs
     memo[TRIGGERS_KEY] = triggers
     memo[_LOG_SWEEPER] = asyncio.create_task(sweep_forever(api, runs.logs, lambda: _builds(kwargs)))
+    memo[_TRIMMER] = asyncio.create_task(trim_forever())
     memo[_INTAKE] = intake
     memo[_METRICS_SERVER] = server
     memo[_DRIFT] = [
@@ -258,9 +261,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     server = memo.pop(_METRICS_SERVER, None)
     if isinstance(server, metrics.MetricsServer):
         server.stop()
-    sweeper = memo.pop(_LOG_SWEEPER, None)
-    if isinstance(sweeper, asyncio.Task):
-        sweeper.cancel()
+    for task in (memo.pop(_LOG_SWEEPER, None), memo.pop(_TRIMMER, None)):
+        if isinstance(task, asyncio.Task):
+            task.cancel()
 
 
 def _builds(indices: dict[str, Any]) -> tuple[list[Any], dict[Any, Any]]:

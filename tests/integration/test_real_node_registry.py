@@ -327,6 +327,63 @@ def test_a_replica_pod_serves_through_its_service(
     assert pulled.returncode == 0, pulled.stderr
 
 
+def test_the_operator_copies_between_the_home_and_a_replica_pod(
+    real_node_cluster: RealNodeCluster, operator: tuple[str, str], tmp_path: Path
+) -> None:
+    """Replication between real pods: a Premium registry `sync` and its Replication `sync-west`
+    each run a pod on the node; their notifications reach the operator's intake and its engine
+    (on the host, dialling each Service's ClusterIP) copies between them. An image pushed through
+    the home's login server is pulled by the same digest from the replica's; a tag deleted on the
+    replica is gone at the home."""
+    namespace, cluster = operator[0], real_node_cluster
+    home_body = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Registry",
+        "metadata": {"name": "sync"},
+        "spec": {"sku": "Premium", "adminUser": {"enabled": True}},
+    }
+    replication = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Replication",
+        "metadata": {"name": "sync-west"},
+        "spec": {"registryRef": {"name": "sync"}, "location": "west", "nodeSelector": {"kubernetes.io/os": "linux"}},
+    }
+    _apply(cluster, namespace, home_body)
+    try:
+        home_ready = _until(lambda: _ready(cluster, namespace, "sync"), "Registry sync Ready", 180)
+        _apply(cluster, namespace, replication)
+        west_ready = _until(lambda: _ready(cluster, namespace, "sync-west", kind="replication"), "sync-west Ready", 180)
+        _until(lambda: _running_pod(cluster, namespace, "sync-west"), "the replica's pod running", 60)
+        (tmp_path / "home").mkdir()
+        (tmp_path / "west").mkdir()
+        home = Registry(cluster, namespace, home_ready, tmp_path / "home")
+        west = Registry(cluster, namespace, {**home_ready, "metadata": {"name": "sync-west"}}, tmp_path / "west")
+        west.login = west_ready["status"]["loginServer"]
+
+        pushed = home.push("sync/app:v1")
+        assert pushed.returncode == 0, pushed.stderr
+        digest = home.digest("sync/app:v1")
+        began = time.monotonic()
+        _until(lambda: west.pull(f"sync/app@{digest}").returncode == 0, "the image copied into the replica", 120)
+        print(f"pullable from the replica {time.monotonic() - began:.1f}s after the push")
+        assert west.digest("sync/app:v1") == digest
+
+        def present(registry: Registry) -> bool:
+            certs = str(registry.skopeo.certs)
+            url = registry.url("sync/app:v1")
+            return registry.skopeo("inspect", "--creds", registry.creds, "--cert-dir", certs, url).returncode == 0
+
+        deleted = west.skopeo(
+            "delete", "--creds", west.creds, "--cert-dir", str(west.skopeo.certs), west.url("sync/app:v1")
+        )
+        assert deleted.returncode == 0, deleted.stderr
+        assert not present(west)
+        _until(lambda: not present(home), "the delete on the replica to reach the home", 120)
+    finally:
+        cluster.kubectl("delete", "replication", "sync-west", "-n", namespace, "--wait=false", check=False)
+        cluster.kubectl("delete", "registry", "sync", "-n", namespace, "--wait=false", check=False)
+
+
 def _glob_slice(cluster: RealNodeCluster, namespace: str) -> set[tuple[str, str, bool]]:
     """(namespace, pod, ready) of each endpoint of Registry glob's global EndpointSlice."""
     body = _get(cluster, namespace, "endpointslice", "glob-global") or {}

@@ -39,6 +39,13 @@ def test_unchanged_registry_causes_no_writes(
         return sum(_metric_sum(text, "dockyard_kube_requests_total", verb=verb) for verb in WRITE_VERBS)
 
     assert writes() > 0  # the counter does count this operator's writes
+    # Creating it wrote each of its Secrets once (a generated one is not applied again after its create).
+    owned = cluster.kubectl(
+        "get", "secrets", "-n", namespace, "-l", "app.kubernetes.io/managed-by=dockyard", "-o", "name"
+    ).stdout.split()
+    text = _get(url) or ""
+    secret_writes = sum(_metric_sum(text, "dockyard_kube_requests_total", verb=v, kind="Secret") for v in WRITE_VERBS)
+    assert len(owned) >= 5 and secret_writes == len(owned), (secret_writes, owned)
     before_reconciles, before_writes = reconciles(), writes()
     _until(lambda: reconciles() >= before_reconciles + 3, "three drift reconciles", 30)
     assert writes() == before_writes

@@ -1,15 +1,22 @@
 """Replications on the control plane with the operator running: an accepted one deploys its replica
 (owned children, placed by its nodeSelector, one token service for all), the refused ones say why,
-and deleting one removes its replica."""
+and deleting one removes its replica. Replicas of registries whose certificate is the user's
+(`tls.mode: Secret`) or cert-manager's (`CertManager`: its Certificate kind installed here, and
+filled as cert-manager would) serve the certificate chosen for them, or say why not."""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from test_registry import S3, _apply, _ready, _until, crds, operator  # noqa: F401  (fixtures)
+
+from dockyard.core.pki import KeyPair, issue_ca, issue_serving_cert
 
 KWOK_NODES = {"type": "kwok"}
 
@@ -148,6 +155,138 @@ def test_replicas_deploy_refuse_and_go(cluster: Any, crds: None, operator: str, 
         60,
     )
     _until(lambda: _get(cluster, namespace, "deployment", "hub-north") is None, "hub-north's replica to stop", 60)
+
+
+CERTIFICATE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "certificates.cert-manager.io"},
+    "spec": {
+        "group": "cert-manager.io",
+        "names": {"kind": "Certificate", "listKind": "CertificateList", "plural": "certificates"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture
+def cert_manager_kind(cluster: Any) -> Iterator[None]:
+    """cert-manager's Certificate kind served (its CRD only: the test fills Secrets as cert-manager
+    would); removed afterwards, since other modules expect it absent."""
+    yield
+    cluster.kubectl("delete", "crd", CERTIFICATE_CRD["metadata"]["name"], "--ignore-not-found", check=False)
+
+
+def _tls_secret(
+    cluster: Any, namespace: str, name: str, pair: KeyPair, ca: KeyPair, annotations: dict[str, str] | None = None
+) -> None:
+    data = {"tls.crt": pair.cert_pem, "tls.key": pair.key_pem, "ca.crt": ca.cert_pem}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body))
+
+
+def _ready_message(cluster: Any, namespace: str, name: str) -> tuple[str, str, str] | None:
+    for condition in _status(cluster, namespace, name).get("conditions", []):
+        if condition["type"] == "Ready":
+            return condition["status"], condition["reason"], condition["message"]
+    return None
+
+
+def _served_secret(cluster: Any, namespace: str, deployment: str) -> tuple[str, str]:
+    body = _get(cluster, namespace, "deployment", deployment)
+    assert body is not None
+    template = body["spec"]["template"]
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    return volumes["tls"]["secret"]["secretName"], template["metadata"]["annotations"]["dockyard.dev/config-hash"]
+
+
+def test_replicas_of_secret_and_cert_manager_registries(
+    cluster: Any, crds: None, operator: str, namespace: str, cert_manager_kind: None
+) -> None:
+    ca = issue_ca("test CA")
+    ns = namespace
+    # tls.mode Secret: the registry's certificate names the registry only; east brings its own.
+    _tls_secret(cluster, ns, "sec-cert", issue_serving_cert(ca, [f"sec.{ns}.svc"]), ca)
+    _tls_secret(cluster, ns, "east-cert", issue_serving_cert(ca, [f"sec-east.{ns}.svc"]), ca)
+    _apply(cluster, ns, "sec", {"sku": "Premium", "storage": S3, "tls": {"mode": "Secret", "secretName": "sec-cert"}})
+    issuer = {"name": "corp", "kind": "ClusterIssuer"}
+    _apply(cluster, ns, "cm", {"sku": "Premium", "storage": S3, "tls": {"mode": "CertManager", "issuerRef": issuer}})
+    for name, registry, extra in (
+        ("sec-west", "sec", {}),
+        ("sec-east", "sec", {"tls": {"secretName": "east-cert"}}),
+        ("cm-west", "cm", {}),
+    ):
+        location = name.split("-")[1]
+        bucket = {"s3": {"bucket": f"images-{name}", "region": "eu-west-1"}}
+        spec = {"registryRef": {"name": registry}, "location": location, "nodeSelector": KWOK_NODES, "storage": bucket}
+        _replication(cluster, ns, name, {**spec, **extra})
+
+    _until(lambda: _ready_reason(cluster, ns, "sec-east") == ("True", "Reconciled"), "sec-east Ready", 90)
+    assert _served_secret(cluster, ns, "sec-east")[0] == "east-cert"
+    mismatch = _until(
+        lambda: (m := _ready_message(cluster, ns, "sec-west")) and m[1] == "CertificateNameMismatch" and m,
+        "sec-west: CertificateNameMismatch",
+        60,
+    )
+    assert mismatch[0] == "False" and f"missing sec-west.{ns}.svc" in mismatch[2]
+    assert "BEGIN" not in json.dumps(_status(cluster, ns, "sec-west")), "no certificate in status"
+    waiting = _until(
+        lambda: (m := _ready_message(cluster, ns, "cm-west")) and "cert-manager" in m[2] and m,
+        "cm-west: waits for cert-manager",
+        60,
+    )
+    assert waiting[:2] == ("False", "DependencyNotReady")
+
+    # The registry's certificate replaced by one naming the namespace's Services: west serves it,
+    # and a renewal of it rolls west's pods.
+    wildcard = [f"sec.{ns}.svc", f"*.{ns}.svc"]
+    _tls_secret(cluster, ns, "sec-cert", issue_serving_cert(ca, wildcard), ca)
+    _until(lambda: _ready_reason(cluster, ns, "sec-west") == ("True", "Reconciled"), "sec-west Ready", 90)
+    served, config_hash = _served_secret(cluster, ns, "sec-west")
+    assert served == "sec-cert"
+    _tls_secret(cluster, ns, "sec-cert", issue_serving_cert(ca, wildcard), ca)
+    _until(lambda: _served_secret(cluster, ns, "sec-west")[1] != config_hash, "sec-west's pods to roll", 60)
+
+    # cert-manager's Certificate kind served: the registry's and the replica's Certificates are
+    # filled as cert-manager would; the replica waits for its own, then serves it.
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(CERTIFICATE_CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io")
+
+    def fill(name: str) -> dict[str, Any]:
+        certificate = _until(lambda: _get(cluster, ns, "certificate", name), f"Certificate {name}", 60)
+        pair = issue_serving_cert(ca, certificate["spec"]["dnsNames"])
+        secret = certificate["spec"]["secretName"]
+        _tls_secret(cluster, ns, secret, pair, ca, {"cert-manager.io/certificate-name": name})
+        return dict(certificate)
+
+    fill("cm")
+    replica_certificate = _until(lambda: _get(cluster, ns, "certificate", "cm-west"), "Certificate cm-west", 90)
+    assert replica_certificate["metadata"]["ownerReferences"][0]["name"] == "cm-west"
+    assert replica_certificate["spec"]["issuerRef"] == {**issuer, "group": "cert-manager.io"}
+    names = replica_certificate["spec"]["dnsNames"]
+    assert names[0] == f"cm-west.{ns}.svc" and f"cm.{ns}.svc" in names, "regional and global login servers"
+    _until(
+        lambda: (m := _ready_message(cluster, ns, "cm-west")) and "cm-west-tls" in m[2],
+        "cm-west: waits for its Secret",
+        60,
+    )
+    fill("cm-west")
+    _until(lambda: _ready_reason(cluster, ns, "cm-west") == ("True", "Reconciled"), "cm-west Ready", 90)
+    assert _served_secret(cluster, ns, "cm-west")[0] == "cm-west-tls"
 
 
 def _slice_pods(cluster: Any, namespace: str, name: str) -> set[tuple[str, str, bool]] | None:

@@ -66,6 +66,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "home-race": ({"amd64": b"pushed on home\n"}, False),
         "west-race": ({"amd64": b"pushed on west\n"}, False),
         "multi": ({"amd64": b"multi amd64\n", "arm64": b"multi arm64\n"}, True),
+        "loose": ({"amd64": b"pushed by digest only\n"}, False),
+        "loose-multi": ({"amd64": b"loose amd64\n", "arm64": b"loose arm64\n"}, True),
     }
     for name, (platforms, index) in layouts.items():
         oci_layout(root / name, platforms, index)
@@ -174,6 +176,39 @@ def test_initial_fill_then_push_delete_race_and_index(pair: Pair, images: dict[s
         "dockyard_replication_copies_total", {"kind": "blob", "result": "copied"}
     )
     assert copied and copied >= 6
+
+
+def test_manifests_pushed_and_deleted_by_digest_only(pair: Pair, images: dict[str, Path]) -> None:
+    """What is pushed by digest alone, untagged, replicates as in ACR: an image pushed by digest on
+    the replica reaches the home, an index pushed by digest on the home reaches the replica with
+    its children; each deleted by digest on the other side goes everywhere, and a full comparison
+    (which cannot list untagged manifests, only re-check those the ledger knows) keeps it gone."""
+    pair.members[:] = [HOME, WEST]
+
+    def top(layout: Path) -> str:
+        return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
+
+    image, index = top(images["loose"]), top(images["loose-multi"])
+    pair.push(WEST, images["loose"], f"team/loose@{image}")
+    pair.push(HOME, images["loose-multi"], f"team/loose@{index}", "--all")
+    until(lambda: pair.digest(HOME, "team/loose", image) == image, "the image pushed by digest to reach home", 60)
+    until(lambda: pair.digest(WEST, "team/loose", index) == index, "the index pushed by digest to reach west", 60)
+    west = pair.client(NS, REG, WEST)
+    assert west is not None
+    body, _, _ = west.get_manifest("team/loose", index)
+    children = [child["digest"] for child in json.loads(body)["manifests"]]
+    assert all(pair.digest(WEST, "team/loose", child) == child for child in children)
+    until(pair.settled, "the copies to settle", 30)
+
+    pair.delete(HOME, f"team/loose@{image}")
+    pair.delete(WEST, f"team/loose@{index}")
+    until(lambda: pair.digest(WEST, "team/loose", image) is None, "the image's delete to reach west", 60)
+    until(lambda: pair.digest(HOME, "team/loose", index) is None, "the index's delete to reach home", 60)
+    pair.engine.full_sync(NS, REG)
+    until(pair.settled, "the full comparison's repairs", 30)
+    for where in (HOME, WEST):
+        assert pair.digest(where, "team/loose", image) is None and pair.digest(where, "team/loose", index) is None
+        assert all(pair.digest(where, "team/loose", child) == child for child in children), "pushed, not deleted"
 
 
 def test_copier_killed_mid_blob_converges(pair: Pair, tmp_path: Path) -> None:

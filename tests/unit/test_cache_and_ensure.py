@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from dockyard.core.cache import ClusterCache, Summary, Unknown, slim, summarize
+from dockyard.core.cache import ClusterCache, Summary, Unknown, metadata_key, slim, summarize
 from dockyard.core.kube import Kube
 
 
@@ -139,6 +139,86 @@ def test_a_new_manifest_is_compared_again(watched: tuple[MemoryKube, dict[str, I
     assert kube.calls == ["get ConfigMap/hub-config", "apply ConfigMap/hub-config"]
 
 
+def deployment(image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "hub", "namespace": "team", "labels": {"app.kubernetes.io/managed-by": "dockyard"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "registry", "image": image}]}}},
+    }
+
+
+def store_deployment(kube: MemoryKube, bound: dict[str, Index], **changes: Any) -> None:
+    """Someone else writes the Deployment (a new resourceVersion), and the watch delivers it."""
+    kube.version += 1
+    current = kube.objects[("Deployment", "hub")]
+    meta = {**current["metadata"], "resourceVersion": str(kube.version), **changes.pop("metadata", {})}
+    kube.objects[("Deployment", "hub")] = {**current, **changes, "metadata": meta}
+    bound["dockyard_deployments"].put(("team", "hub"), summarize("Deployment", kube.objects[("Deployment", "hub")]))
+
+
+@pytest.fixture
+def deployed(watched: tuple[MemoryKube, dict[str, Index]]) -> tuple[MemoryKube, dict[str, Index]]:
+    kube, bound = watched
+    original = kube._apply
+
+    def apply_with_generation(desired: dict[str, Any]) -> dict[str, Any]:
+        stored = original(desired)
+        stored["metadata"]["generation"] = 1
+        return stored
+
+    kube._apply = apply_with_generation  # type: ignore[method-assign]
+    assert kube.ensure(deployment("registry:3")) == "created"
+    store_deployment(kube, bound)
+    kube.calls.clear()
+    return kube, bound
+
+
+def test_a_status_update_at_the_same_generation_costs_no_request(deployed: tuple[MemoryKube, dict[str, Index]]) -> None:
+    kube, bound = deployed
+    for replicas in (1, 2, 3):  # a rollout: the controller writes the status again and again
+        store_deployment(kube, bound, status={"readyReplicas": replicas})
+        assert kube.ensure(deployment("registry:3")) == "unchanged"
+    assert kube.calls == []
+
+
+def test_a_spec_edit_bumps_the_generation_and_is_repaired(deployed: tuple[MemoryKube, dict[str, Index]]) -> None:
+    kube, bound = deployed
+    edited = {"template": {"spec": {"containers": [{"name": "registry", "image": "evil:1"}]}}}
+    store_deployment(kube, bound, spec=edited, metadata={"generation": 2})
+    assert kube.ensure(deployment("registry:3")) == "updated"
+    assert kube.calls == ["get Deployment/hub", "apply Deployment/hub"]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"labels": {}},  # our label removed by hand: no generation bump
+        {"annotations": {"note": "added"}},
+        {"ownerReferences": [{"uid": "someone-else", "controller": True}]},
+    ],
+)
+def test_a_metadata_edit_at_the_same_generation_is_looked_at(
+    deployed: tuple[MemoryKube, dict[str, Index]], metadata: dict[str, Any]
+) -> None:
+    kube, bound = deployed
+    store_deployment(kube, bound, metadata=metadata)
+    kube.ensure(deployment("registry:3"))
+    assert kube.calls[0] == "get Deployment/hub"
+
+
+def test_a_kind_without_generation_is_looked_at_on_every_new_version(
+    watched: tuple[MemoryKube, dict[str, Index]],
+) -> None:
+    kube, bound = watched
+    kube.ensure(config_map("a"))
+    kube.edit("ConfigMap", "hub-config", extra="x")
+    deliver(kube, bound)
+    kube.calls.clear()
+    kube.ensure(config_map("a"))
+    assert kube.calls == ["get ConfigMap/hub-config"]
+
+
 def test_without_a_cache_every_ensure_reads() -> None:
     kube = MemoryKube(ClusterCache())
     kube.ensure(config_map("a"))
@@ -167,7 +247,9 @@ def test_summaries_keep_only_what_is_read_back() -> None:
         "status": {"readyReplicas": 1},
     }
     summary = summarize("Deployment", deployment)
-    assert summary == Summary(resource_version="9", generation=4, status={"readyReplicas": 1})
+    assert summary == Summary(
+        resource_version="9", generation=4, status={"readyReplicas": 1}, metadata_key=metadata_key({})
+    )
     claim = summarize(
         "PersistentVolumeClaim", {"metadata": {}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}
     )

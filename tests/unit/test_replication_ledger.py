@@ -12,8 +12,11 @@ from dockyard.replication.ledger import (
     Version,
     decide,
     digest_delete,
+    digest_key,
+    key_digest,
     parse_stamp,
     plan_full_sync,
+    superseded,
     untag,
 )
 
@@ -92,7 +95,53 @@ def test_digest_delete_tombstones_only_older_tags_on_that_digest() -> None:
     assert tombstones == {
         ("app", "v1"): Version(5, "east", A, deleted=True),
         ("app", "v2"): Version(5, "east", A, deleted=True),
+        ("app", "@" + A): Version(5, "east", A, deleted=True),  # the manifest itself, tagged or not
     }
+
+
+def test_a_digest_key_cannot_be_a_tag() -> None:
+    assert digest_key("app", A) == ("app", "@" + A)
+    assert key_digest(digest_key("app", A)) == A
+    assert key_digest(("app", "v1")) is None
+
+
+def test_a_manifest_delete_tombstones_an_untagged_digest_once_and_never_an_older_delete() -> None:
+    pushed = {digest_key("app", A): Version(1, "west", A)}
+    assert digest_delete(pushed, "app", A, 5, HOME) == {digest_key("app", A): Version(5, HOME, A, deleted=True)}
+    # unknown to the ledger (pushed before it, or its event lost): tombstoned all the same
+    assert digest_delete({}, "app", A, 5, HOME) == {digest_key("app", A): Version(5, HOME, A, deleted=True)}
+    newer = {digest_key("app", A): Version(9, "west", A)}  # pushed again after the delete
+    assert digest_delete(newer, "app", A, 5, HOME) == {}
+
+
+def test_a_digest_tombstone_is_superseded_only_by_a_newer_tag_on_that_digest() -> None:
+    tombstone = Version(5, HOME, A, deleted=True)
+    assert superseded({("app", "v1"): Version(9, "west", A)}, "app", tombstone)
+    assert not superseded({("app", "v1"): Version(1, "west", A)}, "app", tombstone)  # older: deleted with it
+    assert not superseded({("app", "v1"): Version(9, "west", B)}, "app", tombstone)
+    assert not superseded({("other", "v1"): Version(9, "west", A)}, "app", tombstone)
+    assert not superseded({digest_key("app", A): Version(9, "west", A)}, "app", tombstone)
+
+
+def test_full_sync_copies_an_untagged_digest_where_missing_and_never_counts_it_as_a_tag() -> None:
+    key = digest_key("app", A)
+    ledger = {key: Version(3, "west", A), ("app", "v1"): Version(3, HOME, B)}
+    observed = {HOME: {("app", "v1"): B}, "west": {key: A}}
+    plan = plan_full_sync(ledger, observed, [HOME, "west"])
+    assert plan.repairs == [(HOME, key), ("west", ("app", "v1"))]
+    assert plan.adopt == {} and plan.disagreements == []
+    assert plan.in_sync == {HOME: 1, "west": 0} and plan.out_of_sync == {HOME: 0, "west": 1}
+
+
+def test_full_sync_deletes_a_tombstoned_digest_and_adopts_none_it_was_not_told_of() -> None:
+    gone, stray = digest_key("app", A), digest_key("app", C)
+    ledger = {gone: Version(5, HOME, A, deleted=True)}
+    plan = plan_full_sync(ledger, {HOME: {}, "west": {gone: A, stray: C}}, [HOME, "west"])
+    assert plan.repairs == [("west", gone)] and plan.adopt == {}
+    # a tag pushed on that digest after the delete keeps the manifest everywhere
+    ledger[("app", "v2")] = Version(9, "west", A)
+    observed = {HOME: {gone: A, ("app", "v2"): A}, "west": {gone: A, ("app", "v2"): A}}
+    assert plan_full_sync(ledger, observed, [HOME, "west"]).repairs == []
 
 
 def test_full_sync_never_resurrects_a_tombstone() -> None:

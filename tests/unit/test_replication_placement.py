@@ -59,11 +59,7 @@ def test_region_label_wins_over_zone_and_node_selector_over_both() -> None:
         (None, _spec(), Reason.DEPENDENCY_NOT_READY),
         (RegistrySpec.model_validate({"sku": "Standard"}), _spec(), ReplicationReason.PREMIUM_REQUIRED),
         (PREMIUM, _spec("mars"), ReplicationReason.UNKNOWN_LOCATION),
-        (
-            RegistrySpec.model_validate({"sku": "Premium", "tls": {"mode": "Secret", "secretName": "x"}}),
-            _spec(),
-            Reason.NOT_IMPLEMENTED,
-        ),
+        (PREMIUM, _spec(tls={"secretName": "west-tls"}), Reason.INVALID_SPEC),
         (RegistrySpec.model_validate({"sku": "Premium", "storage": S3}), _spec(), ReplicationReason.STORAGE_SHARED),
         (
             RegistrySpec.model_validate({"sku": "Premium", "storage": S3}),

@@ -116,6 +116,28 @@ def test_a_manifest_delete_tombstones_every_tag_on_it_and_its_untags_do_not_weak
     assert store.version(NS, REG, ("app", "v3")) == Version(_at("01"), HOME, B)
 
 
+def test_a_push_by_digest_only_is_recorded_under_its_digest_and_queued_everywhere(store: LedgerStore) -> None:
+    subscriber, _ = _subscriber(store)
+    by_digest = RegistryEvent("p1", "2026-12-01T10:00:01Z", "push", "app", digest=A, actor="alice")
+    subscriber.accept(_batch(by_digest, location="west"))
+    assert store.version(NS, REG, ("app", "@" + A)) == Version(_at("01"), "west", A)
+    assert _jobs(store) == [(HOME, "app", "@" + A, 1), ("west", "app", "@" + A, 1)]
+    copy = RegistryEvent("p2", "2026-12-01T10:00:02Z", "push", "app", digest=B, actor=REPLICATOR_SUBJECT)
+    subscriber.accept(_batch(copy))  # the replicator's own copy by digest landing: no echo
+    assert store.version(NS, REG, ("app", "@" + B)) is None and len(_jobs(store)) == 2
+
+
+def test_a_delete_of_an_untagged_digest_is_a_tombstone_queued_everywhere(store: LedgerStore) -> None:
+    subscriber, _ = _subscriber(store)
+    subscriber.accept(_batch(RegistryEvent("p", "2026-12-01T10:00:01Z", "push", "app", digest=A, actor="alice")))
+    for job in store.due_jobs(10, now=1e12):
+        store.complete(job)
+    delete = RegistryEvent("d", "2026-12-01T10:00:03Z", "delete", "app", digest=A, actor="alice")
+    subscriber.accept(_batch(delete, location="west"))
+    assert store.version(NS, REG, ("app", "@" + A)) == Version(_at("03"), "west", A, deleted=True)
+    assert _jobs(store) == [(HOME, "app", "@" + A, 1), ("west", "app", "@" + A, 1)]
+
+
 def test_a_tag_delete_is_an_untag_tombstone(store: LedgerStore) -> None:
     subscriber, _ = _subscriber(store)
     subscriber.accept(_batch(_push("p1", "v1", A, "01")))
@@ -182,5 +204,5 @@ def test_tombstones_are_kept_two_weeks_then_pruned(store: LedgerStore) -> None:
     now = time.time()
     assert store.prune(now + 13 * 24 * 3600) == 0
     assert store.version(NS, REG, ("app", "v1")) is not None
-    assert store.prune(now + 15 * 24 * 3600) == 2
+    assert store.prune(now + 15 * 24 * 3600) == 3  # both tags and the manifest's own entry
     assert store.version(NS, REG, ("app", "v1")) is None

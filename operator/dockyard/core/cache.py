@@ -85,6 +85,9 @@ class Summary:
     status: Mapping[str, Any] | None = None
     requested_storage: str | None = None
     cluster_ip: str | None = None
+    metadata_key: int = 0
+    """`metadata_key` of the object: with `generation`, tells a status-only change from one an
+    ensure must look at (see `Kube.ensure`)."""
     labels: Mapping[str, str] | None = None
     """A Pod's labels (kept for pods only: they are selected by label, not by name)."""
 
@@ -105,6 +108,22 @@ class Summary:
         }
 
 
+def metadata_key(meta: Mapping[str, Any]) -> int:
+    """A hash of what a hand edit can change in an object's metadata without bumping its
+    generation: labels, annotations, owner references."""
+    owners = tuple(
+        (str(ref.get("uid")), bool(ref.get("controller")), bool(ref.get("blockOwnerDeletion")))
+        for ref in meta.get("ownerReferences") or ()
+    )
+    return hash(
+        (
+            tuple(sorted((meta.get("labels") or {}).items())),
+            tuple(sorted((meta.get("annotations") or {}).items())),
+            owners,
+        )
+    )
+
+
 def summarize(kind: str, body: Mapping[str, Any]) -> Summary:
     """The `Summary` of a child as a watch delivers it."""
     meta = body.get("metadata") or {}
@@ -121,6 +140,7 @@ def summarize(kind: str, body: Mapping[str, Any]) -> Summary:
         if kind == "PersistentVolumeClaim"
         else None,
         cluster_ip=spec.get("clusterIP") if kind == "Service" else None,
+        metadata_key=metadata_key(meta),
         labels=dict(meta.get("labels") or {}) if kind == "Pod" else None,
     )
 

@@ -5,10 +5,12 @@ nothing when every field the manifest sets already has that value: an unchanged 
 write. It reads no more than it must either: once a manifest has been compared with (or applied to)
 a child, the pair (manifest digest, the child's resourceVersion) is remembered, and as long as the
 watch-fed cache (`core/cache.py`) shows the child at that resourceVersion and the manifest has the
-same digest, the child is known to match without a GET. Anyone else's change (a hand edit, a
-controller's status update) moves the resourceVersion and costs one GET and a comparison. So a
-drift pass over unchanged registries issues no request at all; the first pass after a restart reads
-each child once.
+same digest, the child is known to match without a GET. For kinds with a `metadata.generation`
+(a Deployment), a change that keeps the generation and the labels, annotations and owners (a
+controller's status update: a rollout moves a Deployment's resourceVersion three or four times)
+is known not to touch what the manifest sets, and costs nothing either. Anyone else's change (a
+hand edit) costs one GET and a comparison. So a drift pass over unchanged registries issues no
+request at all; the first pass after a restart reads each child once.
 
 Creates and deletes tolerate 409/404 from races. Every request is counted in
 `dockyard_kube_requests_total{verb,kind}` so tests and dashboards can see reads and writes.
@@ -23,6 +25,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -32,7 +35,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from prometheus_client import CollectorRegistry, Counter
 
-from dockyard.core.cache import ClusterCache, Summary
+from dockyard.core.cache import ClusterCache, Summary, metadata_key
 
 FIELD_MANAGER: Final = "dockyard"
 MEMO_KEY: Final = "kube"
@@ -90,6 +93,27 @@ def digest(manifest: Mapping[str, Any]) -> str:
 ObjectKey = tuple[str, str, str | None, str]
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A child seen to match a manifest: the manifest's digest and what the child was then."""
+
+    wanted: str
+    resource_version: str
+    generation: int
+    metadata_key: int
+
+    def still_matches(self, wanted: str, cached: Summary) -> bool:
+        if wanted != self.wanted:
+            return False
+        if cached.resource_version == self.resource_version:
+            return True
+        # Same spec (generation) and the same metadata: only the status moved.
+        return bool(self.generation) and (cached.generation, cached.metadata_key) == (
+            self.generation,
+            self.metadata_key,
+        )
+
+
 class Kube:
     def __init__(
         self, api_client: client.ApiClient, registry: CollectorRegistry | None = None, cache: ClusterCache | None = None
@@ -97,7 +121,7 @@ class Kube:
         self._dynamic = DynamicClient(api_client)  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
         self.cache = cache or ClusterCache()
-        self._verified: dict[ObjectKey, tuple[str, str]] = {}
+        self._verified: dict[ObjectKey, Verified] = {}
         """(manifest digest, resourceVersion) each child was last seen to match; see the module doc."""
         self._verified_lock = threading.Lock()
         self.requests = Counter(
@@ -158,7 +182,7 @@ class Kube:
         current: dict[str, Any] | None
         if cached is None:
             current = None
-        elif isinstance(cached, Summary) and self._is_verified(key, wanted, cached.resource_version):
+        elif isinstance(cached, Summary) and self._is_verified(key, wanted, cached):
             return "unchanged"
         else:
             current = self.get(api_version, kind, namespace, name)
@@ -168,15 +192,17 @@ class Kube:
         self._verify(key, wanted, self._apply(desired))
         return "created" if current is None else "updated"
 
-    def _is_verified(self, key: ObjectKey, wanted: str, resource_version: str) -> bool:
+    def _is_verified(self, key: ObjectKey, wanted: str, cached: Summary) -> bool:
         with self._verified_lock:
-            return self._verified.get(key) == (wanted, resource_version)
+            verified = self._verified.get(key)
+        return verified is not None and verified.still_matches(wanted, cached)
 
     def _verify(self, key: ObjectKey, wanted: str, stored: Mapping[str, Any]) -> None:
-        version = str((stored.get("metadata") or {}).get("resourceVersion") or "")
+        meta = stored.get("metadata") or {}
+        version = str(meta.get("resourceVersion") or "")
         with self._verified_lock:
             if version:
-                self._verified[key] = (wanted, version)
+                self._verified[key] = Verified(wanted, version, int(meta.get("generation") or 0), metadata_key(meta))
             else:
                 self._verified.pop(key, None)
 
@@ -193,9 +219,11 @@ class Kube:
         if current is not None:
             return current
         self._count("create", kind)
+        body = build()
         try:
-            created = self._resource(api_version, kind).create(body=build(), namespace=namespace, serialize=False)
-            return _body(created)
+            created = _body(self._resource(api_version, kind).create(body=body, namespace=namespace, serialize=False))
+            self._verify((api_version, kind, namespace, name), digest(body), created)
+            return created
         except ApiException as error:
             if error.status != 409:
                 raise

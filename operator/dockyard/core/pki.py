@@ -130,3 +130,27 @@ def certificate_covers(cert_pem: bytes, hosts: list[str], now: datetime | None =
         str(v) for v in san.get_values_for_type(x509.IPAddress)
     }
     return set(hosts) <= present
+
+
+def _name_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 §6.4.3 as browsers apply it: a wildcard only as the whole leftmost label, standing
+    for exactly one label (`*.team.svc` names `hub.team.svc`, not `team.svc` nor `a.hub.team.svc`)."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if not pattern.startswith("*."):
+        return pattern == host
+    first, _, rest = host.partition(".")
+    return bool(first) and rest == pattern[2:]
+
+
+def uncovered_hosts(cert_pem: bytes, hosts: list[str]) -> list[str]:
+    """The hosts a serving certificate does not name (wildcards matched as TLS clients do), in
+    the order given. Validity is not judged here: a certificate someone else renews is theirs.
+    Raises ValueError when `cert_pem` holds no PEM certificate."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return list(hosts)  # clients ignore the common name
+    dns = [str(v) for v in san.get_values_for_type(x509.DNSName)]
+    ips = {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+    return [host for host in hosts if host not in ips and not any(_name_matches(p, host) for p in dns)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from dockyard.models.base import (
     CONDITIONS_FIELD,
@@ -13,9 +13,11 @@ from dockyard.models.base import (
     Condition,
     KindInfo,
     LocalObjectReference,
+    Name,
     PrinterColumn,
     ResourceRequirements,
     age_column,
+    cel,
     immutable,
     ready_column,
 )
@@ -25,8 +27,34 @@ from dockyard.models.registry import StorageSpec
 NodeSelector = Annotated[dict[str, NodeSelectorValue], checked(node_selector_problem)]
 
 
+class ReplicaTlsSpec(ApiModel):
+    """The replica's own serving certificate, for a registry whose `tls.mode` is Secret."""
+
+    secret_name: Name | None = Field(
+        None,
+        description="A kubernetes.io/tls Secret (tls.crt, tls.key) in the replica's namespace whose certificate "
+        "names the replica's login server (<registry>-<location>, .<namespace>, .<namespace>.svc, "
+        ".<namespace>.svc.cluster.local). Needed only when the registry's own certificate does not cover those "
+        "names; only with a registry whose tls.mode is Secret (refused with Ready=False InvalidSpec otherwise).",
+    )
+
+
 class ReplicationSpec(ApiModel):
     """Desired state of a Replication."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.tls) || !has(self.tls.secretName) || "
+                    "self.tls.secretName != self.registryRef.name + '-' + self.location + '-tls'",
+                    "tls.secretName must not be <registry>-<location>-tls: the operator keeps the replica's "
+                    "certificate (a copy of the registry's, or cert-manager's) under that name",
+                    field_path=".tls.secretName",
+                ),
+            ]
+        }
+    )
 
     registry_ref: LocalObjectReference = Field(
         description="The Premium Registry to replicate. Immutable.",
@@ -66,6 +94,12 @@ class ReplicationSpec(ApiModel):
         description="The replica's own storage. Defaults to a PersistentVolumeClaim like the home registry's "
         "(its size and class); with object storage at home, the replica must name its own bucket or "
         "container (a shared one is not a replica and is refused with Ready=False StorageShared).",
+    )
+    tls: ReplicaTlsSpec | None = Field(
+        None,
+        description="The replica's serving certificate when the registry's tls.mode is Secret. By default the "
+        "replica serves the registry's own certificate if it names the replica's login server, and with "
+        "tls.mode CertManager gets a Certificate of its own from the registry's issuer.",
     )
 
 

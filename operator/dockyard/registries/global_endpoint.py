@@ -67,6 +67,14 @@ def global_members(kube: Kube, ctx: RegistryContext, routed: list[ReplicaRoute])
     return members
 
 
+def home_pod_address(kube: Kube, ctx: RegistryContext) -> str | None:
+    """The address of a ready pod of the home registry itself (the first by name), for a client
+    that must reach the home and not whichever replica the global login server picks (the
+    replication copier); None while none is ready."""
+    ready = [m for m in _pods(kube, ctx.owner.namespace, home_pod_selector(ctx)) if m.ready]
+    return min(ready, key=lambda m: m.name).addresses[0] if ready else None
+
+
 def _retire_controller_endpoints(kube: Kube, ctx: RegistryContext) -> list[str]:
     """The EndpointSlice controller's slices of the Service, and the Endpoints controller's
     Endpoints, deleted once it has no selector: both controllers stop syncing a selector-less

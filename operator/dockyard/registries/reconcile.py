@@ -18,7 +18,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 from dockyard.auth.policy import generate_password
 from dockyard.core.cache import known
-from dockyard.core.kube import Kube
+from dockyard.core.kube import Kube, contains
 from dockyard.core.meta import Owner
 from dockyard.core.names import RegistryNames
 from dockyard.core.pki import issue_signing_key
@@ -321,6 +321,7 @@ class RegistryReconciler:
             desired["metadata"]["annotations"] = {admin.HANDLED_REGENERATION_ANNOTATION: passwords.handled}
         if passwords.regenerated:
             changed.append(f"admin {passwords.regenerated} regenerated")
-        kube.ensure(desired)
+        if not contains(stored, desired):  # just created as desired: no second write
+            kube.ensure(desired)
         kube.ensure(build_pull_secret(ctx, passwords.password))
         return passwords.pair

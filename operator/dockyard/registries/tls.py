@@ -13,18 +13,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
 from dockyard.core.kube import Kube
-from dockyard.core.meta import metadata
 from dockyard.core.pki import KeyPair, certificate_covers, issue_ca, issue_serving_cert
 from dockyard.registries.admin import decode
+from dockyard.registries.manifests.certificate import CERT_MANAGER_API, build_certificate
 from dockyard.registries.manifests.config import RegistryContext, content_hash
 from dockyard.registries.manifests.secrets import build_ca_config_map, build_tls_secret
 
-CERT_MANAGER_API: Final = "cert-manager.io/v1"
+CERT_MANAGER_NEEDED = "tls.mode CertManager needs cert-manager, whose Certificate kind is not served"
 
 
 @dataclass
@@ -56,13 +56,8 @@ def plan_tls(kube: Kube, ctx: RegistryContext) -> TlsPlan:
     if mode == "CertManager":
         _ensure_certificate(kube, ctx)
     if mode in ("Secret", "CertManager"):
-        # Not a child of ours (the user's or cert-manager's): read from the API.
-        stored = kube.get("v1", "Secret", ns, ctx.tls_secret_name)
-        if stored is None or "tls.crt" not in (stored.get("data") or {}):
-            raise WaitsForUser(
-                Reason.DEPENDENCY_NOT_READY, f"waiting for TLS Secret {ctx.tls_secret_name} (tls.crt, tls.key)"
-            )
-        return TlsPlan(content_hash(stored["data"].get("tls.crt")))
+        provided = read_tls_secret(kube, ns, ctx.tls_secret_name)
+        return TlsPlan(content_hash(provided["data"].get("tls.crt")))
     ca_secret = kube.create_if_missing(
         "v1",
         "Secret",
@@ -91,22 +86,22 @@ def plan_tls(kube: Kube, ctx: RegistryContext) -> TlsPlan:
 
 
 def _ensure_certificate(kube: Kube, ctx: RegistryContext) -> None:
+    ensure_certificate(kube, build_certificate(ctx, ctx.owner.name))
+
+
+def ensure_certificate(kube: Kube, certificate: dict[str, Any]) -> str:
+    """Make a built Certificate exist, or wait (`DependencyNotReady`) while cert-manager's
+    Certificate kind is not served."""
     if not kube.kind_served(CERT_MANAGER_API, "Certificate"):
-        raise WaitsForUser(
-            Reason.DEPENDENCY_NOT_READY, "tls.mode CertManager needs cert-manager, whose Certificate kind is not served"
-        )
-    issuer = ctx.spec.tls.issuer_ref
-    assert issuer is not None and ctx.tls_secret_name is not None
-    kube.ensure(
-        {
-            "apiVersion": CERT_MANAGER_API,
-            "kind": "Certificate",
-            "metadata": metadata(ctx.owner, ctx.owner.name, "registry"),
-            "spec": {
-                "secretName": ctx.tls_secret_name,
-                "dnsNames": ctx.tls_hosts,
-                "issuerRef": {"name": issuer.name, "kind": issuer.kind, "group": issuer.group},
-                "privateKey": {"algorithm": "ECDSA", "size": 256},
-            },
-        }
-    )
+        raise WaitsForUser(Reason.DEPENDENCY_NOT_READY, CERT_MANAGER_NEEDED)
+    return kube.ensure(certificate)
+
+
+def read_tls_secret(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """A serving Secret that is not a child of ours (the user's or cert-manager's), read from the
+    API; waits (`DependencyNotReady`) until it holds tls.crt and tls.key."""
+    stored = kube.get("v1", "Secret", namespace, name)
+    data = (stored or {}).get("data") or {}
+    if stored is None or "tls.crt" not in data or "tls.key" not in data:
+        raise WaitsForUser(Reason.DEPENDENCY_NOT_READY, f"waiting for TLS Secret {name} (tls.crt, tls.key)")
+    return stored

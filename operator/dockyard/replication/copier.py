@@ -158,6 +158,16 @@ def copy_tag(
     return report
 
 
+def copy_digest(
+    source: DistributionClient, target: DistributionClient, repository: str, digest: str, blobs: BlobIndex
+) -> CopyReport:
+    """Make the target hold the manifest `digest` as on the source, with no tag (a manifest pushed
+    by digest only)."""
+    report = CopyReport()
+    copy_manifest(source, target, repository, digest, report, blobs)
+    return report
+
+
 def remove_tag(target: DistributionClient, repository: str, tag: str, deleted_digest: str, untag: bool) -> bool:
     """Make `repository:tag` absent on the target, as a tombstone says; True when something was
     removed. A manifest delete removes that manifest (and so every tag on it, as it did where it

@@ -3,7 +3,10 @@ comparison that finds what events missed.
 
 - A job names (registry, replica, repository, tag), never an event: the worker reads the ledger's
   winner now and makes the replica hold it (copy from the origin, or from any replica that has
-  it) or lack it (tombstone). Replaying a job is harmless, so a crash mid-copy (SIGKILL) only
+  it) or lack it (tombstone). A job for a manifest known by digest only (`@<digest>`) copies that
+  manifest (children first) without a tag, or deletes it, unless a tag the ledger holds names it
+  by a newer push (the tag's copy needs it). One that every replica answers it lacks (a garbage
+  collection removed it: no event) becomes a tombstone instead of a job retried for ever. Replaying a job is harmless, so a crash mid-copy (SIGKILL) only
   means the job runs again: a half-uploaded blob is an upload session the registry purges, and no
   manifest is ever put before what it references.
 - A job completes only at the `seq` it was taken at; one re-enqueued meanwhile runs again.
@@ -12,7 +15,9 @@ comparison that finds what events missed.
 - Each registry is compared in full every `fullSyncIntervalSeconds` (the smallest of its
   Replications'), at once when a replica appears, and again after `UNREACHABLE_RETRY_SECONDS` while
   a replica cannot be reached: a replica's first comparison is its initial fill, its count of
-  missing tags the fill's total.
+  missing tags the fill's total. Registries cannot list untagged manifests, so the comparison
+  HEADs each digest entry the ledger holds (present or tombstoned) on each replica: its cost is
+  one request per tag and one per untagged manifest the ledger knows, per replica.
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final
 
 from dockyard.distribution.client import DistributionClient
 from dockyard.distribution.errors import DistributionError
-from dockyard.replication.copier import BlobIndex, CopyReport, copy_tag, remove_tag
-from dockyard.replication.ledger import Key, plan_full_sync
+from dockyard.replication.copier import BlobIndex, CopyReport, copy_digest, copy_tag, remove_tag
+from dockyard.replication.ledger import Key, Version, key_digest, plan_full_sync, superseded
 from dockyard.replication.metrics import ReplicationMetrics
 from dockyard.replication.store import Job, LedgerStore
 from dockyard.replication.topology import Topology
@@ -169,6 +174,9 @@ class ReplicationEngine:
         if target is None:
             self.store.retry(job, "replica not reachable yet", retry_delay(job.attempts), self.clock())
             return
+        if key_digest(key) is not None:
+            self._run_digest(job, version, replicas, target)
+            return
         if version.deleted:
             if remove_tag(target, job.repository, job.tag, version.digest, version.untag):
                 self.metrics.deletes.inc()
@@ -197,6 +205,41 @@ class ReplicationEngine:
             self.metrics.push_to_available.observe(max(0.0, self.clock() - version.stamp / 1e9))
         self.store.complete(job, report.bytes, now=self.clock())
 
+    def _run_digest(self, job: Job, version: Version, replicas: list[str], target: DistributionClient) -> None:
+        """Make the job's replica hold, or lack, a manifest known by digest only."""
+        ns, registry, repository, digest = job.namespace, job.registry, job.repository, version.digest
+        if version.deleted:
+            entries = self.store.versions(ns, registry, repository)
+            if not superseded(entries, repository, version) and target.delete_manifest(repository, digest):
+                self.metrics.deletes.inc()
+            self.store.complete(job, now=self.clock())
+            return
+        if target.head_manifest(repository, digest) == digest:
+            self.metrics.copies.labels(kind="manifest", result="skipped").inc()
+            self.store.complete(job, now=self.clock())
+            return
+        key = (repository, job.tag)
+        source = self._source(ns, registry, replicas, version.origin, job.replica, key, digest)
+        if source is None and self._absent_everywhere(ns, registry, replicas, repository, digest):
+            # Every replica answered and none holds it (a garbage collection removed it, which
+            # sends no event): the ledger stops asking for it rather than retrying for ever.
+            with self.store.transaction() as tx:
+                if self.store.version(ns, registry, key) == version:
+                    gone = Version(version.stamp, version.origin, digest, deleted=True)
+                    tx.put_version(ns, registry, key, gone, self.clock())
+            self.store.complete(job, now=self.clock())
+            return
+        if source is None:
+            self.store.retry(job, f"no replica holds {digest} yet", retry_delay(job.attempts), self.clock())
+            return
+        report = copy_digest(
+            source, target, repository, digest, self._blobs.setdefault((ns, registry, job.replica), BlobIndex())
+        )
+        self._count(report)
+        if version.stamp:
+            self.metrics.push_to_available.observe(max(0.0, self.clock() - version.stamp / 1e9))
+        self.store.complete(job, report.bytes, now=self.clock())
+
     def _source(
         self, ns: str, registry: str, replicas: list[str], origin: str, target: str, key: Key, digest: str
     ) -> DistributionClient | None:
@@ -213,6 +256,19 @@ class ReplicationEngine:
             except DistributionError:
                 continue
         return None
+
+    def _absent_everywhere(self, ns: str, registry: str, replicas: list[str], repository: str, digest: str) -> bool:
+        """Whether every replica is reachable and answers that it lacks the manifest."""
+        for replica in replicas:
+            client = self.topology.client(ns, registry, replica)
+            if client is None:
+                return False
+            try:
+                if client.head_manifest(repository, digest) is not None:
+                    return False
+            except DistributionError:
+                return False
+        return True
 
     def _count(self, report: CopyReport) -> None:
         copies = self.metrics.copies
@@ -243,18 +299,26 @@ class ReplicationEngine:
             with self._lock:
                 self._syncing.discard((namespace, registry))
 
-    def observe(self, namespace: str, registry: str, replica: str) -> dict[Key, str] | None:
-        """Every tag of one replica and its digest (catalog, tag lists, one HEAD per tag); None
-        when the replica is not reachable."""
+    def observe(
+        self, namespace: str, registry: str, replica: str, digest_keys: Iterable[Key] = ()
+    ) -> dict[Key, str] | None:
+        """Every tag of one replica and its digest (catalog, tag lists, one HEAD per tag), and
+        which of `digest_keys` it holds (one HEAD each); None when the replica is not reachable."""
         client = self.topology.client(namespace, registry, replica)
         if client is None:
             return None
         held: dict[Key, str] = {}
-        for repository in client.list_repositories():
+        repositories = client.list_repositories()
+        for repository in repositories:
             for tag in client.list_tags(repository):
                 digest = client.head_manifest(repository, tag)
                 if digest is not None:
                     held[(repository, tag)] = digest
+        known = set(repositories)
+        for key in digest_keys:
+            digest = key_digest(key)
+            if digest is not None and key[0] in known and client.head_manifest(key[0], digest) == digest:
+                held[key] = digest
         return held
 
     def full_sync(self, namespace: str, registry: str) -> None:
@@ -264,10 +328,11 @@ class ReplicationEngine:
         replicas = self.topology.replicas(namespace, registry)
         interval = next((i for n, r, i in self.topology.registries() if (n, r) == (namespace, registry)), 600.0)
         self._next_full[(namespace, registry)] = started + interval
+        digest_keys = [key for key in self.store.versions(namespace, registry) if key_digest(key) is not None]
         observed = {}
         for replica in replicas:
             try:
-                held = self.observe(namespace, registry, replica)
+                held = self.observe(namespace, registry, replica, digest_keys)
             except DistributionError as error:
                 logger.info("full comparison of %s/%s skips replica %r: %s", namespace, registry, replica, error)
                 continue

@@ -13,6 +13,13 @@ that predates the ledger, or whose event was lost) get stamp 0: any real event b
 A push that loses (its event is older than what the ledger holds), or that wins over another
 replica's different digest still being copied, is a conflict: counted, and the loser's replica gets
 the winner re-asserted by the ordinary copy job.
+
+A manifest pushed by digest only (an untagged image, an index's child, an artifact reached by
+digest) is replicated too, as ACR does: its entry's key is `(repository, "@<digest>")` (a tag
+never contains `@`), present or tombstoned by the same rules; digests never conflict. A manifest
+delete always leaves such a tombstone, so the manifest goes from every replica even when no tag
+named it. Registries cannot list untagged manifests, so a full comparison checks exactly the
+digest entries the ledger holds (one HEAD per entry and replica) and never adopts new ones.
 """
 
 from __future__ import annotations
@@ -26,7 +33,19 @@ HOME: str = ""
 """The replica id of the home registry (sorts before every location)."""
 
 Key = tuple[str, str]
-"""(repository, tag)."""
+"""(repository, tag), or (repository, "@<digest>") for a manifest pushed by digest only."""
+
+DIGEST_MARK: str = "@"
+
+
+def digest_key(repository: str, digest: str) -> Key:
+    """The ledger key of a manifest known by its digest alone."""
+    return (repository, DIGEST_MARK + digest)
+
+
+def key_digest(key: Key) -> str | None:
+    """The digest a digest key names; None for a tag's key."""
+    return key[1][len(DIGEST_MARK) :] if key[1].startswith(DIGEST_MARK) else None
 
 
 @dataclass(frozen=True)
@@ -100,21 +119,38 @@ def digest_delete(
     entries: Mapping[Key, Version], repository: str, digest: str, stamp: int, origin: str
 ) -> dict[Key, Version]:
     """The tombstones a manifest delete by digest leaves: every tag of `repository` the ledger
-    has on `digest` whose version is older than the delete."""
+    has on `digest` whose version is older than the delete, and the digest's own entry (written
+    even when the ledger never heard of it: an untagged manifest pushed before the ledger, or
+    whose push event was lost, must go from every replica all the same)."""
+    tombstone = Version(stamp, origin, digest, deleted=True)
     tombstones = {}
     for key, version in entries.items():
         if key[0] != repository or version.deleted or version.digest != digest:
             continue
-        tombstone = Version(stamp, origin, digest, deleted=True)
         if tombstone.beats(version):
             tombstones[key] = tombstone
+    own = digest_key(repository, digest)
+    if own not in tombstones and tombstone.beats(entries.get(own)):
+        tombstones[own] = tombstone
     return tombstones
+
+
+def superseded(entries: Mapping[Key, Version], repository: str, tombstone: Version) -> bool:
+    """Whether a digest's tombstone no longer removes the manifest: a tag of `repository` names
+    that digest by a push newer than the delete (pushed again, maybe on another replica), and
+    deleting the manifest would take that tag with it."""
+    return any(
+        key[0] == repository and key_digest(key) is None and not version.deleted
+        and version.digest == tombstone.digest and version.beats(tombstone)
+        for key, version in entries.items()
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class FullSyncPlan:
     """What a full comparison found: ledger entries to add, (replica, key) pairs to repair, keys
-    where replicas disagreed with no ledger entry to decide, and per replica the keys in sync."""
+    where replicas disagreed with no ledger entry to decide, and per replica the tags in sync and
+    out of sync (digest entries are repaired like tags but not counted: the status speaks of tags)."""
 
     adopt: dict[Key, Version]
     repairs: list[tuple[str, Key]]
@@ -129,7 +165,10 @@ def plan_full_sync(
     """Compare what every replica holds (`observed[replica][(repo, tag)] = digest`) with the
     ledger. A tag the ledger has is repaired wherever it differs (a tombstone: wherever the tag
     still points at the deleted digest). A tag the ledger lacks is adopted with stamp 0: the home's
-    digest if the home has it, else the digest of the first replica by name that has it."""
+    digest if the home has it, else the digest of the first replica by name that has it.
+    A digest key is observed (`observed[replica][(repo, "@<digest>")] = digest`) only where the
+    replica holds that manifest, and only for the digest keys the ledger has; one seen without a
+    ledger entry is ignored (nothing decides it)."""
     order = sorted(replicas)
     adopt: dict[Key, Version] = {}
     repairs: list[tuple[str, Key]] = []
@@ -141,6 +180,9 @@ def plan_full_sync(
         keys.update(observed.get(replica, {}))
     for key in sorted(keys):
         version = ledger.get(key)
+        tag = key_digest(key) is None
+        if version is None and not tag:
+            continue
         if version is None:
             holders = [(r, observed[r][key]) for r in order if key in observed.get(r, {})]
             origin, digest = holders[0]
@@ -148,15 +190,16 @@ def plan_full_sync(
             adopt[key] = version
             if len({d for _, d in holders}) > 1:
                 disagreements.append(key)
+        kept = not tag and version.deleted and superseded(ledger, key[0], version)
         for replica in order:
             have = observed.get(replica, {}).get(key)
             if version.deleted:
-                stale = have is not None and (not version.digest or have == version.digest)
+                stale = not kept and have is not None and (not version.digest or have == version.digest)
             else:
                 stale = have != version.digest
             if stale:
                 repairs.append((replica, key))
-                out_of_sync[replica] += 1
+                out_of_sync[replica] += tag
             elif not version.deleted:
-                in_sync[replica] += 1
+                in_sync[replica] += tag
     return FullSyncPlan(adopt, repairs, disagreements, in_sync, out_of_sync)

@@ -38,6 +38,7 @@ from dockyard.registries.manifests.workload import (
     build_pvc,
     build_service,
 )
+from dockyard.replication.hostnames import replica_hosts
 from dockyard.replication.placement import Placement
 
 NOTIFICATIONS_ENV = "REGISTRY_NOTIFICATIONS_ENDPOINTS"
@@ -106,20 +107,14 @@ class ReplicaContext(RegistryContext):
     location: str = ""
     home_token_service: str = ""
     node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
-    home_tls_hosts: tuple[str, ...] = ()
-    """The home registry's names (its Service's, its ClusterIP with nodePull, its Ingress host):
-    the replica's certificate covers them too, as a client of the global login server may be
-    sent to the replica."""
+    home_node_address: str = ""
+    """The registry's ClusterIP with exposure.nodePull: kubelets pull at it, and the global login
+    server may send them to the replica, whose certificate must name it too."""
     global_token_realm: str = ""
     """The home's realm when the in-cluster names do not reach every client of the global login
     server (nodePull: kubelets pull at the ClusterIP; an Ingress host: clients outside), else ""."""
     routed: bool = False
     """`regionEndpointEnabled`: the global login server lists the replica's pods."""
-
-    @property
-    def tls_hosts(self) -> list[str]:
-        own = self.service_hosts
-        return own + [host for host in self.home_tls_hosts if host not in own]
 
     @property
     def token_realm(self) -> str:
@@ -143,6 +138,15 @@ class ReplicaContext(RegistryContext):
     @property
     def names(self) -> ReplicaNames:
         return ReplicaNames(replica_name(self.home, self.location), home=self.home, copies=self.cross_namespace)
+
+    @property
+    def tls_hosts(self) -> list[str]:
+        """What the replica's certificate names: its own login server and the registry's global
+        one (`hostnames.replica_hosts`), and the registry's ClusterIP with nodePull."""
+        hosts = replica_hosts(
+            self.names.service, self.owner.namespace, self.home, self.home_namespace or self.owner.namespace
+        ).all
+        return [*hosts, self.home_node_address] if self.home_node_address else hosts
 
     @property
     def token_service(self) -> str:
@@ -234,7 +238,7 @@ def replica_context(
         location=location,
         home_token_service=home.token_service,
         node_selector=placement.node_selector,
-        home_tls_hosts=tuple(home.tls_hosts),
+        home_node_address=home.cluster_ip if home.node_pull and home.cluster_ip else "",
         global_token_realm=home.token_realm if home.node_pull or home.external_host else "",
         routed=routed,
     )

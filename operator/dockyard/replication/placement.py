@@ -5,7 +5,8 @@ Premium, when an older Replication of the same registry has its location, when i
 be the home registry's or an older replica's bucket, or when the location names no node. Otherwise
 it runs on `nodeSelector`, else on the nodes whose `topology.kubernetes.io/region` equals the
 location, else on those whose `…/zone` does (a single cluster usually has one region and several
-zones). Fields accepted but not carried out yet are refused with `NotImplemented` naming the field.
+zones). `spec.tls.secretName` is refused (`InvalidSpec`) unless the registry's `tls.mode` is Secret:
+it would do nothing. Which certificate a replica serves is `certificates.py`.
 """
 
 from __future__ import annotations
@@ -95,11 +96,11 @@ def plan_replica(
             ReplicationReason.PREMIUM_REQUIRED,
             f"Registry {registry_name} is {registry.sku}; geo-replication requires the Premium tier",
         )
-    if registry.tls.mode in ("Secret", "CertManager"):
+    if spec.tls is not None and spec.tls.secret_name and registry.tls.mode != "Secret":
         return Refusal(
-            Reason.NOT_IMPLEMENTED,
-            f"replicas of a Registry with tls.mode {registry.tls.mode} are not supported yet "
-            "(SelfSigned and Disabled are)",
+            Reason.INVALID_SPEC,
+            f"spec.tls.secretName applies only to a Registry with tls.mode Secret; Registry {registry_name} "
+            f"has tls.mode {registry.tls.mode}",
         )
     for other in siblings:
         if (

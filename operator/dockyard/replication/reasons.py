@@ -18,6 +18,10 @@ class ReplicationReason:
     STORAGE_SHARED: Final = "StorageShared"
     """`Ready=False`: the replica's storage is the home registry's or another replica's bucket (a
     shared bucket is not a replica); name one of its own in `spec.storage`."""
+    CERTIFICATE_NAME_MISMATCH: Final = "CertificateNameMismatch"
+    """`Ready=False`: with the registry's `tls.mode: Secret`, neither the registry's certificate nor
+    the one in `spec.tls.secretName` names the replica's login server; the message lists the missing
+    DNS names. A certificate that names them (or `spec.tls.secretName`) clears it."""
     SYNCING: Final = "Syncing"
     """`Synced=False`: changes wait to be copied into the replica (or its first fill runs)."""
     IN_SYNC: Final = "InSync"

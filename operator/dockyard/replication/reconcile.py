@@ -28,7 +28,6 @@ from dockyard.registries.manifests.config import content_hash
 from dockyard.registries.manifests.endpoints import ReplicaRoute, member_of
 from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.registries.status import rolled_out
-from dockyard.registries.tls import plan_tls
 from dockyard.replication.manifests import (
     ReplicaContext,
     ReplicaNames,
@@ -48,6 +47,7 @@ from dockyard.replication.manifests import (
 )
 from dockyard.replication.placement import Placement, Refusal, Sibling, plan_replica
 from dockyard.replication.status import Routing
+from dockyard.replication.tls import plan_replica_tls, require_tls_prerequisites, retire_replica_tls
 
 NODE_LABELS_SECONDS: Final = 30.0
 """How long the nodes' labels are reused: every Replication without a nodeSelector reads them on
@@ -154,7 +154,9 @@ class ReplicaReconciler:
             registry = self._registry(body["metadata"]["namespace"], spec.registry_ref.name)
             storage = ((registry or {}).get("spec") or {}).get("storage") or {}
             volume = registry is not None and storage.get("reclaimPolicy") == "Delete"
-        return self.retire(body, spec, volume=volume)
+        removed = self.retire(body, spec, volume=volume)
+        namespace = spec.target_namespace or body["metadata"]["namespace"]
+        return removed + retire_replica_tls(self.kube, namespace, replica_name(spec.registry_ref.name, spec.location))
 
     def plan(self, body: Mapping[str, Any], spec: ReplicationSpec) -> tuple[dict[str, Any] | None, Placement | Refusal]:
         meta = body["metadata"]
@@ -200,11 +202,12 @@ class ReplicaReconciler:
         kube, names, ns = self.kube, ctx.names, ctx.owner.namespace
         outcome = ReplicaOutcome(ctx=ctx)
         home_names, home_ns = RegistryNames(ctx.home), ctx.home_namespace
+        require_tls_prerequisites(kube, ctx)  # cert-manager served: replication/tls.py
         shared = [
             (home_names.auth, names.auth),
             (home_names.token_signer, names.token_signer),
             (home_names.events, names.events),
-        ] + ([(home_names.ca_secret, names.ca_secret)] if ctx.tls_enabled else [])
+        ] + ([(home_names.ca_secret, names.ca_secret)] if ctx.spec.tls.mode == "SelfSigned" else [])
         for source_name, copy_name in shared:
             source = kube.read_child("v1", "Secret", home_ns, source_name)
             if source is None:
@@ -217,7 +220,9 @@ class ReplicaReconciler:
         kube.create_if_missing(
             "v1", "Secret", ns, names.http_secret, lambda: build_replica_http_secret(ctx, secrets.token_urlsafe(32))
         )
-        tls = plan_tls(kube, ctx)
+        replica_tls = plan_replica_tls(kube, ctx, spec)  # the serving Secret resolved: replication/tls.py
+        ctx, tls = replica_tls.ctx, replica_tls.plan
+        outcome.ctx = ctx
         config_text = build_replica_config_text(ctx)
         events = kube.read_child("v1", "Secret", ns, names.events) or {}
         config_hash = content_hash(config_text, tls.fingerprint, (events.get("data") or {}).get("token"))

@@ -4,8 +4,9 @@ Guarantees:
 - an event is applied once: its id is recorded in the same transaction that applies it, so an
   envelope posted again (distribution retrying) or replayed after a crash changes nothing;
 - the intake's accept returns only after the commit: an accepted event survives a SIGKILL;
-- a job is "make `repository:tag` on `replica` equal to the ledger", coalesced per (registry,
-  replica, repository, tag): ten pushes of `latest` make one copy. Its `seq` grows with every
+- a job is "make `repository:tag` (or `repository@digest`, keyed `@<digest>`) on `replica` equal
+  to the ledger", coalesced per (registry, replica, repository, tag): ten pushes of `latest` make
+  one copy. Its `seq` grows with every
   enqueue, and a worker completes a job only at the seq it took, so a change that arrives while a
   copy runs is never lost;
 - tombstones are ledger rows like any other and are pruned only after `TOMBSTONE_KEEP_SECONDS` (two weeks).
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from dockyard.replication.ledger import Key, Version
+from dockyard.replication.ledger import Key, Version, key_digest
 
 TOMBSTONE_KEEP_SECONDS: Final = 14 * 24 * 3600
 """How long a tombstone outlives its delete: more than ten full comparisons at the longest interval
@@ -164,8 +165,10 @@ class LedgerStore:
     # -- writes outside event transactions ------------------------------------------------------
 
     def complete(self, job: Job, copied_bytes: int = 0, now: float | None = None) -> bool:
-        """Drop the job if nothing was enqueued for it since it was taken; record the sync."""
+        """Drop the job if nothing was enqueued for it since it was taken; record the sync. The
+        initial fill's progress counts tags (its total is the tags a replica lacked)."""
         now = time.time() if now is None else now
+        counted = 1 if key_digest((job.repository, job.tag)) is None else 0
         with self.transaction() as tx:
             done = tx.execute(
                 "DELETE FROM jobs WHERE namespace=? AND registry=? AND replica=? AND repository=? AND tag=? AND seq=?",
@@ -176,7 +179,7 @@ class LedgerStore:
                 "UPDATE replicas SET last_sync=?, fill_bytes=fill_bytes+?, "
                 "fill_copied=fill_copied+(CASE WHEN fill_total IS NOT NULL AND fill_completed IS NULL THEN ? ELSE 0 END) "
                 "WHERE namespace=? AND registry=? AND replica=?",
-                (now, copied_bytes, 1 if done else 0, job.namespace, job.registry, job.replica),
+                (now, copied_bytes, counted if done else 0, job.namespace, job.registry, job.replica),
             )
             tx.finish_fill_if_done(job.namespace, job.registry, job.replica, now)
         return bool(done)

@@ -7,7 +7,9 @@ made on any replica becomes a ledger decision and copy jobs, committed before th
   re-asserted there);
 - an untag, a manifest delete (every tag the ledger has on the digest) or a repository delete
   (every tag of the repository): tombstones, applied and spread the same way;
-- a push by digest only (an index's child, a referrer) is carried by the tag that names it;
+- a push by digest only (an untagged image, an index's child, a referrer reached by digest): a
+  `Version` of the digest's own entry (`ledger.digest_key`), spread the same way, so the manifest
+  reaches every replica whether or not a tag ever names it;
 - events whose actor is the replicator are its own writes landing: never applied, never echoed.
 Applied once per event id (`store.first_time`), so a re-posted envelope changes nothing.
 """
@@ -20,7 +22,16 @@ from collections.abc import Callable
 from dockyard.auth.delegation import REPLICATOR_SUBJECT
 from dockyard.events.bus import EventBatch
 from dockyard.events.envelope import RegistryEvent
-from dockyard.replication.ledger import HOME, Key, Version, decide, digest_delete, parse_stamp, untag
+from dockyard.replication.ledger import (
+    HOME,
+    Key,
+    Version,
+    decide,
+    digest_delete,
+    digest_key,
+    parse_stamp,
+    untag,
+)
 from dockyard.replication.metrics import ReplicationMetrics
 from dockyard.replication.store import LedgerStore, _Transaction
 from dockyard.replication.topology import Topology
@@ -72,9 +83,10 @@ class ReplicationSubscriber:
         stamp = parse_stamp(event.timestamp)
         ns, registry, repository = batch.namespace, batch.registry, event.repository
         if event.action == "push":
-            if not event.tag or not event.digest:
+            if not event.digest:
                 return []
-            return [((repository, event.tag), Version(stamp, origin, event.digest))]
+            key = (repository, event.tag) if event.tag else digest_key(repository, event.digest)
+            return [(key, Version(stamp, origin, event.digest))]
         if event.tag:
             key = (repository, event.tag)
             tombstone = untag(self.store.version(ns, registry, key), stamp, origin)

@@ -231,7 +231,7 @@ _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 reconcile)."""
 
 
-def render_config(config: dict[str, Any]) -> str:
+def render_config(config: dict[str, Any] | list[Any]) -> str:
     return str(yaml.dump(config, Dumper=_DUMPER, sort_keys=True))
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from dockyard.core.meta import metadata
 from dockyard.core.names import labels, selector_labels
 from dockyard.registries.manifests.access import (
@@ -26,6 +24,7 @@ from dockyard.registries.manifests.config import (
     TOKEN_PORT,
     RegistryContext,
     build_notification_endpoints,
+    render_config,
 )
 from dockyard.registries.manifests.endpoints import AFFINITY_SECONDS, GLOBAL_ENDPOINT_ANNOTATION
 from dockyard.registries.manifests.network import (
@@ -147,7 +146,7 @@ def _registry_container(ctx: RegistryContext) -> dict[str, Any]:
             # distribution reads a whole config section from a REGISTRY_<SECTION>_<KEY> variable as YAML.
             {
                 "name": "REGISTRY_NOTIFICATIONS_ENDPOINTS",
-                "value": yaml.safe_dump(build_notification_endpoints(ctx), sort_keys=True),
+                "value": render_config(build_notification_endpoints(ctx)),
             },
         ],
         "volumeMounts": mounts,
