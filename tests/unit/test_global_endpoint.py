@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,9 +14,11 @@ import yaml
 
 from dockyard.core.cache import CHILD_INDEX, ClusterCache, known, pod_status, summarize
 from dockyard.core.meta import Owner
+from dockyard.core.pki import certificate_covers, issue_ca, issue_serving_cert
 from dockyard.handlers.registry import ChildChange, child_change
 from dockyard.models import RegistrySpec
 from dockyard.models.replication import ReplicationSpec
+from dockyard.registries.global_endpoint import home_pod_address
 from dockyard.registries.manifests.config import RegistryContext, RegistryNames, build_registry_config, tls_secret_name
 from dockyard.registries.manifests.endpoints import (
     HOME_NAMESPACE_LABEL,
@@ -220,9 +223,26 @@ def test_the_replica_deployment_selector_is_unchanged_by_the_labels(routed: bool
 def test_a_serving_certificate_for_names_in_a_long_namespace() -> None:
     """`<replica>.<namespace>.svc` may pass X.509's 64-character common name; the certificate is
     still issued and covers every name (in its SANs)."""
-    from dockyard.core.pki import certificate_covers, issue_ca, issue_serving_cert
-
     namespace = "t-" + "n" * 58
     hosts = [f"glob-west.{namespace}.svc", "glob-west", f"glob.{namespace}.svc"]
     serving = issue_serving_cert(issue_ca("test CA"), hosts)
     assert certificate_covers(serving.cert_pem, hosts)
+
+
+def test_the_copier_reaches_the_home_at_a_ready_pod_of_its_own() -> None:
+    """Once the registry's Service routes over replicas, the home is dialled at one of its own ready
+    pods (the first by name), never at a replica's, and not at all while none is ready."""
+    labels = home_pod_selector(_home())
+    replica_labels = ReplicaRoute("hub-west", "team-a").pod_selector
+    pods = [
+        _pod("team-a", "hub-b", labels, podIP="10.0.0.2"),
+        _pod("team-a", "hub-a", labels, podIP="10.0.0.1", ready=False),
+        _pod("team-a", "hub-west-a", replica_labels, podIP="10.0.0.9"),
+    ]
+    cache = ClusterCache()
+    index = {(p["metadata"]["namespace"], p["metadata"]["name"]): (summarize("Pod", p),) for p in pods}
+    cache.bind({CHILD_INDEX[("v1", "Pod")]: index})
+    kube: Any = SimpleNamespace(cache=cache)
+    assert home_pod_address(kube, _home()) == "10.0.0.2"
+    index.pop(("team-a", "hub-b"))
+    assert home_pod_address(kube, _home()) is None
