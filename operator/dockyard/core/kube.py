@@ -21,10 +21,11 @@ them to `kopf.TemporaryError`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -134,6 +135,14 @@ class Kube:
     def _resource(self, api_version: str, kind: str) -> Any:
         with self._lock:  # discovery caches are not thread-safe
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def discover(self, kinds: Iterable[tuple[str, str]]) -> None:
+        """Look up each (apiVersion, kind) once now, so the first reconcile after a start does not
+        pay the discovery requests (one per API group version) in the middle of its writes.
+        A kind the server does not serve (cert-manager's, absent) is skipped."""
+        for api_version, kind in kinds:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._resource(api_version, kind)
 
     def _count(self, verb: str, kind: str) -> None:
         self.requests.labels(verb=verb, kind=kind).inc()
