@@ -45,7 +45,7 @@ from dockyard.builds.triggers.metrics import register_trigger_metrics
 from dockyard.builds.triggers.service import MEMO_KEY as TRIGGERS_KEY
 from dockyard.builds.triggers.service import TriggerService
 from dockyard.core import kube
-from dockyard.core.cache import ClusterCache
+from dockyard.core.cache import CHILD_INDEX, ClusterCache
 from dockyard.core.children import CHILD_KINDS, ChildWatch
 from dockyard.core.drift import DriftRepair
 from dockyard.core.memory import trim_forever
@@ -57,7 +57,7 @@ from dockyard.handlers import access as access_handlers
 from dockyard.handlers import registry as registry_handlers
 from dockyard.handlers import webhook as webhook_handlers
 from dockyard.handlers.registry import CHILD_CHANGES_KEY, ChildChange, RegistryKey
-from dockyard.models import GROUP
+from dockyard.models import API_VERSION, GROUP
 from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.replication.service import MEMO_KEY as REPLICATION_KEY
 from dockyard.replication.service import ReplicationService
@@ -81,6 +81,14 @@ CHILD_EVENT_CONCURRENCY: Final = 4
 """Registries whose children's events (a rollout, a deletion) are handled at once."""
 CHILD_SELECTOR: Final = ",".join(f"{key}={value}" for key, value in CHILD_LABELS.items())
 BUILD_RESOURCES: Final = (("batch", "v1", "jobs"), ("", "v1", "pods"))
+DISCOVERED: Final = (
+    *CHILD_INDEX,
+    ("v1", "Event"),
+    ("v1", "Node"),
+    ("batch/v1", "Job"),
+    *((API_VERSION, kind) for kind in ("Registry", "Webhook", "Replication", "Token", "ScopeMap", "BuildRun")),
+)
+"""Kinds whose API discovery is done at startup (see `Kube.discover`)."""
 
 
 def _installed_version() -> str:
@@ -151,6 +159,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     # kopf's indices of Dockyard's kinds, empty now and filled by its watches; the children's.
     cache.bind({**kwargs, **children.indices})
     api = kube.Kube(kube.load_api_client(), registry=operator_metrics.registry, cache=cache)
+    await asyncio.to_thread(api.discover, DISCOVERED)
     memo[kube.MEMO_KEY] = api
     # Listed before this handler returns, so before any resource handler runs.
     changes.start()

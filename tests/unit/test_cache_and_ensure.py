@@ -283,3 +283,23 @@ def test_lookups_before_binding_are_unknown_and_after_are_answers() -> None:
     bound["dockyard_webhooks_by_registry"].put(("team", "hub"), {"metadata": {"name": "w"}})
     assert cache.webhooks_of("team", "hub") == [{"metadata": {"name": "w"}}]
     assert cache.child("cert-manager.io/v1", "Certificate", "team", "hub") is Unknown, "not watched"
+
+
+def test_discovery_at_startup_looks_up_each_kind_and_skips_what_is_not_served() -> None:
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    from dockyard.main import DISCOVERED
+
+    looked_up: list[tuple[str, str]] = []
+
+    class Discovering(MemoryKube):
+        def _resource(self, api_version: str, kind: str) -> Any:
+            looked_up.append((api_version, kind))
+            if kind == "Certificate":
+                raise ResourceNotFoundError("not served")
+            return object()
+
+    kube = Discovering(ClusterCache())
+    kube.discover([*DISCOVERED, ("cert-manager.io/v1", "Certificate")])
+    assert looked_up[-1] == ("cert-manager.io/v1", "Certificate")
+    assert {("apps/v1", "Deployment"), ("v1", "Event"), ("dockyard.dev/v1alpha1", "Registry")} <= set(looked_up)

@@ -211,17 +211,22 @@ class WebhookResolver:
         )
 
     def load(self, namespace: str) -> list[WebhookEntry]:
-        """Entries for every valid Webhook in a namespace (one LIST of Webhooks, one of Registries)."""
+        """Entries for every valid Webhook in a namespace (one LIST of Webhooks, one of Registries:
+        not the watch-fed cache, which may still be filling when the first event of a namespace
+        arrives, and an event must reach every webhook there is)."""
         webhooks = self.kube.list(API_VERSION, "Webhook", namespace)
         registries = {r["metadata"]["name"]: r for r in self.kube.list(API_VERSION, "Registry", namespace)}
         needs_replicas = any((w.get("spec") or {}).get("location") for w in webhooks)
+        by_registry: dict[str | None, list[dict[str, Any]]] = {}
+        for body in webhooks:
+            by_registry.setdefault(referenced_registry(body), []).append(body)
         entries = []
         for body in webhooks:
             try:
                 spec = WebhookSpec.model_validate(body.get("spec") or {})
             except ValidationError:
                 continue
-            siblings = [w for w in webhooks if referenced_registry(w) == spec.registry_ref.name]
+            siblings = by_registry.get(spec.registry_ref.name, [])
             locations = self.replica_locations(namespace, spec.registry_ref.name) if needs_replicas else frozenset()
             entries.append(self.entry(body, spec, registries.get(spec.registry_ref.name), siblings, locations))
         return entries
