@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dockyard.core.cache import known, pod_status
-from dockyard.core.kube import Kube
+from dockyard.core.kube import Kube, Outcome
 from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.registries.manifests.config import RegistryContext
@@ -92,15 +92,23 @@ def _retire_controller_endpoints(kube: Kube, ctx: RegistryContext) -> list[str]:
     return removed
 
 
-def ensure_global_endpoint(kube: Kube, ctx: RegistryContext, routed: list[ReplicaRoute] | None = None) -> list[str]:
+def ensure_global_endpoint(
+    kube: Kube,
+    ctx: RegistryContext,
+    routed: list[ReplicaRoute] | None = None,
+    service_result: Outcome | None = None,
+) -> list[str]:
     """The Service in its shape (its selector, or none while the registry has a Replication) and
-    the EndpointSlices made to match, or removed with the last Replication. Returns what changed."""
+    the EndpointSlices made to match, or removed with the last Replication. Returns what changed.
+    `service_result`: the caller has ensured the Service already, with this outcome."""
     if routed is None:
         routed = find_replica_routes(kube, ctx)
     changed = []
-    switched = kube.ensure(build_service(ctx, global_routing=bool(routed))) != "unchanged"
-    if switched:
-        changed.append("service")
+    if service_result is None:
+        service_result = kube.ensure(build_service(ctx, global_routing=bool(routed)))
+        if service_result != "unchanged":
+            changed.append("service")
+    switched = service_result != "unchanged"
     ns = ctx.owner.namespace
     wanted = build_global_endpoint_slices(ctx, global_members(kube, ctx, routed)) if routed else []
     for manifest in wanted:

@@ -168,7 +168,8 @@ class RegistryReconciler:
         routed = find_replica_routes(kube, ctx)
         if spec.exposure.node_pull:
             # The Service comes first: its ClusterIP goes into the certificate and the realm.
-            self._note(outcome, "service", kube.ensure(build_service(ctx, global_routing=bool(routed))))
+            service_result = kube.ensure(build_service(ctx, global_routing=bool(routed)))
+            self._note(outcome, "service", service_result)
             if ctx.cluster_ip is None:
                 ctx = dataclasses.replace(ctx, cluster_ip=self._cluster_ip(ctx))
         # Independent of each other: at once.
@@ -190,7 +191,8 @@ class RegistryReconciler:
         admin = start(steps, self._ensure_admin, ctx, body, admin_changed)
         finish(steps)
         if service is not None:
-            self._note(outcome, "service", service.result())
+            service_result = service.result()
+            self._note(outcome, "service", service_result)
         outcome.changed += admin_changed
         passwords = admin.result()
         config_text = render_config(build_registry_config(ctx))
@@ -222,7 +224,8 @@ class RegistryReconciler:
         finish(steps)
         for (what, _), result in zip(children, ensured, strict=True):
             self._note(outcome, what, result.result())
-        outcome.changed += ensure_global_endpoint(kube, ctx, routed)
+        # The Service is ensured above already: not applied twice before the watch shows it.
+        outcome.changed += ensure_global_endpoint(kube, ctx, routed, service_result)
         self._ensure_node_trust(ctx, outcome)
         self._ensure_network_policy(ctx, outcome)
         ingress = build_ingress(ctx)
