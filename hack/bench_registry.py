@@ -283,6 +283,9 @@ class Bench:
         self.registries += [f"r{i}" for i in range(n)]
         say(f"1. one after another ({n} each)")
         say(latency_line("   Registry created -> Deployment created", to_deployment))
+        if to_deployment:
+            slowest = max(range(len(to_deployment)), key=to_deployment.__getitem__)
+            say(f"   (slowest: registry #{slowest + 1} of {len(to_deployment)}, {to_deployment[slowest] * 1000:.1f} ms)")
         say(latency_line("   Registry created -> Ready=True", to_ready))
         for i in range(n):
             name = f"plain{i}"
