@@ -285,7 +285,9 @@ class Bench:
         say(latency_line("   Registry created -> Deployment created", to_deployment))
         if to_deployment:
             slowest = max(range(len(to_deployment)), key=to_deployment.__getitem__)
-            say(f"   (slowest: registry #{slowest + 1} of {len(to_deployment)}, {to_deployment[slowest] * 1000:.1f} ms)")
+            say(
+                f"   (slowest: registry #{slowest + 1} of {len(to_deployment)}, {to_deployment[slowest] * 1000:.1f} ms)"
+            )
         say(latency_line("   Registry created -> Ready=True", to_ready))
         for i in range(n):
             name = f"plain{i}"
