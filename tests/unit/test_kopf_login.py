@@ -1,0 +1,50 @@
+"""The login handler: kopf's credentials from the kubeconfig, in a session whose pool is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import kopf
+import pytest
+import yaml
+
+from dockyard.handlers.login import KOPF_CONNECTIONS, login
+
+
+def test_the_session_carries_kopfs_credentials_and_a_bounded_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "c", "cluster": {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True}}
+                ],
+                "users": [{"name": "u", "user": {"token": "t0ken"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "team"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    # read by the kubernetes client at its import, as KUBECONFIG
+    monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+    async def logged_in() -> tuple[kopf.AiohttpSession | None, int, str | None]:
+        context = await login(logger=logging.getLogger("test"), settings=kopf.OperatorSettings())
+        assert context is not None
+        session = context.aiohttp_session
+        try:
+            return context, session.connector.limit, session.headers.get("Authorization")  # type: ignore[union-attr]
+        finally:
+            await session.close()
+
+    context, limit, authorization = asyncio.run(logged_in())
+    assert context is not None and context.server == "https://127.0.0.1:6443"
+    assert limit == KOPF_CONNECTIONS > 0  # kopf's own session has no limit (0)
+    assert authorization == "Bearer t0ken"
