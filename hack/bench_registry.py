@@ -2,7 +2,8 @@
 the local control plane, beside the Deployment controller's figures in the same run.
 
 Phases, each printed as soon as it is measured (an interrupted run still reports what it saw):
-1. one after another: p50/p99 of Registry created -> its Deployment created and -> Ready=True, and
+1. one after another (after one Registry not counted: the first reconcile after a start opens its
+   connections): p50/p99 of Registry created -> its Deployment created and -> Ready=True, and
    of Deployment created -> ReplicaSet created for plain Deployments (the yardstick); the ratio of
    the two p99s (target: Registry -> Deployment <= 3x the Deployment controller's);
 2. the yardstick burst: --deployments plain Deployments created at once -> all ReplicaSets created,
@@ -269,6 +270,13 @@ class Bench:
             return
         self.watch(SEQ, "deployments", "replicasets", "registries")
         time.sleep(2)
+        # One Registry first, not counted: the first reconcile after the operator's start (and
+        # this client's first create) opens connections the Deployment controller, running for
+        # a while already, has open.
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, SEQ, "registries", registry_body("warmup"))
+        if self.seen.wait("ready", ["warmup"], 120):
+            warn("the warm-up registry was not Ready within 120 s")
+        self.registries.append("warmup")
         to_deployment, to_ready, to_rs = [], [], []
         for i in range(n):
             name = f"r{i}"
@@ -281,7 +289,7 @@ class Bench:
             to_deployment.append(self.seen.times[("deployment", name)] - started)
             to_ready.append(self.seen.times[("ready", name)] - started)
         self.registries += [f"r{i}" for i in range(n)]
-        say(f"1. one after another ({n} each)")
+        say(f"1. one after another ({n} each, after one Registry not counted)")
         say(latency_line("   Registry created -> Deployment created", to_deployment))
         if to_deployment:
             slowest = max(range(len(to_deployment)), key=to_deployment.__getitem__)
