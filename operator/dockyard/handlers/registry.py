@@ -256,27 +256,24 @@ def referrers_changed(memo: kopf.Memo, namespace: str, registry: str) -> bool:
     created or deleted: fold the new count into the Registry's status soon, through the
     children's queue (a burst of a thousand creations merges into one handling and at most one
     status write). Returns whether it was queued (not when the Registry is unknown)."""
-    queue = memo.get(CHILD_CHANGES_KEY)
-    if not isinstance(queue, KeyedQueue):
-        return False
-    parent = kube_from(memo).cache.registry(namespace, registry)
-    if not isinstance(parent, dict):
-        return False
-    queue.add_threadsafe((namespace, registry), ChildChange(str(parent["metadata"].get("uid")), reconcile=False))
-    return True
+    return _queue(memo, namespace, registry, endpoints=False)
 
 
 def endpoints_changed(memo: kopf.Memo, namespace: str, registry: str) -> bool:
     """A Replication of the registry was created, changed or deleted: its global login server's
     Service shape and EndpointSlices follow soon, through the children's queue. Returns whether
     it was queued (not when the Registry is unknown)."""
+    return _queue(memo, namespace, registry, endpoints=True)
+
+
+def _queue(memo: kopf.Memo, namespace: str, registry: str, *, endpoints: bool) -> bool:
     queue = memo.get(CHILD_CHANGES_KEY)
     if not isinstance(queue, KeyedQueue):
         return False
     parent = kube_from(memo).cache.registry(namespace, registry)
     if not isinstance(parent, dict):
         return False
-    change = ChildChange(str(parent["metadata"].get("uid")), reconcile=False, endpoints=True)
+    change = ChildChange(str(parent["metadata"].get("uid")), reconcile=False, endpoints=endpoints)
     queue.add_threadsafe((namespace, registry), change)
     return True
 
