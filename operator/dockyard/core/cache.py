@@ -5,11 +5,11 @@ before any resource handler runs (kopf postpones handlers until every index is p
 module reads them:
 
 - children (labelled `app.kubernetes.io/managed-by: dockyard`) by (namespace, name), as a
-  `Summary` (registry pods too: their template carries the label; a pod's summary keeps its labels,
-  address and readiness, what the global login server's EndpointSlices list): the resourceVersion, the few fields the operator reads back (a Secret's or ConfigMap's
-  data, a Deployment's generation and status, a claim's requested size), never the whole object:
-  1,000 registries hold ~10,000 children, and a full Deployment body costs tens of kB of Python
-  objects;
+  `Summary`: the resourceVersion, the few fields the operator reads back (a Secret's or
+  ConfigMap's data, a Deployment's generation and status, a claim's requested size), never the
+  whole object: 1,000 registries hold ~10,000 children, and a full Deployment body costs tens of kB
+  of Python objects. Registry pods too (their template carries the label): a pod's summary keeps
+  its labels, addresses and readiness, what the global login server's EndpointSlices list;
 - Dockyard's own kinds: Registries by name, Webhooks by name and by the registry they reference,
   Replications, Tokens and ScopeMaps by registry.
 

@@ -123,7 +123,7 @@ class Kube:
         self._lock = threading.Lock()
         self.cache = cache or ClusterCache()
         self._verified: dict[ObjectKey, Verified] = {}
-        """(manifest digest, resourceVersion) each child was last seen to match; see the module doc."""
+        """What each child was when last seen to match its manifest; see the module doc."""
         self._verified_lock = threading.Lock()
         self.requests = Counter(
             "dockyard_kube_requests",
