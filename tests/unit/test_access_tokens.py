@@ -180,6 +180,11 @@ def test_quota_counts_in_creation_order() -> None:
 
 def test_registry_missing_scope_map_missing_disabled_and_bad_names() -> None:
     assert _reconcile(Kube(), token_body(), registry=None).reason == Reason.DEPENDENCY_NOT_READY
+    kube = Kube()
+    early = _reconcile(kube, token_body(), registry={**REGISTRY, "status": {}})
+    assert not early.ready and early.reason == Reason.DEPENDENCY_NOT_READY and "ci.token-pull" in early.message
+    assert early.status["pullSecretName"] is None and ("Secret", "ci.token-pull") not in kube.objects
+    assert ("Secret", "ci.token") in kube.objects, "the credentials exist already: only Ready waits"
     missing = _reconcile(Kube(), token_body(scopeMapRef={"name": "nope"}), exists=False)
     assert missing.reason == Reason.DEPENDENCY_NOT_READY and "nope" in missing.message
     disabled = _reconcile(Kube(), token_body(enabled=False))

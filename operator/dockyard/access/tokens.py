@@ -168,7 +168,14 @@ def reconcile_token(
             (EventReason.PASSWORD_REGENERATED, f"{plan.regenerated} regenerated; the other password is unchanged")
         )
     scope = spec.scope_map_ref.name
-    if scope not in SYSTEM_SCOPE_MAPS and not scope_map_exists:
+    if plan.values and not servers:
+        # Ready promises the pull Secret its status names; the Registry's first status brings the
+        # login servers, and that status change re-reconciles this token.
+        outcome.reason = Reason.DEPENDENCY_NOT_READY
+        outcome.message = (
+            f"Registry {spec.registry_ref.name} has no login server yet: pull Secret {names.pull} waits for it"
+        )
+    elif scope not in SYSTEM_SCOPE_MAPS and not scope_map_exists:
         outcome.reason = Reason.DEPENDENCY_NOT_READY
         outcome.message = f"ScopeMap {scope} not found: the token logs in but may do nothing"
     elif not spec.enabled:
