@@ -9,7 +9,9 @@ Phases, each printed as soon as it is measured (an interrupted run still reports
 2. the yardstick burst: --deployments plain Deployments created at once -> all ReplicaSets created,
    -> all Available;
 3. --registries Registries created at once -> all Deployments created, -> all Deployments
-   Available, -> all Ready=True (target: <= 120 s for 1,000), with the operator's RSS;
+   Available, -> all Ready=True (target: <= 120 s for 1,000), with the operator's RSS, and what
+   the burst cost the API server per registry (every client's writes and reads by resource, the
+   operator's requests by verb and kind);
 4. settle (no writes for --quiet-seconds), then --idle-seconds idle with the
    Registries only: requests by verb from the operator's `dockyard_kube_requests_total` (target:
    0 writes), writes the API server counted by resource (kopf's own patches included; kwok's node
@@ -27,6 +29,10 @@ default 110, on 16-CPU/64-GiB nodes: a common node size; one 500-pod node would 
 cluster), a service range of 10.0.0.0/16 (the harness's /24 runs out after 254 Services: one per
 registry), and the controller-manager and scheduler the client limits of Kubernetes' own
 scalability tests (--kube-api-qps=100 --kube-api-burst=100) instead of 20/30 and 50/100.
+
+For a diagnosis: BENCH_LOG_LEVEL=debug and BENCH_LOG_FORMAT=full set the operator's log (default
+warning, plain); LOCALCLUSTER_PROFILING=true serves the API server's /debug/pprof (for
+`kubectl get --raw '/debug/pprof/profile?seconds=30'`).
 """
 
 from __future__ import annotations
@@ -335,6 +341,7 @@ class Bench:
         time.sleep(2)
         names = [f"b{i}" for i in range(n)]
         say(f"3. {n} Registries created at once")
+        server_before, operator_before = self.apiserver_requests(), self.operator_metrics()
         phase = began = time.monotonic()
         started, submitted = self.create(BURST, "registries", [registry_body(name) for name in names])
         self.registries += names
@@ -347,7 +354,40 @@ class Bench:
         if total is not None:
             verdict = "met" if total <= 120 else "missed"
             say(f"   all {n} Ready in {total:.1f} s: target <= 120 s {verdict}")
+        self.writes_per_registry(n, server_before, operator_before)
         say(f"   {self.memory.describe(phase)}")
+
+    def writes_per_registry(
+        self, n: int, server_before: dict[Labels, float], operator_before: dict[str, dict[Labels, float]]
+    ) -> None:
+        """What the burst cost the API server, per registry: every client's writes by resource
+        (the bench's own creates included, kwok's heartbeats left out), and the operator's."""
+        server = counter_delta(server_before, self.apiserver_requests(), ["verb", "resource", "subresource"])
+        writes = {k: v for k, v in server.items() if k[0] not in READ_VERBS_API and k[1] not in HEARTBEATS}
+        say(
+            f"   API-server writes per registry (every client): {sum(writes.values()) / n:.1f} = "
+            + ", ".join(
+                f"{verb} {res}{'/' + sub if sub else ''} {v / n:.2f}"
+                for (verb, res, sub), v in sorted(writes.items(), key=lambda item: -item[1])
+            )
+        )
+        reads = {k: v for k, v in server.items() if k[0] in READ_VERBS_API - {"WATCH"}}
+        say(
+            f"   API-server reads per registry (every client): {sum(reads.values()) / n:.2f} = "
+            + ", ".join(
+                f"{verb} {res}{'/' + sub if sub else ''} {v / n:.3f}"
+                for (verb, res, sub), v in sorted(reads.items(), key=lambda item: -item[1])[:12]
+            )
+        )
+        mine = counter_delta(
+            operator_before.get("dockyard_kube_requests_total", {}),
+            self.operator_metrics().get("dockyard_kube_requests_total", {}),
+            ["verb", "kind"],
+        )
+        say(
+            f"   operator requests per registry: {sum(mine.values()) / n:.1f} = "
+            + ", ".join(f"{verb} {kind} {v / n:.2f}" for (verb, kind), v in sorted(mine.items(), key=lambda i: -i[1]))
+        )
 
     # 5. Webhooks at once.
     def webhook_burst(self) -> None:
@@ -594,11 +634,11 @@ def main(argv: list[str] | None = None) -> int:
             "DOCKYARD_HEALTH_PORT": str(free_port()),
             "DOCKYARD_METRICS_HOST": "127.0.0.1",
             "DOCKYARD_METRICS_PORT": str(args.metrics_port),
-            "DOCKYARD_LOG_FORMAT": "plain",
+            "DOCKYARD_LOG_FORMAT": os.environ.get("BENCH_LOG_FORMAT", "plain"),
             "DOCKYARD_EVENTS_HOST": "127.0.0.1",
             "DOCKYARD_EVENTS_PORT": "0",
             "DOCKYARD_STATE_DIR": str(state / "state"),
-            "DOCKYARD_LOG_LEVEL": "warning",
+            "DOCKYARD_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
             "DOCKYARD_DRIFT_INTERVAL_SECONDS": str(args.drift_interval),
             "PYTHONPATH": str(ROOT / "operator"),
         }

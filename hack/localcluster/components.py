@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def apiserver_argv(
         "--disable-admission-plugins=ServiceAccount",
         "--endpoint-reconciler-type=none",
         "--enable-priority-and-fairness=false",
-        "--profiling=false",
+        # Off unless asked for (a bench diagnosis: `/debug/pprof` on the API server).
+        "--profiling=" + os.environ.get("LOCALCLUSTER_PROFILING", "false"),
         *_flags(
             max_requests_inflight=tuning.max_requests_inflight,
             max_mutating_requests_inflight=tuning.max_mutating_requests_inflight,

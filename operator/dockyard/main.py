@@ -77,6 +77,7 @@ _CHILDREN = "child_watch"
 _TRIMMER = "memory_trimmer"
 CHILD_RESOURCES: Final = tuple((kind.group, kind.version, kind.plural) for kind in CHILD_KINDS)
 HANDLER_THREADS: Final = 12
+CONSISTENCY_SECONDS: Final = 60.0
 CHILD_EVENT_CONCURRENCY: Final = 4
 """Registries whose children's events (a rollout, a deletion) are handled at once."""
 CHILD_SELECTOR: Final = ",".join(f"{key}={value}" for key, value in CHILD_LABELS.items())
@@ -130,6 +131,11 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
     # Handlers wait on the API server, not on the CPU: kopf's default pool (CPUs + 4 threads, 6 on
     # two cores) left a burst of creations queued behind a few requests in flight.
     kopf_settings.execution.max_workers = HANDLER_THREADS
+    # After its own PATCH kopf waits this long for the watch to bring that version before it
+    # trusts an older event. Under a burst the watch lags more than kopf's 5 s: the event of our
+    # own status write (older than kopf's annotation) then read as "never handled", and the whole
+    # creation ran a second time (0.6-0.9 extra reconciles, status writes and Events per registry).
+    kopf_settings.persistence.consistency_timeout = CONSISTENCY_SECONDS
     kopf_settings.peering.standalone = True
     kopf_settings.peering.mandatory = False
 

@@ -102,7 +102,8 @@ def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | A
 
 def _reconcile_now(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any) -> None:
     kube = kube_from(memo)
-    body = dict(body)
+    meta = body["metadata"]
+    body = WRITTEN.freshest((meta["namespace"], meta["name"]), body)
     current = dict(body.get("status") or {})
     generation = int(body["metadata"].get("generation", 1))
 
@@ -155,19 +156,17 @@ class WrittenStatus:
         with self._lock:
             self._written[key] = (uid, status)
 
-    def freshest(self, key: RegistryKey, parent: dict[str, Any]) -> dict[str, Any]:
-        """`parent` with the status last written over the cached one, when the cache has not
-        caught up with that write (same object, and the cache at an older generation's status)."""
+    def freshest(self, key: RegistryKey, parent: Mapping[str, Any]) -> dict[str, Any]:
+        """`parent` with the status last written over the cached one. Only this module writes a
+        Registry's status, so within this process its last write is the newest status whatever
+        a (lagging) copy shows; with the copy's, a Ready registry read as not Ready yet posted
+        its Ready Event and status a second time."""
         with self._lock:
             written = self._written.get(key)
         meta = parent["metadata"]
         if written is None or written[0] != meta.get("uid"):
-            return parent
-        cached = parent.get("status") or {}
-        generation = meta.get("generation", 1)
-        if cached.get("observedGeneration") == generation or written[1].get("observedGeneration") != generation:
-            return parent
-        return {**parent, "status": {**cached, **written[1]}}
+            return dict(parent)
+        return {**parent, "status": {**(parent.get("status") or {}), **written[1]}}
 
     def forget(self, key: RegistryKey) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 from dockyard.auth.policy import generate_password
 from dockyard.core.cache import known
 from dockyard.core.kube import Kube, contains
+from dockyard.core.kube import Outcome as Ensured
 from dockyard.core.meta import Owner
 from dockyard.core.names import RegistryNames
 from dockyard.core.pki import issue_signing_key
@@ -64,7 +65,7 @@ from dockyard.registries.manifests.workload import (
 )
 from dockyard.registries.status import observe
 from dockyard.registries.tier_guard import check_tier_change
-from dockyard.registries.tls import plan_tls
+from dockyard.registries.tls import TlsPlan, plan_tls
 
 NODE_INTERNAL_IP: Final = "InternalIP"
 """A Node's address type (Kubernetes' own, not a condition)."""
@@ -161,69 +162,98 @@ class RegistryReconciler:
         return str(address) if address and address != "None" else None
 
     def reconcile(self, body: Mapping[str, Any], spec: RegistrySpec) -> Outcome:
+        """The children in steps, each step's writes at once.
+
+        A new registry's Deployment is among the first writes (the reaction time users see):
+        its config hash is made of values generated without a request (the CA and the events
+        token, created in the same step), and its pods need only the ServiceAccount and claim
+        written with it to be created and scheduled. The Secrets and ConfigMaps they mount
+        follow at once; a pod reaches a node's volume setup well after them, and a volume not
+        there yet is retried. An existing Deployment is written last instead: the pods it rolls
+        must mount the new content, never the old."""
         ctx = self.context(body, spec)
         owner, names, kube = ctx.owner, ctx.names, self.kube
         outcome = Outcome()
         check_tier_change(spec, count_referrers(kube, "Replication", owner.namespace, owner.name))
         routed = find_replica_routes(kube, ctx)
+        service_result: Ensured | None = None
         if spec.exposure.node_pull:
             # The Service comes first: its ClusterIP goes into the certificate and the realm.
             service_result = kube.ensure(build_service(ctx, global_routing=bool(routed)))
             self._note(outcome, "service", service_result)
             if ctx.cluster_ip is None:
                 ctx = dataclasses.replace(ctx, cluster_ip=self._cluster_ip(ctx))
-        # Independent of each other: at once.
-        admin_changed: list[str] = []
+
+        # 1. No request: the CA (the serving certificate is issued from it) and the events token
+        #    generated here if they do not exist yet; with the config, they make the config hash.
+        tls = plan_tls(kube, ctx, defer_ca=True)
+        stored_events = kube.read_child("v1", "Secret", owner.namespace, names.events)
+        new_events = None if stored_events is not None else build_events_secret(ctx, secrets.token_urlsafe(32))
+        events_secret = stored_events or new_events
+        config_text = render_config(build_registry_config(ctx))
+        config_hash = self._config_hash(config_text, tls, events_secret)
+        deployment = build_deployment(ctx, config_hash)
+        rolls_pods = kube.read_child("apps/v1", "Deployment", owner.namespace, names.deployment) is not None
+
+        # 2. A new Deployment, with only what its pods need to be created and scheduled (the
+        #    ServiceAccount they run as, their claim), and the generated Secrets created.
+        #    The Deployment is sent first: the API server takes longest over it.
+        first: list[tuple[str, dict[str, Any]]] = [] if rolls_pods else [("deployment", deployment)]
+        first.append(("token service account", build_token_service_account(ctx)))
+        if not ctx.uses_object_storage:
+            claim = kube.read_child("v1", "PersistentVolumeClaim", owner.namespace, names.data)
+            current_size = (((claim or {}).get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+            first.append(("data", build_pvc(ctx, current_size)))
         steps: list[Future[Any]] = []
-        service = (
-            None
-            if spec.exposure.node_pull
-            else start(steps, kube.ensure, build_service(ctx, global_routing=bool(routed)))
-        )
-        tls = start(steps, plan_tls, kube, ctx)
+        ensured = [start(steps, kube.ensure, manifest) for _, manifest in first]
+        new_ca = tls.new_ca
+        ca = None if new_ca is None else start(steps, self._create_generated, new_ca)
+        events = None if new_events is None else start(steps, self._create_generated, new_events)
+        finish(steps)
+        self._note_all(outcome, first, ensured)
+        if ca is not None and new_ca is not None and ca.result().get("data") != new_ca["data"]:
+            tls = plan_tls(kube, ctx)  # another writer's CA was there first: issue from it
+        if events is not None:
+            events_secret = events.result()
+        if self._config_hash(config_text, tls, events_secret) != config_hash:
+            # Written with values that lost to another writer's: written again, last.
+            deployment = build_deployment(ctx, self._config_hash(config_text, tls, events_secret))
+            rolls_pods = True
+
+        # 3. Everything else that depends on no other step; the admin passwords for step 4.
+        admin_changed: list[str] = []
+        rest: list[tuple[str, dict[str, Any]]] = [
+            *([] if spec.exposure.node_pull else [("service", build_service(ctx, global_routing=bool(routed)))]),
+            *tls.children,
+            ("config", build_config_map(ctx, config_text)),
+            ("token reader role", build_token_reader_role(ctx)),
+            ("token reader binding", build_token_reader_binding(ctx)),
+        ]
+        steps = []
         start(steps, self._secret_once, ctx, names.token_signer, build_signer_secret(ctx))
         start(
             steps, self._secret_once, ctx, names.http_secret, lambda: build_http_secret(ctx, secrets.token_urlsafe(32))
         )
-        events = start(
-            steps, self._secret_once, ctx, names.events, lambda: build_events_secret(ctx, secrets.token_urlsafe(32))
-        )
         admin = start(steps, self._ensure_admin, ctx, body, admin_changed)
+        ensured = [start(steps, kube.ensure, manifest) for _, manifest in rest]
         finish(steps)
-        if service is not None:
-            service_result = service.result()
-            self._note(outcome, "service", service_result)
+        self._note_all(outcome, rest, ensured)
+        if not spec.exposure.node_pull:
+            service_result = ensured[0].result()
         outcome.changed += admin_changed
         passwords = admin.result()
-        config_text = render_config(build_registry_config(ctx))
-        # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
-        config_hash = content_hash(
-            config_text, tls.result().fingerprint, (events.result().get("data") or {}).get("token")
-        )
-        children = [
-            *tls.result().children,
-            ("auth", build_auth_secret(ctx, build_auth_policy(ctx, passwords))),
-            ("config", build_config_map(ctx, config_text)),
-            ("token service account", build_token_service_account(ctx)),
-            ("token reader role", build_token_reader_role(ctx)),
-            ("token reader binding", build_token_reader_binding(ctx)),
-        ]
+
+        # 4. What is made of the admin passwords.
+        last = [("auth", build_auth_secret(ctx, build_auth_policy(ctx, passwords)))]
         if passwords is not None:
-            # With the others, not after the admin Secret: one round of writes less before the Deployment.
-            children.append(("pull secret", build_pull_secret(ctx, passwords[0])))
-        if not ctx.uses_object_storage:
-            claim = kube.read_child("v1", "PersistentVolumeClaim", owner.namespace, names.data)
-            current_size = (((claim or {}).get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
-            children.append(("data", build_pvc(ctx, current_size)))
-        # The Deployment with the others, not after them: everything it refers to is written in
-        # this same step, long before a pod of it is scheduled; and a failed write fails the
-        # reconcile, which is retried.
-        children.append(("deployment", build_deployment(ctx, config_hash)))
+            last.append(("pull secret", build_pull_secret(ctx, passwords[0])))
         steps = []
-        ensured = [start(steps, kube.ensure, manifest) for _, manifest in children]
+        ensured = [start(steps, kube.ensure, manifest) for _, manifest in last]
         finish(steps)
-        for (what, _), result in zip(children, ensured, strict=True):
-            self._note(outcome, what, result.result())
+        self._note_all(outcome, last, ensured)
+        if rolls_pods:
+            self._note(outcome, "deployment", kube.ensure(deployment))
+        assert service_result is not None
         # The Service is ensured above already: not applied twice before the watch shows it.
         outcome.changed += ensure_global_endpoint(kube, ctx, routed, service_result)
         self._ensure_node_trust(ctx, outcome)
@@ -296,6 +326,17 @@ class RegistryReconciler:
             count_referrers(self.kube, "Token", ns, name),
         )
 
+    @staticmethod
+    def _config_hash(config_text: str, tls: TlsPlan, events: Mapping[str, Any] | None) -> str:
+        # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
+        return content_hash(config_text, tls.fingerprint, ((events or {}).get("data") or {}).get("token"))
+
+    def _create_generated(self, secret: dict[str, Any]) -> dict[str, Any]:
+        """Create a Secret of values generated in this reconcile; what is stored, which is
+        another writer's (a concurrent reconcile, a cache behind) if it was there first."""
+        meta = secret["metadata"]
+        return self.kube.create_if_missing("v1", "Secret", meta["namespace"], meta["name"], lambda: secret)
+
     def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """A Secret of generated values: generated and created once, read back afterwards."""
         return self.kube.create_if_missing("v1", "Secret", ctx.owner.namespace, name, build)
@@ -304,6 +345,13 @@ class RegistryReconciler:
     def _note(outcome: Outcome, what: str, result: str) -> None:
         if result != "unchanged":
             outcome.changed.append(what)
+
+    @classmethod
+    def _note_all(
+        cls, outcome: Outcome, children: list[tuple[str, dict[str, Any]]], ensured: list[Future[Ensured]]
+    ) -> None:
+        for (what, _), result in zip(children, ensured, strict=True):
+            cls._note(outcome, what, result.result())
 
     def _ensure_admin(
         self, ctx: RegistryContext, body: Mapping[str, Any], changed: list[str]

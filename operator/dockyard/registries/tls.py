@@ -35,6 +35,9 @@ class TlsPlan:
 
     fingerprint: str
     children: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    new_ca: dict[str, Any] | None = None
+    """With `defer_ca`: the CA Secret generated now and not written yet. It must be created
+    before `children` are written; if another writer's CA is found instead, plan again."""
 
 
 def ensure_tls(kube: Kube, ctx: RegistryContext, changed: list[str]) -> str:
@@ -47,9 +50,11 @@ def ensure_tls(kube: Kube, ctx: RegistryContext, changed: list[str]) -> str:
     return plan.fingerprint
 
 
-def plan_tls(kube: Kube, ctx: RegistryContext) -> TlsPlan:
+def plan_tls(kube: Kube, ctx: RegistryContext, *, defer_ca: bool = False) -> TlsPlan:
     """The CA created once (generated values), the serving certificate reused or issued; its
-    Secret and the CA ConfigMap as children still to ensure."""
+    Secret and the CA ConfigMap as children still to ensure. With `defer_ca`, a CA that does not
+    exist yet is generated but not written (`TlsPlan.new_ca`): the fingerprint is known without
+    a request."""
     ns, names, mode = ctx.owner.namespace, ctx.names, ctx.spec.tls.mode
     if ctx.tls_secret_name is None:
         return TlsPlan("")
@@ -58,13 +63,15 @@ def plan_tls(kube: Kube, ctx: RegistryContext) -> TlsPlan:
     if mode in ("Secret", "CertManager"):
         provided = read_tls_secret(kube, ns, ctx.tls_secret_name)
         return TlsPlan(content_hash(provided["data"].get("tls.crt")))
-    ca_secret = kube.create_if_missing(
-        "v1",
-        "Secret",
-        ns,
-        names.ca_secret,
-        lambda: build_tls_secret(ctx, names.ca_secret, issue_ca(f"{ctx.owner.name} registry CA")),
-    )
+
+    def build_ca() -> dict[str, Any]:
+        return build_tls_secret(ctx, names.ca_secret, issue_ca(f"{ctx.owner.name} registry CA"))
+
+    new_ca = None
+    if defer_ca:
+        ca_secret = kube.read_child("v1", "Secret", ns, names.ca_secret) or (new_ca := build_ca())
+    else:
+        ca_secret = kube.create_if_missing("v1", "Secret", ns, names.ca_secret, build_ca)
     ca = KeyPair(decode(ca_secret, "tls.key").encode(), decode(ca_secret, "tls.crt").encode())
     stored = kube.read_child("v1", "Secret", ns, names.tls)
     reusable = (
@@ -82,6 +89,7 @@ def plan_tls(kube: Kube, ctx: RegistryContext) -> TlsPlan:
             ("tls", build_tls_secret(ctx, names.tls, serving, ca.cert_pem)),
             ("ca", build_ca_config_map(ctx, ca.cert_pem)),
         ],
+        new_ca,
     )
 
 
