@@ -346,7 +346,15 @@ def test_the_operator_copies_between_the_home_and_a_replica_pod(
         "apiVersion": "dockyard.dev/v1alpha1",
         "kind": "Replication",
         "metadata": {"name": "sync-west"},
-        "spec": {"registryRef": {"name": "sync"}, "location": "west", "nodeSelector": {"kubernetes.io/os": "linux"}},
+        # Off: the home's login server must reach the home's pod (with it on, the host's pushes
+        # land on either pod, and a replica's token realm is its regional name, which only the
+        # routing test resolves). Routing is that test's subject; copying is this one's.
+        "spec": {
+            "registryRef": {"name": "sync"},
+            "location": "west",
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "regionEndpointEnabled": False,
+        },
     }
     _apply(cluster, namespace, home_body)
     try:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from dockyard.core.cache import ClusterCache, Summary, Unknown, metadata_key, slim, summarize
+from dockyard.core.cache import ClusterCache, Packed, Summary, Unknown, metadata_key, pack, slim, summarize
 from dockyard.core.kube import Kube
 
 
@@ -283,6 +283,32 @@ def test_lookups_before_binding_are_unknown_and_after_are_answers() -> None:
     bound["dockyard_webhooks_by_registry"].put(("team", "hub"), {"metadata": {"name": "w"}})
     assert cache.webhooks_of("team", "hub") == [{"metadata": {"name": "w"}}]
     assert cache.child("cert-manager.io/v1", "Certificate", "team", "hub") is Unknown, "not watched"
+
+
+def test_packed_index_values_are_read_as_fresh_parsed_copies_and_counted_without_parsing() -> None:
+    body = {
+        "apiVersion": "dockyard.dev/v1alpha1",
+        "kind": "Webhook",
+        "metadata": {"name": "w", "namespace": "team", "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"registryRef": {"name": "hub"}, "actions": ["push"]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    packed = pack(body)
+    assert isinstance(packed, Packed) and b"managedFields" not in packed.data
+    assert packed.unpack() == slim(body)
+    cache = ClusterCache()
+    bound = indices()
+    cache.bind(bound)
+    bound["dockyard_webhooks_by_registry"][("team", "hub")] = Store([packed, pack({**body, "metadata": {"name": "v"}})])
+    assert cache.count("dockyard_webhooks_by_registry", ("team", "hub")) == 2
+    assert cache.count("dockyard_webhooks_by_registry", ("team", "other")) == 0
+    first = cache.webhooks_of("team", "hub")
+    assert isinstance(first, list) and [w["metadata"]["name"] for w in first] == ["w", "v"]
+    first[0]["spec"]["actions"].append("delete")  # a caller's change stays the caller's
+    again = cache.webhooks_of("team", "hub")
+    assert isinstance(again, list) and again[0]["spec"]["actions"] == ["push"]
+    assert [w["metadata"]["name"] for w in cache.all_of("dockyard_webhooks_by_registry")] == ["w", "v"]
+    assert ClusterCache().count("dockyard_webhooks_by_registry", ("team", "hub")) is Unknown
 
 
 def test_discovery_at_startup_looks_up_each_kind_and_skips_what_is_not_served() -> None:

@@ -2,6 +2,8 @@
 fills every index from its initial listing before any resource handler runs, so a handler never
 sees a half-filled cache.
 
+Each value is `Packed` (compact JSON): `ClusterCache` parses it back on every read.
+
 The children are not watched by kopf but by `core/children.py`, which keeps a summary of each.
 """
 
@@ -11,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from dockyard.core.cache import slim
+from dockyard.core.cache import Packed, pack
 from dockyard.models import GROUP, VERSION
 from dockyard.models.base import referenced_registry
 
@@ -19,24 +21,22 @@ Key = tuple[str, str]
 
 
 @kopf.index(GROUP, VERSION, "registries")
-def dockyard_registries(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(namespace or "", name): slim(body)}
+def dockyard_registries(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Packed]:
+    return {(namespace or "", name): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, "webhooks")
-def dockyard_webhooks(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(namespace or "", name): slim(body)}
+def dockyard_webhooks(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Packed]:
+    return {(namespace or "", name): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, "webhooks")
-def dockyard_webhooks_by_registry(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
+def dockyard_webhooks_by_registry(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Key, Packed] | None:
     registry = referenced_registry(body)
-    return None if registry is None else {(namespace or "", registry): slim(body)}
+    return None if registry is None else {(namespace or "", registry): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, "replications")
-def dockyard_replications_by_registry(
-    namespace: str | None, body: kopf.Body, **_: Any
-) -> dict[Key, dict[str, Any]] | None:
+def dockyard_replications_by_registry(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Key, Packed] | None:
     registry = referenced_registry(body)
-    return None if registry is None else {(namespace or "", registry): slim(body)}
+    return None if registry is None else {(namespace or "", registry): pack(body)}

@@ -7,6 +7,7 @@ without a reconcile, and a child deleted by hand is recreated at once. A Token c
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -146,15 +147,17 @@ def _write_status(kube: Kube, body: Mapping[str, Any], status: dict[str, Any]) -
 class WrittenStatus:
     """The status this process last wrote for each Registry. Under a burst the watch-fed copy of
     a Registry lags its status write by seconds; a child's event in between would see "not
-    reconciled at this generation" and run a whole reconcile again, for nothing."""
+    reconciled at this generation" and run a whole reconcile again, for nothing. Kept as compact
+    JSON (a thousand parsed statuses cost megabytes) and parsed afresh for each reader."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._written: dict[RegistryKey, tuple[str, dict[str, Any]]] = {}
+        self._written: dict[RegistryKey, tuple[str, bytes]] = {}
 
     def remember(self, key: RegistryKey, uid: str, status: dict[str, Any]) -> None:
+        packed = json.dumps(status, separators=(",", ":"), default=str).encode()
         with self._lock:
-            self._written[key] = (uid, status)
+            self._written[key] = (uid, packed)
 
     def freshest(self, key: RegistryKey, parent: Mapping[str, Any]) -> dict[str, Any]:
         """`parent` with the status last written over the cached one. Only this module writes a
@@ -166,7 +169,7 @@ class WrittenStatus:
         meta = parent["metadata"]
         if written is None or written[0] != meta.get("uid"):
             return dict(parent)
-        return {**parent, "status": {**(parent.get("status") or {}), **written[1]}}
+        return {**parent, "status": {**(parent.get("status") or {}), **json.loads(written[1])}}
 
     def forget(self, key: RegistryKey) -> None:
         with self._lock:

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, ParamSpec, TypeVar
 
 from dockyard.auth.policy import generate_password
-from dockyard.core.cache import known
+from dockyard.core.cache import (
+    REPLICATIONS_BY_REGISTRY_INDEX,
+    TOKENS_BY_REGISTRY_INDEX,
+    WEBHOOKS_BY_REGISTRY_INDEX,
+)
 from dockyard.core.kube import Kube, contains
 from dockyard.core.kube import Outcome as Ensured
 from dockyard.core.meta import Owner
@@ -113,14 +117,14 @@ def owner_of(body: Mapping[str, Any]) -> Owner:
 
 def count_referrers(kube: Kube, kind: str, namespace: str, registry: str) -> int:
     """Webhooks, Replications or Tokens that reference the registry: from the cache, else one LIST."""
-    lookups = {
-        "Webhook": kube.cache.webhooks_of,
-        "Replication": kube.cache.replications_of,
-        "Token": kube.cache.tokens_of,
+    indices = {
+        "Webhook": WEBHOOKS_BY_REGISTRY_INDEX,
+        "Replication": REPLICATIONS_BY_REGISTRY_INDEX,
+        "Token": TOKENS_BY_REGISTRY_INDEX,
     }
-    cached = lookups[kind](namespace, registry)
-    if known(cached):
-        return len(cached)  # type: ignore[arg-type]
+    cached = kube.cache.count(indices[kind], (namespace, registry))
+    if isinstance(cached, int):  # else unknown (no cache bound)
+        return cached
     return sum(1 for item in kube.list(API_VERSION, kind, namespace) if referenced_registry(item) == registry)
 
 
