@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -411,8 +412,18 @@ class Bench:
 
     # Counting requests.
     def operator_metrics(self) -> dict[str, dict[Labels, float]]:
-        with urllib.request.urlopen(self.metrics_url, timeout=30) as response:
-            text = response.read().decode()
+        """The operator's counters; waits up to a minute for its metrics server (a first phase
+        may start before the operator has)."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.metrics_url, timeout=30) as response:
+                    text = response.read().decode()
+                break
+            except urllib.error.URLError:
+                if time.monotonic() > deadline or self.operator.poll() is not None:
+                    raise
+                time.sleep(1)
         return parse_prometheus(text, ["dockyard_kube_requests_total", "dockyard_reconcile_total"])
 
     def apiserver_requests(self) -> dict[Labels, float]:

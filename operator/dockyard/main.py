@@ -226,12 +226,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
             cache.registries,
             lambda body: registry_handlers.repair_drift(body, memo),
             config.drift_interval_seconds,
+            current=lambda key: _found(cache.registry(*key)),
         ),
         DriftRepair(
             "Webhook",
             cache.webhooks,
             lambda body: webhook_handlers.repair_drift(body, memo),
             config.drift_interval_seconds,
+            current=lambda key: _found(cache.webhook(*key)),
         ),
         DriftRepair(
             "Token",
@@ -279,6 +281,11 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in (memo.pop(_LOG_SWEEPER, None), memo.pop(_TRIMMER, None)):
         if isinstance(task, asyncio.Task):
             task.cancel()
+
+
+def _found(cached: object) -> dict[str, Any] | None:
+    """A cache lookup's object, None when absent (or, before the cache is bound, unknown)."""
+    return cached if isinstance(cached, dict) else None
 
 
 def _builds(indices: dict[str, Any]) -> tuple[list[Any], dict[Any, Any]]:

@@ -106,6 +106,40 @@ def test_the_drift_loop_reconciles_every_object_each_interval() -> None:
     assert seen[:3] == ["a", "b", "c"] and len(seen) >= 3
 
 
+def test_a_drift_pass_reconciles_each_object_as_it_is_when_its_turn_comes() -> None:
+    old = "2020-01-01T00:00:00Z"
+    listed = {n: {"metadata": {"namespace": "team", "name": n, "creationTimestamp": old}} for n in ("a", "b", "c")}
+    now = dict(listed)
+    seen: list[dict[str, Any]] = []
+
+    def reconcile(body: dict[str, Any]) -> None:
+        seen.append(body)
+        if len(seen) == 1:  # while the pass goes on: b's spec changes, c is deleted
+            now["b"] = {**listed["b"], "spec": {"sku": "Premium"}}
+            del now["c"]
+
+    async def scenario() -> None:
+        repair = DriftRepair(
+            "Registry",
+            lambda: list(listed.values()),
+            reconcile,
+            interval=0.3,
+            current=lambda key: now.get(key[1]),
+        )
+        repair.start()
+        for _ in range(300):  # the first pass starts 0.3-0.6 s after the start
+            if len(seen) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.25)  # c's turn (0.1 s after b's) passes
+        await repair.stop()
+
+    asyncio.run(scenario())
+    names = [b["metadata"]["name"] for b in seen]
+    assert names[:2] == ["a", "b"] and "c" not in names, "c, deleted meanwhile, is skipped"
+    assert seen[1]["spec"] == {"sku": "Premium"}, "b as it is now, not as it was listed"
+
+
 def test_a_child_event_sees_the_status_this_process_wrote_when_the_cache_lags() -> None:
     written = WrittenStatus()
     parent = {"metadata": {"uid": "u1", "generation": 2}, "status": {"observedGeneration": 1, "phase": "Ready"}}

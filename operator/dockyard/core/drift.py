@@ -26,6 +26,11 @@ from typing import Any
 Body = Mapping[str, Any]
 
 
+def _key(body: Body) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name"))
+
+
 class DriftRepair:
     def __init__(
         self,
@@ -34,10 +39,16 @@ class DriftRepair:
         reconcile: Callable[[Body], None],
         interval: float,
         concurrency: int = 4,
+        current: Callable[[tuple[str, str]], Body | None] | None = None,
     ) -> None:
         self.kind = kind
         self.objects = objects
         self.reconcile = reconcile
+        self.current = current
+        """Each object as it is now, by (namespace, name); None once it is gone. With it, a pass
+        keeps only the objects' names, and each is reconciled as it is when its turn comes (not as
+        it was when the pass began, up to an interval earlier: a spec changed meanwhile would be
+        reverted for a moment)."""
         self.interval = interval
         self.concurrency = concurrency
         self.logger = logging.getLogger(f"dockyard.drift.{kind.lower()}")
@@ -61,10 +72,16 @@ class DriftRepair:
         while True:
             began = loop.time()
             now = datetime.now(UTC)
-            bodies = [b for b in self.objects() if self._due(b, now)]
-            gap = self.interval / max(len(bodies), 1)
-            for index, body in enumerate(bodies):
+            listed = [b for b in self.objects() if self._due(b, now)]
+            keys = [_key(b) for b in listed]
+            look = self.current or dict(zip(keys, listed, strict=True)).get
+            del listed
+            gap = self.interval / max(len(keys), 1)
+            for index, key in enumerate(keys):
                 await asyncio.sleep(max(0.0, began + index * gap - loop.time()))
+                body = look(key)
+                if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                    continue  # gone, or going, since the pass began
                 await slots.acquire()
                 task = asyncio.create_task(self._one(body, slots))
                 running.add(task)
