@@ -62,9 +62,9 @@ def contains(actual: Any, desired: Any) -> bool:
     return bool(actual == desired)
 
 
-CONNECTION_POOL_SIZE: Final = 64
-"""Kept-alive connections to the API server. Handler threads (12), a reconcile's concurrent steps
-(16), the children's events, drift passes, the intake and the status writer call it at once; a
+CONNECTION_POOL_SIZE: Final = 96
+"""Kept-alive connections to the API server. Handler threads (32), reconciles' concurrent steps
+(32), the children's events, drift passes, the intake and the status writer call it at once; a
 request beyond the pool opens (and throws away) a new TLS connection, which under a burst cost
 more CPU than the requests (with the client's default of 10, and still with 32)."""
 

@@ -73,8 +73,9 @@ from dockyard.registries.tls import TlsPlan, plan_tls
 
 NODE_INTERNAL_IP: Final = "InternalIP"
 """A Node's address type (Kubernetes' own, not a condition)."""
-_REQUESTS: Final = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dockyard-reconcile")
-"""Where a reconcile's independent steps run at once (a step never waits for another step)."""
+_REQUESTS: Final = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dockyard-reconcile")
+"""Where reconciles' independent steps run at once (a step never waits for another step); as
+many as the handler threads, so that a burst of creations keeps every handler's steps moving."""
 
 T = TypeVar("T")
 P = ParamSpec("P")
