@@ -169,10 +169,10 @@ class RegistryReconciler:
     def reconcile(self, body: Mapping[str, Any], spec: RegistrySpec) -> Outcome:
         """The children in steps, each step's writes at once.
 
-        A new registry's Deployment is among the first writes (the reaction time users see):
-        its config hash is made of values generated without a request (the CA and the events
-        token, created in the same step), and its pods need only the ServiceAccount and claim
-        written with it to be created and scheduled. The Secrets and ConfigMaps they mount
+        A new registry's Deployment (never reconciled: no status) is among the first writes (the
+        reaction time users see): its config hash is made of values generated without a request
+        (the CA and the events token, created in the same step), and its pods need only the
+        ServiceAccount and claim written with it to be created and scheduled. The Secrets and ConfigMaps they mount
         follow at once; a pod reaches a node's volume setup well after them, and a volume not
         there yet is retried. An existing Deployment is written last instead: the pods it rolls
         must mount the new content, never the old."""
@@ -198,7 +198,15 @@ class RegistryReconciler:
         config_text = render_config(build_registry_config(ctx))
         config_hash = self._config_hash(config_text, tls, events_secret)
         deployment = build_deployment(ctx, config_hash)
-        rolls_pods = kube.read_child("apps/v1", "Deployment", owner.namespace, names.deployment) is not None
+        # Early only for a registry never reconciled (no status yet): the cache cannot be behind
+        # writes that were never made. A registry reconciled before whose cache lags (a quick
+        # second reconcile) may find its generated Secrets created already; its Deployment, early,
+        # would carry the hash of values about to lose, and roll its pods twice.
+        never_reconciled = not (body.get("status") or {}).get("observedGeneration")
+        rolls_pods = (
+            not never_reconciled
+            or kube.read_child("apps/v1", "Deployment", owner.namespace, names.deployment) is not None
+        )
 
         # 2. A new Deployment, with only what its pods need to be created and scheduled (the
         #    ServiceAccount they run as, their claim), and the generated Secrets created.
