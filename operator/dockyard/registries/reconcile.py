@@ -220,17 +220,18 @@ class RegistryReconciler:
         steps: list[Future[Any]] = []
         ensured = [start(steps, kube.ensure, manifest) for _, manifest in first]
         new_ca = tls.new_ca
-        ca = None if new_ca is None else start(steps, self._create_generated, new_ca)
-        events = None if new_events is None else start(steps, self._create_generated, new_events)
+        ca = None if new_ca is None else start(steps, self._secret_once, ctx, names.ca_secret, lambda: new_ca)
+        events = None if new_events is None else start(steps, self._secret_once, ctx, names.events, lambda: new_events)
         finish(steps)
         self._note_all(outcome, first, ensured)
         if ca is not None and new_ca is not None and ca.result().get("data") != new_ca["data"]:
             tls = plan_tls(kube, ctx)  # another writer's CA was there first: issue from it
         if events is not None:
             events_secret = events.result()
-        if self._config_hash(config_text, tls, events_secret) != config_hash:
+        stored_hash = self._config_hash(config_text, tls, events_secret)
+        if stored_hash != config_hash:
             # Written with values that lost to another writer's: written again, last.
-            deployment = build_deployment(ctx, self._config_hash(config_text, tls, events_secret))
+            deployment = build_deployment(ctx, stored_hash)
             rolls_pods = True
 
         # 3. Everything else that depends on no other step; the admin passwords for step 4.
@@ -344,14 +345,10 @@ class RegistryReconciler:
         # The events token reaches the pod as an env var: a new one (Secret deleted) must roll the pods.
         return content_hash(config_text, tls.fingerprint, ((events or {}).get("data") or {}).get("token"))
 
-    def _create_generated(self, secret: dict[str, Any]) -> dict[str, Any]:
-        """Create a Secret of values generated in this reconcile; what is stored, which is
-        another writer's (a concurrent reconcile, a cache behind) if it was there first."""
-        meta = secret["metadata"]
-        return self.kube.create_if_missing("v1", "Secret", meta["namespace"], meta["name"], lambda: secret)
-
     def _secret_once(self, ctx: RegistryContext, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """A Secret of generated values: generated and created once, read back afterwards."""
+        """A Secret of generated values: generated and created once, read back afterwards (what
+        is stored: another writer's, a concurrent reconcile's or one a lagging cache hid, if it
+        was there first)."""
         return self.kube.create_if_missing("v1", "Secret", ctx.owner.namespace, name, build)
 
     @staticmethod
