@@ -69,3 +69,12 @@ def test_kopf_waits_for_its_own_patch_longer_than_a_burst_lags_the_watch() -> No
     settings = kopf.OperatorSettings()
     configure_kopf(settings, OperatorSettings())
     assert settings.persistence.consistency_timeout >= 60
+
+
+def test_kopf_lets_an_idle_object_worker_go_sooner_than_its_default() -> None:
+    # A worker holds its last event's parsed body while it idles: kopf's 5 s kept one for every
+    # object of the burst's last seconds alive at once.
+    settings = kopf.OperatorSettings()
+    default = settings.queueing.idle_timeout
+    configure_kopf(settings, OperatorSettings())
+    assert 0 < settings.queueing.idle_timeout < default

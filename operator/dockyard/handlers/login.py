@@ -16,9 +16,11 @@ from typing import Any, Final
 import aiohttp
 import kopf
 
-KOPF_CONNECTIONS: Final = 48
-"""kopf's watch streams hold one connection each for as long as they run (about a dozen kinds,
-cluster-wide or in one namespace), the rest serve its patches and Events."""
+KOPF_CONNECTIONS: Final = 24
+"""kopf's watch streams hold one connection each for as long as they run (nine kinds, cluster-wide
+or in one namespace), the rest serve its patches and its few Events: about ten annotation patches a
+second in a burst, each done in tens of milliseconds, need a handful. Each connection costs 256 KiB
+of read buffer while open."""
 
 
 def session_for(info: kopf.ConnectionInfo, limit: int = KOPF_CONNECTIONS) -> aiohttp.ClientSession:
