@@ -48,7 +48,7 @@ from dockyard.core import kube
 from dockyard.core.cache import CHILD_INDEX, ClusterCache
 from dockyard.core.children import CHILD_KINDS, ChildWatch
 from dockyard.core.drift import DriftRepair
-from dockyard.core.memory import trim_forever
+from dockyard.core.memory import freeze_startup_objects, trim_forever
 from dockyard.core.names import BUILD_RUN_LABEL, CHILD_LABELS
 from dockyard.core.workqueue import KeyedQueue
 from dockyard.events.intake import Intake, RegistryTokens
@@ -257,6 +257,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     ]
     for repair in memo[_DRIFT]:
         repair.start()
+    freeze_startup_objects()  # last: everything above lives as long as the process
     logger.info(
         f"Dockyard {VERSION}: watching {config.namespace or 'all namespaces'}, "
         f"metrics on {config.metrics_host}:{server.port}, event intake on {config.events_host}:{intake.port}"

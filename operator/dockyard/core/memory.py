@@ -9,12 +9,19 @@ free page inside the arenas back (madvise), without moving anything, so RSS foll
 
 It runs every `TRIM_INTERVAL_SECONDS` in a worker thread (it takes each arena's lock in turn, a few
 milliseconds). Without glibc (musl, macOS) there is nothing to call and nothing is done.
+
+And the cyclic garbage collector: its full collections walk every container object, the ~110,000
+that importing kopf, the Kubernetes client and the models left too, which live as long as the
+process. Frozen after startup (`gc.freeze`), they are never walked again. Measured on a burst of
+500 Registries: collections took about a tenth of the operator's CPU; a full one held the GIL
+170 ms before, 132 ms after (every reconcile in flight waits a pause out).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 from typing import Final
 
@@ -52,3 +59,11 @@ async def trim_forever(interval: float = TRIM_INTERVAL_SECONDS) -> None:
     while True:
         await asyncio.sleep(interval)
         await asyncio.to_thread(trim)
+
+
+def freeze_startup_objects() -> int:
+    """Collect once, then move every object alive now out of the collector's sight (they are the
+    process's own: modules, classes, functions, settings). Returns how many were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
