@@ -8,8 +8,10 @@ Phases, each printed as soon as it is measured (an interrupted run still reports
    ReplicaSet created (the yardstick); the ratio of the two p99s (target: Registry -> Deployment
    <= 3x the Deployment controller's);
 2. the yardstick burst: --deployments plain Deployments created at once -> all ReplicaSets created,
-   -> all Available; then deleted, and their pods gone, so the Registry burst starts from the
-   cluster the yardstick found (their 1,000 pods would otherwise weigh on every watch and list);
+   -> all Available;
+   after phases 1 and 2 their Registries and Deployments are deleted and their pods gone, so each
+   burst starts from the cluster the first phase found (the yardstick's 1,000 pods would weigh on
+   every watch and list), and phases 4-7 hold exactly --registries Registries (and --webhooks);
 3. --registries Registries created at once -> all Deployments created, -> all Deployments
    Available, -> all Ready=True (target: <= 120 s for 1,000), with the operator's RSS, and what
    the burst cost the API server per registry (every client's writes and reads by resource, the
@@ -26,7 +28,7 @@ Phases, each printed as soon as it is measured (an interrupted run still reports
    each process used.
 
 Times are taken by this process from watch events, so every figure includes the same watch
-latency. The cluster gets enough kwok nodes for every pod of the run (--pods-per-node, kubelet's
+latency. The cluster gets enough kwok nodes for the largest phase's pods (--pods-per-node, kubelet's
 default 110, on 16-CPU/64-GiB nodes: a common node size; one 500-pod node would be unlike any real
 cluster), a service range of 10.0.0.0/16 (the harness's /24 runs out after 254 Services: one per
 registry), and the controller-manager and scheduler the client limits of Kubernetes' own
@@ -321,6 +323,7 @@ class Bench:
         if to_deployment and to_rs:
             ratio = pct(to_deployment, 99) / pct(to_rs, 99)
             say(f"   p99 ratio Registry->Deployment / Deployment->ReplicaSet: {ratio:.1f}x  (target <= 3x)")
+        self.clear(SEQ)
 
     # 2. The yardstick: plain Deployments at once.
     def deployment_burst(self) -> None:
@@ -340,9 +343,11 @@ class Bench:
         self.clear(KUBE)
 
     def clear(self, namespace: str) -> None:
-        """Delete a namespace's Deployments and wait until their pods are gone, then settle."""
+        """Delete a namespace's Registries and Deployments and wait until their pods are gone,
+        then settle: the next phase starts from the cluster the first one found."""
         began = time.monotonic()
         apps, core = kubernetes.client.AppsV1Api(self.api), kubernetes.client.CoreV1Api(self.api)
+        self.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "registries")
         apps.delete_collection_namespaced_deployment(namespace, propagation_policy="Background")
         left = -1
         while time.monotonic() - began < self.args.settle_timeout:
@@ -350,6 +355,8 @@ class Bench:
             if left == 0:
                 break
             time.sleep(2)
+        if namespace == SEQ:
+            self.registries = [name for name in self.registries if name.startswith("b")]  # the bursts' own
         say(f"   deleted, {left} pods left after {time.monotonic() - began:.0f} s")
         self.settle()
 
@@ -623,7 +630,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.settled_seconds is None:
         args.settled_seconds = 2 * args.drift_interval
     if args.nodes <= 0:
-        pods = 2 * args.sequential + args.deployments + args.registries
+        pods = max(2 * args.sequential + 1, args.deployments, args.registries)  # each phase's are gone before the next
         args.nodes = nodes_for(pods, args.pods_per_node)
     return args
 

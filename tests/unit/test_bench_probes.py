@@ -148,7 +148,7 @@ def test_bench_defaults_are_the_full_run_and_size_the_cluster() -> None:
     args = bench_registry.parse_args([])
     assert (args.registries, args.webhooks, args.idle_seconds, args.deployments) == (1000, 1000, 600, 1000)
     assert args.sequential == 200
-    assert args.nodes == nodes_for(2 * 200 + 1000 + 1000, 110)
+    assert args.nodes == nodes_for(1000, 110)
     quick = bench_registry.parse_args(["--burst", "100", "--webhooks", "100", "--idle-seconds", "60"])
     assert (quick.registries, quick.deployments, quick.idle_seconds) == (100, 100, 60)
     assert bench_registry.parse_args(["--nodes", "3"]).nodes == 3
