@@ -46,6 +46,20 @@ class Kube(MemoryKube):
         self.calls.append(f"delete {kind}/{name}")
         return self.objects.pop((kind, name), None) is not None
 
+    def create_if_missing(self, api_version: str, kind: str, namespace: str, name: str, build: Any) -> dict[str, Any]:
+        """The API's create: a 409 (there already) reads back what is stored."""
+        if (kind, name) not in self.objects:
+            self.calls.append(f"create {kind}/{name}")
+            self.objects[(kind, name)] = build()
+        return self.objects[(kind, name)]
+
+
+class LaggingKube(Kube):
+    """A cache that does not show the credentials Secret yet (a reconcile right after the first)."""
+
+    def read_child(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return None if name == "ci.token" else super().read_child(api_version, kind, namespace, name)
+
 
 def counter() -> Any:
     numbers = itertools.count(1)
@@ -229,3 +243,16 @@ def test_scope_map_conditions() -> None:
     assert reconcile_scope_map(full, ScopeMapSpec.model_validate(full["spec"]), None, []).reason == (
         Reason.DEPENDENCY_NOT_READY
     )
+
+
+def test_a_reconcile_whose_cache_lags_keeps_the_stored_passwords() -> None:
+    # The Registry's first status re-reconciles its Tokens at once: the cache may not show the
+    # credentials Secret the first reconcile created. The passwords the user may have read stay.
+    kube = LaggingKube()
+    first = _reconcile(kube, token_body(passwords=[{"name": "password1"}]))
+    stored, pull = _stored(kube), kube.objects[("Secret", "ci.token-pull")]
+    again = _reconcile(kube, token_body(passwords=[{"name": "password1"}]), gen=lambda: "another")
+    assert _stored(kube) == stored and stored["password1"] == "generated-1"
+    assert kube.objects[("Secret", "ci.token-pull")]["data"] == pull["data"]
+    assert (first.generated, again.generated) == (1, 0)  # one PasswordGenerated Event, not two
+    assert again.status["passwords"] == first.status["passwords"]

@@ -14,6 +14,7 @@ tier's quota gets no Secret and no verifier (no login works); one whose Registry
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,12 +130,25 @@ def reconcile_token(
         outcome.status = {"passwords": []}
         return outcome
     wanted = [p.name for p in spec.passwords]
+    owner = owner_of(body)
     stored = kube.read_child("v1", "Secret", namespace, names.credentials)
-    if stored is not None and pending_request(body, stored) is not None:
+    first: PasswordPlan | None = None
+    if stored is None:
+        # Not cached: new, or the cache lags our own creation (a second reconcile right after the
+        # first, e.g. on the Registry's status). Created only if missing and read back otherwise:
+        # a password once stored (and maybe already read by the user) is never replaced unasked.
+        first = plan_passwords(body, None, wanted, generate, now)
+        handled = (HANDLED_REGENERATION_ANNOTATION, first.handled) if first.handled else None
+        initial = build_credentials_secret(owner, first.values, first.created, handled)
+        stored = kube.create_if_missing("v1", "Secret", namespace, names.credentials, lambda: initial)
+        if stored.get("data") != initial["data"]:
+            first = None  # another reconcile's were there first: nothing generated here
+    elif pending_request(body, stored) is not None:
         # The cache may not show our own last regeneration yet: never regenerate twice.
         stored = kube.get("v1", "Secret", namespace, names.credentials) or stored
     plan = plan_passwords(body, stored, wanted, generate, now)
-    owner = owner_of(body)
+    if first is not None:
+        plan = dataclasses.replace(plan, generated=first.generated)  # stored by this reconcile: new
     if stored is not None and set(stored.get("data") or {}) - {"username", *wanted}:
         # A password removed from spec: server-side apply would keep a key that our apply omits
         # only for a field manager that owned it, and `ensure` sees no difference; start afresh.
