@@ -212,7 +212,8 @@ def test_due_deliveries_are_read_in_batches(setup: Setup, monkeypatch: pytest.Mo
     monkeypatch.setattr(setup.store, "due", counted)
 
     async def scenario() -> None:
-        await until(lambda: setup.store.pending_count() == 0, "every delivery")
+        # The store records an outcome before the metric counts it: wait for both.
+        await until(lambda: setup.store.pending_count() == 0 and setup.delivered() == 200, "every delivery")
 
     asyncio.run(serving(setup.dispatcher(lambda request: httpx.Response(200)), scenario))
     assert setup.delivered() == 200
