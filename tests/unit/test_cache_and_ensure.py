@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from dockyard.core.apiserver import ApiError
 from dockyard.core.cache import ClusterCache, Packed, Summary, Unknown, metadata_key, pack, slim, summarize
-from dockyard.core.kube import Kube
+from dockyard.core.kube import Kube, NotServed
 
 
 class Store(list[Any]):
@@ -311,21 +312,56 @@ def test_packed_index_values_are_read_as_fresh_parsed_copies_and_counted_without
     assert ClusterCache().count("dockyard_webhooks_by_registry", ("team", "hub")) is Unknown
 
 
-def test_discovery_at_startup_looks_up_each_kind_and_skips_what_is_not_served() -> None:
-    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+class Discovery:
+    """An API server that answers discovery only: each group version lists `kinds` of its own
+    (and a subresource), cert-manager's group is not served."""
 
+    def __init__(self, kinds: list[tuple[str, str]]) -> None:
+        self.kinds = kinds
+        self.paths: list[str] = []
+
+    def call(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        self.paths.append(path)
+        if "cert-manager" in path:
+            raise ApiError(404, "Not Found")
+        version = path.removeprefix("/apis/").removeprefix("/api/")
+        return {
+            "resources": [
+                {"name": f"{kind.lower()}s", "kind": kind, "namespaced": kind != "Node"}
+                for api_version, kind in self.kinds
+                if api_version == version
+            ]
+            + [{"name": "things/status", "kind": "Thing", "namespaced": True}]
+        }
+
+
+def test_discovery_at_startup_reads_each_group_version_once_and_skips_what_is_not_served() -> None:
     from dockyard.main import DISCOVERED
 
-    looked_up: list[tuple[str, str]] = []
-
-    class Discovering(MemoryKube):
-        def _resource(self, api_version: str, kind: str) -> Any:
-            looked_up.append((api_version, kind))
-            if kind == "Certificate":
-                raise ResourceNotFoundError("not served")
-            return object()
-
-    kube = Discovering(ClusterCache())
+    api = Discovery(list(DISCOVERED))
+    kube = Kube(api, registry=CollectorRegistry(), cache=ClusterCache())  # type: ignore[arg-type]
     kube.discover([*DISCOVERED, ("cert-manager.io/v1", "Certificate")])
-    assert looked_up[-1] == ("cert-manager.io/v1", "Certificate")
-    assert {("apps/v1", "Deployment"), ("v1", "Event"), ("dockyard.dev/v1alpha1", "Registry")} <= set(looked_up)
+    versions = {api_version for api_version, _ in DISCOVERED}
+    assert sorted(api.paths) == sorted(
+        [*(f"/apis/{v}" if "/" in v else f"/api/{v}" for v in versions), "/apis/cert-manager.io/v1"]
+    )
+    assert (
+        kube._resource("apps/v1", "Deployment").path("team", "hub") == "/apis/apps/v1/namespaces/team/deployments/hub"
+    )
+    assert kube._resource("v1", "Secret").path("team", "hub", "status") == "/api/v1/namespaces/team/secrets/hub/status"
+    assert kube._resource("v1", "Node").path("team", "n1") == "/api/v1/nodes/n1"  # cluster-scoped
+    with pytest.raises(NotServed):
+        kube._resource("v1", "Thing")  # a subresource is no kind
+    assert len(api.paths) == len(versions) + 1  # all from what was discovered at startup
+
+
+def test_a_kind_not_served_is_looked_up_again_next_time() -> None:
+    api = Discovery([("apps/v1", "Deployment")])
+    kube = Kube(api, registry=CollectorRegistry(), cache=ClusterCache())  # type: ignore[arg-type]
+    assert not kube.kind_served("cert-manager.io/v1", "Certificate")
+    assert not kube.kind_served("cert-manager.io/v1", "Certificate")
+    assert api.paths == ["/apis/cert-manager.io/v1"] * 2  # installed meanwhile? asked again
+    assert kube.kind_served("apps/v1", "Deployment")
+    assert not kube.kind_served("apps/v1", "DaemonSet")  # a served group version without the kind
+    assert kube.kind_served("apps/v1", "Deployment")
+    assert api.paths.count("/apis/apps/v1") == 2

@@ -171,7 +171,7 @@ def test_watch_lines_are_split_across_chunks() -> None:
 def test_each_child_kind_has_an_index_the_cache_reads() -> None:
     from dockyard.core.cache import CHILD_INDEX
 
-    watch = ChildWatch(api_client=None, label_selector="x")  # type: ignore[arg-type]
+    watch = ChildWatch(api=None, label_selector="x")  # type: ignore[arg-type]
     assert set(watch.indices) == set(CHILD_INDEX.values())
     assert {(k.api_version, k.kind) for k in CHILD_KINDS} == set(CHILD_INDEX)
     assert CHILD_KINDS[4].path("team") == "/apis/apps/v1/namespaces/team/deployments"

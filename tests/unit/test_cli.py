@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiException
 
 from dockyard.cli.follow import container_state, newest, pod_ended
 from dockyard.cli.main import api_error_message, build_parser, format_size, main, validate_build_args
@@ -28,6 +27,7 @@ from dockyard.cli.runs import (
     registry_of,
     task_registries,
 )
+from dockyard.core.apiserver import ApiError
 from dockyard.distribution import Basic
 from dockyard.models.builds import BuildRunSpec
 
@@ -297,10 +297,10 @@ def test_the_newest_pod_of_a_job_is_followed() -> None:
 
 def test_sizes_and_api_messages() -> None:
     assert [format_size(n) for n in (512, 3 * 1024 + 400, 12 * 1024**2)] == ["512 B", "3.4 KiB", "12.0 MiB"]
-    error = ApiException(status=422, reason="Unprocessable Entity")
+    error = ApiError(422, "Unprocessable Entity")
     error.body = json.dumps({"message": "BuildRun.dockyard.dev is invalid: spec.build.dockerBuild.platform"})
     assert api_error_message(error).startswith("BuildRun.dockyard.dev is invalid")
-    assert api_error_message(ApiException(status=403, reason="Forbidden")) == "403 Forbidden"
+    assert api_error_message(ApiError(403, "Forbidden")) == "403 Forbidden"
 
 
 def test_python_m_dockyard_cli_is_the_command() -> None:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiException
 
 from dockyard.cli.follow import LineRedactor, RunFollower, secret_values
+from dockyard.core.apiserver import ApiError
 
 
 def _secret(**data: str) -> dict[str, Any]:
@@ -23,7 +23,7 @@ class FakeKube:
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         if kind in self.forbidden:
-            raise ApiException(status=403, reason="Forbidden")
+            raise ApiError(403, "Forbidden")
         return self.objects.get((kind, name))
 
     def list(self, api_version: str, kind: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:

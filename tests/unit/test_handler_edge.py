@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import kopf
 import pytest
-from kubernetes.client import ApiException
 from urllib3.exceptions import MaxRetryError
 
+from dockyard.core.apiserver import ApiError
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import Permanent, ReconcileError, Temporary, WaitsForUser, classify
 from dockyard.handlers.edge import parse_spec, reconcile_edge
@@ -35,9 +35,7 @@ def test_waiting_for_the_user_is_retried_slowly() -> None:
     assert reported[0].reason == Reason.DEPENDENCY_NOT_READY
 
 
-@pytest.mark.parametrize(
-    "error", [ApiException(status=500, reason="Internal"), MaxRetryError(None, "/", "refused"), TimeoutError()]
-)
+@pytest.mark.parametrize("error", [ApiError(500, "Internal"), MaxRetryError(None, "/", "refused"), TimeoutError()])
 def test_api_and_network_failures_are_temporary(error: BaseException) -> None:
     verdict, reported = run(error)
     assert isinstance(verdict, kopf.TemporaryError) and verdict.delay == 10

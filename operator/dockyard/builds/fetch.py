@@ -58,7 +58,6 @@ from dockyard.builds.artifacts import pull_context
 from dockyard.builds.baseimage import BASE_REPORT_KEY, DOCKER_HUB, BaseImage, DockerfileError, ImageRef, final_base
 from dockyard.builds.context import MAX_CONTEXT_BYTES, ContextError, unpack_context
 from dockyard.builds.git import display_url
-from dockyard.builds.gitfetch import GitFetchError, fetch_commit
 from dockyard.builds.manifests.job import GIT_PASSWORD_VARIABLE, GIT_USERNAME_VARIABLE
 from dockyard.distribution.client import Basic, Bearer, Credentials, DistributionClient
 from dockyard.distribution.errors import DistributionError
@@ -248,6 +247,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Imported here, in the fetch container only: the operator imports this module for its Docker
+    # config helpers, and dulwich would cost it ~3 MB of memory it never uses.
+    from dockyard.builds.gitfetch import GitFetchError, fetch_commit  # noqa: PLC0415
+
     parser = _parser()
     args = parser.parse_args(argv)
     registry_args = (args.registry, args.repository, args.digest, args.docker_config)

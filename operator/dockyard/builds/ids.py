@@ -14,8 +14,7 @@ import threading
 from collections import defaultdict
 from typing import Any, Final
 
-from kubernetes.client import ApiException
-
+from dockyard.core.apiserver import ApiError
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import Temporary
 from dockyard.core.kube import Kube
@@ -65,7 +64,7 @@ def allocate_run_id(kube: Kube, registry: Owner) -> str:
                     name,
                     {"metadata": {"resourceVersion": version}, "data": {COUNTER_KEY: str(number + 1)}},
                 )
-            except ApiException as error:
+            except ApiError as error:
                 if error.status == 409:
                     continue
                 raise

@@ -19,11 +19,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from kubernetes.client import ApiException
-
 from dockyard.builds.definition import secret_selectors
 from dockyard.builds.logstore import redact
 from dockyard.cli.runs import BUILD_RUN_KIND, is_finished
+from dockyard.core.apiserver import ApiError
 from dockyard.core.kube import Kube
 from dockyard.models.base import API_VERSION
 from dockyard.models.builds import BuildDefinition, BuildRunSpec, BuildTaskSpec
@@ -59,7 +58,7 @@ class LineRedactor:
             self.pending = ""
 
 
-def _forbidden(error: ApiException) -> bool:
+def _forbidden(error: ApiError) -> bool:
     return error.status in (401, 403)
 
 
@@ -78,7 +77,7 @@ def secret_values(kube: Kube, namespace: str, run: Mapping[str, Any]) -> list[st
             encoded = ((secret or {}).get("data") or {}).get(key)
             if encoded:
                 values.append(base64.b64decode(encoded).decode("utf-8", errors="replace"))
-    except ApiException as error:
+    except ApiError as error:
         if _forbidden(error):
             return None
         raise
@@ -157,7 +156,7 @@ class RunFollower:
                 for chunk in self.kube.follow_pod_log(self.namespace, pod["metadata"]["name"], container):
                     redacted(chunk)
                     written += len(chunk)
-            except ApiException as error:
+            except ApiError as error:
                 if error.status not in (400, 404):  # the pod went away (cancel, timeout) or never ran it
                     raise
             finally:

@@ -33,14 +33,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from kubernetes.client import ApiException
-
 from dockyard.cli import main as build_cli
 from dockyard.cli.login import CLIENTS, auth_file, write_login
 from dockyard.cli.output import OUTPUTS, format_objects, format_table
 from dockyard.cli.registry_access import AccessError, read_registry, upload_credentials
 from dockyard.cli.runs import BUILD_RUN_KIND, EXIT_DETACHED, EXIT_FAILED, EXIT_SUCCEEDED, EXIT_USAGE
 from dockyard.cli.views import delivery_rows, run_registry, run_rows, status_screen, status_summary
+from dockyard.core.apiserver import ApiError
 from dockyard.core.kube import Kube
 from dockyard.models.base import API_VERSION
 from dockyard.webhooks.reconcile import PING_ANNOTATION
@@ -296,7 +295,7 @@ def main(argv: Sequence[str] | None = None, *, kube_factory: Callable[[], Kube] 
     except (UsageError, AccessError, build_cli.UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except ApiException as error:
+    except ApiError as error:
         print(f"error: the Kubernetes API: {build_cli.api_error_message(error)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

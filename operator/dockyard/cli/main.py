@@ -12,15 +12,13 @@ was canceled or timed out, 2 for usage and access errors, 130 after Ctrl-C (the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from kubernetes import config
-from kubernetes.client import ApiException
+from kubernetes import client, config
 
 from dockyard.builds.artifacts import SOURCES_REPOSITORY, push_context
 from dockyard.builds.context import ContextError, pack_context
@@ -51,7 +49,8 @@ from dockyard.cli.runs import (
     registry_of,
     task_registries,
 )
-from dockyard.core.kube import Kube, load_api_client
+from dockyard.core.apiserver import ApiError, ApiServer, Credentials, CredentialsError
+from dockyard.core.kube import Kube
 from dockyard.distribution.client import Basic
 from dockyard.distribution.errors import DistributionError
 from dockyard.models.base import API_VERSION
@@ -346,13 +345,9 @@ def format_size(count: int) -> str:
     return f"{count / 1024**2:.1f} MiB"
 
 
-def api_error_message(error: ApiException) -> str:
+def api_error_message(error: ApiError) -> str:
     """The API server's own message (e.g. a CRD validation rule's), else status and reason."""
-    try:
-        message = json.loads(error.body or "{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message or f"{error.status} {error.reason}")
+    return error.message
 
 
 def main(argv: Sequence[str] | None = None, *, kube_factory: Callable[[], Kube] | None = None) -> int:
@@ -381,7 +376,7 @@ def main(argv: Sequence[str] | None = None, *, kube_factory: Callable[[], Kube] 
     except DistributionError as error:
         print(f"dockyard: the registry: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except ApiException as error:
+    except ApiError as error:
         print(f"dockyard: the Kubernetes API: {api_error_message(error)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -391,6 +386,29 @@ def main(argv: Sequence[str] | None = None, *, kube_factory: Callable[[], Kube] 
 
 def _kube() -> Kube:
     try:
-        return Kube(load_api_client())
-    except (config.ConfigException, OSError) as error:  # no kubeconfig, no in-cluster credentials
+        return Kube(ApiServer(cluster_credentials(), user_agent="dockyard-cli"))
+    except (config.ConfigException, CredentialsError, OSError) as error:  # no kubeconfig, no in-cluster credentials
         raise UsageError(f"no cluster configured: {error}") from error
+
+
+def cluster_credentials() -> Credentials:
+    """The credentials as the kubernetes package reads them: in a pod, its service account; else
+    every kubeconfig form kubectl takes, exec plugins and auth providers included (the operator's
+    own reader, `core.apiserver.load_credentials`, takes only certificates and tokens)."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    # Since kubernetes 36 the token is under `BearerToken`, before under `authorization`.
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    return Credentials(
+        server=str(configuration.host),
+        ca_file=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        cert_file=configuration.cert_file,
+        key_file=configuration.key_file,
+        token=str(header).split(" ", 1)[-1] if header else None,
+    )

@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kubernetes import client
-from kubernetes.client import ApiException
+import urllib3
 
+from dockyard.core.apiserver import ApiError, ApiServer
 from dockyard.core.cache import CHILD_INDEX, Summary, summarize
 
 Key = tuple[str, str]
@@ -84,14 +84,14 @@ CHILD_KINDS: Final = (
 class ChildWatch:
     def __init__(
         self,
-        api_client: client.ApiClient,
+        api: ApiServer,
         label_selector: str,
         namespace: str | None = None,
         server_timeout: int = 60,
         client_timeout: float = 90,
         listener: Listener | None = None,
     ) -> None:
-        self._api = api_client
+        self._api = api
         self.label_selector = label_selector
         self.namespace = namespace
         self.server_timeout = server_timeout
@@ -122,13 +122,13 @@ class ChildWatch:
             with contextlib.suppress(Exception):
                 response.shutdown()
 
-    def _request(self, kind: ChildKind, **query: Any) -> Any:
-        params = [(k, v) for k, v in query.items() if v not in (None, "")]
-        return self._api.call_api(
-            *self._api.param_serialize(
-                "GET", kind.path(self.namespace), query_params=params, auth_settings=["BearerToken"]
-            ),
-            _request_timeout=(10, self.client_timeout),
+    def _request(self, kind: ChildKind, **query: Any) -> urllib3.BaseHTTPResponse:
+        return self._api.request(
+            "GET",
+            kind.path(self.namespace),
+            query=query.items(),
+            timeout=urllib3.Timeout(connect=10, read=self.client_timeout),
+            stream=True,
         )
 
     def _run(self, kind: ChildKind) -> None:
@@ -143,7 +143,7 @@ class ChildWatch:
             except Exception as error:
                 if self._stopped.is_set():
                     return
-                if not (isinstance(error, ApiException) and error.status == 410):
+                if not (isinstance(error, ApiError) and error.status == 410):
                     logger.warning(f"watch of {kind.plural}: {error!r}; listing again")
                     self._stopped.wait(RETRY_SECONDS)
                 version = None
@@ -153,9 +153,14 @@ class ChildWatch:
         token: str | None = None
         while True:
             response = self._request(kind, labelSelector=self.label_selector, limit=LIST_PAGE, **{"continue": token})
-            if response.status != 200:
-                raise ApiException(status=response.status, reason=response.read()[:500].decode(errors="replace"))
-            page = json.loads(response.read())
+            try:
+                if response.status != 200:
+                    raise ApiError(
+                        response.status, response.reason or "", response.read()[:500].decode(errors="replace")
+                    )
+                page = json.loads(response.read())
+            finally:
+                response.release_conn()
             for item in page.get("items") or []:
                 key = _key(item)
                 seen.add(key)
@@ -176,15 +181,17 @@ class ChildWatch:
             timeoutSeconds=self.server_timeout,
         )
         if response.status != 200:
-            raise ApiException(status=response.status, reason=response.read()[:500].decode(errors="replace"))
-        raw = response.response  # urllib3's, streamed
+            body = response.read()[:500].decode(errors="replace")
+            response.release_conn()
+            raise ApiError(response.status, response.reason or "", body)
+        raw = response
         self._responses[kind.kind] = raw
         try:
             for line in _lines(raw):
                 event = json.loads(line)
                 kind_of_event, obj = event.get("type"), event.get("object") or {}
                 if kind_of_event == "ERROR":
-                    raise ApiException(status=int(obj.get("code") or 500), reason=str(obj.get("message")))
+                    raise ApiError(int(obj.get("code") or 500), str(obj.get("reason") or "Error"), json.dumps(obj))
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind_of_event == "BOOKMARK":
                     continue

@@ -6,7 +6,7 @@
     │                         tier change); retried slowly in case it appears on its own
     └── Permanent             the spec cannot be acted on; nothing is retried until it changes
 
-Domain code raises these (or lets `kubernetes.client.ApiException` and connection errors through,
+Domain code raises these (or lets `core.apiserver.ApiError` and connection errors through,
 which `classify` turns into `Temporary`); handlers never see a bare exception class to decide on.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from kubernetes.client import ApiException
 from urllib3.exceptions import HTTPError
 
+from dockyard.core.apiserver import ApiError
 from dockyard.core.conditions import Reason
 
 API_RETRY_SECONDS: Final = 10.0
@@ -51,7 +51,7 @@ def classify(error: BaseException) -> ReconcileError | None:
     retries those with its own backoff)."""
     if isinstance(error, ReconcileError):
         return error
-    if isinstance(error, ApiException):
+    if isinstance(error, ApiError):
         return Temporary(Reason.RECONCILE_FAILED, f"Kubernetes API error {error.status} {error.reason}")
     if isinstance(error, (HTTPError, ConnectionError, TimeoutError)):
         return Temporary(Reason.RECONCILE_FAILED, f"Kubernetes API unreachable: {type(error).__name__}")

@@ -15,8 +15,9 @@ request at all; the first pass after a restart reads each child once.
 Creates and deletes tolerate 409/404 from races. Every request is counted in
 `dockyard_kube_requests_total{verb,kind}` so tests and dashboards can see reads and writes.
 
-Errors: `kubernetes.client.ApiException` for anything but the tolerated 404/409; callers map
-them to `kopf.TemporaryError`.
+Errors: `core.apiserver.ApiError` for anything but the tolerated 404/409; the handler edge maps
+them (`core/errors.py`). Requests go through `core/apiserver.py`; the API discovery that maps a
+kind to its resource (plural, namespaced or not) is done here, once per API group version.
 """
 
 from __future__ import annotations
@@ -30,12 +31,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from kubernetes import client, config
-from kubernetes.client import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+import urllib3
 from prometheus_client import CollectorRegistry, Counter
 
+from dockyard.core.apiserver import ApiError, ApiServer, load_credentials
 from dockyard.core.cache import ClusterCache, Summary, metadata_key
 
 FIELD_MANAGER: Final = "dockyard"
@@ -69,22 +68,42 @@ request beyond the pool opens (and throws away) a new TLS connection, which unde
 more CPU than the requests (with the client's default of 10, and still with 32)."""
 
 
-def load_api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
-    return client.ApiClient(configuration)
+def connect(*, pool_size: int = CONNECTION_POOL_SIZE) -> ApiServer:
+    """The API server with in-cluster credentials when running in a pod, else the kubeconfig's."""
+    return ApiServer(load_credentials(), pool_size=pool_size, user_agent=FIELD_MANAGER)
 
 
-def _body(response: Any) -> dict[str, Any]:
-    """The object in a raw response: parsed from JSON once, never through the dynamic client's
-    attribute wrappers (`ResourceInstance` and back `to_dict`), which cost more CPU than the
-    request under a burst."""
-    return dict(json.loads(response.data))
+class NotServed(LookupError):
+    """The API server does not serve a kind (e.g. cert-manager's Certificate when it is absent)."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+        prefix = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
+        if namespace and self.namespaced:
+            prefix += f"/namespaces/{namespace}"
+        path = f"{prefix}/{self.plural}"
+        if name:
+            path += f"/{name}"
+        if subresource:
+            path += f"/{subresource}"
+        return path
+
+
+def resources_of(api_version: str, listing: Mapping[str, Any]) -> dict[str, Resource]:
+    """A group version's kinds from its discovery document (an APIResourceList); subresources
+    (`deployments/status`) are skipped."""
+    return {
+        item["kind"]: Resource(api_version, item["kind"], item["name"], bool(item.get("namespaced")))
+        for item in listing.get("resources") or []
+        if "/" not in item["name"]
+    }
 
 
 def digest(manifest: Mapping[str, Any]) -> str:
@@ -117,9 +136,11 @@ class Verified:
 
 class Kube:
     def __init__(
-        self, api_client: client.ApiClient, registry: CollectorRegistry | None = None, cache: ClusterCache | None = None
+        self, api: ApiServer, registry: CollectorRegistry | None = None, cache: ClusterCache | None = None
     ) -> None:
-        self._dynamic = DynamicClient(api_client)  # type: ignore[no-untyped-call]
+        self.api = api
+        self._kinds: dict[str, dict[str, Resource]] = {}
+        """Each group version's kinds, from its discovery document."""
         self._lock = threading.Lock()
         self.cache = cache or ClusterCache()
         self._verified: dict[ObjectKey, Verified] = {}
@@ -132,16 +153,31 @@ class Kube:
             registry=registry,
         )
 
-    def _resource(self, api_version: str, kind: str) -> Any:
-        with self._lock:  # discovery caches are not thread-safe
-            return self._dynamic.resources.get(api_version=api_version, kind=kind)
+    def _resource(self, api_version: str, kind: str) -> Resource:
+        with self._lock:
+            kinds = self._kinds.get(api_version)
+        if kinds is None:
+            self._count("get", "APIResourceList")
+            path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            try:
+                kinds = resources_of(api_version, self.api.call("GET", path))
+            except ApiError as error:
+                if error.status == 404:
+                    raise NotServed(f"{api_version} is not served") from None
+                raise
+            with self._lock:
+                self._kinds[api_version] = kinds
+        resource = kinds.get(kind)
+        if resource is None:
+            raise NotServed(f"{kind} ({api_version}) is not served")
+        return resource
 
     def discover(self, kinds: Iterable[tuple[str, str]]) -> None:
         """Look up each (apiVersion, kind) once now, so the first reconcile after a start does not
         pay the discovery requests (one per API group version) in the middle of its writes.
         A kind the server does not serve (cert-manager's, absent) is skipped."""
         for api_version, kind in kinds:
-            with contextlib.suppress(ResourceNotFoundError):
+            with contextlib.suppress(NotServed):
                 self._resource(api_version, kind)
 
     def _count(self, verb: str, kind: str) -> None:
@@ -150,21 +186,21 @@ class Kube:
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         self._count("get", kind)
         try:
-            return _body(self._resource(api_version, kind).get(name=name, namespace=namespace, serialize=False))
-        except NotFoundError:
-            return None
+            return self.api.call("GET", self._resource(api_version, kind).path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def list(
         self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
     ) -> list[dict[str, Any]]:
-        """Every object of a kind (in a namespace, or all), without `managedFields`; parsed from
-        JSON once, as `get` does (the dynamic client's wrappers of 1,000 Registries cost far more
-        memory and CPU than the listing)."""
+        """Every object of a kind (in a namespace, or all), without `managedFields`."""
         self._count("list", kind)
-        response = self._resource(api_version, kind).get(
-            namespace=namespace, label_selector=label_selector, serialize=False
+        listing = self.api.call(
+            "GET", self._resource(api_version, kind).path(namespace), query=[("labelSelector", label_selector)]
         )
-        items: list[dict[str, Any]] = _body(response).get("items") or []
+        items: list[dict[str, Any]] = listing.get("items") or []
         for item in items:
             (item.get("metadata") or {}).pop("managedFields", None)
             # A list's items carry no kind of their own.
@@ -177,9 +213,9 @@ class Kube:
         try:
             self._resource(api_version, kind)
             return True
-        except ResourceNotFoundError:
-            with self._lock:
-                self._dynamic.resources.invalidate_cache()
+        except NotServed:
+            with self._lock:  # looked up again next time: it may be installed meanwhile
+                self._kinds.pop(api_version, None)
             return False
 
     def read_child(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -241,10 +277,10 @@ class Kube:
         self._count("create", kind)
         body = build()
         try:
-            created = _body(self._resource(api_version, kind).create(body=body, namespace=namespace, serialize=False))
+            created = self.api.call("POST", self._resource(api_version, kind).path(namespace), body=body)
             self._verify((api_version, kind, namespace, name), digest(body), created)
             return created
-        except ApiException as error:
+        except ApiError as error:
             if error.status != 409:
                 raise
         stored = self.get(api_version, kind, namespace, name)
@@ -254,15 +290,13 @@ class Kube:
     def _apply(self, desired: dict[str, Any]) -> dict[str, Any]:
         self._count("apply", desired["kind"])
         meta = desired["metadata"]
-        applied = self._resource(desired["apiVersion"], desired["kind"]).server_side_apply(
+        return self.api.call(
+            "PATCH",
+            self._resource(desired["apiVersion"], desired["kind"]).path(meta.get("namespace"), meta["name"]),
+            query=[("fieldManager", FIELD_MANAGER), ("force", True)],
             body=desired,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
-            serialize=False,
+            content_type="application/apply-patch+yaml",  # JSON is YAML
         )
-        return _body(applied)
 
     def delete(
         self, api_version: str, kind: str, namespace: str | None, name: str, *, propagation: str | None = None
@@ -274,10 +308,12 @@ class Kube:
         self._count("delete", kind)
         body = {"propagationPolicy": propagation} if propagation else None
         try:
-            self._resource(api_version, kind).delete(name=name, namespace=namespace, body=body)
+            self.api.call("DELETE", self._resource(api_version, kind).path(namespace, name), body=body)
             return True
-        except NotFoundError:
-            return False
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
 
     def patch_status(
         self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
@@ -285,16 +321,16 @@ class Kube:
         """Merge `status` into the object's status; the object as stored (None if it is gone)."""
         self._count("patch", f"{kind}/status")
         try:
-            patched = self._resource(api_version, kind).status.patch(
+            return self.api.call(
+                "PATCH",
+                self._resource(api_version, kind).path(namespace, name, "status"),
                 body={"status": status},
-                name=name,
-                namespace=namespace,
                 content_type="application/merge-patch+json",
-                serialize=False,
             )
-        except NotFoundError:
-            return None
-        return _body(patched)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def create(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create an object; None when one of that name exists already (409). Deterministic names
@@ -302,14 +338,13 @@ class Kube:
         meta = body["metadata"]
         self._count("create", body["kind"])
         try:
-            created = self._resource(body["apiVersion"], body["kind"]).create(
-                body=body, namespace=meta.get("namespace")
+            return self.api.call(
+                "POST", self._resource(body["apiVersion"], body["kind"]).path(meta.get("namespace")), body=body
             )
-        except ApiException as error:
+        except ApiError as error:
             if error.status == 409:
                 return None
             raise
-        return dict(created.to_dict())
 
     def patch(
         self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any]
@@ -318,40 +353,49 @@ class Kube:
         the operator; the CLI uses it for `spec.cancel`."""
         self._count("patch", kind)
         try:
-            patched = self._resource(api_version, kind).patch(
-                body=patch, name=name, namespace=namespace, content_type="application/merge-patch+json"
+            return self.api.call(
+                "PATCH",
+                self._resource(api_version, kind).path(namespace, name),
+                body=patch,
+                content_type="application/merge-patch+json",
             )
-        except NotFoundError:
-            return None
-        return dict(patched.to_dict())
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def pod_log(self, namespace: str, pod: str, container: str, *, limit_bytes: int | None = None) -> str | None:
         """A container's log as it is now (None when the pod or container is gone or never started)."""
         self._count("get", "Pod/log")
-        core = client.CoreV1Api(self._dynamic.client)
-        try:
-            response: Any = core.read_namespaced_pod_log(
-                pod, namespace, container=container, limit_bytes=limit_bytes, _preload_content=False
-            )
-            text = response.data
-        except ApiException as error:
-            if error.status in (400, 404):
-                return None
-            raise
-        return bytes(text).decode("utf-8", errors="replace")
+        response = self.api.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+            query=[("container", container), ("limitBytes", limit_bytes)],
+        )
+        if response.status in (400, 404):
+            return None
+        if response.status >= 400:
+            raise ApiError(response.status, response.reason or "", response.data[:4096].decode(errors="replace"))
+        return bytes(response.data).decode("utf-8", errors="replace")
 
     def follow_pod_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
         """A container's log as it is written (chunks as they arrive, not whole lines), until the
         container ends: the CLI's streaming; never used by the operator, whose handlers must not
         block."""
         self._count("get", "Pod/log")
-        core = client.CoreV1Api(self._dynamic.client)
-        response: Any = core.read_namespaced_pod_log(
-            pod, namespace, container=container, follow=True, _preload_content=False
+        response = self.api.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+            query=[("container", container), ("follow", True)],
+            timeout=urllib3.Timeout(connect=10, read=None),
+            stream=True,
         )
         try:
-            for line in response.stream(decode_content=True):
-                yield bytes(line).decode("utf-8", errors="replace")
+            if response.status >= 400:
+                raise ApiError(response.status, response.reason or "", response.read()[:4096].decode(errors="replace"))
+            chunks = response.read_chunked() if response.chunked else response.stream(decode_content=True)
+            for chunk in chunks:
+                yield bytes(chunk).decode("utf-8", errors="replace")
         finally:
             response.release_conn()
 
@@ -381,7 +425,7 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        self._resource("v1", "Event").create(body=body, namespace=meta["namespace"], serialize=False)
+        self.api.call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
 
 
 def kube_from(memo: Mapping[str, object]) -> Kube:

@@ -78,7 +78,7 @@ class SecretUnusable(Exception):
 
 
 class WebhookResolver:
-    """Reads what a Webhook references. Kubernetes errors propagate (`ApiException`)."""
+    """Reads what a Webhook references. Kubernetes errors propagate (`ApiError`)."""
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
