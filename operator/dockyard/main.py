@@ -45,7 +45,6 @@ from dockyard.builds.triggers.metrics import register_trigger_metrics
 from dockyard.builds.triggers.service import MEMO_KEY as TRIGGERS_KEY
 from dockyard.builds.triggers.service import TriggerService
 from dockyard.core import kube
-from dockyard.core.apiserver import CredentialsError, load_credentials
 from dockyard.core.cache import CHILD_INDEX, ClusterCache
 from dockyard.core.children import CHILD_KINDS, ChildWatch
 from dockyard.core.drift import DriftRepair
@@ -146,30 +145,6 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, config: OperatorSetting
     kopf_settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     kopf_settings.peering.standalone = True
     kopf_settings.peering.mandatory = False
-
-
-@kopf.on.login()
-def login(**_: Any) -> kopf.ConnectionInfo:
-    """kopf's watches use the credentials the operator's own requests use (`core/apiserver.py`):
-    without this, kopf picks a login of its own (the kubernetes package's when it is installed; in
-    the operator process it is not loaded, see `__main__.py`). Called again on a 401, so a
-    rotated service-account token is read afresh."""
-    try:
-        found = load_credentials()
-    except CredentialsError as error:
-        raise kopf.LoginError(str(error)) from error
-    return kopf.ConnectionInfo(
-        server=found.server,
-        ca_path=found.ca_file,
-        ca_data=found.ca_data,
-        insecure=found.insecure,
-        certificate_path=found.cert_file,
-        certificate_data=found.cert_data,
-        private_key_path=found.key_file,
-        private_key_data=found.key_data,
-        token=found.current_token(),
-        default_namespace=found.namespace,
-    )
 
 
 @kopf.on.startup()

@@ -43,13 +43,13 @@ Indices = Mapping[str, Any]
 
 
 @kopf.index(GROUP, VERSION, "tokens")
-def dockyard_tokens_by_registry(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+async def dockyard_tokens_by_registry(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
     registry = referenced_registry(body)
     return None if registry is None else {(namespace or "", registry): slim(body)}
 
 
 @kopf.index(GROUP, VERSION, "scopemaps")
-def dockyard_scope_maps_by_registry(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+async def dockyard_scope_maps_by_registry(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
     registry = referenced_registry(body)
     return None if registry is None else {(namespace or "", registry): slim(body)}
 

@@ -59,28 +59,28 @@ def _summary(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.index("batch", "v1", "jobs", labels=RUN_WATCH)
-def build_jobs(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Key, Any]:
+async def build_jobs(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Key, Any]:
     return {(namespace or "", labels[BUILD_RUN_LABEL]): _summary(body)}
 
 
 @kopf.index("v1", "pods", labels=RUN_WATCH)
-def build_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Key, Any]:
+async def build_pods(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Key, Any]:
     return {(namespace or "", labels[BUILD_RUN_LABEL]): _summary(body)}
 
 
 @kopf.index(GROUP, VERSION, "buildruns")
-def build_runs(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Any]:
+async def build_runs(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Any]:
     return {(namespace or "", BuildRunNames(name).label): slim(body)}
 
 
 @kopf.index(GROUP, VERSION, "buildruns")
-def build_runs_by_task(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Key, Any] | None:
+async def build_runs_by_task(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Key, Any] | None:
     task = ((body.get("spec") or {}).get("taskRef") or {}).get("name")
     return None if not task else {(namespace or "", task): slim(body)}
 
 
 @kopf.index(GROUP, VERSION, "buildtasks")
-def build_tasks(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Any]:
+async def build_tasks(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, Any]:
     return {(namespace or "", name): slim(body)}
 
 

@@ -1,12 +1,16 @@
-"""kopf's own connection to the API server, with a bounded pool.
+"""kopf's own connection to the API server: the operator's credentials, with a bounded pool.
 
 kopf's built-in session opens connections without limit (`TCPConnector(limit=0)`): when a
 thousand Registries are created at once, each object's worker patches its annotations at the same
 moment, and every one of those requests opens a TLS connection of its own. asyncio gives each TLS
 connection a 256 KiB read buffer, so the burst cost about 80 MB at 300 Registries and over 200 MB at
 1,000 (the operator's peak RSS), for no gain: the API server answers them no faster. Here the
-credentials are kopf's own (`login_via_client`, as its default login), the session is the same
-shape, and the pool holds `KOPF_CONNECTIONS` connections; requests beyond that wait for one.
+session is the same shape and the pool holds `KOPF_CONNECTIONS` connections; requests beyond that
+wait for one.
+
+The credentials are the ones the operator's own requests use (`core/apiserver.py`: the service
+account in a pod, else the kubeconfig), so kopf and the operator never disagree on who they are.
+kopf calls this again on a 401, which reads a rotated service-account token afresh.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any, Final
 
 import aiohttp
 import kopf
+
+from dockyard.core.apiserver import Credentials, CredentialsError, load_credentials
 
 KOPF_CONNECTIONS: Final = 24
 """kopf's watch streams hold one connection each for as long as they run (nine kinds, cluster-wide
@@ -33,14 +39,29 @@ def session_for(info: kopf.ConnectionInfo, limit: int = KOPF_CONNECTIONS) -> aio
     )
 
 
+def connection_info(found: Credentials) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(
+        server=found.server,
+        ca_path=found.ca_file,
+        ca_data=found.ca_data,
+        insecure=found.insecure,
+        certificate_path=found.cert_file,
+        certificate_data=found.cert_data,
+        private_key_path=found.key_file,
+        private_key_data=found.key_data,
+        token=found.current_token(),
+        default_namespace=found.namespace,
+    )
+
+
 @kopf.on.login()
-async def login(logger: kopf.Logger, settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.AiohttpSession | None:
-    info = kopf.login_via_client(logger=logger, settings=settings, **kwargs)
-    if info is None:
-        return None
+async def login(**_: Any) -> kopf.AiohttpSession:
+    try:
+        info = connection_info(load_credentials())
+    except CredentialsError as error:
+        raise kopf.LoginError(str(error)) from error
     return kopf.AiohttpSession(
         server=info.server,
         default_namespace=info.default_namespace,
-        expiration=info.expiration,
         aiohttp_session=session_for(info),
     )

@@ -15,6 +15,7 @@ from typing import Any, Final
 import kopf
 
 from dockyard.core import conditions
+from dockyard.core.cache import WEBHOOKS_BY_REGISTRY_INDEX
 from dockyard.core.conditions import ConditionType
 from dockyard.core.errors import Permanent, ReconcileError
 from dockyard.core.kube import kube_from
@@ -81,8 +82,11 @@ def _is_addition(type: str | None, **_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, "webhooks", when=_is_addition)
-def webhook_added(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The Registry's `usage.webhooks` counts it at once, not at the Registry's next reconcile."""
+async def webhook_added(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The Registry's `usage.webhooks` counts it at once, not at the Registry's next reconcile.
+    On the event loop: queueing takes microseconds, and a sync handler would hold this Webhook's
+    kopf worker (its parsed body and all) until one of the handler threads is free, which under
+    a burst of a thousand Webhooks is a queue of a thousand."""
     registry = referenced_registry(body)
     if registry:
         referrers_changed(memo, body["metadata"]["namespace"], registry)
@@ -126,4 +130,6 @@ async def registry_changed_for_webhooks(body: kopf.Body, type: str | None, memo:
         seen[key] = now
         if type is None or (type == "MODIFIED" and not known):
             return  # the initial listing: every Webhook is resumed anyway
+    if kube_from(memo).cache.count(WEBHOOKS_BY_REGISTRY_INDEX, key) == 0:
+        return  # none to reconcile (a new Registry, usually): no thread, no wait for one
     await asyncio.to_thread(reconcile_registry_webhooks, kube_from(memo), service, *key)
