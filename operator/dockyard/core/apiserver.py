@@ -51,6 +51,11 @@ class ApiError(Exception):
         self.reason = reason
         self.body = body
 
+    @classmethod
+    def of(cls, response: urllib3.BaseHTTPResponse, data: bytes) -> ApiError:
+        """The error a response stands for, given the body read from it."""
+        return cls(response.status, response.reason or "", data[:4096].decode(errors="replace"))
+
     @property
     def message(self) -> str:
         """The API server's own words (e.g. a CRD validation rule's), else status and reason."""
@@ -268,7 +273,7 @@ class ApiServer:
         response = self.request(method, path, query=query, body=body, content_type=content_type)
         data = response.data
         if response.status >= 400:
-            raise ApiError(response.status, response.reason or "", data[:4096].decode(errors="replace"))
+            raise ApiError.of(response, data)
         return dict(json.loads(data)) if data else {}
 
     def clear(self) -> None:

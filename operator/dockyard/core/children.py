@@ -155,9 +155,7 @@ class ChildWatch:
             response = self._request(kind, labelSelector=self.label_selector, limit=LIST_PAGE, **{"continue": token})
             try:
                 if response.status != 200:
-                    raise ApiError(
-                        response.status, response.reason or "", response.read()[:500].decode(errors="replace")
-                    )
+                    raise ApiError.of(response, response.read())
                 page = json.loads(response.read())
             finally:
                 response.release_conn()
@@ -181,9 +179,9 @@ class ChildWatch:
             timeoutSeconds=self.server_timeout,
         )
         if response.status != 200:
-            body = response.read()[:500].decode(errors="replace")
+            error = ApiError.of(response, response.read())
             response.release_conn()
-            raise ApiError(response.status, response.reason or "", body)
+            raise error
         raw = response
         self._responses[kind.kind] = raw
         try:

@@ -375,7 +375,7 @@ class Kube:
         if response.status in (400, 404):
             return None
         if response.status >= 400:
-            raise ApiError(response.status, response.reason or "", response.data[:4096].decode(errors="replace"))
+            raise ApiError.of(response, response.data)
         return bytes(response.data).decode("utf-8", errors="replace")
 
     def follow_pod_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
@@ -392,7 +392,7 @@ class Kube:
         )
         try:
             if response.status >= 400:
-                raise ApiError(response.status, response.reason or "", response.read()[:4096].decode(errors="replace"))
+                raise ApiError.of(response, response.read())
             chunks = response.read_chunked() if response.chunked else response.stream(decode_content=True)
             for chunk in chunks:
                 yield bytes(chunk).decode("utf-8", errors="replace")
