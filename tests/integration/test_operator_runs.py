@@ -17,10 +17,7 @@ from typing import Any
 
 import httpx
 import kopf
-import kubernetes.client
-import kubernetes.config.kube_config
 import pytest
-import yaml
 from kopf.testing import KopfRunner
 
 from dockyard.main import FINALIZER, VERSION
@@ -52,11 +49,8 @@ def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     for name in list(os.environ):
         if name.startswith(("DOCKYARD_", "KUBERNETES_SERVICE_")):
             monkeypatch.delenv(name)
+    # kopf and the operator's own requests log in with $KUBECONFIG's current context (core/apiserver.py).
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
-    # kopf logs in through the kubernetes client, which reads $KUBECONFIG once, when it is imported,
-    # and leaves the loaded configuration behind as the process-wide default.
-    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig))
-    monkeypatch.setattr(kubernetes.client.Configuration, "_default", kubernetes.client.Configuration._default)
     port = _free_port()
     monkeypatch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
     monkeypatch.setenv("DOCKYARD_METRICS_PORT", str(port))
@@ -66,7 +60,6 @@ def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_operator_answers_probe_serves_metrics_and_stops_cleanly(cluster: Any, metrics_port: int) -> None:
-    server = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     liveness = f"http://127.0.0.1:{_free_port()}/healthz"
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     settings = kopf.OperatorSettings()
@@ -79,7 +72,14 @@ def test_operator_answers_probe_serves_metrics_and_stops_cleanly(cluster: Any, m
 
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
-    assert kubernetes.client.Configuration.get_default_copy().host == server
+    # It read the API's discovery documents with the kubeconfig's credentials (a refused or failed
+    # request would have logged an ERROR and stopped the startup).
+    discovered = [
+        line
+        for line in metrics.text.splitlines()
+        if line.startswith("dockyard_kube_requests_total{") and 'kind="APIResourceList"' in line
+    ]
+    assert discovered and float(discovered[0].rsplit(" ", 1)[1]) >= 1, metrics.text
     assert "[ERROR" not in runner.output, runner.output
     assert probe.status_code == 200
     payload = probe.json()
