@@ -326,3 +326,8 @@ def test_tls_checks_the_server_against_the_ca_and_presents_the_client_certificat
         "GET", "/version"
     )
     assert len(handler.seen) == 3
+
+
+def test_credentials_never_show_their_secrets() -> None:
+    shown = repr(Credentials(server="https://h", token="t0k-secret", key_data=b"PRIVATE-KEY"))
+    assert "t0k-secret" not in shown and "PRIVATE-KEY" not in shown and "https://h" in shown

@@ -80,8 +80,8 @@ class Credentials:
     cert_file: str | None = None
     key_file: str | None = None
     cert_data: bytes | None = None
-    key_data: bytes | None = None
-    token: str | None = None
+    key_data: bytes | None = field(default=None, repr=False)  # secrets stay out of any log line
+    token: str | None = field(default=None, repr=False)
     token_file: str | None = None
     """Read again every TOKEN_RELOAD_SECONDS (a service account's token is rotated)."""
     namespace: str | None = None
