@@ -12,7 +12,7 @@ import logging
 import sys
 
 # kopf imports the kubernetes package when it is installed (to accept its model objects), and that
-# loads ~700 generated classes: about 15 MiB of the operator's memory, for nothing, since the
+# loads ~850 generated classes: about 15 MiB of the operator's memory, for nothing, since the
 # operator talks to the API server through `core/apiserver.py`. A None entry makes that import fail
 # as if the package were absent. The CLI (`dockyard.cli.main`) uses the package in its own process.
 sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]

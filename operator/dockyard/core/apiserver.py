@@ -1,7 +1,7 @@
 """The connection to the Kubernetes API server: credentials, TLS and one pool of kept-alive
 connections, used by `core/kube.py` (requests) and `core/children.py` (watches).
 
-Why not the `kubernetes` package here: importing it loads its ~700 generated model classes, about
+Why not the `kubernetes` package here: importing it loads its ~850 generated model classes, about
 15 MiB of the operator's memory (a process with kopf alone: 49 MiB; with kopf and that package: 64),
 and the operator uses none of them: every body is parsed from JSON once, into plain dicts. Requests
 go through urllib3, which is what that package sends them with, so nothing changes on the wire. The
