@@ -77,6 +77,11 @@ class NotServed(LookupError):
     """The API server does not serve a kind (e.g. cert-manager's Certificate when it is absent)."""
 
 
+def group_version_path(api_version: str) -> str:
+    """`/api/v1` for the core group, `/apis/<group>/<version>` for the others."""
+    return f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+
+
 @dataclass(frozen=True)
 class Resource:
     api_version: str
@@ -85,7 +90,7 @@ class Resource:
     namespaced: bool
 
     def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
-        prefix = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
+        prefix = group_version_path(self.api_version)
         if namespace and self.namespaced:
             prefix += f"/namespaces/{namespace}"
         path = f"{prefix}/{self.plural}"
@@ -158,9 +163,8 @@ class Kube:
             kinds = self._kinds.get(api_version)
         if kinds is None:
             self._count("get", "APIResourceList")
-            path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
             try:
-                kinds = resources_of(api_version, self.api.call("GET", path))
+                kinds = resources_of(api_version, self.api.call("GET", group_version_path(api_version)))
             except ApiError as error:
                 if error.status == 404:
                     raise NotServed(f"{api_version} is not served") from None
