@@ -108,11 +108,25 @@ def _dry_run_apply(api: Any, namespace: str, doc: dict[str, Any]) -> dict[str, A
     return dict(api.sanitize_for_serialization(applied.to_dict()))
 
 
+def _consistent_pair(
+    cluster: Any, api: Any, namespace: str, doc: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The live object and the dry-run apply of `doc` over that same version. A BuildRun keeps
+    moving (queued, then its run ID, then its Job's progress), so a status write may land between
+    the two reads; the pair is read again until both saw one resourceVersion (a no-op apply keeps it)."""
+    for _ in range(10):
+        live = _live(cluster, namespace, doc)
+        again = _dry_run_apply(api, namespace, doc)
+        if again["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]:
+            return live, again
+        time.sleep(1)
+    return live, again  # still moving after 10 tries: compared as read, so the assertions report it
+
+
 def test_server_side_dry_run_apply_changes_nothing(api: Any, applied: tuple[Any, str, list[dict[str, Any]]]) -> None:
     cluster, namespace, docs = applied
     for doc in docs:
-        live = _live(cluster, namespace, doc)
-        again = _dry_run_apply(api, namespace, doc)
+        live, again = _consistent_pair(cluster, api, namespace, doc)
         where = f"{doc['kind']} {doc['metadata']['name']}"
         assert (
             again["metadata"]["generation" if "generation" in live["metadata"] else "resourceVersion"]

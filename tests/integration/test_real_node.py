@@ -350,6 +350,10 @@ class Skopeo:
         (self.certs / "ca.crt").write_text(ca_pem)
         (workdir / "ca.pem").write_text(ca_pem)
 
+    def bounded(self, timeout: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """skopeo with `--command-timeout` (a Go duration): the attempt gives up on its own."""
+        return self(f"--command-timeout={timeout}", *args)
+
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         script = f'mount -n --bind "{self.hosts}" /etc/hosts && exec skopeo "$@"'
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "skopeo", *args]

@@ -66,6 +66,17 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
+def _serves_only(cluster: RealNodeCluster, namespace: str, pod: dict[str, Any], name: str = NAME) -> bool:
+    """Whether the Service's EndpointSlices list exactly `pod`'s address, ready: the deleted pod's
+    address is gone, so kube-proxy's next sync routes every connection to the new pod."""
+    out = cluster.kubectl(
+        "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={name}", "-o", "json"
+    ).stdout
+    endpoints = [e for s in json.loads(out)["items"] for e in s.get("endpoints") or []]
+    addresses = {(a, bool((e.get("conditions") or {}).get("ready"))) for e in endpoints for a in e["addresses"]}
+    return addresses == {(pod["status"]["podIP"], True)}
+
+
 class Registry:
     """A Registry as a client on the host sees it: skopeo through the Service ClusterIP,
     the admin credentials and the operator-issued CA."""
@@ -90,9 +101,23 @@ class Registry:
         return self.skopeo("copy", *auth, "--dest-cert-dir", str(self.skopeo.certs), source, self.url(reference))
 
     def pull(self, reference: str, creds: str | None = "admin") -> Any:
+        return self.skopeo(*self._pull_args(reference, creds))
+
+    def _pull_args(self, reference: str, creds: str | None) -> list[str]:
         auth = ["--src-no-creds"] if creds is None else ["--src-creds", self.creds]
         target = f"oci:{self.workdir / 'pulled'}:{reference.replace('@', '-').replace(':', '-')}"
-        return self.skopeo("copy", *auth, "--src-cert-dir", str(self.skopeo.certs), self.url(reference), target)
+        return ["copy", *auth, "--src-cert-dir", str(self.skopeo.certs), self.url(reference), target]
+
+    def pull_eventually(self, reference: str, deadline_s: float = 60) -> Any:
+        """A pull retried until it succeeds or the deadline passes; the last attempt is returned so a
+        failure shows skopeo's own words. Each attempt is bounded: a connection kube-proxy still sends
+        to a deleted pod's address would otherwise spend the whole deadline in one TCP connect."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            result = self.skopeo.bounded("20s", *self._pull_args(reference, "admin"))
+            if result.returncode == 0 or time.monotonic() > deadline:
+                return result
+            time.sleep(0.5)
 
     def digest(self, reference: str) -> str:
         inspected = self.skopeo(
@@ -163,8 +188,9 @@ def test_the_data_survives_a_pod_restart_on_its_claim(real_node_cluster: RealNod
     )
     print(f"new registry pod ready {time.monotonic() - began:.1f}s after the delete")
     assert new["metadata"]["name"] != old["name"]
-    pulled = _until(lambda: (r := registry.pull(f"keep/app@{digest}")).returncode == 0 and r, "a pull by digest", 30)
-    assert pulled.returncode == 0
+    _until(lambda: _serves_only(cluster, namespace, new), "the Service to route to the new pod only", 60)
+    pulled = registry.pull_eventually(f"keep/app@{digest}")
+    assert pulled.returncode == 0, pulled.stderr
     assert registry.digest("keep/app:v1") == digest
 
 
@@ -201,8 +227,9 @@ def test_a_config_change_rolls_the_pod_and_the_registry_keeps_serving(
         assert "minimumtls: tls1.3" in config
         assert after["metadata"]["uid"] != before["metadata"]["uid"]
         _until(lambda: _ready(cluster, namespace), f"Registry {NAME} Ready again", 60)
-        pulled = _until(lambda: (r := registry.pull("roll/app:v1")).returncode == 0 and r, "a pull after the roll", 30)
-        assert pulled.returncode == 0
+        _until(lambda: _serves_only(cluster, namespace, after), "the Service to route to the new pod only", 60)
+        pulled = registry.pull_eventually("roll/app:v1")
+        assert pulled.returncode == 0, pulled.stderr
         again = registry.push("roll/app:v2")
         assert again.returncode == 0, again.stderr
     finally:
