@@ -112,6 +112,32 @@ def read_memory(pid: int, proc: str = "/proc") -> Memory | None:
     return Memory(rss=values["VmRSS"], hwm=values.get("VmHWM", values["VmRSS"]))
 
 
+def machine_cpu(proc: str = "/proc") -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, every CPU summed (`/proc/stat`'s
+    first line; idle and iowait are not busy; guest time is inside user already)."""
+    fields = [int(v) for v in open(f"{proc}/stat").readline().split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
+def phase_cpu_line(
+    before: tuple[dict[str, float], tuple[float, float]], after: tuple[dict[str, float], tuple[float, float]]
+) -> str:
+    """What a phase cost in CPU seconds, by process, and how busy the machine was over it: near
+    100 % the phase was bound by the CPUs, well below it by waiting."""
+    (procs_before, (busy_before, total_before)), (procs_after, (busy_after, total_after)) = before, after
+    used = {name: procs_after[name] - procs_before.get(name, 0.0) for name in procs_after}
+    busy = busy_after - busy_before
+    share = busy / (total_after - total_before) * 100 if total_after > total_before else 0.0
+    return (
+        "CPU seconds in this phase: "
+        + ", ".join(f"{name} {v:.0f}" for name, v in sorted(used.items(), key=lambda item: -item[1]))
+        + f"; machine busy {busy:.0f} s, {share:.0f} % of all CPUs"
+    )
+
+
 def cpu_seconds(pid: int, proc: str = "/proc", children: bool = False) -> float | None:
     """User + system CPU time of a process (plus its waited-for children's if asked), or None."""
     try:

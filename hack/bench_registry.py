@@ -72,10 +72,12 @@ from bench_probes import (  # noqa: E402
     counter_delta,
     cpu_seconds,
     latency_line,
+    machine_cpu,
     mib,
     nodes_for,
     parse_prometheus,
     pct,
+    phase_cpu_line,
     say,
     warn,
 )
@@ -370,6 +372,7 @@ class Bench:
         names = [f"b{i}" for i in range(n)]
         say(f"3. {n} Registries created at once")
         server_before, operator_before = self.apiserver_requests(), self.operator_metrics()
+        cpu_before = self.cpu()
         phase = began = time.monotonic()
         started, submitted = self.create(BURST, "registries", [registry_body(name) for name in names])
         self.registries += names
@@ -377,6 +380,7 @@ class Bench:
         self.await_all("deployment", "registry Deployments created", names, began)
         self.await_all("available", "registry Deployments Available", names, began)
         total = self.await_all("ready", "Registries Ready", names, began)
+        say(f"   {phase_cpu_line(cpu_before, self.cpu())}")
         say(latency_line("   each: Registry created -> Deployment created", self.seen.spans("deployment", started)))
         say(latency_line("   each: Registry created -> Ready=True", self.seen.spans("ready", started)))
         if total is not None:
@@ -594,6 +598,10 @@ class Bench:
         used = {name: (cpu_seconds(pid) or 0.0) - cpu_before.get(name, 0.0) for name, pid in self.pids().items()}
         say("   CPU seconds since the operator started: " + ", ".join(f"{k} {v:.0f}" for k, v in used.items()))
         say(f"   load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+
+    def cpu(self) -> tuple[dict[str, float], tuple[float, float]]:
+        """Each process's CPU seconds so far, and the machine's (busy, total)."""
+        return {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids().items()}, machine_cpu()
 
     def pids(self) -> dict[str, int]:
         return {"operator": self.operator.pid, **self.cluster.pids(), "bench": os.getpid()}

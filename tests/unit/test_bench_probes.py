@@ -17,9 +17,11 @@ from bench_probes import (
     counter_delta,
     cpu_seconds,
     latency_line,
+    machine_cpu,
     nodes_for,
     parse_prometheus,
     pct,
+    phase_cpu_line,
     read_memory,
 )
 
@@ -181,3 +183,21 @@ def test_webhooks_point_at_loopback_and_registries_are_standard() -> None:
     assert bench_registry.registry_body("b1")["spec"]["sku"] == "Standard"
     requests = bench_registry.deployment_body("d")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert requests == {"requests": bench_registry.POD_REQUESTS}
+
+
+def test_machine_cpu_counts_idle_and_iowait_as_not_busy(tmp_path: Path) -> None:
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+    values = [10, 0, 5, 80, 5, 0, 0, 0, 7, 0]
+    (tmp_path / "stat").write_text("cpu  " + " ".join(str(v * tick) for v in values) + "\ncpu0 1 2 3\n")
+    assert machine_cpu(str(tmp_path)) == (15, 100)
+    busy, total = machine_cpu()
+    assert 0 <= busy <= total
+
+
+def test_phase_cpu_line_names_each_process_and_how_busy_the_machine_was() -> None:
+    before = ({"operator": 10.0, "kube-apiserver": 20.0}, (100.0, 400.0))
+    after = ({"operator": 40.0, "kube-apiserver": 80.0, "bench": 3.0}, (190.0, 500.0))
+    assert phase_cpu_line(before, after) == (
+        "CPU seconds in this phase: kube-apiserver 60, operator 30, bench 3; machine busy 90 s, 90 % of all CPUs"
+    )
