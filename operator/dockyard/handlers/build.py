@@ -12,6 +12,7 @@ are owned by the task, so deleting the task deletes them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -190,12 +191,23 @@ def watch_run_clock(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
 
 @kopf.on.event("batch", "v1", "jobs", labels=RUN_WATCH)
 @kopf.on.event("v1", "pods", labels=RUN_WATCH)
-def build_child_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any) -> None:
+async def build_child_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any) -> None:
+    """A run's Job or pod changed: the run advances. Decided on the event loop first: the Job and
+    pod of a run that is gone or going (deleted, pruned) take no handler thread (a sync handler
+    waits in kopf's thread queue behind every reconcile queued before it)."""
     run = _one(kwargs["build_runs"], (namespace or "", labels[BUILD_RUN_LABEL]))
-    if run is None:
+    if run is None or run["metadata"].get("deletionTimestamp"):
         return
+    await asyncio.to_thread(
+        _advance_quietly, run, memo, kwargs["build_jobs"], kwargs["build_pods"], kwargs["build_tasks"]
+    )
+
+
+def _advance_quietly(run: Mapping[str, Any], memo: kopf.Memo, jobs: Any, pods: Any, tasks: Any) -> None:
+    """An event handler is not retried: a failed step is reported on the run (by `_advance`) and
+    taken again by the run's timer."""
     with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
-        _advance(run, memo, kwargs["build_jobs"], kwargs["build_pods"], kwargs["build_tasks"])
+        _advance(run, memo, jobs, pods, tasks)
 
 
 @kopf.on.delete(GROUP, VERSION, "buildruns", retries=5)
@@ -302,9 +314,10 @@ def _runs_of(index: Any, namespace: str, task: str) -> list[Mapping[str, Any]]:
 
 
 @kopf.on.event(GROUP, VERSION, "buildruns")
-def run_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def run_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A task shows its last and last successful run, and keeps only as many finished runs as
-    its history limits allow."""
+    its history limits allow. Decided on the event loop from the indices; only a write (the
+    task's status, a pruned run) takes a thread, so a run's own status writes take none."""
     task_name = ((body.get("spec") or {}).get("taskRef") or {}).get("name")
     if not task_name or (body.get("status") or {}).get("status") not in (*TERMINAL, "Queued", "Running"):
         return
@@ -312,14 +325,21 @@ def run_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     task = _one(kwargs["build_tasks"], (namespace, task_name))
     if task is None:
         return
-    kube = kube_from(memo)
     runs = _runs_of(kwargs["build_runs_by_task"], namespace, task_name)
     history = task_status(runs)
-    if history and not contains(task.get("status") or {}, history):
-        kube.patch_status(API_VERSION, TASK_KIND, namespace, task_name, history)
+    patch = history if history and not contains(task.get("status") or {}, history) else None
     try:
         spec = BuildTaskSpec.model_validate(task.get("spec") or {})
     except ValueError:
-        return
-    for name in prune(runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit):
+        pruned = []  # the task's history still shows; nothing is pruned by limits not understood
+    else:
+        pruned = prune(runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit)
+    if patch or pruned:
+        await asyncio.to_thread(_write_history, kube_from(memo), namespace, task_name, patch, pruned)
+
+
+def _write_history(kube: Kube, namespace: str, task: str, patch: dict[str, Any] | None, pruned: list[str]) -> None:
+    if patch:
+        kube.patch_status(API_VERSION, TASK_KIND, namespace, task, patch)
+    for name in pruned:
         kube.delete(API_VERSION, KIND, namespace, name)

@@ -104,10 +104,10 @@ def refresh_replication(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, *
 
 
 @kopf.on.event(GROUP, VERSION, "replications")
-def route_replication(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def route_replication(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A Replication created, changed (`regionEndpointEnabled`) or deleted: its registry's global
     login server follows (Service shape, EndpointSlices), through the registry's queue; without a
-    request when nothing changed."""
+    request when nothing changed. Only queues, so on the event loop: no handler thread."""
     meta = body.get("metadata") or {}
     registry = str(((body.get("spec") or {}).get("registryRef") or {}).get("name") or "")
     if registry:
