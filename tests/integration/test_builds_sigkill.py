@@ -65,6 +65,9 @@ class Operator:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # One process at a time: a second start would leave the first running beside it (two
+        # operators, not a restart) and orphaned after the test.
+        assert self.process is None or self.process.poll() is not None, "the operator is running already"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dockyard"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

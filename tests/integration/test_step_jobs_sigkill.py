@@ -57,6 +57,7 @@ def test_sigkill_never_duplicates_a_step_job(cluster: Any, crds: None, namespace
     try:
         operator.start()
         until(lambda: _ready(cluster, namespace), "Registry hub Ready", 90)
+        operator.kill()
         rng = random.Random(11)
         for batch in range(3):
             _apply(cluster, namespace, *(_run(name) for name in names[batch * 2 : batch * 2 + 2]))
