@@ -30,6 +30,38 @@ from localcluster.realnode import host as real_node_host
 os.environ.setdefault("DOCKYARD_DRIFT_INTERVAL_SECONDS", "3")
 
 
+# Every process this session starts inherits this mark (the clusters' env() is os.environ-based),
+# so one left running after the session is found by it: see `no_operator_outlives_the_session`.
+SESSION_MARK: str = "PYTEST_DOCKYARD_SESSION"
+os.environ.setdefault(SESSION_MARK, secrets.token_hex(8))
+
+
+def _operators_of_this_session() -> list[int]:
+    """`python -m dockyard` processes (not this one) whose environment carries this session's mark."""
+    mark = f"{SESSION_MARK}={os.environ[SESSION_MARK]}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"-m" in argv and b"dockyard" in argv and mark in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_operator_outlives_the_session() -> Iterator[None]:
+    """An operator process a test started and never stopped runs on after the suite (an orphan,
+    still reconciling); it is an error of the session, and is killed."""
+    yield
+    left = _operators_of_this_session()
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    assert not left, f"operator processes left running by the tests: {left}"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start a real node of their own run first: the session's node, once up, holds the
     machine's one real-node lock until the session ends."""
