@@ -7,8 +7,11 @@ Phases, each printed as soon as it is measured (an interrupted run still reports
    Registry created -> its Deployment created and -> Ready=True, and of Deployment created ->
    ReplicaSet created (the yardstick); the ratio of the two p99s (target: Registry -> Deployment
    <= 3x the Deployment controller's);
-2. the yardstick burst: --deployments plain Deployments created at once -> all ReplicaSets created,
-   -> all Available;
+2. the yardstick bursts: --deployments Deployments created at once -> all ReplicaSets created,
+   -> all Available; once plain (one small container), once shaped as a registry's (the pod
+   template the operator's own builder renders for the burst's registries: two containers,
+   probes, volumes): what the Deployment controller, scheduler and node cost for the same pods
+   without the operator (the floor under phase 3), unless --deployment-shapes says otherwise;
    after phases 1 and 2 their Registries and Deployments are deleted and their pods gone, so each
    burst starts from the cluster the first phase found (the yardstick's 1,000 pods would weigh on
    every watch and list), and phases 4-7 hold exactly --registries Registries (and --webhooks);
@@ -59,6 +62,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
+sys.path.insert(0, str(ROOT / "operator"))  # the registry-shaped yardstick uses the operator's builder
 
 import kubernetes  # noqa: E402
 from kubernetes import watch  # noqa: E402
@@ -114,6 +118,44 @@ def webhook_body(name: str, registry: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"registryRef": {"name": registry}, "serviceUri": HOOK_URI, "actions": ["push"]},
     }
+
+
+def _shapes(text: str) -> list[str]:
+    shapes = [shape for shape in text.split(",") if shape]
+    if not set(shapes) <= {"plain", "registry"}:
+        raise argparse.ArgumentTypeError(f"shapes are plain and registry, not {text!r}")
+    return shapes
+
+
+def registry_shaped_deployment_body(name: str) -> dict[str, Any]:
+    """The Deployment the operator renders for the burst's Registry `name` (`registry_body`), by its
+    own builder, without owner references (no Registry owns it: the garbage collector would take
+    it) and with the registry pod's requests as kwok sees them."""
+    from dockyard.core.meta import Owner
+    from dockyard.core.names import CHILD_LABELS, RegistryNames
+    from dockyard.models import RegistrySpec
+    from dockyard.registries.manifests.config import RegistryContext, tls_secret_name
+    from dockyard.registries.manifests.workload import build_deployment
+
+    spec = RegistrySpec.model_validate(registry_body(name)["spec"])
+    owner = Owner(f"{GROUP}/{VERSION}", "Registry", name, KUBE, "00000000-0000-4000-8000-000000000000")
+    ctx = RegistryContext(
+        owner,
+        spec,
+        "registry:3",
+        "dockyard:bench",
+        tls_secret_name(spec, RegistryNames(name)),
+        "http://dockyard-events.dockyard-system.svc:8090",
+    )
+    deployment = build_deployment(ctx, "bench")
+    # Without the labels the operator watches its children by: it would take these for its own.
+    template = deployment["spec"]["template"]["metadata"]
+    template["labels"] = {k: v for k, v in template["labels"].items() if k not in CHILD_LABELS}
+    # The namespace's own account: the registry's ServiceAccount is the operator's to create, and
+    # the API server refuses a pod whose account does not exist.
+    deployment["spec"]["template"]["spec"]["serviceAccountName"] = "default"
+    deployment["metadata"] = {"name": name}
+    return deployment
 
 
 def deployment_body(name: str) -> dict[str, Any]:
@@ -327,22 +369,28 @@ class Bench:
             say(f"   p99 ratio Registry->Deployment / Deployment->ReplicaSet: {ratio:.1f}x  (target <= 3x)")
         self.clear(SEQ)
 
-    # 2. The yardstick: plain Deployments at once.
+    # 2. The yardsticks: Deployments at once, plain and shaped as a registry's.
     def deployment_burst(self) -> None:
         n = self.args.deployments
         if n <= 0:
             return
         self.watch(KUBE, "deployments", "replicasets")
         time.sleep(2)
-        names = [f"d{i}" for i in range(n)]
-        say(f"2. {n} plain Deployments created at once (the Deployment controller's yardstick)")
-        began = time.monotonic()
-        started, submitted = self.create(KUBE, "deployments", [deployment_body(name) for name in names])
-        say(f"   submitted in {submitted:.1f} s")
-        self.await_all("rs-of", "ReplicaSets created", names, began)
-        say(latency_line("   each: Deployment created -> ReplicaSet created", self.seen.spans("rs-of", started)))
-        self.await_all("available", "Deployments Available", names, began)
-        self.clear(KUBE)
+        for shape in self.args.deployment_shapes:
+            plain = shape == "plain"
+            names = [f"{'d' if plain else 'r'}{i}" for i in range(n)]
+            body = deployment_body if plain else registry_shaped_deployment_body
+            what = "plain Deployments" if plain else "Deployments shaped as the registries' (their pod template)"
+            say(f"2{'' if plain else 'b'}. {n} {what} created at once (the Deployment controller's yardstick)")
+            cpu_before = self.cpu()
+            began = time.monotonic()
+            started, submitted = self.create(KUBE, "deployments", [body(name) for name in names])
+            say(f"   submitted in {submitted:.1f} s")
+            self.await_all("rs-of", "ReplicaSets created", names, began)
+            say(latency_line("   each: Deployment created -> ReplicaSet created", self.seen.spans("rs-of", started)))
+            self.await_all("available", "Deployments Available", names, began)
+            say(f"   {phase_cpu_line(cpu_before, self.cpu())}")
+            self.clear(KUBE)
 
     def clear(self, namespace: str) -> None:
         """Delete a namespace's Registries and Deployments and wait until their pods are gone,
@@ -614,6 +662,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--registries", "--burst", type=int, default=1000, help="registries created at once")
     parser.add_argument("--deployments", type=int, help="plain Deployments at once (default: --registries)")
+    parser.add_argument(
+        "--deployment-shapes",
+        type=_shapes,
+        default=["plain", "registry"],
+        help="the yardstick bursts of phase 2, in order: plain, registry (default: plain,registry)",
+    )
     parser.add_argument("--webhooks", type=int, default=1000, help="webhooks created at once")
     parser.add_argument("--idle-seconds", type=float, default=600, help="length of the idle period")
     parser.add_argument(
