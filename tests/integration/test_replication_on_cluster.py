@@ -288,6 +288,24 @@ def test_replicas_of_secret_and_cert_manager_registries(
     _until(lambda: _ready_reason(cluster, ns, "cm-west") == ("True", "Reconciled"), "cm-west Ready", 90)
     assert _served_secret(cluster, ns, "cm-west")[0] == "cm-west-tls"
 
+    # The registry leaves cert-manager: the Certificates made for it and its replica go, with the
+    # Secrets cert-manager filled, so cert-manager renews nothing into `<name>-tls` again; the
+    # registry's own CA serves both, from Secrets of the operator's.
+    _apply(cluster, ns, "cm", {"sku": "Premium", "storage": S3, "tls": {"mode": "SelfSigned"}})
+    for certificate in ("cm", "cm-west"):
+        _until(lambda c=certificate: _get(cluster, ns, "certificate", c) is None, f"Certificate {certificate} gone", 60)
+
+    def operators_own(name: str) -> bool:
+        meta = (_get(cluster, ns, "secret", name) or {}).get("metadata") or {}
+        return (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == "dockyard" and (
+            "cert-manager.io/certificate-name" not in (meta.get("annotations") or {})
+        )
+
+    for name in ("cm-tls", "cm-west-tls"):
+        _until(lambda n=name: operators_own(n), f"{name}: the operator's own", 60)
+    _until(lambda: _ready(cluster, ns, "cm"), "cm Ready on its own CA", 90)
+    _until(lambda: _ready_reason(cluster, ns, "cm-west") == ("True", "Reconciled"), "cm-west Ready again", 90)
+
 
 def _slice_pods(cluster: Any, namespace: str, name: str) -> set[tuple[str, str, bool]] | None:
     """(namespace, pod, ready) of each endpoint of the operator's EndpointSlice; None without it."""

@@ -135,6 +135,12 @@ BUILD_TASK_LABEL: Final = "dockyard.dev/build-task"
 LABEL_VALUE_LIMIT: Final = 63
 
 
+def replica_name(registry: str, location: str) -> str:
+    """A replica's name, `<registry>-<location>` (its Deployment, Service and cert-manager
+    Certificate), a DNS label (shortened with a hash beyond 63 characters)."""
+    return shortened(f"{registry}-{location}", 63)
+
+
 def shortened(name: str, limit: int) -> str:
     """`name` if it fits, else a prefix and a hash of the whole, so distinct names stay distinct."""
     if len(name) <= limit:

@@ -95,13 +95,17 @@ class Reconciling:
 RECONCILING: Final = Reconciling()
 
 
-def _reconcile(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any) -> None:
+def _reconcile(
+    body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any, *, left_cert_manager: bool = False
+) -> None:
     meta = body["metadata"]
     with RECONCILING.reconciling((meta["namespace"], meta["name"]), memo):
-        _reconcile_now(body, memo, logger)
+        _reconcile_now(body, memo, logger, left_cert_manager=left_cert_manager)
 
 
-def _reconcile_now(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any) -> None:
+def _reconcile_now(
+    body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger | Any, *, left_cert_manager: bool = False
+) -> None:
     kube = kube_from(memo)
     meta = body["metadata"]
     body = WRITTEN.freshest((meta["namespace"], meta["name"]), body)
@@ -114,7 +118,7 @@ def _reconcile_now(body: Mapping[str, Any], memo: kopf.Memo, logger: kopf.Logger
 
     with metrics_from(memo).observe_reconcile(KIND), reconcile_edge(report):
         spec = parse_spec(RegistrySpec, body)
-        outcome = _reconciler(kube, settings_from(memo)).reconcile(body, spec)
+        outcome = _reconciler(kube, settings_from(memo)).reconcile(body, spec, left_cert_manager=left_cert_manager)
         reason, message = ready_condition(outcome.status, outcome.ready)
         _publish(
             kube,
@@ -182,8 +186,19 @@ WRITTEN: Final = WrittenStatus()
 @kopf.on.resume(GROUP, VERSION, "registries")
 @kopf.on.create(GROUP, VERSION, "registries")
 @kopf.on.update(GROUP, VERSION, "registries")
-def reconcile_registry(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    _reconcile(body, memo, logger)
+def reconcile_registry(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, old: Any = None, **_: Any) -> None:
+    # kopf's previous spec (its last handled one: also across a restart) tells a change of TLS
+    # mode; the drift pass and children's events never see one, and never look.
+    _reconcile(body, memo, logger, left_cert_manager=left_cert_manager(old, body))
+
+
+def left_cert_manager(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a change took the spec out of `tls.mode: CertManager`."""
+
+    def mode(body: Mapping[str, Any] | None) -> str | None:
+        return (((body or {}).get("spec") or {}).get("tls") or {}).get("mode")
+
+    return mode(old) == "CertManager" and mode(new) != "CertManager"
 
 
 def repair_drift(body: Mapping[str, Any], memo: kopf.Memo) -> None:

@@ -21,11 +21,12 @@ from dockyard.core.cache import (
     REPLICATIONS_BY_REGISTRY_INDEX,
     TOKENS_BY_REGISTRY_INDEX,
     WEBHOOKS_BY_REGISTRY_INDEX,
+    known,
 )
 from dockyard.core.kube import Kube, contains
 from dockyard.core.kube import Outcome as Ensured
 from dockyard.core.meta import Owner
-from dockyard.core.names import RegistryNames
+from dockyard.core.names import RegistryNames, replica_name
 from dockyard.core.pki import issue_signing_key
 from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
@@ -69,7 +70,7 @@ from dockyard.registries.manifests.workload import (
 )
 from dockyard.registries.status import observe
 from dockyard.registries.tier_guard import check_tier_change
-from dockyard.registries.tls import TlsPlan, plan_tls
+from dockyard.registries.tls import TlsPlan, plan_tls, retire_certificate
 
 NODE_INTERNAL_IP: Final = "InternalIP"
 """A Node's address type (Kubernetes' own, not a condition)."""
@@ -166,7 +167,7 @@ class RegistryReconciler:
             address = ((self.kube.get("v1", "Service", ns, name) or {}).get("spec") or {}).get("clusterIP")
         return str(address) if address and address != "None" else None
 
-    def reconcile(self, body: Mapping[str, Any], spec: RegistrySpec) -> Outcome:
+    def reconcile(self, body: Mapping[str, Any], spec: RegistrySpec, *, left_cert_manager: bool = False) -> Outcome:
         """The children in steps, each step's writes at once.
 
         A new registry's Deployment (never reconciled: no status) is among the first writes (the
@@ -175,11 +176,16 @@ class RegistryReconciler:
         ServiceAccount and claim written with it to be created and scheduled. The Secrets and ConfigMaps they mount
         follow at once; a pod reaches a node's volume setup well after them, and a volume not
         there yet is retried. An existing Deployment is written last instead: the pods it rolls
-        must mount the new content, never the old."""
+        must mount the new content, never the old.
+
+        `left_cert_manager`: the spec just left `tls.mode: CertManager` (kopf's previous spec
+        says so); the Certificates made for it go first (`retire_certificates`)."""
         ctx = self.context(body, spec)
         owner, names, kube = ctx.owner, ctx.names, self.kube
         outcome = Outcome()
         check_tier_change(spec, count_referrers(kube, "Replication", owner.namespace, owner.name))
+        if left_cert_manager and spec.tls.mode != "CertManager":
+            outcome.changed += self.retire_certificates(ctx)
         routed = find_replica_routes(kube, ctx)
         service_result: Ensured | None = None
         if spec.exposure.node_pull:
@@ -280,6 +286,30 @@ class RegistryReconciler:
             outcome.changed.append("ingress")
         outcome.status, outcome.ready = self.observe(ctx, passwords is not None)
         return outcome
+
+    def retire_certificates(self, ctx: RegistryContext) -> list[str]:
+        """The registry left `tls.mode: CertManager`: the Certificates made for it and for its
+        replicas are deleted, with the Secrets cert-manager filled. Left, cert-manager would go on
+        renewing into the Secret the new mode serves from (in SelfSigned the operator's own
+        `<name>-tls`): the two would overwrite each other, and every overwrite roll the pods."""
+        ns, name, kube = ctx.owner.namespace, ctx.owner.name, self.kube
+        removed = retire_certificate(kube, ns, name, ctx.owner.uid)
+        cached = kube.cache.replications_of(ns, name)
+        replications: list[Mapping[str, Any]]
+        if known(cached):
+            replications = cached  # type: ignore[assignment]
+        else:
+            replications = [r for r in kube.list(API_VERSION, "Replication", ns) if referenced_registry(r) == name]
+        for replication in replications:
+            spec = replication.get("spec") or {}
+            location = spec.get("location")
+            if not location:
+                continue
+            # In another namespace nothing is owned by the Replication: by name, as on its removal.
+            where = spec.get("targetNamespace") or ns
+            owner = (replication.get("metadata") or {}).get("uid") if where == ns else None
+            removed += retire_certificate(kube, where, replica_name(name, str(location)), owner)
+        return removed
 
     def refresh_global_endpoint(self, body: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
         """Only the global login server's Service shape and EndpointSlices (a pod or a Replication

@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
 from dockyard.core.kube import Kube
+from dockyard.core.names import RegistryNames
 from dockyard.core.pki import KeyPair, certificate_covers, issue_ca, issue_serving_cert
 from dockyard.registries.admin import decode
 from dockyard.registries.manifests.certificate import CERT_MANAGER_API, build_certificate
@@ -25,6 +26,8 @@ from dockyard.registries.manifests.config import RegistryContext, content_hash
 from dockyard.registries.manifests.secrets import build_ca_config_map, build_tls_secret
 
 CERT_MANAGER_NEEDED = "tls.mode CertManager needs cert-manager, whose Certificate kind is not served"
+CERTIFICATE_NAME_ANNOTATION: Final = "cert-manager.io/certificate-name"
+"""What cert-manager writes on the Secret it fills: the Certificate's name."""
 
 
 @dataclass
@@ -103,6 +106,28 @@ def ensure_certificate(kube: Kube, certificate: dict[str, Any]) -> str:
     if not kube.kind_served(CERT_MANAGER_API, "Certificate"):
         raise WaitsForUser(Reason.DEPENDENCY_NOT_READY, CERT_MANAGER_NEEDED)
     return kube.ensure(certificate)
+
+
+def retire_certificate(kube: Kube, namespace: str, name: str, owner_uid: str | None = None) -> list[str]:
+    """The cert-manager Certificate `name` the operator made, and the Secret cert-manager filled
+    for it, deleted; what was removed. With `owner_uid`, a Certificate of that name owned by
+    anything else (the user's own) is left alone, and so is its Secret."""
+    if not kube.kind_served(CERT_MANAGER_API, "Certificate"):
+        return []
+    removed = []
+    found = kube.get(CERT_MANAGER_API, "Certificate", namespace, name)
+    if found is not None:
+        owners = {ref.get("uid") for ref in (found.get("metadata") or {}).get("ownerReferences") or []}
+        if owner_uid is not None and owner_uid not in owners:
+            return []
+        kube.delete(CERT_MANAGER_API, "Certificate", namespace, name)
+        removed.append(f"Certificate {name} removed")
+    secret_name = str(((found or {}).get("spec") or {}).get("secretName") or RegistryNames(name).tls)
+    secret = kube.get("v1", "Secret", namespace, secret_name)
+    if (((secret or {}).get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME_ANNOTATION) == name:
+        kube.delete("v1", "Secret", namespace, secret_name)
+        removed.append(f"Secret {secret_name} removed")
+    return removed
 
 
 def read_tls_secret(kube: Kube, namespace: str, name: str) -> dict[str, Any]:

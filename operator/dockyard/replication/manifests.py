@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from dockyard.core.meta import Owner, metadata
-from dockyard.core.names import RegistryNames, shortened
+from dockyard.core.names import RegistryNames, replica_name
 from dockyard.models import API_VERSION
 from dockyard.models.registry import ExposureSpec, RegistrySpec
 from dockyard.registries.manifests.access import build_token_service_account
@@ -91,11 +91,6 @@ class ReplicaNames(RegistryNames):
     @property
     def pull(self) -> str:
         return RegistryNames(self.home).pull
-
-
-def replica_name(registry: str, location: str) -> str:
-    """`<registry>-<location>`, a DNS label (shortened with a hash beyond 63 characters)."""
-    return shortened(f"{registry}-{location}", 63)
 
 
 @dataclass(frozen=True)

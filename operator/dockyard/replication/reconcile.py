@@ -19,7 +19,7 @@ from dockyard.core.cache import known, pod_status
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
 from dockyard.core.kube import Kube
-from dockyard.core.names import RegistryNames
+from dockyard.core.names import RegistryNames, replica_name
 from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
@@ -42,7 +42,6 @@ from dockyard.replication.manifests import (
     build_shared_copy,
     owned,
     replica_context,
-    replica_name,
     replication_owner,
 )
 from dockyard.replication.placement import Placement, Refusal, Sibling, plan_replica

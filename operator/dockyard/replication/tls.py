@@ -19,12 +19,18 @@ from typing import Any, Final
 from dockyard.core.conditions import Reason
 from dockyard.core.errors import WaitsForUser
 from dockyard.core.kube import Kube
-from dockyard.core.names import RegistryNames
 from dockyard.models.replication import ReplicationSpec
 from dockyard.registries.admin import decode
 from dockyard.registries.manifests.certificate import CERT_MANAGER_API
 from dockyard.registries.manifests.config import content_hash
-from dockyard.registries.tls import CERT_MANAGER_NEEDED, TlsPlan, ensure_certificate, plan_tls, read_tls_secret
+from dockyard.registries.tls import (
+    CERT_MANAGER_NEEDED,
+    TlsPlan,
+    ensure_certificate,
+    plan_tls,
+    read_tls_secret,
+    retire_certificate,
+)
 from dockyard.replication.certificates import (
     Presented,
     ServingSecret,
@@ -34,7 +40,6 @@ from dockyard.replication.certificates import (
 from dockyard.replication.hostnames import replica_hosts
 from dockyard.replication.manifests import ReplicaContext, build_shared_copy
 
-CERTIFICATE_NAME_ANNOTATION: Final = "cert-manager.io/certificate-name"
 """What cert-manager writes on the Secret it fills: which Certificate it belongs to."""
 
 
@@ -106,19 +111,7 @@ def plan_replica_tls(kube: Kube, ctx: ReplicaContext, spec: ReplicationSpec) -> 
 def retire_replica_tls(kube: Kube, namespace: str, replica: str) -> list[str]:
     """A replica's cert-manager Certificate and the Secret cert-manager filled for it, removed by
     name (in another namespace nothing is owned by the Replication)."""
-    if not kube.kind_served(CERT_MANAGER_API, "Certificate"):
-        return []
-    removed = []
-    if kube.get(CERT_MANAGER_API, "Certificate", namespace, replica) is not None:
-        kube.delete(CERT_MANAGER_API, "Certificate", namespace, replica)
-        removed.append(f"Certificate {replica} removed")
-    secret_name = RegistryNames(replica).tls
-    secret = kube.get("v1", "Secret", namespace, secret_name)
-    annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
-    if annotations.get(CERTIFICATE_NAME_ANNOTATION) == replica:
-        kube.delete("v1", "Secret", namespace, secret_name)
-        removed.append(f"Secret {secret_name} removed")
-    return removed
+    return retire_certificate(kube, namespace, replica)
 
 
 PROVIDED_CA_SECONDS: Final = 30.0
