@@ -16,6 +16,7 @@ import yaml
 from dockyard.auth.policy import AuthPolicy, password_digest
 from dockyard.core.meta import Owner
 from dockyard.models import RegistrySpec
+from dockyard.registries.manifests.certificate import build_certificate
 from dockyard.registries.manifests.config import (
     RegistryContext,
     RegistryNames,
@@ -205,6 +206,25 @@ def test_node_pull_names_the_cluster_ip_in_certificate_realm_pull_secret_and_nod
     assert env["NODE_LOGIN_SERVER"] == "10.96.12.34:5000"
     assert '[host."https://10.96.12.34:5000"]' in env["HOSTS_TOML"] and 'ca = "ca.crt"' in env["HOSTS_TOML"]
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_a_cert_manager_certificate_names_the_node_login_address_as_an_ip_address() -> None:
+    """A client connecting to an address checks IP SANs only: the ClusterIP kubelets pull from
+    is an `ipAddresses` entry, never a DNS name."""
+    tls = {"mode": "CertManager", "issuerRef": {"name": "corp", "kind": "ClusterIssuer"}}
+
+    def certificate(spec: dict[str, Any]) -> dict[str, Any]:
+        registry = RegistrySpec.model_validate({"tls": tls, **spec})
+        ctx = RegistryContext(
+            OWNER, registry, "registry:3", "dockyard:test", "contoso-tls", "http://events", cluster_ip=CLUSTER_IP
+        )
+        return dict(build_certificate(ctx, "contoso")["spec"])
+
+    node_pull = certificate({"exposure": {"nodePull": True}})
+    assert node_pull["ipAddresses"] == [CLUSTER_IP]
+    assert CLUSTER_IP not in node_pull["dnsNames"] and "contoso.team-a.svc" in node_pull["dnsNames"]
+    plain = certificate({})
+    assert "ipAddresses" not in plain and "contoso.team-a.svc" in plain["dnsNames"]
 
 
 def test_node_pull_waits_for_the_cluster_ip_and_is_off_by_default() -> None:
