@@ -34,14 +34,15 @@ from dockyard.registries.manifests.workload import build_service
 
 def find_replica_routes(kube: Kube, ctx: RegistryContext) -> list[ReplicaRoute]:
     """The registry's Replications, each routed or not (from the cache, else one LIST)."""
-    namespace, name = ctx.owner.namespace, ctx.owner.name
-    cached = kube.cache.replications_of(namespace, name)
-    replications: list[Mapping[str, Any]]
+    return replica_routes(ctx.owner.namespace, replications_of(kube, ctx.owner.namespace, ctx.owner.name))
+
+
+def replications_of(kube: Kube, namespace: str, registry: str) -> list[Mapping[str, Any]]:
+    """The Replications of a registry, from the cache, else one LIST."""
+    cached = kube.cache.replications_of(namespace, registry)
     if known(cached):
-        replications = cached  # type: ignore[assignment]
-    else:
-        replications = [r for r in kube.list(API_VERSION, "Replication", namespace) if referenced_registry(r) == name]
-    return replica_routes(namespace, replications)
+        return cached  # type: ignore[return-value]
+    return [r for r in kube.list(API_VERSION, "Replication", namespace) if referenced_registry(r) == registry]
 
 
 def _pods(kube: Kube, namespace: str, selector: dict[str, str]) -> list[Member]:

@@ -21,7 +21,6 @@ from dockyard.core.cache import (
     REPLICATIONS_BY_REGISTRY_INDEX,
     TOKENS_BY_REGISTRY_INDEX,
     WEBHOOKS_BY_REGISTRY_INDEX,
-    known,
 )
 from dockyard.core.kube import Kube, contains
 from dockyard.core.kube import Outcome as Ensured
@@ -32,7 +31,7 @@ from dockyard.models import API_VERSION
 from dockyard.models.base import referenced_registry
 from dockyard.models.registry import RegistrySpec
 from dockyard.registries import admin
-from dockyard.registries.global_endpoint import ensure_global_endpoint, find_replica_routes
+from dockyard.registries.global_endpoint import ensure_global_endpoint, find_replica_routes, replications_of
 from dockyard.registries.manifests.access import (
     build_token_reader_binding,
     build_token_reader_role,
@@ -294,13 +293,7 @@ class RegistryReconciler:
         `<name>-tls`): the two would overwrite each other, and every overwrite roll the pods."""
         ns, name, kube = ctx.owner.namespace, ctx.owner.name, self.kube
         removed = retire_certificate(kube, ns, name, ctx.owner.uid)
-        cached = kube.cache.replications_of(ns, name)
-        replications: list[Mapping[str, Any]]
-        if known(cached):
-            replications = cached  # type: ignore[assignment]
-        else:
-            replications = [r for r in kube.list(API_VERSION, "Replication", ns) if referenced_registry(r) == name]
-        for replication in replications:
+        for replication in replications_of(kube, ns, name):
             spec = replication.get("spec") or {}
             location = spec.get("location")
             if not location:
