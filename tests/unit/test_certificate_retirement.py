@@ -98,3 +98,11 @@ def test_nothing_is_asked_without_cert_manager() -> None:
     cluster = Cluster(certificate("hub", "u1", "hub-tls"), served=False)
     assert retire_certificate(cluster, "team", "hub", "u1") == []  # type: ignore[arg-type]
     assert cluster.deleted == []
+
+
+def test_the_secret_the_new_spec_serves_from_stays() -> None:
+    # tls.mode Secret naming the Secret cert-manager filled: the user keeps serving it.
+    cluster = Cluster(certificate("hub", "u1", "hub-tls"), secret("hub-tls", "hub"))
+    removed = retire_certificate(cluster, "team", "hub", "u1", keep_secret="hub-tls")  # type: ignore[arg-type]
+    assert removed == ["Certificate hub removed"]
+    assert ("Secret", "team", "hub-tls") in cluster.objects

@@ -292,7 +292,8 @@ class RegistryReconciler:
         renewing into the Secret the new mode serves from (in SelfSigned the operator's own
         `<name>-tls`): the two would overwrite each other, and every overwrite roll the pods."""
         ns, name, kube = ctx.owner.namespace, ctx.owner.name, self.kube
-        removed = retire_certificate(kube, ns, name, ctx.owner.uid)
+        served = ctx.spec.tls.secret_name if ctx.spec.tls.mode == "Secret" else None
+        removed = retire_certificate(kube, ns, name, ctx.owner.uid, keep_secret=served)
         for replication in replications_of(kube, ns, name):
             spec = replication.get("spec") or {}
             location = spec.get("location")

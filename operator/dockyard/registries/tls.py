@@ -108,10 +108,13 @@ def ensure_certificate(kube: Kube, certificate: dict[str, Any]) -> str:
     return kube.ensure(certificate)
 
 
-def retire_certificate(kube: Kube, namespace: str, name: str, owner_uid: str | None = None) -> list[str]:
+def retire_certificate(
+    kube: Kube, namespace: str, name: str, owner_uid: str | None = None, *, keep_secret: str | None = None
+) -> list[str]:
     """The cert-manager Certificate `name` the operator made, and the Secret cert-manager filled
     for it, deleted; what was removed. With `owner_uid`, a Certificate of that name owned by
-    anything else (the user's own) is left alone, and so is its Secret."""
+    anything else (the user's own) is left alone, and so is its Secret. `keep_secret`: a Secret
+    the new spec serves from (`tls.mode: Secret` naming the one cert-manager filled) stays."""
     if not kube.kind_served(CERT_MANAGER_API, "Certificate"):
         return []
     removed = []
@@ -123,6 +126,8 @@ def retire_certificate(kube: Kube, namespace: str, name: str, owner_uid: str | N
         kube.delete(CERT_MANAGER_API, "Certificate", namespace, name)
         removed.append(f"Certificate {name} removed")
     secret_name = str(((found or {}).get("spec") or {}).get("secretName") or RegistryNames(name).tls)
+    if secret_name == keep_secret:
+        return removed
     secret = kube.get("v1", "Secret", namespace, secret_name)
     if (((secret or {}).get("metadata") or {}).get("annotations") or {}).get(CERTIFICATE_NAME_ANNOTATION) == name:
         kube.delete("v1", "Secret", namespace, secret_name)
