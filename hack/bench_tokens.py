@@ -48,14 +48,9 @@ from dockyard.auth.directory import AccessDirectory  # noqa: E402
 from dockyard.auth.grants import Scope, allowed_actions  # noqa: E402
 from dockyard.auth.policy import AuthPolicy, Credential, password_digest  # noqa: E402
 from dockyard.core.pki import issue_signing_key  # noqa: E402
+from localcluster.ports import free_port  # noqa: E402
 
 SERVICE = "bench.registry:5000"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_files(work: Path, tokens: int, scope_maps: int) -> dict[str, str]:

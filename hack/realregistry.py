@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from dockyard.core.names import RegistryNames
+from localcluster.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +39,6 @@ def until(check: Callable[[], Any], what: str, deadline_s: float = 60) -> Any:
             return value
         time.sleep(0.3)
     raise TimeoutError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def read_secret(cluster: Any, namespace: str, name: str) -> dict[str, str] | None:

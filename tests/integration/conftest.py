@@ -7,7 +7,6 @@ import dataclasses
 import os
 import re
 import secrets
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ import pytest
 from kopf.testing import KopfRunner
 
 from localcluster import LocalCluster, LocalClusterError, ensure_binaries
+from localcluster.ports import free_port
 from localcluster.realnode import RealNodeCluster, ensure_images, ensure_node_binaries
 from localcluster.realnode import host as real_node_host
 
@@ -147,12 +147,6 @@ def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from localcluster.errors import KubectlError
 from localcluster.kubeconfig import render_kubeconfig
 from localcluster.node import fake_node, node_is_schedulable, node_names
 from localcluster.pki import create_pki
-from localcluster.ports import free_ports
+from localcluster.ports import ephemeral_range, free_port, free_ports
 from localcluster.processes import Component, stop_all
 from localcluster.stages import BUILD_RUN_LABEL, RUN_DURATION_ANNOTATION, stage_files
 from localcluster.waiting import wait_for
@@ -109,12 +109,22 @@ def test_cached_binaries_need_no_go(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert ensure_binaries() == bin_dir
 
 
-def test_free_ports_are_distinct_and_bindable() -> None:
-    ports = free_ports(5)
-    assert len(set(ports)) == 5
-    for port in ports:
+def test_free_ports_are_distinct_bindable_and_never_ephemeral() -> None:
+    """An ephemeral port may become some connection's source port before the component binds it."""
+    low, high = ephemeral_range()
+    ports = free_ports(50)
+    assert len(set(ports)) == 50
+    assert not [port for port in ports if low <= port <= high or port < 10000]
+    for port in ports[:5]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+    assert not low <= free_port() <= high
+
+
+def test_the_ephemeral_range_is_read_from_the_kernel_or_linux_default(tmp_path: Path) -> None:
+    (tmp_path / "range").write_text("40000\t50000\n")
+    assert ephemeral_range(str(tmp_path / "range")) == (40000, 50000)
+    assert ephemeral_range(str(tmp_path / "missing")) == (32768, 60999)
 
 
 def test_kubeconfig_renders_token_auth_with_the_inline_ca(tmp_path: Path) -> None:
