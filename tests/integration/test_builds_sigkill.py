@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,18 +26,13 @@ import yaml
 from dockyard.builds.manifests.job import KanikoBuild, build_job
 from dockyard.core.meta import Owner
 from dockyard.core.names import BUILD_RUN_LABEL, BuildRunNames
+from localcluster.ports import free_port
 from realregistry import until
 
 pytestmark = pytest.mark.integration
 
 S3 = {"s3": {"bucket": "images", "region": "us-east-1"}}
 OCI = {"oci": {"repository": "dockyard/sources", "digest": "sha256:" + "a" * 64}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +50,9 @@ class Operator:
         self.env = {k: v for k, v in cluster.env().items() if not k.startswith("DOCKYARD_")} | {
             "DOCKYARD_NAMESPACE": namespace,
             "DOCKYARD_HEALTH_HOST": "127.0.0.1",
-            "DOCKYARD_HEALTH_PORT": str(_free_port()),
+            "DOCKYARD_HEALTH_PORT": str(free_port()),
             "DOCKYARD_METRICS_HOST": "127.0.0.1",
-            "DOCKYARD_METRICS_PORT": str(_free_port()),
+            "DOCKYARD_METRICS_PORT": str(free_port()),
             "DOCKYARD_EVENTS_PORT": "0",
             "DOCKYARD_STATE_DIR": str(state),
         }

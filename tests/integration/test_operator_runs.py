@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,9 @@ import pytest
 from kopf.testing import KopfRunner
 
 from dockyard.main import FINALIZER, VERSION
+from localcluster.ports import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(url: str, exited: Callable[[], bool], deadline_s: float = 30) -> httpx.Response:
@@ -51,7 +45,7 @@ def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
             monkeypatch.delenv(name)
     # kopf and the operator's own requests log in with $KUBECONFIG's current context (core/apiserver.py).
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("DOCKYARD_METRICS_HOST", "127.0.0.1")
     monkeypatch.setenv("DOCKYARD_METRICS_PORT", str(port))
     monkeypatch.setenv("DOCKYARD_EVENTS_PORT", "0")
@@ -60,7 +54,7 @@ def metrics_port(cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_operator_answers_probe_serves_metrics_and_stops_cleanly(cluster: Any, metrics_port: int) -> None:
-    liveness = f"http://127.0.0.1:{_free_port()}/healthz"
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     settings = kopf.OperatorSettings()
     args = ["run", "--standalone", "-A", "-m", "dockyard.main", "--liveness", liveness]
@@ -95,7 +89,7 @@ def test_operator_answers_probe_serves_metrics_and_stops_cleanly(cluster: Any, m
 def test_python_m_dockyard_watches_one_namespace_logs_json_and_exits_0_on_sigterm(
     cluster: Any, namespace: str, tmp_path: Path
 ) -> None:
-    health_port, metrics_port = _free_port(), _free_port()
+    health_port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in cluster.env().items() if not k.startswith("DOCKYARD_")} | {
         "DOCKYARD_NAMESPACE": namespace,
         "DOCKYARD_HEALTH_HOST": "127.0.0.1",
