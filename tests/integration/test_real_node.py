@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,17 @@ def _until(check: Callable[[], Any], what: str, deadline_s: float = 90, interval
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}")
+
+
+def _accepts(host: str, port: int) -> bool:
+    """Whether a TCP connection is accepted. Ready follows the Deployment, but kube-proxy programs
+    the Service's rules from the EndpointSlice a moment later; until then the node's own rules
+    refuse the connection."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _apply(cluster: RealNodeCluster, namespace: str, *objects: dict[str, Any]) -> None:
@@ -333,6 +345,12 @@ def contoso(real_node_cluster: RealNodeCluster, operator: tuple[str, str]) -> di
         print(f"pods:\n{pods}\nevents:\n{events}")
         raise
     print(f"Registry contoso Ready {time.monotonic() - began:.1f}s after apply")
+    cluster_ip = (_get(real_node_cluster, operator_namespace, "service", "contoso") or {})["spec"]["clusterIP"]
+    _until(
+        lambda: _accepts(cluster_ip, 5000) and _accepts(cluster_ip, 5001),
+        "contoso's Service accepting connections",
+        60,
+    )
     return dict(body)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_real_node import Skopeo, _apply, _get, _until, operator  # noqa: F401  (fixture)
+from test_real_node import Skopeo, _accepts, _apply, _get, _until, operator  # noqa: F401  (fixture)
 from test_webhooks import receiving
 
 from localcluster.realnode import RealNodeCluster
@@ -53,17 +53,6 @@ def _running_pod(cluster: RealNodeCluster, namespace: str, name: str = NAME) -> 
         return None
     statuses = pods[0].get("status", {}).get("containerStatuses") or []
     return pods[0] if statuses and all(s.get("ready") for s in statuses) else None
-
-
-def _accepts(host: str, port: int) -> bool:
-    """Whether a TCP connection is accepted. Ready follows the Deployment, but kube-proxy programs
-    the Service's rules from the EndpointSlice a moment later; until then the node's own rules
-    refuse the connection."""
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def _serves_only(cluster: RealNodeCluster, namespace: str, pod: dict[str, Any], name: str = NAME) -> bool:
