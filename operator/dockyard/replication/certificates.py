@@ -107,5 +107,5 @@ def _global_missing(presented: Presented, hosts: ReplicaHosts) -> tuple[str, ...
 def build_replica_certificate(ctx: ReplicaContext) -> dict[str, Any]:
     """The replica's cert-manager Certificate `<registry>-<location>` in its namespace, for all its
     names (`ctx.tls_hosts`), from the registry's issuer, into `ctx.tls_secret_name`; owned by the
-    Replication (in another namespace unowned: removed by name, `tls.retire_replica_tls`)."""
+    Replication (in another namespace unowned: removed by name, `registries.tls.retire_certificate`)."""
     return owned(ctx, build_certificate(ctx, ctx.names.deployment))

@@ -28,6 +28,7 @@ from dockyard.registries.manifests.config import content_hash
 from dockyard.registries.manifests.endpoints import ReplicaRoute, member_of
 from dockyard.registries.reconcile import RegistryReconciler
 from dockyard.registries.status import rolled_out
+from dockyard.registries.tls import retire_certificate
 from dockyard.replication.manifests import (
     ReplicaContext,
     ReplicaNames,
@@ -46,7 +47,7 @@ from dockyard.replication.manifests import (
 )
 from dockyard.replication.placement import Placement, Refusal, Sibling, plan_replica
 from dockyard.replication.status import Routing
-from dockyard.replication.tls import plan_replica_tls, require_tls_prerequisites, retire_replica_tls
+from dockyard.replication.tls import plan_replica_tls, require_tls_prerequisites
 
 NODE_LABELS_SECONDS: Final = 30.0
 """How long the nodes' labels are reused: every Replication without a nodeSelector reads them on
@@ -155,7 +156,8 @@ class ReplicaReconciler:
             volume = registry is not None and storage.get("reclaimPolicy") == "Delete"
         removed = self.retire(body, spec, volume=volume)
         namespace = spec.target_namespace or body["metadata"]["namespace"]
-        return removed + retire_replica_tls(self.kube, namespace, replica_name(spec.registry_ref.name, spec.location))
+        # In another namespace nothing is owned by the Replication: its Certificate goes by name.
+        return removed + retire_certificate(self.kube, namespace, replica_name(spec.registry_ref.name, spec.location))
 
     def plan(self, body: Mapping[str, Any], spec: ReplicationSpec) -> tuple[dict[str, Any] | None, Placement | Refusal]:
         meta = body["metadata"]

@@ -29,7 +29,6 @@ from dockyard.registries.tls import (
     ensure_certificate,
     plan_tls,
     read_tls_secret,
-    retire_certificate,
 )
 from dockyard.replication.certificates import (
     Presented,
@@ -106,12 +105,6 @@ def plan_replica_tls(kube: Kube, ctx: ReplicaContext, spec: ReplicationSpec) -> 
     source = stored_by_name[choice.copy_of or choice.secret]
     children = [("tls", build_shared_copy(ctx, choice.secret, source))] if choice.copy_of else []
     return ReplicaTls(ctx, TlsPlan(content_hash(source["data"]["tls.crt"]), children), choice.uncovered_global)
-
-
-def retire_replica_tls(kube: Kube, namespace: str, replica: str) -> list[str]:
-    """A replica's cert-manager Certificate and the Secret cert-manager filled for it, removed by
-    name (in another namespace nothing is owned by the Replication)."""
-    return retire_certificate(kube, namespace, replica)
 
 
 PROVIDED_CA_SECONDS: Final = 30.0
