@@ -260,10 +260,30 @@ class Seen:
         with self._lock:
             return [self.times[(what, n)] - t for n, t in started.items() if (what, n) in self.times]
 
+    def reached(
+        self, what: str, names: list[str], began: float, fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9, 1.0)
+    ) -> list[tuple[float, float | None]]:
+        """For each fraction, the seconds from `began` until that share of `names` was seen as
+        `what` (None: not reached): where a burst's time went, and which stage trails."""
+        with self._lock:
+            found = sorted(self.times[(what, n)] - began for n in names if (what, n) in self.times)
+        out: list[tuple[float, float | None]] = []
+        for fraction in fractions:
+            needed = max(1, math.ceil(fraction * len(names)))
+            out.append((fraction, found[needed - 1] if needed <= len(found) else None))
+        return out
+
     def last(self, what: str, names: Iterable[str]) -> float | None:
         with self._lock:
             found = [self.times[(what, n)] for n in names if (what, n) in self.times]
         return max(found) if found else None
+
+
+def timeline_line(label: str, reached: list[tuple[float, float | None]]) -> str:
+    """The line `label: 25 % 12.0 s, 50 % 20.1 s, ...` ("-" where not reached)."""
+    return f"{label}: " + ", ".join(
+        f"{fraction * 100:.0f} % {'-' if at is None else f'{at:.1f} s'}" for fraction, at in reached
+    )
 
 
 def nodes_for(pods: int, pods_per_node: int, spare: int = 1) -> int:

@@ -83,6 +83,7 @@ from bench_probes import (  # noqa: E402
     pct,
     phase_cpu_line,
     say,
+    timeline_line,
     warn,
 )
 from localcluster import LocalCluster, Tuning, ensure_binaries  # noqa: E402
@@ -390,6 +391,8 @@ class Bench:
             say(latency_line("   each: Deployment created -> ReplicaSet created", self.seen.spans("rs-of", started)))
             self.await_all("available", "Deployments Available", names, began)
             say(f"   {phase_cpu_line(cpu_before, self.cpu())}")
+            for what, label in (("rs-of", "ReplicaSet created"), ("available", "Available")):
+                say(timeline_line(f"   timeline, {label}", self.seen.reached(what, names, began)))
             self.clear(KUBE)
 
     def clear(self, namespace: str) -> None:
@@ -429,6 +432,8 @@ class Bench:
         self.await_all("available", "registry Deployments Available", names, began)
         total = self.await_all("ready", "Registries Ready", names, began)
         say(f"   {phase_cpu_line(cpu_before, self.cpu())}")
+        for what, label in (("deployment", "Deployment created"), ("available", "Available"), ("ready", "Ready")):
+            say(timeline_line(f"   timeline, {label}", self.seen.reached(what, names, began)))
         say(latency_line("   each: Registry created -> Deployment created", self.seen.spans("deployment", started)))
         say(latency_line("   each: Registry created -> Ready=True", self.seen.spans("ready", started)))
         if total is not None:
@@ -457,6 +462,15 @@ class Bench:
             + ", ".join(
                 f"{verb} {res}{'/' + sub if sub else ''} {v / n:.3f}"
                 for (verb, res, sub), v in sorted(reads.items(), key=lambda item: -item[1])[:12]
+            )
+        )
+        refused = failed_requests(server_before, self.apiserver_requests())
+        say(
+            f"   API-server answers not 2xx per registry (every client, watches left out): "
+            f"{sum(refused.values()) / n:.2f}"
+            + "".join(
+                f", {code} {verb} {res}{'/' + sub if sub else ''} {v / n:.3f}"
+                for (code, verb, res, sub), v in sorted(refused.items(), key=lambda item: -item[1])[:10]
             )
         )
         mine = counter_delta(
@@ -653,6 +667,14 @@ class Bench:
 
     def pids(self) -> dict[str, int]:
         return {"operator": self.operator.pid, **self.cluster.pids(), "bench": os.getpid()}
+
+
+def failed_requests(before: dict[Labels, float], after: dict[Labels, float]) -> dict[tuple[str, ...], float]:
+    """Requests the API server answered with anything but 2xx, by (code, verb, resource,
+    subresource): a burst's wasted work (conflicts, creates of what exists, reads of what does
+    not). WATCH is left out: its code is that of the stream, not of the work."""
+    grown = counter_delta(before, after, ["code", "verb", "resource", "subresource"])
+    return {key: v for key, v in grown.items() if not key[0].startswith("2") and key[1] != "WATCH"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,6 +23,7 @@ from bench_probes import (
     pct,
     phase_cpu_line,
     read_memory,
+    timeline_line,
 )
 
 SCRAPE = """\
@@ -138,6 +139,32 @@ def test_seen_wait_reports_what_is_missing_and_progress() -> None:
     assert seen.spans("ready", {"a": 4.0, "c": 1.0}) == [6.0]
     assert seen.last("ready", ["a"]) == 10.0
     assert seen.last("ready", ["c"]) is None
+
+
+def test_timeline_tells_when_each_share_was_reached() -> None:
+    seen = Seen()
+    for i, at in enumerate((101.0, 104.0, 102.0, 110.0)):
+        seen.mark("ready", f"r{i}", at=at)
+    reached = seen.reached("ready", ["r0", "r1", "r2", "r3", "r4"], 100.0, (0.2, 0.6, 0.8, 1.0))
+    assert reached == [(0.2, 1.0), (0.6, 4.0), (0.8, 10.0), (1.0, None)]
+    assert timeline_line("ready", reached) == "ready: 20 % 1.0 s, 60 % 4.0 s, 80 % 10.0 s, 100 % -"
+
+
+def test_failed_requests_are_the_answers_not_2xx_but_watches() -> None:
+    def labels(code: str, verb: str, resource: str) -> tuple[tuple[str, str], ...]:
+        return (("code", code), ("verb", verb), ("resource", resource), ("subresource", ""))
+
+    before = {labels("409", "POST", "secrets"): 5.0, labels("201", "POST", "secrets"): 10.0}
+    after = {
+        labels("409", "POST", "secrets"): 8.0,
+        labels("201", "POST", "secrets"): 30.0,
+        labels("404", "GET", "registries"): 2.0,
+        labels("0", "WATCH", "pods"): 4.0,
+    }
+    assert bench_registry.failed_requests(before, after) == {
+        ("409", "POST", "secrets", ""): 3.0,
+        ("404", "GET", "registries", ""): 2.0,
+    }
 
 
 def test_nodes_for_every_pod_plus_a_spare() -> None:
