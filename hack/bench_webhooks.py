@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
 
 from bench_dispatch import FastReceiver  # noqa: E402
+from bench_probes import cpu_seconds  # noqa: E402
 from localcluster import LocalCluster, ensure_binaries  # noqa: E402
 from realregistry import LocalRegistry, free_port, read_secret, until, write_oci_image  # noqa: E402
 
@@ -285,10 +286,12 @@ def load_average() -> str:
     return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def operator_cpu(pid: int) -> float:
+    """CPU time (user + system) the operator has used so far, all its threads."""
+    used = cpu_seconds(pid)
+    if used is None:
+        raise RuntimeError(f"the operator (pid {pid}) is gone")
+    return used
 
 
 def rfc3339_now() -> str:
@@ -516,13 +519,13 @@ def main() -> int:
             if args.burst:
                 tags = [f"burst-{i}" for i in range(args.burst)]
                 with QueueDepth(f"http://127.0.0.1:{metrics_port}/metrics") as depth:
-                    cpu = cpu_seconds(operator.pid)
+                    cpu = operator_cpu(operator.pid)
                     first_push = time.time()
                     with ThreadPoolExecutor(args.parallel) as pool:
                         list(pool.map(push, tags))
                     pushed = time.time() - first_push
                     burst_dockyard, burst_direct = arrived(set(tags), 600)
-                    cpu, wall = cpu_seconds(operator.pid) - cpu, time.time() - first_push
+                    cpu, wall = operator_cpu(operator.pid) - cpu, time.time() - first_push
                     time.sleep(0.5)
                 retries = sum(1 for a in burst_dockyard if a.attempt > 1)
                 print(
@@ -554,7 +557,7 @@ def main() -> int:
                 tags = [f"synthetic-{i}" for i in range(args.events)]
                 chunks = [tags[i :: args.posters] for i in range(args.posters)]
                 with QueueDepth(f"http://127.0.0.1:{metrics_port}/metrics") as depth:
-                    cpu = cpu_seconds(operator.pid)
+                    cpu = operator_cpu(operator.pid)
                     first_post = time.time()
                     with ThreadPoolExecutor(args.posters) as pool:
                         refused = sum(
@@ -567,7 +570,7 @@ def main() -> int:
                         )
                     posted = time.time() - first_post
                     synthetic, _ = arrived(set(tags), 600, direct=False)
-                    cpu, wall = cpu_seconds(operator.pid) - cpu, time.time() - first_post
+                    cpu, wall = operator_cpu(operator.pid) - cpu, time.time() - first_post
                     time.sleep(0.5)
                 print(
                     f"3. {args.events} events posted to the intake by {args.posters} connections ({posted:.2f} s, "
