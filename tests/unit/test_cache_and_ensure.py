@@ -208,6 +208,20 @@ def test_a_metadata_edit_at_the_same_generation_is_looked_at(
     assert kube.calls[0] == "get Deployment/hub"
 
 
+def test_the_deployment_controllers_revision_annotation_costs_no_request(
+    deployed: tuple[MemoryKube, dict[str, Index]],
+) -> None:
+    kube, bound = deployed
+    revision = {"deployment.kubernetes.io/revision": "1"}
+    store_deployment(kube, bound, metadata={"annotations": revision}, status={"readyReplicas": 1})
+    assert kube.ensure(deployment("registry:3")) == "unchanged"
+    assert kube.calls == []
+    # Any other annotation is still looked at.
+    store_deployment(kube, bound, metadata={"annotations": {**revision, "note": "added"}})
+    kube.ensure(deployment("registry:3"))
+    assert kube.calls[0] == "get Deployment/hub"
+
+
 def test_a_kind_without_generation_is_looked_at_on_every_new_version(
     watched: tuple[MemoryKube, dict[str, Index]],
 ) -> None:

@@ -112,17 +112,24 @@ class Summary:
         }
 
 
+CONTROLLER_ANNOTATIONS: Final = frozenset({"deployment.kubernetes.io/revision"})
+"""Annotations a controller writes on every child of a kind, never part of a manifest: the
+Deployment controller numbers each rollout. Left out of `metadata_key`, so its first write after
+the operator's does not cost every Deployment a GET at the next drift pass."""
+
+
 def metadata_key(meta: Mapping[str, Any]) -> int:
     """A hash of what a hand edit can change in an object's metadata without bumping its
-    generation: labels, annotations, owner references."""
+    generation: labels, annotations (but `CONTROLLER_ANNOTATIONS`), owner references."""
     owners = tuple(
         (str(ref.get("uid")), bool(ref.get("controller")), bool(ref.get("blockOwnerDeletion")))
         for ref in meta.get("ownerReferences") or ()
     )
+    annotations = (meta.get("annotations") or {}).items()
     return hash(
         (
             tuple(sorted((meta.get("labels") or {}).items())),
-            tuple(sorted((meta.get("annotations") or {}).items())),
+            tuple(sorted((k, v) for k, v in annotations if k not in CONTROLLER_ANNOTATIONS)),
             owners,
         )
     )
